@@ -1,0 +1,3 @@
+//! BigCommerce: wire types from the published spec.
+
+pub mod wire;

@@ -1,0 +1,1 @@
+//! BigCommerce emulator (see CONTRACT.md §8).

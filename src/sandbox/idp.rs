@@ -1,0 +1,1 @@
+//! Dev OpenID Provider.
