@@ -4,4 +4,116 @@
 //! tests and the demo run exactly the code production runs.
 
 pub mod bigcommerce;
+pub mod client_ip;
+pub mod clock;
+pub mod config;
+// TEMP pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod oidc;
+pub mod pending;
+pub mod policy;
+pub mod provisioning;
+pub mod redirect;
+pub mod routes;
 pub mod sandbox;
+pub mod signin;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer, SessionStore};
+
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// Everything a request needs, built once at start-up. Each cache inside owns its lock.
+pub struct AppState {
+    pub config: Config,
+    pub oidc: oidc::Registry,
+    pub bigcommerce: bigcommerce::Client,
+    pub login_tokens: bigcommerce::LoginTokenMinter,
+    pub clock: Clock,
+}
+
+impl AppState {
+    pub fn new(config: Config, clock: Clock) -> Result<Self, reqwest::Error> {
+        let http = http_client(config.server.http_timeout)?;
+        Ok(Self {
+            oidc: oidc::Registry::new(http.clone(), &config.connections),
+            bigcommerce: bigcommerce::Client::new(http, &config.store),
+            login_tokens: bigcommerce::LoginTokenMinter::new(&config.store, clock.clone()),
+            config,
+            clock,
+        })
+    }
+
+    /// Measures BigCommerce's clock once and corrects the login token's `iat` by it.
+    pub async fn sync_bigcommerce_clock(&self) -> Result<i64, bigcommerce::ApiError> {
+        let before = clock::system_now();
+        let bc = self.bigcommerce.time().await?;
+        let after = clock::system_now();
+        Ok(self.login_tokens.record_bigcommerce_time(bc, before, after))
+    }
+}
+
+/// One HTTP client for the IdPs and BigCommerce. No redirects are followed: an IdP or API
+/// that redirects a back-channel call is misconfigured or hostile (SSRF).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("bc-sso-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Re-measures BigCommerce's clock every `clock_check_interval` for the life of the process.
+pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let interval = state.config.store.clock_check_interval;
+        loop {
+            match state.sync_bigcommerce_clock().await {
+                Ok(offset) => tracing::debug!(offset_secs = offset, "BigCommerce clock measured"),
+                Err(e) => tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)"),
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+/// The gateway with the embedded default session store (in memory).
+pub fn app(state: Arc<AppState>) -> Router {
+    app_with_store(state, MemoryStore::default())
+}
+
+pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -> Router {
+    let https = state.config.server.public_url.scheme() == "https";
+    // `__Host-` pins the cookie to this host and path and requires Secure, so it is only
+    // possible when the gateway is served over https (SECURITY.md rule 12).
+    let name = if https { "__Host-bcsso" } else { "bcsso" };
+    let ttl = state.config.server.pending_login_ttl.as_secs() as i64;
+    let sessions = SessionManagerLayer::new(store)
+        .with_name(name)
+        .with_secure(https)
+        .with_http_only(true)
+        // Lax, not Strict: the IdP returns the browser with a top-level GET from its site.
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(ttl)));
+    Router::new()
+        .route("/", get(routes::login::index))
+        .route("/login", get(routes::login::start))
+        .route("/oidc/callback", get(routes::callback::finish))
+        .route("/healthz", get(routes::health::live))
+        .route("/static/gateway.css", get(routes::assets::css))
+        .route("/static/sso-button.js", get(routes::assets::sso_button))
+        .fallback(|| async { error::Error::NotFound })
+        .layer(sessions)
+        .layer(axum::middleware::from_fn(telemetry::request_span))
+        .with_state(state)
+}

@@ -1,3 +1,9 @@
-//! BigCommerce: wire types from the published spec.
+//! BigCommerce: wire types from the published spec, the REST client, and the
+//! `customer_login` token.
 
+pub mod client;
+pub mod login_token;
 pub mod wire;
+
+pub use client::{ApiError, Client};
+pub use login_token::LoginTokenMinter;

@@ -1,0 +1,712 @@
+//! Settings: a TOML file, then environment overrides, validated once into [`Config`].
+//!
+//! `RawConfig` is what serde reads; [`validate`] turns it into `Config`, in which every
+//! field already has its final type (URL, duration, secret, email domain). Every problem is
+//! reported, not only the first, and each message names the setting and what is expected.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openidconnect::IssuerUrl;
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::{ConnectionId, EmailDomain, Secret};
+use crate::redirect::RelativePath;
+
+/// Prefix of every environment variable the gateway reads.
+pub const ENV_PREFIX: &str = "BCSSO_";
+
+/// ID-token signature algorithms a connection may allow. Only asymmetric ones: an HMAC
+/// ID token is keyed with the client secret, and SECURITY.md rule 9 keeps HS* out.
+pub const SUPPORTED_ID_TOKEN_ALGS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("missing {key}: set it in the config file or as env {env}")]
+    Missing { key: String, env: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("{key}: cannot read secret file {}: {source}", path.display())]
+    SecretFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "email domain {domain} is claimed by connections {first} and {second}; one connection per domain"
+    )]
+    DomainClaimedTwice {
+        domain: String,
+        first: String,
+        second: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The file as written
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub connections: Vec<RawConnection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub http_timeout_secs: Option<u64>,
+    pub pending_login_ttl_secs: Option<u64>,
+    /// Where the shopper's IP comes from for the JWT's `request_ip`: "off" (default),
+    /// "peer", or "x-forwarded-for".
+    pub request_ip: Option<String>,
+    pub trusted_proxy_hops: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub store_hash: Option<String>,
+    pub api_base_url: Option<String>,
+    pub access_token: Option<String>,
+    pub access_token_file: Option<PathBuf>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub clock_check_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub channels: Vec<RawChannel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    pub id: i64,
+    pub storefront_url: String,
+    pub default_redirect: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnection {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Accept an email the IdP does not mark verified. Off by default; a warning is logged.
+    #[serde(default)]
+    pub trust_unverified_email: bool,
+    pub customer_group_id: Option<i64>,
+    pub create_customers: Option<bool>,
+    /// "channel" (default): new customers may sign in only on the channel they came from;
+    /// "global": new customers get no `channel_ids` and may use every channel that allows it.
+    pub channel_access: Option<String>,
+    pub id_token_algs: Option<Vec<String>>,
+    pub clock_leeway_secs: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The validated configuration
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub connections: Vec<Connection>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The gateway's external URL; the OIDC redirect URI is `<public_url>/oidc/callback`.
+    pub public_url: Url,
+    pub http_timeout: Duration,
+    pub pending_login_ttl: Duration,
+    pub request_ip: RequestIpSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestIpSource {
+    /// Send no `request_ip` (the default: proxies in front of the storefront break it).
+    Off,
+    /// The TCP peer address of the request.
+    Peer,
+    /// The entry `hops` places from the right of `X-Forwarded-For`, written by trusted proxies.
+    ForwardedFor { hops: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub store_hash: String,
+    /// `https://api.bigcommerce.com` in production; the emulator's URL in demo and tests.
+    pub api_base_url: Url,
+    pub access_token: Secret,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub clock_check_interval: Duration,
+    pub channels: BTreeMap<i64, Channel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: i64,
+    pub storefront_url: Url,
+    pub default_redirect: RelativePath,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub display_name: String,
+    /// Kept exactly as configured: discovery and the ID token's `iss` must equal this
+    /// string, and `https://idp/` is not `https://idp` to them.
+    pub issuer: IssuerUrl,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+    pub allowed_email_domains: Vec<EmailDomain>,
+    pub trust_unverified_email: bool,
+    pub customer_group_id: Option<i64>,
+    pub create_customers: bool,
+    pub channel_access: ChannelAccess,
+    pub id_token_algs: Vec<String>,
+    pub clock_leeway: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelAccess {
+    Channel,
+    Global,
+}
+
+impl Config {
+    pub fn connection(&self, id: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.id.as_str() == id)
+    }
+
+    pub fn redirect_uri(&self) -> Url {
+        join_path(&self.server.public_url, "oidc/callback")
+    }
+}
+
+/// Joins a relative path onto a base URL whether or not the base ends with `/`.
+pub fn join_path(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    url
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading
+
+/// Reads the file (if any), applies `BCSSO_*` overrides from `env`, and validates.
+pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, Vec<ConfigError>> {
+    let mut raw = match path {
+        Some(path) => read_file(path).map_err(|e| vec![e])?,
+        None => RawConfig::default(),
+    };
+    for key in apply_env(&mut raw, env) {
+        tracing::warn!(env = %key, "unknown BCSSO_ environment variable ignored");
+    }
+    validate(raw)
+}
+
+pub fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Environment variable that overrides a connection's client secret.
+pub fn connection_secret_env(id: &str) -> String {
+    format!(
+        "{ENV_PREFIX}CONNECTION_{}_CLIENT_SECRET",
+        id.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// Applies overrides; returns the `BCSSO_*` keys it did not recognise.
+pub fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let secret_envs: HashMap<String, usize> = raw
+        .connections
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.id.as_deref().map(|id| (connection_secret_env(id), i)))
+        .collect();
+    let mut keys: Vec<&String> = env.keys().filter(|k| k.starts_with(ENV_PREFIX)).collect();
+    keys.sort();
+    for key in keys {
+        let value = env[key].clone();
+        let name = &key[ENV_PREFIX.len()..];
+        match name {
+            "CONFIG" | "LOG" | "LOG_FORMAT" => {}
+            "SERVER_LISTEN" => raw.server.listen = Some(value),
+            "SERVER_PUBLIC_URL" => raw.server.public_url = Some(value),
+            "STORE_HASH" => raw.store.store_hash = Some(value),
+            "STORE_API_BASE_URL" => raw.store.api_base_url = Some(value),
+            "STORE_ACCESS_TOKEN" => raw.store.access_token = Some(value),
+            "STORE_ACCESS_TOKEN_FILE" => raw.store.access_token_file = Some(value.into()),
+            "STORE_CLIENT_ID" => raw.store.client_id = Some(value),
+            "STORE_CLIENT_SECRET" => raw.store.client_secret = Some(value),
+            "STORE_CLIENT_SECRET_FILE" => raw.store.client_secret_file = Some(value.into()),
+            _ => match secret_envs.get(key) {
+                Some(&i) => raw.connections[i].client_secret = Some(value),
+                None => unknown.push(key.clone()),
+            },
+        }
+    }
+    unknown
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+
+pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let server = validate_server(raw.server, &mut errors);
+    let store = validate_store(raw.store, &mut errors);
+    if raw.connections.is_empty() {
+        errors.push(invalid(
+            "connections",
+            "at least one [[connections]] entry (an identity provider) is required",
+        ));
+    }
+    let connections: Vec<Connection> = raw
+        .connections
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| validate_connection(i, c, &mut errors))
+        .collect();
+    check_unique_connections(&connections, &mut errors);
+    match (server, store) {
+        (Some(server), Some(store)) if errors.is_empty() => Ok(Config {
+            server,
+            store,
+            connections,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn validate_server(raw: RawServer, errors: &mut Vec<ConfigError>) -> Option<ServerConfig> {
+    let listen = match raw.listen.as_deref().unwrap_or("127.0.0.1:8080").parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errors.push(invalid(
+                "server.listen",
+                "expected an address with port, e.g. 0.0.0.0:8080",
+            ));
+            None
+        }
+    };
+    let public_url = match raw.public_url {
+        None => {
+            errors.push(ConfigError::Missing {
+                key: "server.public_url".into(),
+                env: format!("{ENV_PREFIX}SERVER_PUBLIC_URL"),
+            });
+            None
+        }
+        Some(s) => parse_web_url("server.public_url", &s, errors),
+    };
+    let request_ip = match raw.request_ip.as_deref().unwrap_or("off") {
+        "off" => Some(RequestIpSource::Off),
+        "peer" => Some(RequestIpSource::Peer),
+        "x-forwarded-for" => Some(RequestIpSource::ForwardedFor {
+            hops: raw.trusted_proxy_hops.unwrap_or(1).max(1),
+        }),
+        other => {
+            errors.push(invalid(
+                "server.request_ip",
+                format!("expected \"off\", \"peer\" or \"x-forwarded-for\" (got {other:?})"),
+            ));
+            None
+        }
+    };
+    Some(ServerConfig {
+        listen: listen?,
+        public_url: public_url?,
+        http_timeout: Duration::from_secs(raw.http_timeout_secs.unwrap_or(10).clamp(1, 120)),
+        pending_login_ttl: Duration::from_secs(
+            raw.pending_login_ttl_secs.unwrap_or(600).clamp(30, 3600),
+        ),
+        request_ip: request_ip?,
+    })
+}
+
+fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {
+    let store_hash = required("store.store_hash", "STORE_HASH", raw.store_hash, errors);
+    if let Some(hash) = &store_hash {
+        if hash.is_empty() || !hash.chars().all(|c| c.is_ascii_alphanumeric()) {
+            errors.push(invalid(
+                "store.store_hash",
+                "expected the store hash (letters and digits), as in api.bigcommerce.com/stores/<hash>",
+            ));
+        }
+    }
+    let api_base_url = parse_web_url(
+        "store.api_base_url",
+        raw.api_base_url
+            .as_deref()
+            .unwrap_or("https://api.bigcommerce.com"),
+        errors,
+    );
+    let access_token = secret(
+        "store.access_token",
+        "STORE_ACCESS_TOKEN",
+        raw.access_token,
+        raw.access_token_file,
+        errors,
+    );
+    let client_id = required("store.client_id", "STORE_CLIENT_ID", raw.client_id, errors);
+    let client_secret = secret(
+        "store.client_secret",
+        "STORE_CLIENT_SECRET",
+        raw.client_secret,
+        raw.client_secret_file,
+        errors,
+    );
+    let mut channels = BTreeMap::new();
+    if raw.channels.is_empty() {
+        errors.push(invalid(
+            "store.channels",
+            "at least one [[store.channels]] entry with id and storefront_url is required",
+        ));
+    }
+    for (i, c) in raw.channels.into_iter().enumerate() {
+        let key = format!("store.channels[{i}]");
+        if c.id < 1 {
+            errors.push(invalid(format!("{key}.id"), "channel ids start at 1"));
+            continue;
+        }
+        let Some(storefront_url) =
+            parse_web_url(&format!("{key}.storefront_url"), &c.storefront_url, errors)
+        else {
+            continue;
+        };
+        let default_redirect =
+            match RelativePath::parse(c.default_redirect.as_deref().unwrap_or("/account.php")) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(invalid(
+                        format!("{key}.default_redirect"),
+                        format!("must be a relative path on the storefront such as /account.php ({e})"),
+                    ));
+                    continue;
+                }
+            };
+        let channel = Channel {
+            id: c.id,
+            storefront_url,
+            default_redirect,
+        };
+        if channels.insert(c.id, channel).is_some() {
+            errors.push(invalid(format!("{key}.id"), format!("channel {} is listed twice", c.id)));
+        }
+    }
+    Some(StoreConfig {
+        store_hash: store_hash?,
+        api_base_url: api_base_url?,
+        access_token: access_token?,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        clock_check_interval: Duration::from_secs(
+            raw.clock_check_interval_secs.unwrap_or(300).clamp(10, 86_400),
+        ),
+        channels,
+    })
+}
+
+fn validate_connection(
+    index: usize,
+    raw: RawConnection,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Connection> {
+    let key = |field: &str| format!("connections[{index}].{field}");
+    let id = match raw.id.as_deref().map(ConnectionId::parse) {
+        None => {
+            errors.push(invalid(
+                key("id"),
+                "required: a short name such as \"acme\" (letters, digits, '-')",
+            ));
+            None
+        }
+        Some(Err(message)) => {
+            errors.push(invalid(key("id"), message));
+            None
+        }
+        Some(Ok(id)) => Some(id),
+    };
+    let issuer = match raw.issuer.as_deref() {
+        None => {
+            errors.push(invalid(key("issuer"), "required: the IdP's issuer URL"));
+            None
+        }
+        Some(s) => parse_web_url(&key("issuer"), s, errors)
+            .and_then(|_| IssuerUrl::new(s.trim().to_owned()).ok()),
+    };
+    let client_id = raw.client_id.filter(|s| !s.is_empty());
+    if client_id.is_none() {
+        errors.push(invalid(
+            key("client_id"),
+            "required: the client id the IdP issued for this gateway",
+        ));
+    }
+    let secret_env = connection_secret_env(raw.id.as_deref().unwrap_or("ID"));
+    let client_secret = secret_value(&key("client_secret"), raw.client_secret, raw.client_secret_file, errors);
+    if client_secret.is_none() && !errors.iter().any(|e| matches!(e, ConfigError::SecretFile { key: k, .. } if *k == key("client_secret"))) {
+        errors.push(ConfigError::Missing {
+            key: key("client_secret"),
+            env: secret_env,
+        });
+    }
+    let scopes = raw
+        .scopes
+        .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+    if !scopes.iter().any(|s| s == "openid") {
+        errors.push(invalid(key("scopes"), "must include \"openid\""));
+    }
+    if raw.allowed_email_domains.is_empty() {
+        errors.push(invalid(
+            key("allowed_email_domains"),
+            "list the email domains this IdP is authoritative for, e.g. [\"example.com\"]",
+        ));
+    }
+    let mut domains = Vec::new();
+    for d in &raw.allowed_email_domains {
+        match EmailDomain::parse_pattern(d) {
+            Ok(d) => domains.push(d),
+            Err(message) => errors.push(invalid(key("allowed_email_domains"), message)),
+        }
+    }
+    let channel_access = match raw.channel_access.as_deref().unwrap_or("channel") {
+        "channel" => Some(ChannelAccess::Channel),
+        "global" => Some(ChannelAccess::Global),
+        other => {
+            errors.push(invalid(
+                key("channel_access"),
+                format!("expected \"channel\" or \"global\" (got {other:?})"),
+            ));
+            None
+        }
+    };
+    let algs = raw.id_token_algs.unwrap_or_else(|| vec!["RS256".into()]);
+    if algs.is_empty() {
+        errors.push(invalid(key("id_token_algs"), "must list at least one algorithm"));
+    }
+    for alg in &algs {
+        if !SUPPORTED_ID_TOKEN_ALGS.contains(&alg.as_str()) {
+            errors.push(invalid(
+                key("id_token_algs"),
+                format!(
+                    "{alg:?} is not allowed; choose from {}",
+                    SUPPORTED_ID_TOKEN_ALGS.join(", ")
+                ),
+            ));
+        }
+    }
+    let leeway = raw.clock_leeway_secs.unwrap_or(60);
+    if leeway > 300 {
+        errors.push(invalid(key("clock_leeway_secs"), "at most 300 seconds"));
+    }
+    if let Some(group) = raw.customer_group_id {
+        if group < 0 {
+            errors.push(invalid(key("customer_group_id"), "must be 0 or a customer group id"));
+        }
+    }
+    if raw.trust_unverified_email {
+        tracing::warn!(
+            connection = raw.id.as_deref().unwrap_or("?"),
+            "trust_unverified_email is on: this IdP's unverified emails can sign in to matching store accounts"
+        );
+    }
+    let id = id?;
+    Some(Connection {
+        display_name: raw.display_name.unwrap_or_else(|| id.as_str().to_owned()),
+        id,
+        issuer: issuer?,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        scopes,
+        allowed_email_domains: domains,
+        trust_unverified_email: raw.trust_unverified_email,
+        customer_group_id: raw.customer_group_id,
+        create_customers: raw.create_customers.unwrap_or(true),
+        channel_access: channel_access?,
+        id_token_algs: algs,
+        clock_leeway: Duration::from_secs(leeway.min(300)),
+    })
+}
+
+/// SECURITY.md rule 4: one email domain belongs to at most one connection.
+fn check_unique_connections(connections: &[Connection], errors: &mut Vec<ConfigError>) {
+    for (i, a) in connections.iter().enumerate() {
+        for b in &connections[i + 1..] {
+            if a.id == b.id {
+                errors.push(invalid(
+                    "connections",
+                    format!("connection id {:?} is used twice", a.id.as_str()),
+                ));
+            }
+            for da in &a.allowed_email_domains {
+                for db in &b.allowed_email_domains {
+                    if da.overlaps(db) {
+                        errors.push(ConfigError::DomainClaimedTwice {
+                            domain: da.to_string(),
+                            first: a.id.to_string(),
+                            second: b.id.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn required(
+    key: &str,
+    env: &str,
+    value: Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    match value.filter(|v| !v.trim().is_empty()) {
+        Some(v) => Some(v.trim().to_owned()),
+        None => {
+            errors.push(ConfigError::Missing {
+                key: key.into(),
+                env: format!("{ENV_PREFIX}{env}"),
+            });
+            None
+        }
+    }
+}
+
+fn secret(
+    key: &str,
+    env: &str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Secret> {
+    let had_file = file.is_some();
+    let s = secret_value(key, value, file, errors);
+    if s.is_none() && !had_file {
+        errors.push(ConfigError::Missing {
+            key: key.into(),
+            env: format!("{ENV_PREFIX}{env}"),
+        });
+    }
+    s
+}
+
+/// A secret given inline (or by env) wins over a `*_file`; a file's trailing newline is
+/// dropped because editors and `echo` add one.
+fn secret_value(
+    key: &str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Secret> {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        return Some(Secret::new(v));
+    }
+    let path = file?;
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim_end_matches(['\r', '\n']).to_owned())),
+        Ok(_) => {
+            errors.push(invalid(key, format!("secret file {} is empty", path.display())));
+            None
+        }
+        Err(source) => {
+            errors.push(ConfigError::SecretFile {
+                key: key.into(),
+                path,
+                source,
+            });
+            None
+        }
+    }
+}
+
+/// An absolute http(s) URL; plain http only for loopback hosts (demo and tests).
+fn parse_web_url(key: &str, value: &str, errors: &mut Vec<ConfigError>) -> Option<Url> {
+    let url = match Url::parse(value.trim()) {
+        Ok(u) => u,
+        Err(e) => {
+            errors.push(invalid(key, format!("expected an absolute URL ({e}), got {value:?}")));
+            return None;
+        }
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            errors.push(invalid(
+                key,
+                format!("must be https (got {url}); http is allowed only for localhost"),
+            ));
+            return None;
+        }
+        _ => {
+            errors.push(invalid(key, format!("expected an https URL, got {url}")));
+            return None;
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        errors.push(invalid(key, "must not carry a query, fragment or credentials"));
+        return None;
+    }
+    Some(url)
+}
+
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

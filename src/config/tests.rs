@@ -1,0 +1,160 @@
+use super::*;
+
+const VALID: &str = r#"
+[server]
+public_url = "https://sso.example.com"
+
+[store]
+store_hash = "abc123"
+access_token = "tok"
+client_id = "cid"
+client_secret = "csecret"
+
+[[store.channels]]
+id = 1
+storefront_url = "https://shop.example.com"
+
+[[connections]]
+id = "acme"
+issuer = "https://login.acme.test"
+client_id = "gw"
+client_secret = "idp-secret"
+allowed_email_domains = ["acme.test"]
+"#;
+
+fn parse(text: &str) -> RawConfig {
+    toml::from_str(text).unwrap()
+}
+
+fn errors(raw: RawConfig) -> Vec<String> {
+    validate(raw).unwrap_err().iter().map(|e| e.to_string()).collect()
+}
+
+#[test]
+fn valid_config_with_defaults() {
+    let c = validate(parse(VALID)).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.redirect_uri().as_str(), "https://sso.example.com/oidc/callback");
+    assert_eq!(c.store.api_base_url.as_str(), "https://api.bigcommerce.com/");
+    assert_eq!(c.store.channels[&1].default_redirect.as_str(), "/account.php");
+    let acme = c.connection("acme").unwrap();
+    assert_eq!(acme.issuer.as_str(), "https://login.acme.test");
+    assert_eq!(acme.scopes, ["openid", "email", "profile"]);
+    assert_eq!(acme.id_token_algs, ["RS256"]);
+    assert!(!acme.trust_unverified_email);
+    assert!(acme.create_customers);
+    assert_eq!(acme.channel_access, ChannelAccess::Channel);
+    assert_eq!(c.server.request_ip, RequestIpSource::Off);
+    // Secrets never print.
+    assert!(!format!("{c:?}").contains("csecret"));
+    assert!(!format!("{c:?}").contains("idp-secret"));
+}
+
+#[test]
+fn empty_config_names_every_missing_setting() {
+    let e = errors(RawConfig::default());
+    let all = e.join("\n");
+    for key in [
+        "server.public_url",
+        "store.store_hash",
+        "store.access_token",
+        "store.client_id",
+        "store.client_secret",
+        "store.channels",
+        "connections",
+    ] {
+        assert!(all.contains(key), "no error names {key}: {all}");
+    }
+    assert!(all.contains("BCSSO_STORE_ACCESS_TOKEN"), "{all}");
+}
+
+#[test]
+fn plain_http_only_for_loopback() {
+    let text = VALID.replace("https://login.acme.test", "http://login.acme.test");
+    let e = errors(parse(&text));
+    assert!(e.iter().any(|m| m.contains("connections[0].issuer") && m.contains("must be https")), "{e:?}");
+    let text = VALID.replace("https://login.acme.test", "http://127.0.0.1:9000");
+    assert!(validate(parse(&text)).is_ok());
+}
+
+#[test]
+fn issuer_string_is_kept_exactly() {
+    let text = VALID.replace("https://login.acme.test", "https://login.acme.test/");
+    let c = validate(parse(&text)).unwrap();
+    assert_eq!(c.connections[0].issuer.as_str(), "https://login.acme.test/");
+}
+
+#[test]
+fn a_domain_belongs_to_one_connection() {
+    let text = format!(
+        "{VALID}\n[[connections]]\nid = \"other\"\nissuer = \"https://other.test\"\nclient_id = \"x\"\nclient_secret = \"y\"\nallowed_email_domains = [\"ACME.test\"]\n"
+    );
+    let e = errors(parse(&text));
+    assert!(e.iter().any(|m| m.contains("acme.test is claimed by connections acme and other")), "{e:?}");
+}
+
+#[test]
+fn bad_values_are_explained() {
+    let text = VALID
+        .replace("id = \"acme\"", "id = \"Acme Corp\"\nid_token_algs = [\"HS256\", \"none\"]\nclock_leeway_secs = 900\nchannel_access = \"everywhere\"")
+        .replace("allowed_email_domains = [\"acme.test\"]", "allowed_email_domains = [\"not a domain\"]")
+        .replace("storefront_url = \"https://shop.example.com\"", "storefront_url = \"https://shop.example.com\"\ndefault_redirect = \"https://evil.test/\"");
+    let all = errors(parse(&text)).join("\n");
+    for needle in [
+        "connections[0].id",
+        "\"HS256\" is not allowed",
+        "\"none\" is not allowed",
+        "clock_leeway_secs: at most 300",
+        "channel_access",
+        "not a domain",
+        "store.channels[0].default_redirect",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_refused() {
+    let err = toml::from_str::<RawConfig>("[server]\npublic_ulr = \"https://x\"\n").unwrap_err();
+    assert!(err.to_string().contains("public_ulr"), "{err}");
+}
+
+#[test]
+fn env_overrides_and_secret_files() {
+    let dir = std::env::temp_dir().join(format!("bcsso-cfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret_path = dir.join("bc_secret");
+    std::fs::write(&secret_path, "from-file\n").unwrap();
+    let text = VALID
+        .replace("client_secret = \"csecret\"", &format!("client_secret_file = {:?}", secret_path.display().to_string()))
+        .replace("client_secret = \"idp-secret\"\n", "");
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let env: HashMap<String, String> = [
+        ("BCSSO_STORE_ACCESS_TOKEN", "env-token"),
+        ("BCSSO_CONNECTION_ACME_CLIENT_SECRET", "env-idp-secret"),
+        ("BCSSO_SERVER_PUBLIC_URL", "https://login.shop.test"),
+        ("BCSSO_TYPO", "x"),
+        ("UNRELATED", "y"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let c = load(Some(&path), &env).unwrap();
+    assert_eq!(c.store.access_token.expose(), "env-token");
+    assert_eq!(c.store.client_secret.expose(), "from-file");
+    assert_eq!(c.connections[0].client_secret.expose(), "env-idp-secret");
+    assert_eq!(c.server.public_url.as_str(), "https://login.shop.test/");
+    let mut raw = read_file(&path).unwrap();
+    assert_eq!(apply_env(&mut raw, &env), ["BCSSO_TYPO"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_secret_file_and_missing_config_file() {
+    let text = VALID.replace("client_secret = \"csecret\"", "client_secret_file = \"/nonexistent/secret\"");
+    let e = errors(parse(&text));
+    assert!(e.iter().any(|m| m.contains("store.client_secret: cannot read secret file /nonexistent/secret")), "{e:?}");
+    let err = load(Some(Path::new("/nonexistent/config.toml")), &HashMap::new()).unwrap_err();
+    assert!(err[0].to_string().contains("/nonexistent/config.toml: cannot read"));
+}

@@ -1,0 +1,284 @@
+//! `bc-sso-gateway demo`: the dev IdP, the BigCommerce emulator (API and storefronts) and
+//! the gateway on loopback, wired with a generated config. The integration tests start the
+//! same thing on ephemeral ports, so the demo is exercised by every test run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::{RawChannel, RawConfig, RawConnection, RawServer, RawStore};
+use crate::sandbox::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
+use crate::sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser};
+use crate::{AppState, app};
+
+/// The IdP the demo signs in with.
+#[derive(Debug, Clone)]
+pub enum DemoIdp {
+    /// The built-in dev IdP with these users.
+    Dev { users: Vec<DevUser> },
+    /// An IdP running elsewhere (for example `oidc-provider` in the browser test): register
+    /// the printed redirect URI there.
+    External {
+        issuer: Url,
+        client_id: String,
+        client_secret: String,
+        email_domains: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// First of four consecutive ports (storefront, gateway, IdP, API); 0 = ephemeral.
+    pub port: u16,
+    pub idp: DemoIdp,
+    /// Storefront channels to emulate (1 = just the default storefront).
+    pub channels: i64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            idp: DemoIdp::Dev {
+                users: crate::sandbox::idp::demo_users(),
+            },
+            channels: 1,
+        }
+    }
+}
+
+/// A running demo. Dropping it stops every server.
+pub struct Demo {
+    pub storefront_urls: Vec<Url>,
+    pub gateway_url: Url,
+    pub api_url: Url,
+    pub idp_url: Url,
+    pub emulator: Emulator,
+    pub idp: Option<DevIdp>,
+    pub state: Arc<AppState>,
+    pub clock: Clock,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot listen on {addr}: {source} (pick other ports with --port)")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("generated config is invalid: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Start(String),
+}
+
+async fn bind(port: u16, offset: u16) -> Result<(TcpListener, Url), DemoError> {
+    let port = if port == 0 { 0 } else { port + offset };
+    let addr = format!("127.0.0.1:{port}");
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| DemoError::Bind { addr: addr.clone(), source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| DemoError::Bind { addr, source })?;
+    let url = Url::parse(&format!("http://{local}/")).map_err(|e| DemoError::Start(e.to_string()))?;
+    Ok((listener, url))
+}
+
+fn random_secret() -> String {
+    let mut rng = rand::thread_rng();
+    (0..32)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
+        .collect()
+}
+
+fn serve(listener: TcpListener, router: axum::Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    })
+}
+
+/// The config the demo's gateway runs with; `customize` lets tests change it before it is
+/// validated, exactly as an operator's file would.
+pub fn demo_config(
+    gateway_url: &Url,
+    api_url: &Url,
+    storefronts: &[Url],
+    emulator: &EmulatorConfig,
+    idp_url: &Url,
+    idp: &DemoIdp,
+) -> RawConfig {
+    let (issuer, client_id, client_secret, domains) = match idp {
+        DemoIdp::Dev { .. } => (
+            idp_url.to_string(),
+            "bc-sso-gateway".to_owned(),
+            DEV_CLIENT_SECRET.to_owned(),
+            vec!["example.com".to_owned()],
+        ),
+        DemoIdp::External {
+            issuer,
+            client_id,
+            client_secret,
+            email_domains,
+        } => (
+            issuer.to_string(),
+            client_id.clone(),
+            client_secret.clone(),
+            email_domains.clone(),
+        ),
+    };
+    RawConfig {
+        server: RawServer {
+            listen: Some("127.0.0.1:0".into()),
+            public_url: Some(gateway_url.to_string()),
+            http_timeout_secs: Some(5),
+            ..Default::default()
+        },
+        store: RawStore {
+            store_hash: Some(emulator.store_hash.clone()),
+            api_base_url: Some(api_url.to_string()),
+            access_token: Some(emulator.access_token.clone()),
+            client_id: Some(emulator.client_id.clone()),
+            client_secret: Some(emulator.client_secret.clone()),
+            channels: storefronts
+                .iter()
+                .zip(1..)
+                .map(|(url, id)| RawChannel {
+                    id,
+                    storefront_url: url.to_string(),
+                    default_redirect: None,
+                })
+                .collect(),
+            ..Default::default()
+        },
+        connections: vec![RawConnection {
+            id: Some("demo".into()),
+            display_name: Some("Example Corp (dev IdP)".into()),
+            issuer: Some(issuer.trim_end_matches('/').to_owned()),
+            client_id: Some(client_id),
+            client_secret: Some(client_secret),
+            scopes: Some(vec!["openid".into(), "email".into(), "profile".into()]),
+            allowed_email_domains: domains,
+            ..Default::default()
+        }],
+    }
+}
+
+/// Secret of the gateway's client at the dev IdP. Only the loopback dev IdP knows it.
+pub const DEV_CLIENT_SECRET: &str = "dev-idp-client-secret";
+
+/// Starts the demo. `customize` may change the generated gateway config (tests use it to
+/// add connections or flip policies).
+pub async fn start(
+    options: DemoOptions,
+    customize: impl FnOnce(&mut RawConfig),
+) -> Result<Demo, DemoError> {
+    let (storefront_listener, storefront_url) = bind(options.port, 0).await?;
+    let (gateway_listener, gateway_url) = bind(options.port, 1).await?;
+    let (idp_listener, idp_bound_url) = bind(options.port, 2).await?;
+    let (api_listener, api_url) = bind(options.port, 3).await?;
+    let mut storefronts = vec![(storefront_listener, storefront_url)];
+    for _ in 1..options.channels.max(1) {
+        storefronts.push(bind(0, 0).await?);
+    }
+    let storefront_urls: Vec<Url> = storefronts.iter().map(|(_, u)| u.clone()).collect();
+
+    let mut emulator_config = EmulatorConfig::new("demo1", random_secret(), random_secret(), random_secret());
+    emulator_config.gateway_url = Some(gateway_url.clone());
+    emulator_config.store_name = "Demo Store".into();
+    for id in 2..=options.channels {
+        emulator_config.channels.push(EmulatedChannel {
+            id,
+            name: format!("Storefront {id}"),
+            allow_global_logins: false,
+        });
+    }
+
+    let idp_url = match &options.idp {
+        DemoIdp::Dev { .. } => idp_bound_url.clone(),
+        DemoIdp::External { issuer, .. } => issuer.clone(),
+    };
+    let mut raw = demo_config(
+        &gateway_url,
+        &api_url,
+        &storefront_urls,
+        &emulator_config,
+        &idp_url,
+        &options.idp,
+    );
+    customize(&mut raw);
+    let config = crate::config::validate(raw).map_err(|errors| {
+        DemoError::Config(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+    })?;
+
+    let idp = match &options.idp {
+        DemoIdp::Dev { users } => {
+            let issuer = Url::parse(idp_bound_url.as_str().trim_end_matches('/'))
+                .map_err(|e| DemoError::Start(e.to_string()))?;
+            let clients = config
+                .connections
+                .iter()
+                .filter(|c| c.issuer.url().origin() == issuer.origin())
+                .map(|c| DevClient {
+                    client_id: c.client_id.clone(),
+                    client_secret: c.client_secret.expose().to_owned(),
+                    redirect_uris: vec![config.redirect_uri()],
+                })
+                .collect();
+            let idp = DevIdp::try_new(DevIdpConfig {
+                issuer,
+                clients,
+                users: users.clone(),
+                email_in_id_token: true,
+                send_iss_parameter: false,
+            })
+            .map_err(|e| DemoError::Start(e.to_string()))?;
+            Some(idp)
+        }
+        DemoIdp::External { .. } => None,
+    };
+
+    let emulator = Emulator::new(emulator_config);
+    let clock = Clock::system();
+    let state = Arc::new(AppState::new(config, clock.clone()).map_err(|e| DemoError::Start(e.to_string()))?);
+
+    let mut tasks = Vec::new();
+    tasks.push(serve(api_listener, emulator.api_router()));
+    for ((listener, _), id) in storefronts.into_iter().zip(1..) {
+        tasks.push(serve(listener, emulator.storefront_router(id)));
+    }
+    match &idp {
+        Some(idp) => tasks.push(serve(idp_listener, idp.router())),
+        None => drop(idp_listener),
+    }
+    tasks.push(serve(gateway_listener, app(state.clone())));
+    if let Err(e) = state.sync_bigcommerce_clock().await {
+        tracing::warn!(error = %e, "could not read the emulator's clock");
+    }
+
+    Ok(Demo {
+        storefront_urls,
+        gateway_url,
+        api_url,
+        idp_url,
+        emulator,
+        idp,
+        state,
+        clock,
+        tasks,
+    })
+}

@@ -1,0 +1,259 @@
+//! Small value types shared by the domain modules: secrets that never print, connection
+//! ids, and email addresses and domains parsed the way SECURITY.md rule 4 asks.
+
+use std::fmt;
+
+/// A secret string. `Debug` and `Display` print `Secret(***)`, so a secret cannot reach a
+/// log line or an error page by accident; read it only with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The short name of an IdP connection, used in URLs and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionId(String);
+
+impl ConnectionId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "{s:?} is not a valid connection id: use lowercase letters, digits and '-' (at most 64)"
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address with exactly one `@`, a non-empty local part, and a domain that is
+/// lowercased and IDNA-normalised (so `ADA@Exämple.com` and `ada@xn--exmple-cua.com` agree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    local: String,
+    domain: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("the address must contain exactly one '@'")]
+    AtCount,
+    #[error("the part before '@' is empty or contains spaces or control characters")]
+    BadLocal,
+    #[error("the domain is not a valid domain name")]
+    BadDomain,
+    #[error("the address is longer than 250 characters")]
+    TooLong,
+}
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, EmailError> {
+        let s = input.trim();
+        // 250 is BigCommerce's maximum on POST /v3/customers (CONTRACT.md §2.2).
+        if s.len() > 250 {
+            return Err(EmailError::TooLong);
+        }
+        let mut parts = s.split('@');
+        let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(EmailError::AtCount);
+        };
+        // A comma would split BigCommerce's comma-separated `email:in` filter.
+        if local.is_empty()
+            || local
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+        {
+            return Err(EmailError::BadLocal);
+        }
+        let domain = normalise_domain(domain).ok_or(EmailError::BadDomain)?;
+        Ok(Self {
+            local: local.to_owned(),
+            domain,
+        })
+    }
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+    pub fn local_part(&self) -> &str {
+        &self.local
+    }
+    /// The form used to query and compare with BigCommerce. Its email matching is not
+    /// documented as case-insensitive, so we lowercase the whole address and compare
+    /// case-insensitively on the way back too (CONTRACT.md §2.1).
+    pub fn normalised(&self) -> String {
+        format!("{}@{}", self.local.to_lowercase(), self.domain)
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+/// Lowercase + IDNA (UTS #46) to ASCII; requires at least one dot and no empty labels.
+fn normalise_domain(domain: &str) -> Option<String> {
+    let ascii = idna::domain_to_ascii(domain).ok()?;
+    let ok = ascii.len() <= 253
+        && ascii.contains('.')
+        && ascii.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    ok.then_some(ascii)
+}
+
+/// An allow-listed email domain of a connection: `example.com` matches exactly that domain;
+/// `*.example.com` matches its subdomains on a dot boundary (never `evilexample.com`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailDomain {
+    domain: String,
+    subdomains: bool,
+}
+
+impl EmailDomain {
+    pub fn parse_pattern(s: &str) -> Result<Self, String> {
+        let (subdomains, rest) = match s.trim().strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, s.trim()),
+        };
+        let domain = normalise_domain(rest).ok_or_else(|| {
+            format!("{s:?} is not a domain; write example.com, or *.example.com for its subdomains")
+        })?;
+        Ok(Self { domain, subdomains })
+    }
+
+    pub fn matches(&self, domain: &str) -> bool {
+        if self.subdomains {
+            domain
+                .strip_suffix(&self.domain)
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+        } else {
+            domain == self.domain
+        }
+    }
+
+    /// Whether some domain could be claimed by both patterns.
+    pub fn overlaps(&self, other: &EmailDomain) -> bool {
+        match (self.subdomains, other.subdomains) {
+            (false, false) => self.domain == other.domain,
+            (true, false) => self.matches(&other.domain),
+            (false, true) => other.matches(&self.domain),
+            (true, true) => {
+                self.domain == other.domain
+                    || self.matches(&other.domain)
+                    || other.matches(&self.domain)
+            }
+        }
+    }
+}
+
+impl fmt::Display for EmailDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.subdomains {
+            write!(f, "*.{}", self.domain)
+        } else {
+            f.write_str(&self.domain)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "Secret(***) Secret(***)");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn email_needs_exactly_one_at() {
+        assert_eq!(Email::parse("a@b@example.com"), Err(EmailError::AtCount));
+        assert_eq!(Email::parse("example.com"), Err(EmailError::AtCount));
+        assert_eq!(Email::parse("@example.com"), Err(EmailError::BadLocal));
+        assert_eq!(Email::parse("a b@example.com"), Err(EmailError::BadLocal));
+        assert_eq!(Email::parse("ada@localhost"), Err(EmailError::BadDomain));
+        assert_eq!(Email::parse("ada@exa_mple.com"), Err(EmailError::BadDomain));
+    }
+
+    #[test]
+    fn email_domain_is_lowercased_and_idna_normalised() {
+        let e = Email::parse(" Ada@Exämple.COM ").unwrap();
+        assert_eq!(e.domain(), "xn--exmple-cua.com");
+        assert_eq!(e.normalised(), "ada@xn--exmple-cua.com");
+        assert_eq!(e.to_string(), "Ada@xn--exmple-cua.com");
+    }
+
+    #[test]
+    fn domain_patterns_match_on_dot_boundary_only() {
+        let exact = EmailDomain::parse_pattern("Example.com").unwrap();
+        assert!(exact.matches("example.com"));
+        assert!(!exact.matches("eu.example.com"));
+        assert!(!exact.matches("evilexample.com"));
+        let sub = EmailDomain::parse_pattern("*.example.com").unwrap();
+        assert!(sub.matches("eu.example.com"));
+        assert!(sub.matches("a.b.example.com"));
+        assert!(!sub.matches("example.com"));
+        assert!(!sub.matches("evilexample.com"));
+        assert!(!sub.matches(".example.com"));
+        assert!(EmailDomain::parse_pattern("not a domain").is_err());
+        assert!(EmailDomain::parse_pattern("*.").is_err());
+    }
+
+    #[test]
+    fn overlapping_claims_are_detected() {
+        let p = |s| EmailDomain::parse_pattern(s).unwrap();
+        assert!(p("example.com").overlaps(&p("EXAMPLE.com")));
+        assert!(p("*.example.com").overlaps(&p("eu.example.com")));
+        assert!(p("*.example.com").overlaps(&p("*.eu.example.com")));
+        assert!(!p("example.com").overlaps(&p("*.example.com")));
+        assert!(!p("example.com").overlaps(&p("example.org")));
+    }
+
+    #[test]
+    fn connection_ids() {
+        assert!(ConnectionId::parse("acme-eu").is_ok());
+        assert!(ConnectionId::parse("Acme").is_err());
+        assert!(ConnectionId::parse("").is_err());
+        assert!(ConnectionId::parse("a/b").is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! The one error type of the gateway and the one place it becomes a response.
+//!
+//! Variants are named after what happened, not after the library that failed. Each has a
+//! status, a stable `code` (for JSON, tests and the log's reason code) and a message for the
+//! shopper. Details go to the log only, inside the request span that carries the
+//! correlation id shown on the page.
+
+use askama::Template;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::bigcommerce::ApiError;
+use crate::oidc::OidcError;
+use crate::policy::PolicyError;
+use crate::telemetry::RequestCtx;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown connection {0:?}")]
+    UnknownConnection(String),
+    #[error("no connection handles email domain {0:?}")]
+    NoConnectionForDomain(String),
+    #[error("the email address entered is not valid")]
+    BadEmailInput,
+    #[error("unknown channel {0}")]
+    UnknownChannel(i64),
+    #[error("bad callback request: {0}")]
+    CallbackParams(String),
+    #[error("no pending login for this browser matches the state (unknown, already used, or from another browser)")]
+    PendingLoginMissing,
+    #[error("the pending login expired")]
+    PendingLoginExpired,
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("BigCommerce call failed: {0}")]
+    BigCommerce(#[from] ApiError),
+    #[error("session store failed: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    #[error("could not sign the login token: {0}")]
+    LoginToken(#[from] jsonwebtoken::errors::Error),
+    #[error("page template failed: {0}")]
+    Template(#[from] askama::Error),
+    #[error("page not found")]
+    NotFound,
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
+            Error::NoConnectionForDomain(_)
+            | Error::BadEmailInput
+            | Error::UnknownChannel(_)
+            | Error::CallbackParams(_)
+            | Error::PendingLoginMissing
+            | Error::PendingLoginExpired => StatusCode::BAD_REQUEST,
+            Error::Oidc(e) => e.status(),
+            Error::Policy(_) => StatusCode::FORBIDDEN,
+            Error::BigCommerce(_) => StatusCode::BAD_GATEWAY,
+            Error::Session(_) | Error::LoginToken(_) | Error::Template(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Stable reason code: in JSON bodies, on the page, and in the log line.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UnknownConnection(_) => "unknown_connection",
+            Error::NoConnectionForDomain(_) => "no_connection_for_domain",
+            Error::BadEmailInput => "bad_email_input",
+            Error::UnknownChannel(_) => "unknown_channel",
+            Error::CallbackParams(_) => "bad_callback_request",
+            Error::PendingLoginMissing => "no_pending_login",
+            Error::PendingLoginExpired => "pending_login_expired",
+            Error::Oidc(e) => e.code(),
+            Error::Policy(e) => e.code(),
+            Error::BigCommerce(_) => "bigcommerce_unavailable",
+            Error::Session(_) => "session_store_failed",
+            Error::LoginToken(_) => "login_token_failed",
+            Error::Template(_) => "page_render_failed",
+            Error::NotFound => "not_found",
+        }
+    }
+
+    /// What the person reads: what happened and what they can do. Never a token, a secret
+    /// or raw IdP text.
+    pub fn public_message(&self) -> (&'static str, String) {
+        let try_again = "Go back to the store and choose \u{201c}Sign in with company account\u{201d} again.";
+        match self {
+            Error::UnknownConnection(_) => (
+                "Unknown sign-in option",
+                "This sign-in link names a company login that is not configured. Use the button on the store's sign-in page.".into(),
+            ),
+            Error::NoConnectionForDomain(_) => (
+                "No company login for this email",
+                "Your email domain is not set up for company sign-in on this store. Check the address, or sign in with your store password.".into(),
+            ),
+            Error::BadEmailInput => (
+                "Email address not valid",
+                "Enter your work email address, for example name@company.com.".into(),
+            ),
+            Error::UnknownChannel(_) => (
+                "Unknown storefront",
+                "This sign-in link names a storefront that is not configured. Use the button on the store's sign-in page.".into(),
+            ),
+            Error::CallbackParams(_) | Error::PendingLoginMissing => (
+                "This sign-in link is no longer valid",
+                format!("The sign-in was already completed, was started in another browser, or the link was changed. {try_again}"),
+            ),
+            Error::PendingLoginExpired => (
+                "Sign-in took too long",
+                format!("For your security a sign-in must be finished within a few minutes. {try_again}"),
+            ),
+            Error::Oidc(e) => e.public_message(),
+            Error::Policy(e) => e.public_message(),
+            Error::BigCommerce(_) => (
+                "The store is not answering",
+                "We could not reach the store to finish signing you in. Please try again in a minute.".into(),
+            ),
+            Error::Session(_) | Error::LoginToken(_) | Error::Template(_) => (
+                "Something went wrong on our side",
+                format!("The sign-in could not be completed. {try_again}"),
+            ),
+            Error::NotFound => ("Page not found", "There is nothing at this address.".into()),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    title: &'a str,
+    message: &'a str,
+    correlation_id: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub code: &'a str,
+    pub correlation_id: &'a str,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let ctx = RequestCtx::current();
+        let status = self.status();
+        // Logged inside the request span, so the line carries the correlation id. `{}` of our
+        // errors never contains tokens or secrets: their sources are typed, and IdP text is
+        // reduced to codes before it gets here.
+        if status.is_server_error() {
+            tracing::error!(reason = self.code(), error = %self, "request failed");
+        } else {
+            tracing::info!(reason = self.code(), error = %self, "request refused");
+        }
+        let (title, message) = self.public_message();
+        if ctx.wants_json {
+            let body = ErrorBody {
+                error: self.code(),
+                title,
+                message: &message,
+                correlation_id: &ctx.correlation_id,
+            };
+            return (status, Json(body)).into_response();
+        }
+        let page = ErrorPage {
+            title,
+            message: &message,
+            code: self.code(),
+            correlation_id: &ctx.correlation_id,
+        };
+        let html = page.render().unwrap_or_else(|_| {
+            // A fixed fallback: a template failure must not turn into a bare 500.
+            format!(
+                "<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>Reference: {}</p>",
+                ctx.correlation_id
+            )
+        });
+        (status, Html(html)).into_response()
+    }
+}

@@ -1,0 +1,417 @@
+//! The authorization-code flow: `start` builds the authorize URL and the pending login that
+//! must come back; `finish` checks the callback, exchanges the code and verifies the ID token.
+
+use std::collections::HashSet;
+
+use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreUserInfoClaims};
+use openidconnect::{
+    AccessToken, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    SignatureVerificationError, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::registry::error_chain;
+use super::{Identity, OidcError, ProviderMetadata, Registry};
+use crate::clock::Clock;
+use crate::config::Connection;
+use crate::redirect::RelativePath;
+
+/// What the browser's session remembers between `/login` and `/oidc/callback`. The secrets
+/// (state, nonce, PKCE verifier) stay server-side: the cookie holds only the session id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub connection: String,
+    /// The issuer the browser was sent to; the callback must come back for it (mix-up defence).
+    pub issuer: String,
+    pub channel_id: i64,
+    pub redirect_to: String,
+    pub started_at: i64,
+}
+
+impl PendingLogin {
+    pub fn redirect_to(&self) -> Option<RelativePath> {
+        RelativePath::parse(&self.redirect_to).ok()
+    }
+}
+
+/// Builds the authorize URL (code flow, PKCE S256, fresh state and nonce).
+pub fn start(
+    conn: &Connection,
+    metadata: &ProviderMetadata,
+    redirect_uri: &Url,
+    channel_id: i64,
+    redirect_to: &RelativePath,
+    clock: &Clock,
+) -> (Url, PendingLogin) {
+    let client = client(conn, metadata, redirect_uri);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(
+            openidconnect::AuthenticationFlow::<openidconnect::core::CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for scope in conn.scopes.iter().filter(|s| *s != "openid") {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    let (url, state, nonce) = request.url();
+    let pending = PendingLogin {
+        state: state.secret().clone(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+        connection: conn.id.to_string(),
+        issuer: conn.issuer.as_str().to_owned(),
+        channel_id,
+        redirect_to: redirect_to.as_str().to_owned(),
+        started_at: clock.now(),
+    };
+    (url, pending)
+}
+
+/// The callback's query, parsed strictly: a parameter given twice is refused rather than
+/// "last wins" (SECURITY.md rule 11).
+#[derive(Debug, Default)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+}
+
+impl CallbackParams {
+    pub fn parse_strict(query: Option<&str>) -> Result<Self, String> {
+        let mut out = CallbackParams::default();
+        let mut seen = HashSet::new();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let slot = match k.as_ref() {
+                "code" => &mut out.code,
+                "state" => &mut out.state,
+                "iss" => &mut out.iss,
+                "error" => &mut out.error,
+                _ => continue,
+            };
+            if !seen.insert(k.to_string()) {
+                return Err(format!("parameter {k} given more than once"));
+            }
+            *slot = Some(v.into_owned());
+        }
+        Ok(out)
+    }
+}
+
+/// Checks the authorization response against the pending login, exchanges the code and
+/// verifies the ID token. The caller has already matched `state` to `pending`.
+pub async fn finish(
+    registry: &Registry,
+    conn: &Connection,
+    pending: &PendingLogin,
+    params: CallbackParams,
+    redirect_uri: &Url,
+    clock: &Clock,
+) -> Result<Identity, OidcError> {
+    let metadata = registry.metadata(conn).await?;
+    // RFC 9207: when the IdP says it sends `iss`, require it and require it to be ours.
+    let iss_advertised = metadata
+        .additional_metadata()
+        .authorization_response_iss_parameter_supported
+        .unwrap_or(false);
+    match &params.iss {
+        Some(iss) if iss != metadata.issuer().as_str() => {
+            return Err(OidcError::IssuerMismatch {
+                got: Some(iss.clone()),
+            });
+        }
+        None if iss_advertised => return Err(OidcError::IssuerMismatch { got: None }),
+        _ => {}
+    }
+    if let Some(error) = params.error {
+        // Only the code is kept: error_description is the IdP's free text (rule 16).
+        let error = if error.len() <= 64 && error.chars().all(|c| c.is_ascii_graphic()) {
+            error
+        } else {
+            "invalid_error_code".into()
+        };
+        return Err(OidcError::ProviderError { error });
+    }
+    let code = params
+        .code
+        .ok_or_else(|| OidcError::CodeExchange("callback carries neither code nor error".into()))?;
+
+    let client = client(conn, &metadata, redirect_uri);
+    let response = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| OidcError::CodeExchange(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+        .request_async(registry.http())
+        .await
+        .map_err(|e| classify_exchange_error(&e))?;
+    let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
+    let nonce = Nonce::new(pending.nonce.clone());
+
+    let claims = match verify(conn, &client, id_token, &nonce, clock) {
+        Err(OidcError::IdToken {
+            reason: "unknown_kid",
+            ..
+        }) => {
+            // The code exchange succeeded, so this token really came from the IdP's token
+            // endpoint: a new signing key is the likely cause. Refetch once, throttled.
+            let refreshed = registry.refetch_jwks(conn).await?.ok_or(OidcError::IdToken {
+                reason: "unknown_kid",
+                detail: "no key with this kid, and the JWKS was refetched too recently".into(),
+            })?;
+            let client = self::client(conn, &refreshed, redirect_uri);
+            verify(conn, &client, id_token, &nonce, clock)?
+        }
+        other => other?,
+    };
+
+    let mut identity = Identity {
+        issuer: claims.issuer().to_string(),
+        subject: claims.subject().to_string(),
+        email: claims.email().map(|e| e.to_string()),
+        email_verified: claims.email_verified().unwrap_or(false),
+        given_name: localized(claims.given_name()),
+        family_name: localized(claims.family_name()),
+        name: localized(claims.name()),
+    };
+    if identity.email.is_none() && metadata.userinfo_endpoint().is_some() {
+        let userinfo = fetch_userinfo(registry, &client, response.access_token(), &identity).await?;
+        merge_userinfo(&mut identity, &userinfo);
+    }
+    Ok(identity)
+}
+
+fn client(
+    conn: &Connection,
+    metadata: &ProviderMetadata,
+    redirect_uri: &Url,
+) -> CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+> {
+    CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(conn.client_id.clone()),
+        Some(ClientSecret::new(conn.client_secret.expose().to_owned())),
+    )
+    .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
+}
+
+type IdTokenClaims = openidconnect::core::CoreIdTokenClaims;
+
+/// Full ID-token validation (SECURITY.md rule 9): signature with an allow-listed alg, `iss`
+/// exact, `aud` contains us and nothing untrusted, `azp` if present, `exp` and `iat` with
+/// the connection's leeway, `nonce`. `sub` presence is enforced by the claims type.
+fn verify<C>(
+    conn: &Connection,
+    client: &C,
+    id_token: &openidconnect::core::CoreIdToken,
+    nonce: &Nonce,
+    clock: &Clock,
+) -> Result<IdTokenClaims, OidcError>
+where
+    C: IdTokenVerifierSource,
+{
+    let algs: Vec<CoreJwsSigningAlgorithm> = conn
+        .id_token_algs
+        .iter()
+        .filter_map(|a| serde_plain_alg(a))
+        .collect();
+    let now = clock.now();
+    let leeway = conn.clock_leeway.as_secs() as i64;
+    let exp_now = chrono::DateTime::from_timestamp(now - leeway, 0).unwrap_or_default();
+    let iat_limit = now + leeway;
+    let verifier = client
+        .verifier()
+        .set_allowed_algs(algs)
+        .set_time_fn(move || exp_now)
+        .set_issue_time_verifier_fn(move |iat| {
+            if iat.timestamp() > iat_limit {
+                Err(format!("iat {} is in the future", iat.timestamp()))
+            } else {
+                Ok(())
+            }
+        });
+    let claims = id_token
+        .claims(&verifier, nonce)
+        .map_err(classify_claims_error)?
+        .clone();
+    if let Some(azp) = claims.authorized_party() {
+        if azp.as_str() != conn.client_id {
+            return Err(OidcError::IdToken {
+                reason: "azp_mismatch",
+                detail: format!("azp is {:?}", azp.as_str()),
+            });
+        }
+    }
+    if claims.subject().is_empty() {
+        return Err(OidcError::IdToken {
+            reason: "sub_missing",
+            detail: "empty sub".into(),
+        });
+    }
+    Ok(claims)
+}
+
+/// Lets `verify` take the concrete client type without spelling it twice.
+trait IdTokenVerifierSource {
+    fn verifier(&self) -> openidconnect::core::CoreIdTokenVerifier<'_>;
+}
+impl<A, B, C, D, E, F> IdTokenVerifierSource for CoreClient<A, B, C, D, E, F>
+where
+    A: openidconnect::EndpointState,
+    B: openidconnect::EndpointState,
+    C: openidconnect::EndpointState,
+    D: openidconnect::EndpointState,
+    E: openidconnect::EndpointState,
+    F: openidconnect::EndpointState,
+{
+    fn verifier(&self) -> openidconnect::core::CoreIdTokenVerifier<'_> {
+        self.id_token_verifier()
+    }
+}
+
+fn serde_plain_alg(alg: &str) -> Option<CoreJwsSigningAlgorithm> {
+    serde_json::from_value(serde_json::Value::String(alg.to_owned())).ok()
+}
+
+/// Maps the crate's verification errors to stable reason codes for logs and tests.
+fn classify_claims_error(e: ClaimsVerificationError) -> OidcError {
+    let reason = match &e {
+        ClaimsVerificationError::Expired(m) if m.contains("iat") => "iat_in_future",
+        ClaimsVerificationError::Expired(_) => "expired",
+        ClaimsVerificationError::InvalidAudience(_) => "aud_mismatch",
+        ClaimsVerificationError::InvalidIssuer(_) => "iss_mismatch",
+        ClaimsVerificationError::InvalidNonce(_) => "nonce_mismatch",
+        ClaimsVerificationError::InvalidSubject(_) => "sub_missing",
+        ClaimsVerificationError::SignatureVerification(s) => match s {
+            SignatureVerificationError::NoMatchingKey => "unknown_kid",
+            SignatureVerificationError::AmbiguousKeyId(_) => "ambiguous_key",
+            SignatureVerificationError::DisallowedAlg(_)
+            | SignatureVerificationError::UnsupportedAlg(_) => "alg_not_allowed",
+            SignatureVerificationError::NoSignature => "unsigned",
+            _ => "bad_signature",
+        },
+        _ => "id_token_invalid",
+    };
+    OidcError::IdToken {
+        reason,
+        detail: error_chain(&e),
+    }
+}
+
+type ExchangeError = openidconnect::RequestTokenError<
+    openidconnect::HttpClientError<openidconnect::reqwest::Error>,
+    openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+>;
+
+fn classify_exchange_error(e: &ExchangeError) -> OidcError {
+    match e {
+        // The token response did not parse. The crate parses the ID token's claims as part
+        // of the response, so a token without `sub`, `iat` or `exp` (or `alg: none`, which
+        // the JOSE header type rejects) ends here: it is an ID-token rejection, not an outage.
+        openidconnect::RequestTokenError::Parse(err, _body) => {
+            let path = err.path().to_string();
+            if path.starts_with("id_token") {
+                OidcError::IdToken {
+                    reason: "id_token_malformed",
+                    detail: format!("at {path}: {}", err.inner()),
+                }
+            } else {
+                OidcError::CodeExchange(format!("token response did not parse at {path}"))
+            }
+        }
+        openidconnect::RequestTokenError::ServerResponse(r) => {
+            OidcError::CodeExchange(format!("token endpoint error {}", r.error()))
+        }
+        other => OidcError::CodeExchange(error_chain(other)),
+    }
+}
+
+async fn fetch_userinfo<C: UserInfoSource>(
+    registry: &Registry,
+    client: &C,
+    access_token: &AccessToken,
+    identity: &Identity,
+) -> Result<CoreUserInfoClaims, OidcError> {
+    // Passing the expected `sub` makes the crate refuse a userinfo answer about someone else
+    // (`rp-userinfo-bad-sub-claim`).
+    let subject = openidconnect::SubjectIdentifier::new(identity.subject.clone());
+    client
+        .userinfo(registry.http(), access_token.clone(), subject)
+        .await
+}
+
+trait UserInfoSource {
+    async fn userinfo(
+        &self,
+        http: &reqwest::Client,
+        token: AccessToken,
+        subject: openidconnect::SubjectIdentifier,
+    ) -> Result<CoreUserInfoClaims, OidcError>;
+}
+
+impl UserInfoSource
+    for CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    >
+{
+    async fn userinfo(
+        &self,
+        http: &reqwest::Client,
+        token: AccessToken,
+        subject: openidconnect::SubjectIdentifier,
+    ) -> Result<CoreUserInfoClaims, OidcError> {
+        let request = self
+            .user_info(token, Some(subject))
+            .map_err(|e| OidcError::Userinfo(e.to_string()))?;
+        request.request_async(http).await.map_err(|e| match e {
+            openidconnect::UserInfoError::ClaimsVerification(
+                ClaimsVerificationError::InvalidSubject(_),
+            ) => OidcError::UserinfoSubMismatch,
+            other => OidcError::Userinfo(error_chain(&other)),
+        })
+    }
+}
+
+/// Userinfo fills what the ID token lacked. `email_verified` is taken only together with the
+/// email from the same response (SECURITY.md rule 2).
+fn merge_userinfo(identity: &mut Identity, info: &CoreUserInfoClaims) {
+    if let Some(email) = info.email() {
+        identity.email = Some(email.to_string());
+        identity.email_verified = info.email_verified().unwrap_or(false);
+    }
+    identity.given_name = identity
+        .given_name
+        .take()
+        .or_else(|| localized(info.given_name()));
+    identity.family_name = identity
+        .family_name
+        .take()
+        .or_else(|| localized(info.family_name()));
+    identity.name = identity.name.take().or_else(|| localized(info.name()));
+}
+
+fn localized<T: std::ops::Deref<Target = String>>(
+    claim: Option<&openidconnect::LocalizedClaim<T>>,
+) -> Option<String> {
+    claim
+        .and_then(|c| c.get(None))
+        .map(|v| v.to_string())
+        .filter(|s| !s.trim().is_empty())
+}

@@ -1,0 +1,128 @@
+//! The OpenID Connect relying party: provider metadata and JWKS cache ([`registry`]), the
+//! code flow with PKCE ([`flow`]), and what we keep of the claims ([`Identity`]).
+
+pub mod flow;
+pub mod registry;
+
+use axum::http::StatusCode;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use serde::{Deserialize, Serialize};
+
+pub use flow::{CallbackParams, PendingLogin};
+pub use registry::Registry;
+
+/// Discovery fields beyond OIDC Discovery 1.0 that we act on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExtraProviderMetadata {
+    /// RFC 9207: the IdP sends `iss` with the authorization response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+}
+impl openidconnect::AdditionalProviderMetadata for ExtraProviderMetadata {}
+
+pub type ProviderMetadata = openidconnect::ProviderMetadata<
+    ExtraProviderMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// Who the IdP says signed in. Claims are untrusted input: they are escaped wherever they
+/// are shown and never decide anything before `policy` has checked them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    /// Only `true` (or `"true"`) from the same response that carried the email counts.
+    pub email_verified: bool,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Why a sign-in at the IdP did not produce a trustworthy identity.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("identity provider discovery failed: {0}")]
+    Discovery(String),
+    #[error("identity provider metadata rejected: {0}")]
+    Metadata(String),
+    #[error("identity provider returned error {error:?}")]
+    ProviderError { error: String },
+    #[error("authorization response iss {got:?} does not match the connection's issuer")]
+    IssuerMismatch { got: Option<String> },
+    #[error("code exchange failed: {0}")]
+    CodeExchange(String),
+    #[error("token endpoint did not return an ID token")]
+    NoIdToken,
+    #[error("ID token rejected ({reason}): {detail}")]
+    IdToken { reason: &'static str, detail: String },
+    #[error("userinfo request failed: {0}")]
+    Userinfo(String),
+    #[error("userinfo sub does not match the ID token's sub")]
+    UserinfoSubMismatch,
+}
+
+impl OidcError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OidcError::Discovery(_) | OidcError::CodeExchange(_) | OidcError::Userinfo(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            OidcError::Metadata(_) => StatusCode::BAD_GATEWAY,
+            OidcError::ProviderError { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            OidcError::Discovery(_) => "idp_unreachable",
+            OidcError::Metadata(_) => "idp_metadata_rejected",
+            OidcError::ProviderError { error } if error == "access_denied" => "idp_access_denied",
+            OidcError::ProviderError { .. } => "idp_error",
+            OidcError::IssuerMismatch { .. } => "iss_mismatch",
+            OidcError::CodeExchange(_) => "code_exchange_failed",
+            OidcError::NoIdToken => "no_id_token",
+            OidcError::IdToken { reason, .. } => reason,
+            OidcError::Userinfo(_) => "userinfo_failed",
+            OidcError::UserinfoSubMismatch => "userinfo_sub_mismatch",
+        }
+    }
+
+    pub fn public_message(&self) -> (&'static str, String) {
+        match self {
+            OidcError::Discovery(_) | OidcError::Metadata(_) | OidcError::CodeExchange(_) | OidcError::Userinfo(_) => (
+                "Your company's sign-in service is not answering",
+                "We could not complete the sign-in with your company's identity provider. Please try again in a minute; if it keeps happening, tell your IT team.".into(),
+            ),
+            OidcError::ProviderError { error } if error == "access_denied" => (
+                "Sign-in was cancelled",
+                "Your company's sign-in page did not grant access. You can go back to the store and try again, or sign in with your store password.".into(),
+            ),
+            OidcError::ProviderError { .. } => (
+                "Your company's sign-in service refused the request",
+                "Please try again; if it keeps happening, tell your IT team the reference below.".into(),
+            ),
+            _ => (
+                "We could not verify your sign-in",
+                "The answer from your company's sign-in service did not pass our security checks, so you were not signed in. Please try again; if it keeps happening, tell your IT team the reference below.".into(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Who may sign in through a connection: the email checks of SECURITY.md rules 2 and 4,
+//! applied before any BigCommerce account is looked up or created.
+
+use crate::config::Connection;
+use crate::domain::{Email, EmailError};
+use crate::oidc::Identity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the IdP sent no email address")]
+    EmailMissing,
+    #[error("the IdP's email address is not valid: {0}")]
+    EmailInvalid(#[from] EmailError),
+    #[error("the IdP has not verified the email address")]
+    EmailUnverified,
+    #[error("email domain {domain:?} is not allowed for connection {connection}")]
+    DomainNotAllowed { connection: String, domain: String },
+    #[error("no store account for this email and connection {connection} does not create accounts")]
+    NoAccount { connection: String },
+    #[error("customer {customer_id} may not sign in on channel {channel_id}")]
+    ChannelNotAllowed { customer_id: i64, channel_id: i64 },
+}
+
+impl PolicyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PolicyError::EmailMissing => "email_missing",
+            PolicyError::EmailInvalid(_) => "email_invalid",
+            PolicyError::EmailUnverified => "email_unverified",
+            PolicyError::DomainNotAllowed { .. } => "domain_not_allowed",
+            PolicyError::NoAccount { .. } => "no_store_account",
+            PolicyError::ChannelNotAllowed { .. } => "channel_not_allowed",
+        }
+    }
+
+    pub fn public_message(&self) -> (&'static str, String) {
+        match self {
+            PolicyError::EmailMissing | PolicyError::EmailInvalid(_) => (
+                "Your company account has no usable email address",
+                "The store finds your account by email, and your company's sign-in service did not send a valid one. Ask your IT team to release the email claim to this store.".into(),
+            ),
+            PolicyError::EmailUnverified => (
+                "Your email address is not verified",
+                "Your company's sign-in service says your email address is not verified yet, so we cannot link it to a store account. Verify it there, or ask your IT team.".into(),
+            ),
+            PolicyError::DomainNotAllowed { .. } => (
+                "This company login cannot be used with your email",
+                "Your email address belongs to a domain that this company login is not allowed to sign in. Use the sign-in option for your own company, or your store password.".into(),
+            ),
+            PolicyError::NoAccount { .. } => (
+                "No store account for you yet",
+                "This store only lets existing customers sign in with their company account, and there is no account with your email. Contact the store to have one created.".into(),
+            ),
+            PolicyError::ChannelNotAllowed { .. } => (
+                "Your account cannot sign in on this storefront",
+                "Your store account is limited to other storefronts of this store. Sign in on the storefront where you registered, or contact the store.".into(),
+            ),
+        }
+    }
+}
+
+/// Returns the email to look the customer up by, or why this identity may not sign in.
+pub fn check_email(conn: &Connection, identity: &Identity) -> Result<Email, PolicyError> {
+    let raw = identity.email.as_deref().ok_or(PolicyError::EmailMissing)?;
+    let email = Email::parse(raw)?;
+    // Absent `email_verified` counts as unverified; only an explicit per-connection trust
+    // setting (logged as a warning at start-up) lifts this.
+    if !identity.email_verified && !conn.trust_unverified_email {
+        return Err(PolicyError::EmailUnverified);
+    }
+    if !conn
+        .allowed_email_domains
+        .iter()
+        .any(|d| d.matches(email.domain()))
+    {
+        return Err(PolicyError::DomainNotAllowed {
+            connection: conn.id.to_string(),
+            domain: email.domain().to_owned(),
+        });
+    }
+    Ok(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChannelAccess;
+    use crate::domain::{ConnectionId, EmailDomain, Secret};
+
+    fn conn(trust: bool) -> Connection {
+        Connection {
+            id: ConnectionId::parse("acme").unwrap(),
+            display_name: "Acme".into(),
+            issuer: openidconnect::IssuerUrl::new("https://idp.acme.test".into()).unwrap(),
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+            scopes: vec!["openid".into()],
+            allowed_email_domains: vec![
+                EmailDomain::parse_pattern("acme.test").unwrap(),
+                EmailDomain::parse_pattern("*.acme.test").unwrap(),
+            ],
+            trust_unverified_email: trust,
+            customer_group_id: None,
+            create_customers: true,
+            channel_access: ChannelAccess::Channel,
+            id_token_algs: vec!["RS256".into()],
+            clock_leeway: std::time::Duration::from_secs(60),
+        }
+    }
+
+    fn identity(email: Option<&str>, verified: bool) -> Identity {
+        Identity {
+            issuer: "https://idp.acme.test".into(),
+            subject: "u1".into(),
+            email: email.map(str::to_owned),
+            email_verified: verified,
+            given_name: None,
+            family_name: None,
+            name: None,
+        }
+    }
+
+    #[test]
+    fn verified_email_in_allowed_domain_passes() {
+        let e = check_email(&conn(false), &identity(Some("Ada@ACME.test"), true)).unwrap();
+        assert_eq!(e.normalised(), "ada@acme.test");
+        assert!(check_email(&conn(false), &identity(Some("ada@eu.acme.test"), true)).is_ok());
+    }
+
+    #[test]
+    fn refusals() {
+        let c = conn(false);
+        let code = |email, verified| {
+            check_email(&c, &identity(email, verified))
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code(None, true), "email_missing");
+        assert_eq!(code(Some("ada@acme.test"), false), "email_unverified");
+        assert_eq!(code(Some("a@b@acme.test"), true), "email_invalid");
+        assert_eq!(code(Some("ada@evilacme.test"), true), "domain_not_allowed");
+        assert_eq!(code(Some("ada@acme.test.evil.com"), true), "domain_not_allowed");
+    }
+
+    #[test]
+    fn trusted_connection_accepts_unverified_but_still_checks_domain() {
+        let c = conn(true);
+        assert!(check_email(&c, &identity(Some("ada@acme.test"), false)).is_ok());
+        assert_eq!(
+            check_email(&c, &identity(Some("ada@other.test"), false))
+                .unwrap_err()
+                .code(),
+            "domain_not_allowed"
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! Identity -> BigCommerce customer: look up by email, create on the first sign-in, and
+//! never hand out a customer for a channel it cannot use (SECURITY.md rule 15).
+
+use tracing::Span;
+
+use crate::bigcommerce::wire::{CustomerFull, CustomerPost};
+use crate::bigcommerce::{ApiError, Client};
+use crate::config::{ChannelAccess, Connection};
+use crate::domain::Email;
+use crate::error::Error;
+use crate::oidc::Identity;
+use crate::policy::PolicyError;
+
+/// The customer a sign-in resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRef {
+    pub id: i64,
+    pub created: bool,
+}
+
+#[tracing::instrument(skip_all, fields(connection = %conn.id, channel_id, customer_id = tracing::field::Empty))]
+pub async fn resolve(
+    client: &Client,
+    conn: &Connection,
+    identity: &Identity,
+    email: &Email,
+    channel_id: i64,
+) -> Result<CustomerRef, Error> {
+    let key = email.normalised();
+    let found = client.customers_by_email(std::slice::from_ref(&key)).await?;
+    if let Some(c) = usable(&found, channel_id)? {
+        Span::current().record("customer_id", c.id);
+        tracing::info!(customer_id = c.id, "existing customer matched by email");
+        return Ok(CustomerRef { id: c.id, created: false });
+    }
+    if !conn.create_customers {
+        return Err(PolicyError::NoAccount {
+            connection: conn.id.to_string(),
+        }
+        .into());
+    }
+    let post = new_customer(conn, identity, email, channel_id);
+    let created = match client.create_customers(std::slice::from_ref(&post)).await {
+        Ok(created) => created,
+        // Two first sign-ins at once: the other one created the customer between our
+        // lookup and our create. Use that customer.
+        Err(e) if e.is_duplicate_email() => {
+            tracing::info!("customer created concurrently; looking it up again");
+            let again = client.customers_by_email(std::slice::from_ref(&key)).await?;
+            let c = usable(&again, channel_id)?.ok_or(Error::BigCommerce(e))?;
+            return Ok(CustomerRef { id: c.id, created: false });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let c = created
+        .iter()
+        .find(|c| c.email.eq_ignore_ascii_case(&post.email))
+        .ok_or_else(|| ApiError::Decode("create answered without the new customer".into()))?;
+    Span::current().record("customer_id", c.id);
+    tracing::info!(customer_id = c.id, "customer created");
+    Ok(CustomerRef { id: c.id, created: true })
+}
+
+/// Picks the customer that may sign in on `channel_id`. With channel-specific accounts the
+/// same email can exist once per channel set, so the one for this channel wins; a customer
+/// that exists only for other channels is refused rather than recreated.
+fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFull>, PolicyError> {
+    let allowed = |c: &&CustomerFull| match &c.channel_ids {
+        None => true,
+        Some(ids) => ids.contains(&channel_id),
+    };
+    match (found.iter().find(allowed), found.first()) {
+        (Some(c), _) => Ok(Some(c)),
+        (None, Some(c)) => Err(PolicyError::ChannelNotAllowed {
+            customer_id: c.id,
+            channel_id,
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+fn new_customer(conn: &Connection, identity: &Identity, email: &Email, channel_id: i64) -> CustomerPost {
+    let (first_name, last_name) = derive_names(identity, email);
+    CustomerPost {
+        email: email.normalised(),
+        first_name,
+        last_name,
+        company: None,
+        customer_group_id: conn.customer_group_id,
+        origin_channel_id: Some(channel_id),
+        channel_ids: match conn.channel_access {
+            ChannelAccess::Channel => Some(vec![channel_id]),
+            ChannelAccess::Global => None,
+        },
+        // The default is undocumented; a shopper signing in with SSO has no password to be
+        // welcomed with, so say no explicitly.
+        trigger_account_created_notification: Some(false),
+    }
+}
+
+/// BigCommerce requires both names, 1–100 characters (CONTRACT.md §2.2). Prefer the IdP's
+/// given/family names, then split `name` at its last space, then the email's local part.
+/// When only one name can be found the last name is "-", which an admin can spot and fix,
+/// rather than an invented surname.
+pub fn derive_names(identity: &Identity, email: &Email) -> (String, String) {
+    let clean = |s: &str| -> Option<String> {
+        let s: String = s.chars().filter(|c| !c.is_control()).collect();
+        let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        (!s.is_empty()).then(|| s.chars().take(100).collect())
+    };
+    let given = identity.given_name.as_deref().and_then(clean);
+    let family = identity.family_name.as_deref().and_then(clean);
+    if let (Some(g), Some(f)) = (&given, &family) {
+        return (g.clone(), f.clone());
+    }
+    if let Some(full) = identity.name.as_deref().and_then(clean) {
+        if let Some((g, f)) = full.rsplit_once(' ') {
+            return (given.unwrap_or_else(|| g.to_owned()), family.unwrap_or_else(|| f.to_owned()));
+        }
+        return match (given, family) {
+            (Some(g), None) => (g, full),
+            (None, Some(f)) => (full, f),
+            _ => (full, "-".into()),
+        };
+    }
+    let words: Vec<String> = email
+        .local_part()
+        .split(['.', '_', '-', '+'])
+        .filter(|w| !w.is_empty())
+        .map(capitalise)
+        .collect();
+    let (g, f) = match words.as_slice() {
+        [] => (email.local_part().to_owned(), "-".to_owned()),
+        [one] => (one.clone(), "-".to_owned()),
+        [first, .., last] => (first.clone(), last.clone()),
+    };
+    (
+        given.unwrap_or_else(|| g.chars().take(100).collect()),
+        family.unwrap_or_else(|| f.chars().take(100).collect()),
+    )
+}
+
+fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(given: Option<&str>, family: Option<&str>, name: Option<&str>) -> Identity {
+        Identity {
+            issuer: "i".into(),
+            subject: "s".into(),
+            email: None,
+            email_verified: true,
+            given_name: given.map(Into::into),
+            family_name: family.map(Into::into),
+            name: name.map(Into::into),
+        }
+    }
+
+    fn names(i: Identity, email: &str) -> (String, String) {
+        derive_names(&i, &Email::parse(email).unwrap())
+    }
+
+    #[test]
+    fn given_and_family_win() {
+        assert_eq!(
+            names(id(Some("Ada"), Some("Lovelace"), Some("Countess")), "x@a.test"),
+            ("Ada".into(), "Lovelace".into())
+        );
+    }
+
+    #[test]
+    fn full_name_is_split_at_the_last_space() {
+        assert_eq!(
+            names(id(None, None, Some("Grace  Brewster Hopper")), "x@a.test"),
+            ("Grace Brewster".into(), "Hopper".into())
+        );
+        assert_eq!(
+            names(id(Some("Grace"), None, Some("Grace Hopper")), "x@a.test"),
+            ("Grace".into(), "Hopper".into())
+        );
+        assert_eq!(names(id(None, None, Some("Cher")), "x@a.test"), ("Cher".into(), "-".into()));
+    }
+
+    #[test]
+    fn email_local_part_is_the_last_resort() {
+        assert_eq!(names(id(None, None, None), "ada.lovelace@a.test"), ("Ada".into(), "Lovelace".into()));
+        assert_eq!(names(id(None, None, None), "jean-luc_picard@a.test"), ("Jean".into(), "Picard".into()));
+        assert_eq!(names(id(None, None, None), "ada@a.test"), ("Ada".into(), "-".into()));
+        assert_eq!(names(id(None, None, Some("   ")), "bob@a.test"), ("Bob".into(), "-".into()));
+    }
+
+    #[test]
+    fn names_are_cleaned_and_capped() {
+        let long = "x".repeat(150);
+        let (g, f) = names(id(Some(&long), Some("A\u{0}\nB"), None), "x@a.test");
+        assert_eq!(g.len(), 100);
+        assert_eq!(f, "AB");
+    }
+
+    #[test]
+    fn channel_rules() {
+        let c = |id, channel_ids: Option<Vec<i64>>| CustomerFull {
+            id,
+            email: "a@b.test".into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            company: String::new(),
+            phone: String::new(),
+            notes: String::new(),
+            registration_ip_address: String::new(),
+            customer_group_id: 0,
+            date_created: String::new(),
+            date_modified: String::new(),
+            origin_channel_id: Some(1),
+            channel_ids,
+            authentication: None,
+        };
+        assert_eq!(usable(&[c(1, None)], 2).unwrap().unwrap().id, 1);
+        assert_eq!(usable(&[c(1, Some(vec![1])), c(2, Some(vec![2]))], 2).unwrap().unwrap().id, 2);
+        assert!(usable(&[c(1, Some(vec![1]))], 2).is_err());
+        assert!(usable(&[], 2).unwrap().is_none());
+    }
+}

@@ -1,0 +1,25 @@
+//! Thin axum handlers: parse, call one domain function, render.
+
+pub mod assets;
+pub mod callback;
+pub mod health;
+pub mod login;
+
+use askama::Template;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// 302 Found, as BigCommerce's own redirects use; `Redirect::to` would send 303.
+pub fn found(location: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
+/// Renders a page; a template error becomes the error page, never a bare 500.
+pub fn render<T: Template>(page: &T) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            crate::error::Error::Template(e).into_response()
+        }
+    }
+}

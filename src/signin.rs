@@ -1,0 +1,151 @@
+//! The sign-in as the shopper lives it, from `/login` to the storefront URL, with no HTTP
+//! in it: the handlers parse, call one function here, and render.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::AppState;
+use crate::config::{Channel, Connection};
+use crate::domain::Email;
+use crate::error::Error;
+use crate::oidc::{self, CallbackParams, PendingLogin};
+use crate::policy;
+use crate::provisioning;
+use crate::redirect::RelativePath;
+
+/// `/login`'s query: which storefront, where to land, and how to pick the IdP.
+#[derive(Debug, Default)]
+pub struct LoginRequest {
+    pub channel_id: Option<i64>,
+    pub redirect_to: Option<String>,
+    pub connection: Option<String>,
+    pub email: Option<String>,
+}
+
+impl LoginRequest {
+    pub fn parse(query: Option<&str>) -> Result<Self, Error> {
+        let mut out = LoginRequest::default();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match k.as_ref() {
+                "channel_id" => {
+                    let id = v.trim().parse().map_err(|_| Error::UnknownChannel(-1))?;
+                    out.channel_id = Some(id);
+                }
+                "redirect_to" => out.redirect_to = Some(v.into_owned()),
+                "connection" if !v.is_empty() => out.connection = Some(v.into_owned()),
+                "email" if !v.trim().is_empty() => out.email = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub enum Begin {
+    /// Send the browser to the IdP; remember `pending` in its session.
+    Redirect { url: Url, pending: PendingLogin },
+    /// Several connections and nothing to choose by: show the chooser.
+    Choose {
+        channel_id: i64,
+        redirect_to: RelativePath,
+    },
+}
+
+pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
+    let channel = channel(app, req.channel_id.unwrap_or(1))?;
+    let redirect_to = crate::redirect::or_default(req.redirect_to.as_deref(), &channel.default_redirect);
+    let conn = match (&req.connection, &req.email) {
+        (Some(id), _) => app
+            .config
+            .connection(id)
+            .ok_or_else(|| Error::UnknownConnection(id.clone()))?,
+        (None, Some(email)) => connection_for_email(app, email)?,
+        (None, None) => match app.config.connections.as_slice() {
+            [only] => only,
+            _ => {
+                return Ok(Begin::Choose {
+                    channel_id: channel.id,
+                    redirect_to,
+                });
+            }
+        },
+    };
+    tracing::Span::current().record("connection", conn.id.as_str());
+    let metadata = app.oidc.metadata(conn).await?;
+    let (url, pending) = oidc::flow::start(
+        conn,
+        &metadata,
+        &app.config.redirect_uri(),
+        channel.id,
+        &redirect_to,
+        &app.clock,
+    );
+    tracing::info!(connection = %conn.id, channel_id = channel.id, "sign-in started");
+    Ok(Begin::Redirect { url, pending })
+}
+
+/// Routes by email domain. Each domain belongs to at most one connection (config
+/// validation), so the answer is unambiguous.
+fn connection_for_email<'a>(app: &'a AppState, email: &str) -> Result<&'a Connection, Error> {
+    let email = Email::parse(email).map_err(|_| Error::BadEmailInput)?;
+    app.config
+        .connections
+        .iter()
+        .find(|c| c.allowed_email_domains.iter().any(|d| d.matches(email.domain())))
+        .ok_or_else(|| Error::NoConnectionForDomain(email.domain().to_owned()))
+}
+
+fn channel(app: &AppState, id: i64) -> Result<&Channel, Error> {
+    app.config
+        .store
+        .channels
+        .get(&id)
+        .ok_or(Error::UnknownChannel(id))
+}
+
+/// Finishes a sign-in whose pending login the caller took from the session by `state`.
+/// Returns the storefront URL carrying a freshly minted login token.
+pub async fn complete(
+    app: &Arc<AppState>,
+    pending: PendingLogin,
+    params: CallbackParams,
+    client_ip: Option<IpAddr>,
+) -> Result<Url, Error> {
+    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
+        return Err(Error::PendingLoginExpired);
+    }
+    let conn = app
+        .config
+        .connection(&pending.connection)
+        .filter(|c| c.issuer.as_str() == pending.issuer)
+        .ok_or(Error::PendingLoginMissing)?;
+    tracing::Span::current().record("connection", conn.id.as_str());
+    let identity = oidc::flow::finish(
+        &app.oidc,
+        conn,
+        &pending,
+        params,
+        &app.config.redirect_uri(),
+        &app.clock,
+    )
+    .await?;
+    // `sub` only: emails and names are personal data and stay out of the log.
+    tracing::info!(sub = %identity.subject, "identity verified");
+    let email = policy::check_email(conn, &identity)?;
+    let channel = channel(app, pending.channel_id)?;
+    let customer =
+        provisioning::resolve(&app.bigcommerce, conn, &identity, &email, channel.id).await?;
+    tracing::Span::current().record("customer_id", customer.id);
+    let redirect_to = pending
+        .redirect_to()
+        .unwrap_or_else(|| channel.default_redirect.clone());
+    let request_ip = client_ip.map(|ip| ip.to_string());
+    // Minted last, right before the redirect: BigCommerce accepts it for ~30 s only.
+    let url = app
+        .login_tokens
+        .storefront_url(channel, customer.id, &redirect_to, request_ip)?;
+    tracing::info!(customer_id = customer.id, created = customer.created, channel_id = channel.id, "sign-in complete; redirecting to storefront");
+    Ok(url)
+}
