@@ -14,7 +14,8 @@ use axum::routing::get;
 use serde_json::Value;
 
 use super::Emulator;
-use super::state::{ERROR_TYPE_FULL, ERROR_TYPE_SHORT, RateSnapshot, error};
+use super::rate_limit::RateSnapshot;
+use super::state::{ERROR_TYPE_FULL, ERROR_TYPE_SHORT, error};
 use crate::bigcommerce::wire::{
     CollectionMeta, CustomerCollectionResponse, ErrorResponse, Time, rate_limit_headers,
 };

@@ -7,6 +7,8 @@
 //! cannot hide in the other.
 
 mod api;
+mod query;
+mod rate_limit;
 mod state;
 mod storefront;
 
@@ -177,7 +179,7 @@ struct Inner {
 
 struct State {
     store: state::Store,
-    rate: state::RateLimiter,
+    rate: rate_limit::RateLimiter,
     api_requests: u64,
     clock_skew_secs: i64,
     /// Every `jti` a storefront has seen: the token is consumed by the GET (CONTRACT.md §5.2).
@@ -195,7 +197,7 @@ impl Emulator {
             store: state::Store::new(
                 OffsetDateTime::now_utc() + time::Duration::seconds(config.clock_skew_secs),
             ),
-            rate: state::RateLimiter::new(config.rate_limit_quota, config.rate_limit_window),
+            rate: rate_limit::RateLimiter::new(config.rate_limit_quota, config.rate_limit_window),
             api_requests: 0,
             clock_skew_secs: config.clock_skew_secs,
             seen_jti: HashSet::new(),

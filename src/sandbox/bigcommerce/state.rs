@@ -2,19 +2,18 @@
 //! every rule can be read (and unit-tested) without a router.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use super::EmulatedChannel;
+use super::query::{Cursor, ListQuery, SortField, cursor_block, parse_int_csv};
 use crate::bigcommerce::wire::{
-    CategoryAccess, CollectionMeta, CursorPagination, CustomerAuthentication,
-    CustomerCollectionResponse, CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut,
-    ErrorResponse, Pagination, PaginationLinks,
+    CategoryAccess, CollectionMeta, CustomerAuthentication, CustomerCollectionResponse,
+    CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, ErrorResponse, Pagination,
+    PaginationLinks,
 };
 
 /// `type` of the POST/PUT `ErrorResponse` (CONTRACT.md §2.3 example).
@@ -25,9 +24,6 @@ pub(super) const ERROR_TYPE_FULL: &str =
 
 /// BigCommerce caps POST/PUT batches at 10 items (CONTRACT.md §2.3).
 const MAX_BATCH: usize = 10;
-/// Platform default/maximum page size, assumed for customers (CONTRACT.md §2.1, unconfirmed).
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 250;
 
 pub(super) fn error(
     status: u16,
@@ -44,7 +40,13 @@ pub(super) fn error(
     }
 }
 
-fn one_error(status: u16, title: &str, kind: &str, key: &str, message: String) -> ErrorResponse {
+pub(super) fn one_error(
+    status: u16,
+    title: &str,
+    kind: &str,
+    key: &str,
+    message: String,
+) -> ErrorResponse {
     error(
         status,
         title,
@@ -107,10 +109,12 @@ impl Store {
         }
     }
 
+    /// Uniqueness is store-wide and case-insensitive (CONTRACT.md §2.3; per-channel scope unconfirmed).
     fn email_taken(&self, email: &str, except_id: Option<i64>) -> bool {
+        let folded = email.to_lowercase();
         self.customers
             .values()
-            .any(|c| Some(c.full.id) != except_id && c.full.email.eq_ignore_ascii_case(email))
+            .any(|c| Some(c.full.id) != except_id && c.full.email.to_lowercase() == folded)
     }
 
     fn group_exists(&self, id: i64) -> bool {
@@ -441,27 +445,6 @@ impl Store {
     }
 }
 
-fn cursor_block(data: &[CustomerFull], limit: i64, more: Option<bool>) -> CursorPagination {
-    let encode =
-        |c: &CustomerFull| base64::engine::general_purpose::STANDARD.encode(format!("id:{}", c.id));
-    let start = data.first().map(encode);
-    let end = data.last().map(encode);
-    CursorPagination {
-        count: data.len() as i64,
-        per_page: limit,
-        links: PaginationLinks {
-            previous: None,
-            current: None,
-            next: match (more, &end) {
-                (Some(false), _) | (_, None) => None,
-                (_, Some(end)) => Some(format!("?after={end}&limit={limit}")),
-            },
-        },
-        start_cursor: start,
-        end_cursor: end,
-    }
-}
-
 fn str_field(raw: &Value, key: &str) -> String {
     raw.get(key)
         .and_then(Value::as_str)
@@ -578,289 +561,6 @@ fn check_channels(
             if let Some(bad) = ids.iter().find(|id| !channels.iter().any(|c| c.id == **id)) {
                 errors.insert(key, format!("Channel {bad} does not exist"));
             }
-        }
-    }
-}
-
-fn invalid_filter(key: &str, message: String) -> ErrorResponse {
-    one_error(422, "Invalid filter value", ERROR_TYPE_FULL, key, message)
-}
-
-fn parse_int_csv(key: &str, raw: &str) -> Result<Vec<i64>, ErrorResponse> {
-    raw.split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<i64>()
-                .map_err(|_| invalid_filter(key, format!("'{}' is not an integer", s.trim())))
-        })
-        .collect()
-}
-
-fn csv_lower(raw: &str) -> Vec<String> {
-    raw.split(',')
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Dates as C3 documents them: `2024-05-14T09:34:00`, `2024-05-14`, or full RFC 3339.
-/// Returns the instant and whether only a day was given.
-fn parse_date(key: &str, raw: &str) -> Result<(OffsetDateTime, bool), ErrorResponse> {
-    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
-        return Ok((t, false));
-    }
-    if let Ok(t) = time::PrimitiveDateTime::parse(
-        raw,
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
-    ) {
-        return Ok((t.assume_utc(), false));
-    }
-    if let Ok(d) = time::Date::parse(raw, format_description!("[year]-[month]-[day]")) {
-        return Ok((d.midnight().assume_utc(), true));
-    }
-    Err(invalid_filter(key, format!("'{raw}' is not a date")))
-}
-
-#[derive(Clone, Copy)]
-enum SortField {
-    DateCreated,
-    DateModified,
-    LastName,
-}
-
-enum Cursor {
-    After(i64),
-    Before(i64),
-}
-
-#[derive(Default)]
-struct DateRange {
-    min: Option<OffsetDateTime>,
-    max: Option<OffsetDateTime>,
-}
-
-impl DateRange {
-    fn set(&mut self, key: &str, raw: &str, suffix: &str) -> Result<(), ErrorResponse> {
-        let (t, day_only) = parse_date(key, raw)?;
-        let end = if day_only {
-            t + time::Duration::days(1) - time::Duration::seconds(1)
-        } else {
-            t
-        };
-        match suffix {
-            ":min" => self.min = Some(t),
-            ":max" => self.max = Some(end),
-            _ => {
-                self.min = Some(t);
-                self.max = Some(end);
-            }
-        }
-        Ok(())
-    }
-    fn contains(&self, t: OffsetDateTime) -> bool {
-        self.min.is_none_or(|m| t >= m) && self.max.is_none_or(|m| t <= m)
-    }
-}
-
-struct ListQuery {
-    ids: Option<Vec<i64>>,
-    emails: Option<Vec<String>>,
-    names: Option<Vec<String>>,
-    name_like: Option<Vec<String>>,
-    group_ids: Option<Vec<i64>>,
-    created: DateRange,
-    modified: DateRange,
-    page: i64,
-    limit: i64,
-    sort: Option<(SortField, bool)>,
-    cursor: Option<Cursor>,
-}
-
-impl ListQuery {
-    fn parse(query: &[(String, String)]) -> Result<Self, ErrorResponse> {
-        let mut q = ListQuery {
-            ids: None,
-            emails: None,
-            names: None,
-            name_like: None,
-            group_ids: None,
-            created: DateRange::default(),
-            modified: DateRange::default(),
-            page: 1,
-            limit: DEFAULT_LIMIT,
-            sort: None,
-            cursor: None,
-        };
-        for (key, raw) in query {
-            match key.as_str() {
-                "id:in" => q.ids = Some(parse_int_csv(key, raw)?),
-                "email:in" => q.emails = Some(csv_lower(raw)),
-                "name:in" => q.names = Some(csv_lower(raw)),
-                "name:like" => q.name_like = Some(csv_lower(raw)),
-                "customer_group_id:in" => q.group_ids = Some(parse_int_csv(key, raw)?),
-                "date_created" | "date_created:min" | "date_created:max" => {
-                    q.created.set(key, raw, &key["date_created".len()..])?
-                }
-                "date_modified" | "date_modified:min" | "date_modified:max" => {
-                    q.modified.set(key, raw, &key["date_modified".len()..])?
-                }
-                "page" => {
-                    q.page = raw
-                        .trim()
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|p| *p >= 1)
-                        .ok_or_else(|| {
-                            invalid_filter(key, "page must be a positive integer".to_owned())
-                        })?
-                }
-                "limit" => {
-                    // Above the maximum → 422 here; real BC may answer 413 or clamp (CONTRACT.md §2.1).
-                    q.limit = raw
-                        .trim()
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|l| (1..=MAX_LIMIT).contains(l))
-                        .ok_or_else(|| {
-                            invalid_filter(key, format!("limit must be between 1 and {MAX_LIMIT}"))
-                        })?
-                }
-                "sort" => {
-                    let sort = match raw.as_str() {
-                        "date_created:asc" => (SortField::DateCreated, false),
-                        "date_created:desc" => (SortField::DateCreated, true),
-                        "date_modified:asc" => (SortField::DateModified, false),
-                        "date_modified:desc" => (SortField::DateModified, true),
-                        "last_name:asc" => (SortField::LastName, false),
-                        "last_name:desc" => (SortField::LastName, true),
-                        other => {
-                            return Err(invalid_filter(
-                                key,
-                                format!("'{other}' is not a valid sort"),
-                            ));
-                        }
-                    };
-                    q.sort = Some(sort);
-                }
-                "include" => {
-                    // Accepted and validated; the sub-resources themselves are not emulated.
-                    const ALLOWED: [&str; 6] = [
-                        "addresses",
-                        "storecredit",
-                        "attributes",
-                        "formfields",
-                        "shopper_profile_id",
-                        "segment_ids",
-                    ];
-                    if let Some(bad) = raw.split(',').map(str::trim).find(|v| !ALLOWED.contains(v))
-                    {
-                        return Err(invalid_filter(
-                            key,
-                            format!("'{bad}' is not a valid include"),
-                        ));
-                    }
-                }
-                "after" | "before" => {
-                    let id = base64::engine::general_purpose::STANDARD
-                        .decode(raw.trim())
-                        .ok()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .and_then(|s| s.strip_prefix("id:").and_then(|n| n.parse::<i64>().ok()))
-                        .ok_or_else(|| invalid_filter(key, "invalid cursor".to_owned()))?;
-                    q.cursor = Some(if key == "after" {
-                        Cursor::After(id)
-                    } else {
-                        Cursor::Before(id)
-                    });
-                }
-                // Other documented filters (company:in, phone:in, …) are not emulated; like
-                // BigCommerce we ignore parameters we do not know.
-                _ => {}
-            }
-        }
-        if q.cursor.is_some() && q.sort.is_some() {
-            return Err(invalid_filter(
-                "sort",
-                "cursor pagination is emulated for the default order only".to_owned(),
-            ));
-        }
-        Ok(q)
-    }
-
-    fn matches(&self, c: &StoredCustomer) -> bool {
-        let full = &c.full;
-        let name = format!("{} {}", full.first_name, full.last_name).to_lowercase();
-        self.ids.as_ref().is_none_or(|ids| ids.contains(&full.id))
-            && self
-                .emails
-                .as_ref()
-                .is_none_or(|e| e.iter().any(|e| full.email.to_lowercase() == *e))
-            && self.names.as_ref().is_none_or(|n| n.contains(&name))
-            && self
-                .name_like
-                .as_ref()
-                .is_none_or(|n| n.iter().any(|n| name.contains(n.as_str())))
-            && self
-                .group_ids
-                .as_ref()
-                .is_none_or(|g| g.contains(&full.customer_group_id))
-            && self.created.contains(c.created)
-            && self.modified.contains(c.modified)
-    }
-}
-
-// -------------------------------------------------------------------- rate limiting
-
-/// Fixed-window quota (CONTRACT.md §6): one unit per request, refreshed each window.
-pub struct RateLimiter {
-    pub quota: u32,
-    pub window: Duration,
-    window_start: Instant,
-    used: u32,
-}
-
-/// What the four `X-Rate-Limit-*` headers report for one request.
-#[derive(Debug, Clone, Copy)]
-pub struct RateSnapshot {
-    pub allowed: bool,
-    pub quota: u32,
-    pub left: u32,
-    pub window_ms: u128,
-    pub reset_ms: u128,
-}
-
-impl RateLimiter {
-    pub fn new(quota: u32, window: Duration) -> Self {
-        Self {
-            quota,
-            window,
-            window_start: Instant::now(),
-            used: 0,
-        }
-    }
-
-    pub fn reset(&mut self, quota: u32, window: Duration) {
-        *self = Self::new(quota, window);
-    }
-
-    /// Report the window state; when `consume` and quota is left, use one unit.
-    /// `allowed` is false only when a unit was wanted and none was left.
-    pub fn check(&mut self, now: Instant, consume: bool) -> RateSnapshot {
-        if now.duration_since(self.window_start) >= self.window {
-            self.window_start = now;
-            self.used = 0;
-        }
-        let allowed = !consume || self.used < self.quota;
-        if consume && allowed {
-            self.used += 1;
-        }
-        let elapsed = now.duration_since(self.window_start);
-        RateSnapshot {
-            allowed,
-            quota: self.quota,
-            left: self.quota.saturating_sub(self.used),
-            window_ms: self.window.as_millis(),
-            reset_ms: self.window.saturating_sub(elapsed).as_millis(),
         }
     }
 }
