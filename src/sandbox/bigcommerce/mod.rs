@@ -223,6 +223,8 @@ impl Emulator {
 
     /// The storefront of one channel; serve each channel on its own listener. Serve with
     /// `into_make_service_with_connect_info::<SocketAddr>()` so `request_ip` can be checked.
+    /// Without `ConnectInfo`, tokens carrying `request_ip` are refused (never waved through).
+    /// Do not wrap it in a trace layer that logs the URI: `/login/token/{jwt}` carries the token.
     pub fn storefront_router(&self, channel_id: i64) -> axum::Router {
         storefront::router(self.clone(), channel_id)
     }
