@@ -186,3 +186,33 @@ pub mod rate_limit_headers {
     pub const REQUESTS_LEFT: &str = "x-rate-limit-requests-left";
     pub const RETRY_AFTER: &str = "x-retry-after";
 }
+
+/// BigCommerce `customerGroup_Full` (CONTRACT.md §3.1): one item of the bare array that
+/// `GET /v2/customer_groups` returns. Dates use the V2 format `2023-07-17 06:30:41`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerGroupFull {
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default)]
+    pub category_access: Option<CategoryAccess>,
+    /// Kept as raw JSON: the gateway only reads `id`/`name`, and the rule objects vary by `type`.
+    #[serde(default)]
+    pub discount_rules: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub date_created: String,
+    #[serde(default)]
+    pub date_modified: String,
+    #[serde(default)]
+    pub is_group_for_guests: bool,
+}
+
+/// `category_access` of `customerGroup_Full`: `type` is `all`, `specific` or `none`;
+/// `categories` only appears with `specific`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryAccess {
+    pub r#type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<i64>>,
+}

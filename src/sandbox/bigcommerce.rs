@@ -1,1 +1,0 @@
-//! BigCommerce emulator (see CONTRACT.md §8).

@@ -1,0 +1,566 @@
+//! The emulator's in-memory store and the customer rules of CONTRACT.md §2, free of HTTP so
+//! every rule can be read (and unit-tested) without a router.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use super::EmulatedChannel;
+use super::query::{Cursor, ListQuery, SortField, cursor_block, parse_int_csv};
+use crate::bigcommerce::wire::{
+    CategoryAccess, CollectionMeta, CustomerAuthentication, CustomerCollectionResponse,
+    CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, ErrorResponse, Pagination,
+    PaginationLinks,
+};
+
+/// `type` of the POST/PUT `ErrorResponse` (CONTRACT.md §2.3 example).
+pub(super) const ERROR_TYPE_SHORT: &str = "/api-docs/getting-started/api-status-codes";
+/// `type` of the GET/DELETE `Error` schema (CONTRACT.md §2.5 example).
+pub(super) const ERROR_TYPE_FULL: &str =
+    "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes";
+
+/// BigCommerce caps POST/PUT batches at 10 items (CONTRACT.md §2.3).
+const MAX_BATCH: usize = 10;
+
+pub(super) fn error(
+    status: u16,
+    title: &str,
+    kind: &str,
+    errors: BTreeMap<String, String>,
+) -> ErrorResponse {
+    ErrorResponse {
+        status,
+        title: title.to_owned(),
+        error_type: kind.to_owned(),
+        instance: None,
+        errors,
+    }
+}
+
+pub(super) fn one_error(
+    status: u16,
+    title: &str,
+    kind: &str,
+    key: &str,
+    message: String,
+) -> ErrorResponse {
+    error(
+        status,
+        title,
+        kind,
+        BTreeMap::from([(key.to_owned(), message)]),
+    )
+}
+
+/// `2020-02-06T17:46:33Z`: the V3 date format (CONTRACT.md §2.2), whole seconds.
+pub(super) fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// `2023-07-17 06:30:41`: the V2 date format of customer groups (CONTRACT.md §3.1).
+fn v2_date(at: OffsetDateTime) -> String {
+    at.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .unwrap_or_default()
+}
+
+/// A customer as stored: the API view plus what the API accepts but never returns.
+#[derive(Debug, Clone)]
+pub struct StoredCustomer {
+    pub full: CustomerFull,
+    pub created: OffsetDateTime,
+    pub modified: OffsetDateTime,
+    /// As sent on POST (CONTRACT.md §2.2: accepted, not echoed); tests assert the gateway sends `false`.
+    pub trigger_account_created_notification: Option<bool>,
+    /// `authentication.new_password` is write-only (CONTRACT.md §8 item 11): we only remember that one was set.
+    pub password_set: bool,
+}
+
+pub struct Store {
+    pub customers: BTreeMap<i64, StoredCustomer>,
+    next_id: i64,
+    pub groups: Vec<CustomerGroupFull>,
+}
+
+impl Store {
+    pub fn new(now: OffsetDateTime) -> Self {
+        let group = |id, name: &str, is_default| CustomerGroupFull {
+            id,
+            name: name.to_owned(),
+            is_default,
+            category_access: Some(CategoryAccess {
+                r#type: "all".to_owned(),
+                categories: None,
+            }),
+            discount_rules: Vec::new(),
+            date_created: v2_date(now),
+            date_modified: v2_date(now),
+            is_group_for_guests: false,
+        };
+        Self {
+            customers: BTreeMap::new(),
+            next_id: 1,
+            groups: vec![group(1, "Retail", true), group(2, "Wholesale", false)],
+        }
+    }
+
+    /// Uniqueness is store-wide and case-insensitive (CONTRACT.md §2.3; per-channel scope unconfirmed).
+    fn email_taken(&self, email: &str, except_id: Option<i64>) -> bool {
+        let folded = email.to_lowercase();
+        self.customers
+            .values()
+            .any(|c| Some(c.full.id) != except_id && c.full.email.to_lowercase() == folded)
+    }
+
+    fn group_exists(&self, id: i64) -> bool {
+        id == 0 || self.groups.iter().any(|g| g.id == id)
+    }
+
+    // ---------------------------------------------------------------- GET /v3/customers
+
+    /// `GET /v3/customers` (CONTRACT.md §2.1, §8 items 4-5).
+    pub fn list(
+        &self,
+        query: &[(String, String)],
+    ) -> Result<CustomerCollectionResponse, ErrorResponse> {
+        let q = ListQuery::parse(query)?;
+        let mut rows: Vec<&StoredCustomer> =
+            self.customers.values().filter(|c| q.matches(c)).collect();
+        match q.sort {
+            None => {}
+            Some((field, desc)) => {
+                rows.sort_by(|a, b| {
+                    let ord = match field {
+                        SortField::DateCreated => a.created.cmp(&b.created),
+                        SortField::DateModified => a.modified.cmp(&b.modified),
+                        SortField::LastName => a
+                            .full
+                            .last_name
+                            .to_lowercase()
+                            .cmp(&b.full.last_name.to_lowercase()),
+                    };
+                    let ord = if desc { ord.reverse() } else { ord };
+                    ord.then(a.full.id.cmp(&b.full.id))
+                });
+            }
+        }
+        let limit = q.limit;
+        if let Some(cursor) = &q.cursor {
+            // Cursor pagination (ids ascending only): only `cursor_pagination` comes back
+            // (CONTRACT.md §2.1, "before/after given → only cursor_pagination").
+            let page: Vec<&StoredCustomer> = match cursor {
+                Cursor::After(id) => rows
+                    .into_iter()
+                    .filter(|c| c.full.id > *id)
+                    .take(limit as usize)
+                    .collect(),
+                Cursor::Before(id) => {
+                    let older: Vec<_> = rows.into_iter().filter(|c| c.full.id < *id).collect();
+                    let skip = older.len().saturating_sub(limit as usize);
+                    older.into_iter().skip(skip).collect()
+                }
+            };
+            let data: Vec<CustomerFull> = page.iter().map(|c| c.full.clone()).collect();
+            let cursor_pagination = cursor_block(&data, limit, None);
+            return Ok(CustomerCollectionResponse {
+                data,
+                meta: CollectionMeta {
+                    pagination: None,
+                    cursor_pagination: Some(cursor_pagination),
+                },
+            });
+        }
+        let total = rows.len() as i64;
+        let total_pages = (total + limit - 1) / limit;
+        let start = ((q.page - 1) * limit) as usize;
+        let data: Vec<CustomerFull> = rows
+            .iter()
+            .skip(start)
+            .take(limit as usize)
+            .map(|c| c.full.clone())
+            .collect();
+        let link = |p: i64| format!("?page={p}&limit={limit}");
+        let pagination = Pagination {
+            total,
+            count: data.len() as i64,
+            per_page: limit,
+            current_page: q.page,
+            total_pages,
+            links: PaginationLinks {
+                previous: (q.page > 1).then(|| link(q.page - 1)),
+                current: Some(link(q.page)),
+                next: (q.page < total_pages).then(|| link(q.page + 1)),
+            },
+        };
+        // Page 1 carries both blocks (CONTRACT.md §2.1). Cursors only exist for the id order.
+        let cursor_pagination = (q.page == 1 && q.sort.is_none()).then(|| {
+            let more = total > data.len() as i64;
+            cursor_block(&data, limit, Some(more))
+        });
+        Ok(CustomerCollectionResponse {
+            data,
+            meta: CollectionMeta {
+                pagination: Some(pagination),
+                cursor_pagination,
+            },
+        })
+    }
+
+    // ---------------------------------------------------------------- POST /v3/customers
+
+    /// `POST /v3/customers` (CONTRACT.md §2.3, §8 item 8). The batch is atomic: any
+    /// failing item means nothing is created.
+    pub fn create(
+        &mut self,
+        body: &Value,
+        channels: &[EmulatedChannel],
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredCustomer>, ErrorResponse> {
+        const TITLE: &str = "Create customers failed.";
+        let items = batch_items(body, TITLE)?;
+        let mut errors = BTreeMap::new();
+        let mut accepted: Vec<(CustomerPost, &Value)> = Vec::new();
+        let mut batch_emails: HashSet<String> = HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            if !item.is_object() {
+                errors.insert(
+                    i.to_string(),
+                    "Each customer must be a JSON object".to_owned(),
+                );
+                continue;
+            }
+            let before = errors.len();
+            check_email(&mut errors, i, item.get("email"), 250, true);
+            check_name(&mut errors, i, "first_name", item.get("first_name"), true);
+            check_name(&mut errors, i, "last_name", item.get("last_name"), true);
+            if errors.len() > before {
+                continue;
+            }
+            let post: CustomerPost = match serde_json::from_value(item.clone()) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.insert(i.to_string(), format!("Invalid customer: {e}"));
+                    continue;
+                }
+            };
+            check_channels(&mut errors, i, post.channel_ids.as_deref(), channels);
+            if let Some(origin) = post.origin_channel_id
+                && !channels.iter().any(|c| c.id == origin)
+            {
+                errors.insert(
+                    format!("{i}.origin_channel_id"),
+                    format!("Channel {origin} does not exist"),
+                );
+            }
+            if let Some(g) = post.customer_group_id
+                && !self.group_exists(g)
+            {
+                errors.insert(
+                    format!("{i}.customer_group_id"),
+                    format!("Customer group {g} does not exist"),
+                );
+            }
+            let folded = post.email.to_lowercase();
+            if self.email_taken(&post.email, None) || !batch_emails.insert(folded) {
+                errors.insert(
+                    format!("{i}.email"),
+                    format!(
+                        "The email address '{}' is already in use by another customer",
+                        post.email
+                    ),
+                );
+            }
+            accepted.push((post, item));
+        }
+        if !errors.is_empty() {
+            return Err(error(422, TITLE, ERROR_TYPE_SHORT, errors));
+        }
+        let mut created = Vec::with_capacity(accepted.len());
+        for (post, raw) in accepted {
+            let id = self.next_id;
+            self.next_id += 1;
+            let auth = raw.get("authentication");
+            let stored = StoredCustomer {
+                full: CustomerFull {
+                    id,
+                    email: post.email,
+                    first_name: post.first_name,
+                    last_name: post.last_name,
+                    company: post.company.unwrap_or_default(),
+                    phone: str_field(raw, "phone"),
+                    notes: str_field(raw, "notes"),
+                    // Blank for API-created customers (CONTRACT.md §2.2).
+                    registration_ip_address: String::new(),
+                    customer_group_id: post.customer_group_id.unwrap_or(0),
+                    date_created: rfc3339(now),
+                    date_modified: rfc3339(now),
+                    origin_channel_id: Some(post.origin_channel_id.unwrap_or(1)),
+                    channel_ids: post.channel_ids,
+                    authentication: Some(CustomerAuthentication {
+                        force_password_reset: auth
+                            .and_then(|a| a.get("force_password_reset"))
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                    }),
+                },
+                created: now,
+                modified: now,
+                trigger_account_created_notification: post.trigger_account_created_notification,
+                password_set: auth
+                    .and_then(|a| a.get("new_password"))
+                    .is_some_and(Value::is_string),
+            };
+            self.customers.insert(id, stored.clone());
+            created.push(stored);
+        }
+        Ok(created)
+    }
+
+    // ---------------------------------------------------------------- PUT /v3/customers
+
+    /// `PUT /v3/customers` (CONTRACT.md §2.3, §8 item 9): read-only fields are ignored.
+    pub fn update(
+        &mut self,
+        body: &Value,
+        channels: &[EmulatedChannel],
+        now: OffsetDateTime,
+    ) -> Result<Vec<CustomerFull>, ErrorResponse> {
+        const TITLE: &str = "Update customers failed.";
+        let items = batch_items(body, TITLE)?;
+        let mut errors = BTreeMap::new();
+        let mut accepted: Vec<(CustomerPut, Option<Option<Vec<i64>>>)> = Vec::new();
+        let mut batch_emails: HashSet<String> = HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            if !item.is_object() {
+                errors.insert(
+                    i.to_string(),
+                    "Each customer must be a JSON object".to_owned(),
+                );
+                continue;
+            }
+            let Some(id) = item.get("id").and_then(Value::as_i64) else {
+                errors.insert(
+                    format!("{i}.id"),
+                    "The field 'id' is required and must be an integer".to_owned(),
+                );
+                continue;
+            };
+            if !self.customers.contains_key(&id) {
+                errors.insert(format!("{i}.id"), format!("Customer {id} does not exist"));
+                continue;
+            }
+            let before = errors.len();
+            check_email(&mut errors, i, item.get("email"), 255, false);
+            check_name(&mut errors, i, "first_name", item.get("first_name"), false);
+            check_name(&mut errors, i, "last_name", item.get("last_name"), false);
+            if errors.len() > before {
+                continue;
+            }
+            let put: CustomerPut = match serde_json::from_value(item.clone()) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.insert(i.to_string(), format!("Invalid customer: {e}"));
+                    continue;
+                }
+            };
+            // `CustomerPut.channel_ids` cannot tell "absent" from `null`; on PUT `null`
+            // means "make this a global account", so read the raw JSON.
+            let channel_change = match item.get("channel_ids") {
+                None => None,
+                Some(Value::Null) => Some(None),
+                Some(_) => Some(put.channel_ids.clone()),
+            };
+            if let Some(Some(ids)) = &channel_change {
+                check_channels(&mut errors, i, Some(ids), channels);
+            }
+            if let Some(g) = put.customer_group_id
+                && !self.group_exists(g)
+            {
+                errors.insert(
+                    format!("{i}.customer_group_id"),
+                    format!("Customer group {g} does not exist"),
+                );
+            }
+            if let Some(email) = &put.email
+                && (self.email_taken(email, Some(id)) || !batch_emails.insert(email.to_lowercase()))
+            {
+                errors.insert(
+                    format!("{i}.email"),
+                    format!("The email address '{email}' is already in use by another customer"),
+                );
+            }
+            accepted.push((put, channel_change));
+        }
+        if !errors.is_empty() {
+            return Err(error(422, TITLE, ERROR_TYPE_SHORT, errors));
+        }
+        let mut updated = Vec::with_capacity(accepted.len());
+        for (put, channel_change) in accepted {
+            let Some(stored) = self.customers.get_mut(&put.id) else {
+                continue; // checked above; unreachable while we hold the lock
+            };
+            let c = &mut stored.full;
+            if let Some(v) = put.email {
+                c.email = v;
+            }
+            if let Some(v) = put.first_name {
+                c.first_name = v;
+            }
+            if let Some(v) = put.last_name {
+                c.last_name = v;
+            }
+            if let Some(v) = put.company {
+                c.company = v;
+            }
+            if let Some(v) = put.customer_group_id {
+                c.customer_group_id = v;
+            }
+            if let Some(v) = channel_change {
+                c.channel_ids = v;
+            }
+            c.date_modified = rfc3339(now);
+            stored.modified = now;
+            updated.push(stored.full.clone());
+        }
+        Ok(updated)
+    }
+
+    // ---------------------------------------------------------------- DELETE /v3/customers
+
+    /// `DELETE /v3/customers?id:in=…` (CONTRACT.md §2.4): without `id:in` nothing is deleted.
+    pub fn delete(&mut self, query: &[(String, String)]) -> Result<usize, ErrorResponse> {
+        let Some((_, raw)) = query.iter().find(|(k, _)| k == "id:in") else {
+            return Ok(0);
+        };
+        let ids = parse_int_csv("id:in", raw)?;
+        Ok(ids
+            .iter()
+            .filter(|id| self.customers.remove(id).is_some())
+            .count())
+    }
+}
+
+fn str_field(raw: &Value, key: &str) -> String {
+    raw.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The array rules shared by POST and PUT (CONTRACT.md §2.3, §8 item 7).
+fn batch_items<'a>(body: &'a Value, title: &str) -> Result<&'a [Value], ErrorResponse> {
+    let Some(items) = body.as_array() else {
+        // Non-array → 422 (CONTRACT.md §8 item 7 says 422, possibly 400 in reality).
+        return Err(one_error(
+            422,
+            title,
+            ERROR_TYPE_SHORT,
+            "body",
+            "The request body must be a JSON array of customers".to_owned(),
+        ));
+    };
+    if items.len() > MAX_BATCH {
+        return Err(one_error(
+            413,
+            "The request payload is too large. The maximum number of items allowed in the array is 10.",
+            ERROR_TYPE_SHORT,
+            "body",
+            format!("{} items sent", items.len()),
+        ));
+    }
+    if items.is_empty() {
+        return Err(one_error(
+            422,
+            title,
+            ERROR_TYPE_SHORT,
+            "body",
+            "The array must not be empty".to_owned(),
+        ));
+    }
+    Ok(items)
+}
+
+/// Email rules: 3–250 chars on POST, 3–255 on PUT (CONTRACT.md §9), exactly one `@`.
+fn check_email(
+    errors: &mut BTreeMap<String, String>,
+    i: usize,
+    v: Option<&Value>,
+    max: usize,
+    required: bool,
+) {
+    let key = format!("{i}.email");
+    match v {
+        None if !required => {}
+        Some(Value::String(s)) => {
+            let len = s.chars().count();
+            if !(3..=max).contains(&len)
+                || s.matches('@').count() != 1
+                || s.trim() != s
+                || s.contains(char::is_whitespace)
+            {
+                errors.insert(
+                    key,
+                    format!(
+                        "The field 'email' must be a valid email address of 3 to {max} characters"
+                    ),
+                );
+            }
+        }
+        _ => {
+            errors.insert(key, "The field 'email' is required".to_owned());
+        }
+    }
+}
+
+/// Name rules: 1–100 chars, not blank (CONTRACT.md §2.2).
+fn check_name(
+    errors: &mut BTreeMap<String, String>,
+    i: usize,
+    field: &str,
+    v: Option<&Value>,
+    required: bool,
+) {
+    let key = format!("{i}.{field}");
+    match v {
+        None if !required => {}
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 100 => {}
+        Some(Value::String(_)) => {
+            errors.insert(
+                key,
+                format!("The field '{field}' must be 1 to 100 characters"),
+            );
+        }
+        _ => {
+            errors.insert(key, format!("The field '{field}' is required"));
+        }
+    }
+}
+
+/// `channel_ids` must not be `[]` and may name only existing channels (CONTRACT.md §2.2).
+fn check_channels(
+    errors: &mut BTreeMap<String, String>,
+    i: usize,
+    ids: Option<&[i64]>,
+    channels: &[EmulatedChannel],
+) {
+    let key = format!("{i}.channel_ids");
+    match ids {
+        None => {}
+        Some([]) => {
+            errors.insert(
+                key,
+                "channel_ids must not be an empty array; omit it for a global account".to_owned(),
+            );
+        }
+        Some(ids) => {
+            if let Some(bad) = ids.iter().find(|id| !channels.iter().any(|c| c.id == **id)) {
+                errors.insert(key, format!("Channel {bad} does not exist"));
+            }
+        }
+    }
+}
