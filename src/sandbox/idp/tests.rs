@@ -1,0 +1,1 @@
+//! Tests of the dev IdP over real HTTP.
