@@ -173,7 +173,7 @@ async fn authorize(State(idp): State<DevIdp>, RawQuery(query): RawQuery) -> Resp
         Err(AuthorizeFailure::Page(title, message)) => {
             error_page(StatusCode::BAD_REQUEST, title, &message)
         }
-        Err(AuthorizeFailure::Redirect(response)) => response,
+        Err(AuthorizeFailure::Redirect(response)) => *response,
     }
 }
 
@@ -181,7 +181,7 @@ enum AuthorizeFailure {
     /// Client or redirect_uri cannot be trusted: show a page, never redirect (RFC 6749 §4.1.2.1).
     Page(&'static str, String),
     /// An error authorization response to the client's redirect_uri.
-    Redirect(Response),
+    Redirect(Box<Response>),
 }
 
 /// Validates an authorization request and stores it; returns the pending request id.
@@ -216,18 +216,16 @@ fn start_authorization(
         })?;
     let state = params.get("state").map(String::as_str);
     let fail = |error: &str, description: &str| {
-        AuthorizeFailure::Redirect(idp.authorization_response(
+        AuthorizeFailure::Redirect(Box::new(idp.authorization_response(
             redirect_uri,
             &[("error", error), ("error_description", description)],
             state,
-        ))
+        )))
     };
 
     if let Misbehaviour::AuthorizeError(error) = idp.misbehaviour() {
-        return Err(AuthorizeFailure::Redirect(idp.authorization_response(
-            redirect_uri,
-            &[("error", &error)],
-            state,
+        return Err(AuthorizeFailure::Redirect(Box::new(
+            idp.authorization_response(redirect_uri, &[("error", &error)], state),
         )));
     }
     if params.get("response_type").map(String::as_str) != Some("code") {
