@@ -36,11 +36,13 @@
 //! email_verified = "false"
 //! ```
 
+mod authorize;
 mod endpoints;
 mod id_token;
 mod keys;
 #[cfg(test)]
 mod tests;
+mod token;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1071,9 +1071,9 @@ fn pkce_s256_matches_an_independently_computed_challenge() {
     // Challenge computed with Python's hashlib + base64.urlsafe_b64encode, padding dropped.
     let verifier = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let challenge = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
-    assert!(endpoints::pkce_s256_matches(verifier, challenge));
-    assert!(!endpoints::pkce_s256_matches(challenge, challenge));
-    assert!(!endpoints::pkce_s256_matches("short", challenge));
+    assert!(token::pkce_s256_matches(verifier, challenge));
+    assert!(!token::pkce_s256_matches(challenge, challenge));
+    assert!(!token::pkce_s256_matches("short", challenge));
 }
 
 #[test]
@@ -1084,4 +1084,36 @@ fn issuer_with_a_path_is_refused() {
         DevIdp::try_new(cfg),
         Err(IdpError::InvalidIssuer { .. })
     ));
+}
+
+#[tokio::test]
+async fn expired_code_is_invalid_grant() {
+    let env = start().await;
+    let login = env.login("ada", "openid").await;
+    // Age the code instead of sleeping for CODE_TTL.
+    if let Some(grant) = env.idp.state().codes.get_mut(&login.code) {
+        grant.issued = Instant::now()
+            .checked_sub(endpoints::CODE_TTL + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+    let body: Value = env.exchange(&login).await.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn repeated_token_parameters_are_invalid_request() {
+    let env = start().await;
+    let login = env.login("ada", "openid").await;
+    let response = env
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", &login.code),
+            ("code", "other"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &login.verifier),
+        ])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
 }
