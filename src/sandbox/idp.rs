@@ -1,1 +1,0 @@
-//! Dev OpenID Provider.
