@@ -67,7 +67,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 // ---------------------------------------------------------------------------------------
 // The file as written
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -78,7 +78,7 @@ pub struct RawConfig {
     pub connections: Vec<RawConnection>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
@@ -91,7 +91,7 @@ pub struct RawServer {
     pub trusted_proxy_hops: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub store_hash: Option<String>,
@@ -106,7 +106,7 @@ pub struct RawStore {
     pub channels: Vec<RawChannel>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawChannel {
     pub id: i64,
@@ -114,7 +114,7 @@ pub struct RawChannel {
     pub default_redirect: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConnection {
     pub id: Option<String>,

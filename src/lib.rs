@@ -7,7 +7,7 @@ pub mod bigcommerce;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
-// TEMP pub mod demo;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod oidc;

@@ -46,7 +46,7 @@ mod token;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -267,7 +267,7 @@ struct Inner {
     issuer: String,
     endpoints: endpoints::Endpoints,
     clients: Vec<DevClient>,
-    email_in_id_token: bool,
+    email_in_id_token: AtomicBool,
     send_iss_parameter: bool,
     jwks_fetches: AtomicU64,
     token_requests: AtomicU64,
@@ -349,7 +349,7 @@ impl DevIdp {
                 issuer,
                 endpoints,
                 clients: config.clients,
-                email_in_id_token: config.email_in_id_token,
+                email_in_id_token: AtomicBool::new(config.email_in_id_token),
                 send_iss_parameter: config.send_iss_parameter,
                 jwks_fetches: AtomicU64::new(0),
                 token_requests: AtomicU64::new(0),
@@ -436,6 +436,11 @@ impl DevIdp {
     }
 
     /// Replaces the users; tokens and userinfo issued afterwards use the new data.
+    /// Switches between claims in the ID token and claims only from userinfo.
+    pub fn set_email_in_id_token(&self, on: bool) {
+        self.inner.email_in_id_token.store(on, Ordering::Relaxed);
+    }
+
     pub fn set_users(&self, users: Vec<DevUser>) {
         self.state().users = users;
     }

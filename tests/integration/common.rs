@@ -1,0 +1,211 @@
+//! The test environment: the demo (dev IdP, BigCommerce emulator, gateway) on ephemeral
+//! ports, and a cookie-keeping HTTP client that follows redirects by hand, as a browser
+//! would, so each hop can be inspected.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bc_sso_gateway::config::RawConfig;
+use bc_sso_gateway::demo::{self, Demo, DemoOptions};
+use bc_sso_gateway::sandbox::idp::DevIdp;
+use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+use url::Url;
+
+pub struct Env {
+    pub demo: Demo,
+    pub browser: reqwest::Client,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<Url>,
+    pub correlation_id: Option<String>,
+    pub body: String,
+}
+
+impl Page {
+    /// Asserts this is the gateway's error page with `code`, and that the correlation id
+    /// on the page is the one in the response header and in a log line with the reason.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "expected {status} {code}, got page: {}", self.body);
+        assert!(
+            self.body.contains(&format!("<code id=\"error-code\">{code}</code>")),
+            "error code {code} not on page: {}",
+            self.body
+        );
+        let id = self.correlation_id.as_deref().expect("x-request-id header");
+        assert!(self.body.contains(id), "correlation id not on the page");
+        let lines = log_lines_with(id);
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("\"reason\":\"{code}\""))),
+            "no log line with reason {code} for {id}: {lines:#?}"
+        );
+    }
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::with(DemoOptions::default(), |_| {}).await
+    }
+
+    pub async fn with(options: DemoOptions, customize: impl FnOnce(&mut RawConfig)) -> Env {
+        init_logs();
+        let demo = demo::start(options, customize).await.expect("demo starts");
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Env { demo, browser }
+    }
+
+    pub fn idp(&self) -> &DevIdp {
+        self.demo.idp.as_ref().expect("dev IdP")
+    }
+
+    pub fn gateway(&self, path_and_query: &str) -> Url {
+        self.demo.gateway_url.join(path_and_query).unwrap()
+    }
+
+    pub fn storefront(&self, channel: usize, path: &str) -> Url {
+        self.demo.storefront_urls[channel - 1].join(path).unwrap()
+    }
+
+    pub async fn get(&self, url: &Url) -> Page {
+        page(self.browser.get(url.clone()).send().await.unwrap()).await
+    }
+
+    /// `/login?…` → the IdP's authorize URL.
+    pub async fn begin(&self, query: &str) -> Url {
+        let page = self.get(&self.gateway(&format!("/login?{query}"))).await;
+        assert_eq!(page.status, StatusCode::FOUND, "login did not redirect: {}", page.body);
+        let url = page.location.unwrap();
+        assert!(url.as_str().starts_with(self.demo.idp_url.as_str()), "{url}");
+        url
+    }
+
+    /// At the dev IdP's sign-in page, picks user `sub`; returns the callback URL.
+    pub async fn pick_user(&self, authorize_url: &Url, sub: &str) -> Url {
+        let page = self.get(authorize_url).await;
+        assert_eq!(page.status, StatusCode::OK, "authorize page: {}", page.body);
+        let request_id = hidden_value(&page.body, "request").expect("request id on sign-in page");
+        let decision = self.demo.idp_url.join("/authorize/decision").unwrap();
+        let response = self
+            .browser
+            .post(decision)
+            .form(&[("request", request_id.as_str()), ("user", sub)])
+            .send()
+            .await
+            .unwrap();
+        let page = page_of(response).await;
+        assert_eq!(page.status, StatusCode::FOUND, "decision: {}", page.body);
+        page.location.unwrap()
+    }
+
+    /// Starts a sign-in with `query` and signs in at the IdP as `sub`; returns the
+    /// gateway's answer to the callback.
+    pub async fn sign_in(&self, query: &str, sub: &str) -> (Url, Page) {
+        let authorize = self.begin(query).await;
+        let callback = self.pick_user(&authorize, sub).await;
+        let page = self.get(&callback).await;
+        (callback, page)
+    }
+
+    /// Follows the storefront redirect chain from a `/login/token/<jwt>` URL to the final page.
+    pub async fn follow(&self, mut url: Url) -> (Url, Page) {
+        for _ in 0..5 {
+            let page = self.get(&url).await;
+            match page.location.clone() {
+                Some(next) if page.status.is_redirection() => url = next,
+                _ => return (url, page),
+            }
+        }
+        panic!("redirect loop at {url}");
+    }
+}
+
+async fn page(response: reqwest::Response) -> Page {
+    page_of(response).await
+}
+
+pub async fn page_of(response: reqwest::Response) -> Page {
+    let base = response.url().clone();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| base.join(l).unwrap());
+    let correlation_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.unwrap();
+    Page {
+        status,
+        location,
+        correlation_id,
+        body,
+    }
+}
+
+/// Value of `<input type="hidden" name="NAME" value="…">`.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+// ---------------------------------------------------------------------------------------
+// Captured logs: every test's log lines go to one buffer (JSON, with span fields), so a
+// test can find the lines of its own request by correlation id, and the suite can check
+// that no secret or token was ever logged.
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<Buffer> = OnceLock::new();
+
+pub fn init_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter("debug,hyper=info,reqwest=info,h2=info,tower_sessions=info")
+            .with_writer(move || writer.clone())
+            .try_init()
+            .ok();
+        buffer
+    });
+}
+
+pub fn all_logs() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.0.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+pub fn log_lines_with(needle: &str) -> Vec<String> {
+    all_logs()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
