@@ -157,6 +157,15 @@ server.listen(0, '127.0.0.1', () => {
       keys: [randomBytes(32).toString('hex')],
     },
     jwks: { keys: [signingJwk] },
+    // Explicit lifetimes (seconds) keep oidc-provider's "default ttl" notices out of the logs.
+    ttl: {
+      AuthorizationCode: 60,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 3600,
+      AccessToken: 3600,
+      IdToken: 3600,
+    },
   });
 
   provider.on('server_error', (_ctx, err) => {
