@@ -4,4 +4,5 @@
 //! tests and the demo run exactly the code production runs.
 
 pub mod bigcommerce;
+pub mod redirect;
 pub mod sandbox;
