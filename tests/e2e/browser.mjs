@@ -1,0 +1,175 @@
+// Drives Debian's chromium (via playwright-core, never a downloaded browser) through the whole
+// storefront sign-in: storefront home -> "Sign in" -> "Sign in with company account" ->
+// gateway -> oidc-provider dev login (+ consent) -> gateway callback -> storefront /account.php.
+//
+// Env:
+//   STOREFRONT_URL  storefront home page URL (required)
+//   OP_LOGIN        login name to type at oidc-provider's login page (required)
+//   EXPECT_EMAIL    text that #customer-email on /account.php must contain (required)
+//   ARTIFACTS_DIR   where a failure screenshot goes (default: ./artifacts)
+//   CHROMIUM_PATH   browser executable (default: /usr/bin/chromium)
+//   E2E_TIMEOUT_MS  overall timeout (default: 60000)
+//
+// Exit 0 on success; on failure a screenshot ARTIFACTS_DIR/failure-<timestamp>.png, the current
+// URL without its query string or fragment, the error, and exit 1.
+// Never prints a URL with its query (codes, states, tokens) and never prints cookies.
+
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const OVERALL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 60_000);
+const STEP_TIMEOUT_MS = 15_000;
+
+function log(line) {
+  process.stdout.write(`browser: ${line}\n`);
+}
+
+// Origin + path only: queries and fragments may carry authorization codes or tokens.
+function safeUrl(raw) {
+  try {
+    const u = new URL(raw);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return String(raw ?? '').split(/[?#]/)[0];
+  }
+}
+
+// Error messages from playwright can quote URLs (e.g. "navigating to ..."): strip their queries.
+function scrub(text) {
+  return String(text).replace(/(https?:\/\/[^\s"'<>]*?)[?#][^\s"'<>]*/g, '$1?[redacted]');
+}
+
+function required(name) {
+  const v = process.env[name];
+  if (!v) {
+    process.stderr.write(`browser: env ${name} is required\n`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const storefrontUrl = required('STOREFRONT_URL');
+const opLogin = required('OP_LOGIN');
+const expectEmail = required('EXPECT_EMAIL');
+const artifactsDir = resolve(process.env.ARTIFACTS_DIR || 'artifacts');
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+let browser;
+let page;
+
+async function run() {
+  log(`launching ${executablePath}`);
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const context = await browser.newContext();
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+  page = await context.newPage();
+
+  log(`step 1: open storefront ${safeUrl(storefrontUrl)}`);
+  await page.goto(storefrontUrl, { waitUntil: 'domcontentloaded' });
+
+  log('step 2: click "Sign in"');
+  await Promise.all([
+    page.waitForURL((u) => u.pathname.endsWith('/login.php'), { waitUntil: 'domcontentloaded' }),
+    page.getByRole('link', { name: 'Sign in', exact: true }).first().click(),
+  ]);
+  log(`        now at ${safeUrl(page.url())}`);
+
+  log('step 3: wait for and click "Sign in with company account" (a.bc-sso-button)');
+  const sso = page.locator('a.bc-sso-button', { hasText: 'Sign in with company account' }).first();
+  await sso.waitFor({ state: 'visible' });
+  const storefrontOrigin = new URL(storefrontUrl).origin;
+  await Promise.all([
+    page.waitForURL((u) => u.origin !== storefrontOrigin, { waitUntil: 'domcontentloaded' }),
+    sso.click(),
+  ]);
+  log(`        now at ${safeUrl(page.url())}`);
+
+  log('step 4: oidc-provider login page: fill login and password, submit');
+  const login = page.locator('input[name="login"]');
+  await login.waitFor({ state: 'visible' });
+  await login.fill(opLogin);
+  await page.locator('input[name="password"]').fill('any-password');
+  await Promise.all([
+    page.waitForNavigation({ waitUntil: 'domcontentloaded' }),
+    page.locator('form:has(input[name="login"]) [type="submit"]').click(),
+  ]);
+  log(`        now at ${safeUrl(page.url())}`);
+
+  // Either a consent page (same OP origin, a "Continue" button) or we are already back.
+  const onAccount = (u) => u.origin === storefrontOrigin && u.pathname.endsWith('/account.php');
+  const consent = page.locator('form:has(input[name="prompt"][value="consent"]) [type="submit"]');
+  const next = await Promise.race([
+    page.waitForURL(onAccount, { waitUntil: 'domcontentloaded' }).then(() => 'account'),
+    consent.waitFor({ state: 'visible' }).then(() => 'consent'),
+  ]);
+  if (next === 'consent') {
+    log('step 5: consent page: click "Continue"');
+    await Promise.all([
+      page.waitForURL(onAccount, { waitUntil: 'domcontentloaded' }),
+      consent.click(),
+    ]);
+  } else {
+    log('step 5: no consent page');
+  }
+  log(`        now at ${safeUrl(page.url())}`);
+
+  log(`step 6: #customer-email must contain ${JSON.stringify(expectEmail)}`);
+  const email = page.locator('#customer-email');
+  await email.waitFor({ state: 'attached' });
+  const text = (await email.textContent()) ?? '';
+  if (!text.includes(expectEmail)) {
+    throw new Error(`#customer-email is ${JSON.stringify(text.trim())}, expected it to contain ${JSON.stringify(expectEmail)}`);
+  }
+  log('PASS: signed in to the storefront through the gateway');
+}
+
+async function failure(err) {
+  let where = '(no page)';
+  try {
+    if (page) {
+      where = safeUrl(page.url());
+      mkdirSync(artifactsDir, { recursive: true });
+      const file = join(artifactsDir, `failure-${new Date().toISOString().replace(/[:.]/g, '-')}.png`);
+      await page.screenshot({ path: file, fullPage: true, timeout: 5_000 });
+      process.stderr.write(`browser: screenshot ${file}\n`);
+    }
+  } catch (shotErr) {
+    process.stderr.write(`browser: screenshot failed: ${scrub(shotErr.message)}\n`);
+  }
+  process.stderr.write(`browser: FAIL at ${where}\n`);
+  process.stderr.write(`browser: ${scrub(err?.stack ?? err)}\n`);
+}
+
+let timer;
+const overall = new Promise((_, reject) => {
+  timer = setTimeout(
+    () => reject(new Error(`overall timeout of ${OVERALL_TIMEOUT_MS} ms exceeded`)),
+    OVERALL_TIMEOUT_MS,
+  );
+});
+
+let code = 0;
+try {
+  await Promise.race([run(), overall]);
+} catch (err) {
+  code = 1;
+  await failure(err);
+} finally {
+  clearTimeout(timer);
+  await browser?.close().catch(() => {});
+}
+process.exit(code);
