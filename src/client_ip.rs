@@ -8,7 +8,11 @@ use axum::http::HeaderMap;
 
 use crate::config::RequestIpSource;
 
-pub fn resolve(source: RequestIpSource, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+pub fn resolve(
+    source: RequestIpSource,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
     match source {
         RequestIpSource::Off => None,
         RequestIpSource::Peer => peer,
@@ -46,8 +50,14 @@ mod tests {
     #[test]
     fn off_sends_nothing() {
         let peer = Some("10.0.0.1".parse().unwrap());
-        assert_eq!(resolve(RequestIpSource::Off, peer, &headers(&["1.2.3.4"])), None);
-        assert_eq!(resolve(RequestIpSource::Peer, peer, &HeaderMap::new()), peer);
+        assert_eq!(
+            resolve(RequestIpSource::Off, peer, &headers(&["1.2.3.4"])),
+            None
+        );
+        assert_eq!(
+            resolve(RequestIpSource::Peer, peer, &HeaderMap::new()),
+            peer
+        );
     }
 
     #[test]
@@ -57,7 +67,10 @@ mod tests {
         let two = RequestIpSource::ForwardedFor { hops: 2 };
         assert_eq!(resolve(one, None, &h), Some("10.0.0.2".parse().unwrap()));
         assert_eq!(resolve(two, None, &h), Some("203.0.113.7".parse().unwrap()));
-        assert_eq!(resolve(RequestIpSource::ForwardedFor { hops: 4 }, None, &h), None);
+        assert_eq!(
+            resolve(RequestIpSource::ForwardedFor { hops: 4 }, None, &h),
+            None
+        );
         assert_eq!(resolve(one, None, &headers(&["not-an-ip"])), None);
     }
 }

@@ -234,7 +234,10 @@ pub fn join_path(base: &Url, path: &str) -> Url {
 // Loading
 
 /// Reads the file (if any), applies `BCSSO_*` overrides from `env`, and validates.
-pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, Vec<ConfigError>> {
+pub fn load(
+    path: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<Config, Vec<ConfigError>> {
     let mut raw = match path {
         Some(path) => read_file(path).map_err(|e| vec![e])?,
         None => RawConfig::default(),
@@ -430,7 +433,9 @@ fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreC
                 Err(e) => {
                     errors.push(invalid(
                         format!("{key}.default_redirect"),
-                        format!("must be a relative path on the storefront such as /account.php ({e})"),
+                        format!(
+                            "must be a relative path on the storefront such as /account.php ({e})"
+                        ),
                     ));
                     continue;
                 }
@@ -441,7 +446,10 @@ fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreC
             default_redirect,
         };
         if channels.insert(c.id, channel).is_some() {
-            errors.push(invalid(format!("{key}.id"), format!("channel {} is listed twice", c.id)));
+            errors.push(invalid(
+                format!("{key}.id"),
+                format!("channel {} is listed twice", c.id),
+            ));
         }
     }
     Some(StoreConfig {
@@ -451,7 +459,9 @@ fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreC
         client_id: client_id?,
         client_secret: client_secret?,
         clock_check_interval: Duration::from_secs(
-            raw.clock_check_interval_secs.unwrap_or(300).clamp(10, 86_400),
+            raw.clock_check_interval_secs
+                .unwrap_or(300)
+                .clamp(10, 86_400),
         ),
         channels,
     })
@@ -493,8 +503,17 @@ fn validate_connection(
         ));
     }
     let secret_env = connection_secret_env(raw.id.as_deref().unwrap_or("ID"));
-    let client_secret = secret_value(&key("client_secret"), raw.client_secret, raw.client_secret_file, errors);
-    if client_secret.is_none() && !errors.iter().any(|e| matches!(e, ConfigError::SecretFile { key: k, .. } if *k == key("client_secret"))) {
+    let client_secret = secret_value(
+        &key("client_secret"),
+        raw.client_secret,
+        raw.client_secret_file,
+        errors,
+    );
+    if client_secret.is_none()
+        && !errors.iter().any(
+            |e| matches!(e, ConfigError::SecretFile { key: k, .. } if *k == key("client_secret")),
+        )
+    {
         errors.push(ConfigError::Missing {
             key: key("client_secret"),
             env: secret_env,
@@ -532,7 +551,10 @@ fn validate_connection(
     };
     let algs = raw.id_token_algs.unwrap_or_else(|| vec!["RS256".into()]);
     if algs.is_empty() {
-        errors.push(invalid(key("id_token_algs"), "must list at least one algorithm"));
+        errors.push(invalid(
+            key("id_token_algs"),
+            "must list at least one algorithm",
+        ));
     }
     for alg in &algs {
         if !SUPPORTED_ID_TOKEN_ALGS.contains(&alg.as_str()) {
@@ -551,7 +573,10 @@ fn validate_connection(
     }
     if let Some(group) = raw.customer_group_id {
         if group < 0 {
-            errors.push(invalid(key("customer_group_id"), "must be 0 or a customer group id"));
+            errors.push(invalid(
+                key("customer_group_id"),
+                "must be 0 or a customer group id",
+            ));
         }
     }
     if raw.trust_unverified_email {
@@ -652,9 +677,14 @@ fn secret_value(
     }
     let path = file?;
     match std::fs::read_to_string(&path) {
-        Ok(s) if !s.trim().is_empty() => Some(Secret::new(s.trim_end_matches(['\r', '\n']).to_owned())),
+        Ok(s) if !s.trim().is_empty() => {
+            Some(Secret::new(s.trim_end_matches(['\r', '\n']).to_owned()))
+        }
         Ok(_) => {
-            errors.push(invalid(key, format!("secret file {} is empty", path.display())));
+            errors.push(invalid(
+                key,
+                format!("secret file {} is empty", path.display()),
+            ));
             None
         }
         Err(source) => {
@@ -673,7 +703,10 @@ fn parse_web_url(key: &str, value: &str, errors: &mut Vec<ConfigError>) -> Optio
     let url = match Url::parse(value.trim()) {
         Ok(u) => u,
         Err(e) => {
-            errors.push(invalid(key, format!("expected an absolute URL ({e}), got {value:?}")));
+            errors.push(invalid(
+                key,
+                format!("expected an absolute URL ({e}), got {value:?}"),
+            ));
             return None;
         }
     };
@@ -693,7 +726,10 @@ fn parse_web_url(key: &str, value: &str, errors: &mut Vec<ConfigError>) -> Optio
         }
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        errors.push(invalid(key, "must not carry a query, fragment or credentials"));
+        errors.push(invalid(
+            key,
+            "must not carry a query, fragment or credentials",
+        ));
         return None;
     }
     Some(url)

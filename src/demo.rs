@@ -76,7 +76,10 @@ impl Drop for Demo {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("cannot listen on {addr}: {source} (pick other ports with --port)")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("generated config is invalid: {0}")]
     Config(String),
     #[error("{0}")]
@@ -88,11 +91,15 @@ async fn bind(port: u16, offset: u16) -> Result<(TcpListener, Url), DemoError> {
     let addr = format!("127.0.0.1:{port}");
     let listener = TcpListener::bind(&addr)
         .await
-        .map_err(|source| DemoError::Bind { addr: addr.clone(), source })?;
+        .map_err(|source| DemoError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
     let local = listener
         .local_addr()
         .map_err(|source| DemoError::Bind { addr, source })?;
-    let url = Url::parse(&format!("http://{local}/")).map_err(|e| DemoError::Start(e.to_string()))?;
+    let url =
+        Url::parse(&format!("http://{local}/")).map_err(|e| DemoError::Start(e.to_string()))?;
     Ok((listener, url))
 }
 
@@ -197,7 +204,8 @@ pub async fn start(
     }
     let storefront_urls: Vec<Url> = storefronts.iter().map(|(_, u)| u.clone()).collect();
 
-    let mut emulator_config = EmulatorConfig::new("demo1", random_secret(), random_secret(), random_secret());
+    let mut emulator_config =
+        EmulatorConfig::new("demo1", random_secret(), random_secret(), random_secret());
     emulator_config.gateway_url = Some(gateway_url.clone());
     emulator_config.store_name = "Demo Store".into();
     for id in 2..=options.channels {
@@ -222,7 +230,13 @@ pub async fn start(
     );
     customize(&mut raw);
     let config = crate::config::validate(raw).map_err(|errors| {
-        DemoError::Config(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+        DemoError::Config(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     })?;
 
     let idp = match &options.idp {
@@ -254,7 +268,9 @@ pub async fn start(
 
     let emulator = Emulator::new(emulator_config);
     let clock = Clock::system();
-    let state = Arc::new(AppState::new(config, clock.clone()).map_err(|e| DemoError::Start(e.to_string()))?);
+    let state = Arc::new(
+        AppState::new(config, clock.clone()).map_err(|e| DemoError::Start(e.to_string()))?,
+    );
 
     let mut tasks = Vec::new();
     tasks.push(serve(api_listener, emulator.api_router()));

@@ -27,7 +27,9 @@ pub enum Error {
     UnknownChannel(i64),
     #[error("bad callback request: {0}")]
     CallbackParams(String),
-    #[error("no pending login for this browser matches the state (unknown, already used, or from another browser)")]
+    #[error(
+        "no pending login for this browser matches the state (unknown, already used, or from another browser)"
+    )]
     PendingLoginMissing,
     #[error("the pending login expired")]
     PendingLoginExpired,
@@ -89,7 +91,8 @@ impl Error {
     /// What the person reads: what happened and what they can do. Never a token, a secret
     /// or raw IdP text.
     pub fn public_message(&self) -> (&'static str, String) {
-        let try_again = "Go back to the store and choose \u{201c}Sign in with company account\u{201d} again.";
+        let try_again =
+            "Go back to the store and choose \u{201c}Sign in with company account\u{201d} again.";
         match self {
             Error::UnknownConnection(_) => (
                 "Unknown sign-in option",

@@ -79,7 +79,9 @@ pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         loop {
             match state.sync_bigcommerce_clock().await {
                 Ok(offset) => tracing::debug!(offset_secs = offset, "BigCommerce clock measured"),
-                Err(e) => tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)")
+                }
             }
             tokio::time::sleep(interval).await;
         }

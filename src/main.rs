@@ -13,7 +13,11 @@ use bc_sso_gateway::demo::{self, DemoIdp, DemoOptions};
 use bc_sso_gateway::{AppState, clock::Clock, telemetry};
 
 #[derive(Parser)]
-#[command(name = "bc-sso-gateway", version, about = "Storefront SSO gateway for BigCommerce")]
+#[command(
+    name = "bc-sso-gateway",
+    version,
+    about = "Storefront SSO gateway for BigCommerce"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,7 +104,12 @@ async fn main() -> ExitCode {
                     DemoIdp::Dev { users }
                 }
             };
-            run_demo(DemoOptions { port, idp, channels }).await
+            run_demo(DemoOptions {
+                port,
+                idp,
+                channels,
+            })
+            .await
         }
     }
 }
@@ -137,8 +146,8 @@ async fn serve(config: Config) -> ExitCode {
     };
     bc_sso_gateway::spawn_clock_sync(state.clone());
     tracing::info!(%listen, public_url = %state.config.server.public_url, "gateway listening");
-    let app = bc_sso_gateway::app(state)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app =
+        bc_sso_gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     match axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -163,7 +172,11 @@ async fn check(config: Config) -> ExitCode {
     let mut ok = true;
     for conn in &state.config.connections {
         match state.oidc.metadata(conn).await {
-            Ok(_) => println!("connection {}: discovery and JWKS ok ({})", conn.id, conn.issuer.as_str()),
+            Ok(_) => println!(
+                "connection {}: discovery and JWKS ok ({})",
+                conn.id,
+                conn.issuer.as_str()
+            ),
             Err(e) => {
                 ok = false;
                 println!("connection {}: FAILED: {e}", conn.id);
@@ -187,7 +200,11 @@ async fn check(config: Config) -> ExitCode {
             println!("bigcommerce clock: FAILED: {e}");
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn run_demo(options: DemoOptions) -> ExitCode {
@@ -206,8 +223,14 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
     println!();
     println!("  gateway                {}", demo.gateway_url);
     println!("  identity provider      {}", demo.idp_url);
-    println!("  BigCommerce API        {}stores/demo1/v3/customers", demo.api_url);
-    println!("  redirect URI           {}", demo.state.config.redirect_uri());
+    println!(
+        "  BigCommerce API        {}stores/demo1/v3/customers",
+        demo.api_url
+    );
+    println!(
+        "  redirect URI           {}",
+        demo.state.config.redirect_uri()
+    );
     println!();
     println!("  Ctrl-C stops everything.");
     shutdown_signal().await;

@@ -11,7 +11,10 @@ use crate::oidc::PendingLogin;
 const KEY: &str = "pending_logins";
 pub const MAX_PENDING: usize = 5;
 
-pub async fn remember(session: &Session, pending: PendingLogin) -> Result<(), tower_sessions::session::Error> {
+pub async fn remember(
+    session: &Session,
+    pending: PendingLogin,
+) -> Result<(), tower_sessions::session::Error> {
     let mut list: Vec<PendingLogin> = session.get(KEY).await?.unwrap_or_default();
     list.push(pending);
     if list.len() > MAX_PENDING {
@@ -22,9 +25,15 @@ pub async fn remember(session: &Session, pending: PendingLogin) -> Result<(), to
 }
 
 /// Removes and returns the pending login started with `state`, if this session has one.
-pub async fn take(session: &Session, state: &str) -> Result<Option<PendingLogin>, tower_sessions::session::Error> {
+pub async fn take(
+    session: &Session,
+    state: &str,
+) -> Result<Option<PendingLogin>, tower_sessions::session::Error> {
     let mut list: Vec<PendingLogin> = session.get(KEY).await?.unwrap_or_default();
-    let Some(pos) = list.iter().position(|p| constant_time_eq(p.state.as_bytes(), state.as_bytes())) else {
+    let Some(pos) = list
+        .iter()
+        .position(|p| constant_time_eq(p.state.as_bytes(), state.as_bytes()))
+    else {
         return Ok(None);
     };
     let pending = list.remove(pos);

@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(code(Some("ada@acme.test"), false), "email_unverified");
         assert_eq!(code(Some("a@b@acme.test"), true), "email_invalid");
         assert_eq!(code(Some("ada@evilacme.test"), true), "domain_not_allowed");
-        assert_eq!(code(Some("ada@acme.test.evil.com"), true), "domain_not_allowed");
+        assert_eq!(
+            code(Some("ada@acme.test.evil.com"), true),
+            "domain_not_allowed"
+        );
     }
 
     #[test]

@@ -27,11 +27,16 @@ pub async fn resolve(
     channel_id: i64,
 ) -> Result<CustomerRef, Error> {
     let key = email.normalised();
-    let found = client.customers_by_email(std::slice::from_ref(&key)).await?;
+    let found = client
+        .customers_by_email(std::slice::from_ref(&key))
+        .await?;
     if let Some(c) = usable(&found, channel_id)? {
         Span::current().record("customer_id", c.id);
         tracing::info!(customer_id = c.id, "existing customer matched by email");
-        return Ok(CustomerRef { id: c.id, created: false });
+        return Ok(CustomerRef {
+            id: c.id,
+            created: false,
+        });
     }
     if !conn.create_customers {
         return Err(PolicyError::NoAccount {
@@ -46,9 +51,14 @@ pub async fn resolve(
         // lookup and our create. Use that customer.
         Err(e) if e.is_duplicate_email() => {
             tracing::info!("customer created concurrently; looking it up again");
-            let again = client.customers_by_email(std::slice::from_ref(&key)).await?;
+            let again = client
+                .customers_by_email(std::slice::from_ref(&key))
+                .await?;
             let c = usable(&again, channel_id)?.ok_or(Error::BigCommerce(e))?;
-            return Ok(CustomerRef { id: c.id, created: false });
+            return Ok(CustomerRef {
+                id: c.id,
+                created: false,
+            });
         }
         Err(e) => return Err(e.into()),
     };
@@ -58,7 +68,10 @@ pub async fn resolve(
         .ok_or_else(|| ApiError::Decode("create answered without the new customer".into()))?;
     Span::current().record("customer_id", c.id);
     tracing::info!(customer_id = c.id, "customer created");
-    Ok(CustomerRef { id: c.id, created: true })
+    Ok(CustomerRef {
+        id: c.id,
+        created: true,
+    })
 }
 
 /// Picks the customer that may sign in on `channel_id`. With channel-specific accounts the
@@ -79,7 +92,12 @@ fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFul
     }
 }
 
-fn new_customer(conn: &Connection, identity: &Identity, email: &Email, channel_id: i64) -> CustomerPost {
+fn new_customer(
+    conn: &Connection,
+    identity: &Identity,
+    email: &Email,
+    channel_id: i64,
+) -> CustomerPost {
     let (first_name, last_name) = derive_names(identity, email);
     CustomerPost {
         email: email.normalised(),
@@ -115,7 +133,10 @@ pub fn derive_names(identity: &Identity, email: &Email) -> (String, String) {
     }
     if let Some(full) = identity.name.as_deref().and_then(clean) {
         if let Some((g, f)) = full.rsplit_once(' ') {
-            return (given.unwrap_or_else(|| g.to_owned()), family.unwrap_or_else(|| f.to_owned()));
+            return (
+                given.unwrap_or_else(|| g.to_owned()),
+                family.unwrap_or_else(|| f.to_owned()),
+            );
         }
         return match (given, family) {
             (Some(g), None) => (g, full),
@@ -171,7 +192,10 @@ mod tests {
     #[test]
     fn given_and_family_win() {
         assert_eq!(
-            names(id(Some("Ada"), Some("Lovelace"), Some("Countess")), "x@a.test"),
+            names(
+                id(Some("Ada"), Some("Lovelace"), Some("Countess")),
+                "x@a.test"
+            ),
             ("Ada".into(), "Lovelace".into())
         );
     }
@@ -186,15 +210,30 @@ mod tests {
             names(id(Some("Grace"), None, Some("Grace Hopper")), "x@a.test"),
             ("Grace".into(), "Hopper".into())
         );
-        assert_eq!(names(id(None, None, Some("Cher")), "x@a.test"), ("Cher".into(), "-".into()));
+        assert_eq!(
+            names(id(None, None, Some("Cher")), "x@a.test"),
+            ("Cher".into(), "-".into())
+        );
     }
 
     #[test]
     fn email_local_part_is_the_last_resort() {
-        assert_eq!(names(id(None, None, None), "ada.lovelace@a.test"), ("Ada".into(), "Lovelace".into()));
-        assert_eq!(names(id(None, None, None), "jean-luc_picard@a.test"), ("Jean".into(), "Picard".into()));
-        assert_eq!(names(id(None, None, None), "ada@a.test"), ("Ada".into(), "-".into()));
-        assert_eq!(names(id(None, None, Some("   ")), "bob@a.test"), ("Bob".into(), "-".into()));
+        assert_eq!(
+            names(id(None, None, None), "ada.lovelace@a.test"),
+            ("Ada".into(), "Lovelace".into())
+        );
+        assert_eq!(
+            names(id(None, None, None), "jean-luc_picard@a.test"),
+            ("Jean".into(), "Picard".into())
+        );
+        assert_eq!(
+            names(id(None, None, None), "ada@a.test"),
+            ("Ada".into(), "-".into())
+        );
+        assert_eq!(
+            names(id(None, None, Some("   ")), "bob@a.test"),
+            ("Bob".into(), "-".into())
+        );
     }
 
     #[test]
@@ -224,7 +263,13 @@ mod tests {
             authentication: None,
         };
         assert_eq!(usable(&[c(1, None)], 2).unwrap().unwrap().id, 1);
-        assert_eq!(usable(&[c(1, Some(vec![1])), c(2, Some(vec![2]))], 2).unwrap().unwrap().id, 2);
+        assert_eq!(
+            usable(&[c(1, Some(vec![1])), c(2, Some(vec![2]))], 2)
+                .unwrap()
+                .unwrap()
+                .id,
+            2
+        );
         assert!(usable(&[c(1, Some(vec![1]))], 2).is_err());
         assert!(usable(&[], 2).unwrap().is_none());
     }

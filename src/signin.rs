@@ -55,7 +55,8 @@ pub enum Begin {
 
 pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
     let channel = channel(app, req.channel_id.unwrap_or(1))?;
-    let redirect_to = crate::redirect::or_default(req.redirect_to.as_deref(), &channel.default_redirect);
+    let redirect_to =
+        crate::redirect::or_default(req.redirect_to.as_deref(), &channel.default_redirect);
     let conn = match (&req.connection, &req.email) {
         (Some(id), _) => app
             .config
@@ -93,7 +94,11 @@ fn connection_for_email<'a>(app: &'a AppState, email: &str) -> Result<&'a Connec
     app.config
         .connections
         .iter()
-        .find(|c| c.allowed_email_domains.iter().any(|d| d.matches(email.domain())))
+        .find(|c| {
+            c.allowed_email_domains
+                .iter()
+                .any(|d| d.matches(email.domain()))
+        })
         .ok_or_else(|| Error::NoConnectionForDomain(email.domain().to_owned()))
 }
 
@@ -146,6 +151,11 @@ pub async fn complete(
     let url = app
         .login_tokens
         .storefront_url(channel, customer.id, &redirect_to, request_ip)?;
-    tracing::info!(customer_id = customer.id, created = customer.created, channel_id = channel.id, "sign-in complete; redirecting to storefront");
+    tracing::info!(
+        customer_id = customer.id,
+        created = customer.created,
+        channel_id = channel.id,
+        "sign-in complete; redirecting to storefront"
+    );
     Ok(url)
 }

@@ -25,10 +25,12 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The context of the request being served, or an empty one outside a request.
     pub fn current() -> RequestCtx {
-        REQUEST_CTX.try_with(Clone::clone).unwrap_or_else(|_| RequestCtx {
-            correlation_id: "-".into(),
-            wants_json: false,
-        })
+        REQUEST_CTX
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| RequestCtx {
+                correlation_id: "-".into(),
+                wants_json: false,
+            })
     }
 }
 

@@ -30,7 +30,9 @@ pub enum ApiError {
     Transport(String),
     #[error("BigCommerce refused the access token (401): check store.access_token")]
     Unauthorized,
-    #[error("BigCommerce API account lacks a scope (403): it needs Customers (modify) and Customers Login")]
+    #[error(
+        "BigCommerce API account lacks a scope (403): it needs Customers (modify) and Customers Login"
+    )]
     Forbidden,
     #[error("BigCommerce rate limit reached; retry in {retry_after:?}")]
     RateLimited { retry_after: Duration },
@@ -51,8 +53,13 @@ impl ApiError {
     /// a 422 whose `errors` mention the email). Two first sign-ins at once end here.
     pub fn is_duplicate_email(&self) -> bool {
         match self {
-            ApiError::Rejected { status: 422, errors, .. } => errors.iter().any(|(k, v)| {
-                k.contains("email") && (v.contains("in use") || v.contains("exists") || v.contains("unique"))
+            ApiError::Rejected {
+                status: 422,
+                errors,
+                ..
+            } => errors.iter().any(|(k, v)| {
+                k.contains("email")
+                    && (v.contains("in use") || v.contains("exists") || v.contains("unique"))
             }),
             _ => false,
         }
@@ -89,15 +96,27 @@ impl Client {
 
     /// `GET /v3/customers?email:in=…`: customers whose email equals one of `emails`,
     /// compared case-insensitively on our side too (the API's case rules are undocumented).
-    pub async fn customers_by_email(&self, emails: &[String]) -> Result<Vec<CustomerFull>, ApiError> {
+    pub async fn customers_by_email(
+        &self,
+        emails: &[String],
+    ) -> Result<Vec<CustomerFull>, ApiError> {
         let list = emails.join(",");
         let response: CustomerCollectionResponse = self
-            .send(Method::GET, "v3/customers", &[("email:in", list.as_str()), ("limit", "250")], None::<&()>)
+            .send(
+                Method::GET,
+                "v3/customers",
+                &[("email:in", list.as_str()), ("limit", "250")],
+                None::<&()>,
+            )
             .await?;
         Ok(response
             .data
             .into_iter()
-            .filter(|c| emails.iter().any(|e| e.eq_ignore_ascii_case(c.email.trim())))
+            .filter(|c| {
+                emails
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(c.email.trim()))
+            })
             .collect())
     }
 
@@ -105,13 +124,21 @@ impl Client {
     pub async fn customers_by_id(&self, ids: &[i64]) -> Result<Vec<CustomerFull>, ApiError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let response: CustomerCollectionResponse = self
-            .send(Method::GET, "v3/customers", &[("id:in", list.as_str())], None::<&()>)
+            .send(
+                Method::GET,
+                "v3/customers",
+                &[("id:in", list.as_str())],
+                None::<&()>,
+            )
             .await?;
         Ok(response.data)
     }
 
     /// `POST /v3/customers` with an array body (at most 10 items).
-    pub async fn create_customers(&self, items: &[CustomerPost]) -> Result<Vec<CustomerFull>, ApiError> {
+    pub async fn create_customers(
+        &self,
+        items: &[CustomerPost],
+    ) -> Result<Vec<CustomerFull>, ApiError> {
         let response: CustomerCollectionResponse = self
             .send(Method::POST, "v3/customers", &[], Some(items))
             .await?;
@@ -156,7 +183,10 @@ impl Client {
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let wait = retry_after.unwrap_or(Duration::from_secs(1));
                 if attempt == 0 && wait <= MAX_RATE_LIMIT_WAIT {
-                    tracing::warn!(wait_ms = wait.as_millis() as u64, "BigCommerce rate limit: waiting");
+                    tracing::warn!(
+                        wait_ms = wait.as_millis() as u64,
+                        "BigCommerce rate limit: waiting"
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -167,7 +197,9 @@ impl Client {
                 .await
                 .map_err(|e| ApiError::Transport(without_url(e)))?;
             return match status {
-                s if s.is_success() => serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string())),
+                s if s.is_success() => {
+                    serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))
+                }
                 StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized),
                 StatusCode::FORBIDDEN => Err(ApiError::Forbidden),
                 s if s.is_client_error() => Err(rejected(s, &bytes)),
@@ -230,7 +262,10 @@ fn rejected(status: StatusCode, bytes: &[u8]) -> ApiError {
         // 401/403/413 bodies are not specified; do not require JSON (CONTRACT.md §2.5).
         Err(_) => ApiError::Rejected {
             status: status.as_u16(),
-            title: status.canonical_reason().unwrap_or("client error").to_owned(),
+            title: status
+                .canonical_reason()
+                .unwrap_or("client error")
+                .to_owned(),
             errors: Vec::new(),
         },
     }

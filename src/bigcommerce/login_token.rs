@@ -39,12 +39,20 @@ impl LoginTokenMinter {
 
     /// Records a measurement of BigCommerce's clock. `local_before`/`local_after` bracket the
     /// request; their midpoint is our best estimate of when BigCommerce read its clock.
-    pub fn record_bigcommerce_time(&self, bc_time: i64, local_before: i64, local_after: i64) -> i64 {
+    pub fn record_bigcommerce_time(
+        &self,
+        bc_time: i64,
+        local_before: i64,
+        local_after: i64,
+    ) -> i64 {
         let midpoint = local_before + (local_after - local_before) / 2;
         let offset = bc_time - midpoint;
         let previous = self.offset.swap(offset, Ordering::Relaxed);
         if offset.abs() >= 5 || (offset - previous).abs() >= 5 {
-            tracing::warn!(offset_secs = offset, "clock differs from BigCommerce's; correcting login token iat");
+            tracing::warn!(
+                offset_secs = offset,
+                "clock differs from BigCommerce's; correcting login token iat"
+            );
         }
         offset
     }
@@ -80,7 +88,10 @@ impl LoginTokenMinter {
         request_ip: Option<String>,
     ) -> Result<Url, jsonwebtoken::errors::Error> {
         let token = self.mint(customer_id, channel.id, redirect_to, request_ip)?;
-        Ok(join_path(&channel.storefront_url, &format!("login/token/{token}")))
+        Ok(join_path(
+            &channel.storefront_url,
+            &format!("login/token/{token}"),
+        ))
     }
 }
 
@@ -128,7 +139,10 @@ mod tests {
         assert_eq!(claims["iss"], "client-123");
         assert_eq!(claims["operation"], "customer_login");
         assert_eq!(claims["store_hash"], "x1y2z3");
-        assert!(claims["customer_id"].is_i64(), "customer_id must be a JSON number");
+        assert!(
+            claims["customer_id"].is_i64(),
+            "customer_id must be a JSON number"
+        );
         assert_eq!(claims["customer_id"], 42);
         assert_eq!(claims["channel_id"], 2);
         assert_eq!(claims["redirect_to"], "/cart.php");
@@ -174,7 +188,9 @@ mod tests {
         // BigCommerce is 120 s ahead; the request took 2 s.
         assert_eq!(minter.record_bigcommerce_time(now + 121, now, now + 2), 120);
         let path = RelativePath::parse("/account.php").unwrap();
-        let token = minter.mint(1, 1, &path, Some("203.0.113.9".into())).unwrap();
+        let token = minter
+            .mint(1, 1, &path, Some("203.0.113.9".into()))
+            .unwrap();
         let claims = decode_part(token.split('.').nth(1).unwrap());
         let iat = claims["iat"].as_i64().unwrap();
         assert!((iat - (crate::clock::system_now() + 120)).abs() <= 2);
@@ -192,6 +208,9 @@ mod tests {
         let url = minter
             .storefront_url(&channel, 7, &channel.default_redirect, None)
             .unwrap();
-        assert!(url.as_str().starts_with("https://shop.example.com/login/token/ey"));
+        assert!(
+            url.as_str()
+                .starts_with("https://shop.example.com/login/token/ey")
+        );
     }
 }

@@ -27,16 +27,29 @@ fn parse(text: &str) -> RawConfig {
 }
 
 fn errors(raw: RawConfig) -> Vec<String> {
-    validate(raw).unwrap_err().iter().map(|e| e.to_string()).collect()
+    validate(raw)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
 }
 
 #[test]
 fn valid_config_with_defaults() {
     let c = validate(parse(VALID)).unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
-    assert_eq!(c.redirect_uri().as_str(), "https://sso.example.com/oidc/callback");
-    assert_eq!(c.store.api_base_url.as_str(), "https://api.bigcommerce.com/");
-    assert_eq!(c.store.channels[&1].default_redirect.as_str(), "/account.php");
+    assert_eq!(
+        c.redirect_uri().as_str(),
+        "https://sso.example.com/oidc/callback"
+    );
+    assert_eq!(
+        c.store.api_base_url.as_str(),
+        "https://api.bigcommerce.com/"
+    );
+    assert_eq!(
+        c.store.channels[&1].default_redirect.as_str(),
+        "/account.php"
+    );
     let acme = c.connection("acme").unwrap();
     assert_eq!(acme.issuer.as_str(), "https://login.acme.test");
     assert_eq!(acme.scopes, ["openid", "email", "profile"]);
@@ -72,7 +85,11 @@ fn empty_config_names_every_missing_setting() {
 fn plain_http_only_for_loopback() {
     let text = VALID.replace("https://login.acme.test", "http://login.acme.test");
     let e = errors(parse(&text));
-    assert!(e.iter().any(|m| m.contains("connections[0].issuer") && m.contains("must be https")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|m| m.contains("connections[0].issuer") && m.contains("must be https")),
+        "{e:?}"
+    );
     let text = VALID.replace("https://login.acme.test", "http://127.0.0.1:9000");
     assert!(validate(parse(&text)).is_ok());
 }
@@ -90,7 +107,11 @@ fn a_domain_belongs_to_one_connection() {
         "{VALID}\n[[connections]]\nid = \"other\"\nissuer = \"https://other.test\"\nclient_id = \"x\"\nclient_secret = \"y\"\nallowed_email_domains = [\"ACME.test\"]\n"
     );
     let e = errors(parse(&text));
-    assert!(e.iter().any(|m| m.contains("acme.test is claimed by connections acme and other")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|m| m.contains("acme.test is claimed by connections acme and other")),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -126,7 +147,13 @@ fn env_overrides_and_secret_files() {
     let secret_path = dir.join("bc_secret");
     std::fs::write(&secret_path, "from-file\n").unwrap();
     let text = VALID
-        .replace("client_secret = \"csecret\"", &format!("client_secret_file = {:?}", secret_path.display().to_string()))
+        .replace(
+            "client_secret = \"csecret\"",
+            &format!(
+                "client_secret_file = {:?}",
+                secret_path.display().to_string()
+            ),
+        )
         .replace("client_secret = \"idp-secret\"\n", "");
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
@@ -152,9 +179,16 @@ fn env_overrides_and_secret_files() {
 
 #[test]
 fn missing_secret_file_and_missing_config_file() {
-    let text = VALID.replace("client_secret = \"csecret\"", "client_secret_file = \"/nonexistent/secret\"");
+    let text = VALID.replace(
+        "client_secret = \"csecret\"",
+        "client_secret_file = \"/nonexistent/secret\"",
+    );
     let e = errors(parse(&text));
     assert!(e.iter().any(|m| m.contains("store.client_secret: cannot read secret file /nonexistent/secret")), "{e:?}");
     let err = load(Some(Path::new("/nonexistent/config.toml")), &HashMap::new()).unwrap_err();
-    assert!(err[0].to_string().contains("/nonexistent/config.toml: cannot read"));
+    assert!(
+        err[0]
+            .to_string()
+            .contains("/nonexistent/config.toml: cannot read")
+    );
 }

@@ -161,10 +161,13 @@ pub async fn finish(
         }) => {
             // The code exchange succeeded, so this token really came from the IdP's token
             // endpoint: a new signing key is the likely cause. Refetch once, throttled.
-            let refreshed = registry.refetch_jwks(conn).await?.ok_or(OidcError::IdToken {
-                reason: "unknown_kid",
-                detail: "no key with this kid, and the JWKS was refetched too recently".into(),
-            })?;
+            let refreshed = registry
+                .refetch_jwks(conn)
+                .await?
+                .ok_or(OidcError::IdToken {
+                    reason: "unknown_kid",
+                    detail: "no key with this kid, and the JWKS was refetched too recently".into(),
+                })?;
             let client = self::client(conn, &refreshed, redirect_uri);
             verify(conn, &client, id_token, &nonce, clock)?
         }
@@ -181,7 +184,8 @@ pub async fn finish(
         name: localized(claims.name()),
     };
     if identity.email.is_none() && metadata.userinfo_endpoint().is_some() {
-        let userinfo = fetch_userinfo(registry, &client, response.access_token(), &identity).await?;
+        let userinfo =
+            fetch_userinfo(registry, &client, response.access_token(), &identity).await?;
         merge_userinfo(&mut identity, &userinfo);
     }
     Ok(identity)
@@ -320,15 +324,16 @@ fn classify_exchange_error(e: &ExchangeError) -> OidcError {
         // The token response did not parse. The crate parses the ID token's claims as part
         // of the response, so a token without `sub`, `iat` or `exp` (or `alg: none`, which
         // the JOSE header type rejects) ends here: it is an ID-token rejection, not an outage.
-        openidconnect::RequestTokenError::Parse(err, _body) => {
-            let path = err.path().to_string();
-            if path.starts_with("id_token") {
+        openidconnect::RequestTokenError::Parse(err, body) => {
+            let has_id_token = serde_json::from_slice::<serde_json::Value>(body)
+                .is_ok_and(|v| v.get("id_token").is_some_and(|t| t.is_string()));
+            if has_id_token {
                 OidcError::IdToken {
                     reason: "id_token_malformed",
-                    detail: format!("at {path}: {}", err.inner()),
+                    detail: err.inner().to_string(),
                 }
             } else {
-                OidcError::CodeExchange(format!("token response did not parse at {path}"))
+                OidcError::CodeExchange(format!("token response did not parse: {}", err.inner()))
             }
         }
         openidconnect::RequestTokenError::ServerResponse(r) => {

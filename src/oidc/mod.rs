@@ -71,7 +71,10 @@ pub enum OidcError {
     #[error("token endpoint did not return an ID token")]
     NoIdToken,
     #[error("ID token rejected ({reason}): {detail}")]
-    IdToken { reason: &'static str, detail: String },
+    IdToken {
+        reason: &'static str,
+        detail: String,
+    },
     #[error("userinfo request failed: {0}")]
     Userinfo(String),
     #[error("userinfo sub does not match the ID token's sub")]

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openidconnect::core::CoreJsonWebKeySet;
 use openidconnect::JsonWebKeySetUrl;
+use openidconnect::core::CoreJsonWebKeySet;
 use tokio::sync::Mutex;
 
 use super::{OidcError, ProviderMetadata};
@@ -51,7 +51,10 @@ impl Registry {
     pub async fn metadata(&self, conn: &Connection) -> Result<Arc<ProviderMetadata>, OidcError> {
         let slot = self.slot(conn)?;
         let mut cached = slot.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| c.fetched_at.elapsed() < METADATA_TTL) {
+        if let Some(c) = cached
+            .as_ref()
+            .filter(|c| c.fetched_at.elapsed() < METADATA_TTL)
+        {
             return Ok(c.metadata.clone());
         }
         let metadata = Arc::new(discover(&self.http, conn).await?);
@@ -91,9 +94,9 @@ impl Registry {
     }
 
     fn slot(&self, conn: &Connection) -> Result<&Mutex<Option<Cached>>, OidcError> {
-        self.providers
-            .get(&conn.id)
-            .ok_or_else(|| OidcError::Discovery(format!("connection {} is not registered", conn.id)))
+        self.providers.get(&conn.id).ok_or_else(|| {
+            OidcError::Discovery(format!("connection {} is not registered", conn.id))
+        })
     }
 }
 
@@ -101,7 +104,10 @@ impl Registry {
 /// the configured issuer exactly (`rp-discovery-issuer-not-matching-config`, done by the
 /// crate), endpoints must be https unless the IdP is on loopback, PKCE S256 must be offered
 /// when the IdP lists its PKCE methods at all.
-pub async fn discover(http: &reqwest::Client, conn: &Connection) -> Result<ProviderMetadata, OidcError> {
+pub async fn discover(
+    http: &reqwest::Client,
+    conn: &Connection,
+) -> Result<ProviderMetadata, OidcError> {
     let issuer = conn.issuer.clone();
     let metadata = ProviderMetadata::discover_async(issuer, http)
         .await

@@ -18,8 +18,6 @@ pub fn found(location: &str) -> Response {
 pub fn render<T: Template>(page: &T) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            crate::error::Error::Template(e).into_response()
-        }
+        Err(e) => crate::error::Error::Template(e).into_response(),
     }
 }

@@ -29,9 +29,14 @@ impl Page {
     /// on the page is the one in the response header and in a log line with the reason.
     #[track_caller]
     pub fn assert_error(&self, status: StatusCode, code: &str) {
-        assert_eq!(self.status, status, "expected {status} {code}, got page: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "expected {status} {code}, got page: {}",
+            self.body
+        );
         assert!(
-            self.body.contains(&format!("<code id=\"error-code\">{code}</code>")),
+            self.body
+                .contains(&format!("<code id=\"error-code\">{code}</code>")),
             "error code {code} not on page: {}",
             self.body
         );
@@ -39,7 +44,9 @@ impl Page {
         assert!(self.body.contains(id), "correlation id not on the page");
         let lines = log_lines_with(id);
         assert!(
-            lines.iter().any(|l| l.contains(&format!("\"reason\":\"{code}\""))),
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("\"reason\":\"{code}\""))),
             "no log line with reason {code} for {id}: {lines:#?}"
         );
     }
@@ -80,9 +87,17 @@ impl Env {
     /// `/login?…` → the IdP's authorize URL.
     pub async fn begin(&self, query: &str) -> Url {
         let page = self.get(&self.gateway(&format!("/login?{query}"))).await;
-        assert_eq!(page.status, StatusCode::FOUND, "login did not redirect: {}", page.body);
+        assert_eq!(
+            page.status,
+            StatusCode::FOUND,
+            "login did not redirect: {}",
+            page.body
+        );
         let url = page.location.unwrap();
-        assert!(url.as_str().starts_with(self.demo.idp_url.as_str()), "{url}");
+        assert!(
+            url.as_str().starts_with(self.demo.idp_url.as_str()),
+            "{url}"
+        );
         url
     }
 

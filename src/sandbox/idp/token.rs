@@ -159,7 +159,11 @@ pub(crate) fn exchange_code(
         .find(|u| u.sub == grant.sub)
         .cloned()
         .ok_or_else(|| TokenError::invalid_grant("the user no longer exists"))?;
-    let user_claims = if idp.inner.email_in_id_token.load(std::sync::atomic::Ordering::Relaxed) {
+    let user_claims = if idp
+        .inner
+        .email_in_id_token
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         scoped_claims(&user, &grant.scopes)
     } else {
         Map::new()
