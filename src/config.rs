@@ -379,13 +379,13 @@ fn validate_server(raw: RawServer, errors: &mut Vec<ConfigError>) -> Option<Serv
 
 fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {
     let store_hash = required("store.store_hash", "STORE_HASH", raw.store_hash, errors);
-    if let Some(hash) = &store_hash {
-        if hash.is_empty() || !hash.chars().all(|c| c.is_ascii_alphanumeric()) {
-            errors.push(invalid(
-                "store.store_hash",
-                "expected the store hash (letters and digits), as in api.bigcommerce.com/stores/<hash>",
-            ));
-        }
+    if let Some(hash) = &store_hash
+        && (hash.is_empty() || !hash.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        errors.push(invalid(
+            "store.store_hash",
+            "expected the store hash (letters and digits), as in api.bigcommerce.com/stores/<hash>",
+        ));
     }
     let api_base_url = parse_web_url(
         "store.api_base_url",
@@ -571,13 +571,13 @@ fn validate_connection(
     if leeway > 300 {
         errors.push(invalid(key("clock_leeway_secs"), "at most 300 seconds"));
     }
-    if let Some(group) = raw.customer_group_id {
-        if group < 0 {
-            errors.push(invalid(
-                key("customer_group_id"),
-                "must be 0 or a customer group id",
-            ));
-        }
+    if let Some(group) = raw.customer_group_id
+        && group < 0
+    {
+        errors.push(invalid(
+            key("customer_group_id"),
+            "must be 0 or a customer group id",
+        ));
     }
     if raw.trust_unverified_email {
         tracing::warn!(

@@ -188,20 +188,72 @@ pub fn demo_config(
 /// Secret of the gateway's client at the dev IdP. Only the loopback dev IdP knows it.
 pub const DEV_CLIENT_SECRET: &str = "dev-idp-client-secret";
 
-/// Starts the demo. `customize` may change the generated gateway config (tests use it to
-/// add connections or flip policies).
+/// The demo's sockets, bound before anything is configured: every URL is known up front, so
+/// an external IdP can be told the redirect URI before the gateway starts.
+pub struct Listeners {
+    storefronts: Vec<(TcpListener, Url)>,
+    gateway: (TcpListener, Url),
+    idp: (TcpListener, Url),
+    api: (TcpListener, Url),
+}
+
+impl Listeners {
+    /// `port` is the first of four consecutive ports (storefront, gateway, IdP, API), or 0
+    /// for free ports. Extra channels' storefronts always get free ports.
+    pub async fn bind(port: u16, channels: i64) -> Result<Self, DemoError> {
+        let mut storefronts = vec![bind(port, 0).await?];
+        let gateway = bind(port, 1).await?;
+        let idp = bind(port, 2).await?;
+        let api = bind(port, 3).await?;
+        for _ in 1..channels.max(1) {
+            storefronts.push(bind(0, 0).await?);
+        }
+        Ok(Self {
+            storefronts,
+            gateway,
+            idp,
+            api,
+        })
+    }
+
+    pub fn gateway_url(&self) -> &Url {
+        &self.gateway.1
+    }
+
+    /// The redirect URI to register at an external IdP.
+    pub fn redirect_uri(&self) -> Url {
+        crate::config::join_path(&self.gateway.1, "oidc/callback")
+    }
+}
+
+/// Starts the demo on free or given ports. `customize` may change the generated gateway
+/// config (tests use it to add connections or flip policies).
 pub async fn start(
     options: DemoOptions,
     customize: impl FnOnce(&mut RawConfig),
 ) -> Result<Demo, DemoError> {
-    let (storefront_listener, storefront_url) = bind(options.port, 0).await?;
-    let (gateway_listener, gateway_url) = bind(options.port, 1).await?;
-    let (idp_listener, idp_bound_url) = bind(options.port, 2).await?;
-    let (api_listener, api_url) = bind(options.port, 3).await?;
-    let mut storefronts = vec![(storefront_listener, storefront_url)];
-    for _ in 1..options.channels.max(1) {
-        storefronts.push(bind(0, 0).await?);
-    }
+    let listeners = Listeners::bind(options.port, options.channels).await?;
+    start_on(listeners, options.idp, customize).await
+}
+
+/// Starts the demo on sockets bound earlier.
+pub async fn start_on(
+    listeners: Listeners,
+    idp_choice: DemoIdp,
+    customize: impl FnOnce(&mut RawConfig),
+) -> Result<Demo, DemoError> {
+    let Listeners {
+        storefronts,
+        gateway: (gateway_listener, gateway_url),
+        idp: (idp_listener, idp_bound_url),
+        api: (api_listener, api_url),
+    } = listeners;
+    let channels = storefronts.len() as i64;
+    let options = DemoOptions {
+        port: 0,
+        idp: idp_choice,
+        channels,
+    };
     let storefront_urls: Vec<Url> = storefronts.iter().map(|(_, u)| u.clone()).collect();
 
     let mut emulator_config =

@@ -45,7 +45,10 @@ impl LoginRequest {
 
 pub enum Begin {
     /// Send the browser to the IdP; remember `pending` in its session.
-    Redirect { url: Url, pending: PendingLogin },
+    Redirect {
+        url: Url,
+        pending: Box<PendingLogin>,
+    },
     /// Several connections and nothing to choose by: show the chooser.
     Choose {
         channel_id: i64,
@@ -84,7 +87,10 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         &app.clock,
     );
     tracing::info!(connection = %conn.id, channel_id = channel.id, "sign-in started");
-    Ok(Begin::Redirect { url, pending })
+    Ok(Begin::Redirect {
+        url,
+        pending: Box::new(pending),
+    })
 }
 
 /// Routes by email domain. Each domain belongs to at most one connection (config

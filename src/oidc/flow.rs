@@ -250,13 +250,13 @@ where
         .claims(&verifier, nonce)
         .map_err(classify_claims_error)?
         .clone();
-    if let Some(azp) = claims.authorized_party() {
-        if azp.as_str() != conn.client_id {
-            return Err(OidcError::IdToken {
-                reason: "azp_mismatch",
-                detail: format!("azp is {:?}", azp.as_str()),
-            });
-        }
+    if let Some(azp) = claims.authorized_party()
+        && azp.as_str() != conn.client_id
+    {
+        return Err(OidcError::IdToken {
+            reason: "azp_mismatch",
+            detail: format!("azp is {:?}", azp.as_str()),
+        });
     }
     if claims.subject().is_empty() {
         return Err(OidcError::IdToken {

@@ -142,12 +142,12 @@ fn check_metadata(conn: &Connection, m: &ProviderMetadata) -> Result<(), OidcErr
     if m.token_endpoint().is_none() {
         return Err(OidcError::Metadata("no token_endpoint".into()));
     }
-    if let Some(methods) = &m.additional_metadata().code_challenge_methods_supported {
-        if !methods.iter().any(|x| x == "S256") {
-            return Err(OidcError::Metadata(
-                "the IdP does not support PKCE S256".into(),
-            ));
-        }
+    if let Some(methods) = &m.additional_metadata().code_challenge_methods_supported
+        && !methods.iter().any(|x| x == "S256")
+    {
+        return Err(OidcError::Metadata(
+            "the IdP does not support PKCE S256".into(),
+        ));
     }
     Ok(())
 }

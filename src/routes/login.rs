@@ -19,7 +19,7 @@ pub async fn start(
     let request = LoginRequest::parse(query.as_deref())?;
     match signin::begin(&app, request).await? {
         Begin::Redirect { url, pending } => {
-            crate::pending::remember(&session, pending).await?;
+            crate::pending::remember(&session, *pending).await?;
             Ok(found(url.as_str()))
         }
         Begin::Choose {

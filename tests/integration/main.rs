@@ -1,6 +1,8 @@
 //! Integration tests: the real gateway, BigCommerce emulator and dev IdP (or the npm
 //! `oidc-provider`) on ephemeral loopback ports. One test binary, so the crate links once.
 
+mod browser;
 mod common;
 mod flow;
 mod id_token;
+mod interop;
