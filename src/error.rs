@@ -144,6 +144,7 @@ struct ErrorBody<'a> {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
+    pub home_url: Option<&'a str>,
     pub title: &'a str,
     pub message: &'a str,
     pub code: &'a str,
@@ -173,6 +174,7 @@ impl IntoResponse for Error {
             return (status, Json(body)).into_response();
         }
         let page = ErrorPage {
+            home_url: ctx.home_url.as_deref(),
             title,
             message: &message,
             code: self.code(),

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer, SessionStore};
 
@@ -107,6 +109,13 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(ttl)));
+    let home_url: Option<Arc<str>> = state
+        .config
+        .store
+        .channels
+        .values()
+        .next()
+        .map(|c| Arc::from(c.storefront_url.as_str()));
     Router::new()
         .route("/", get(routes::login::index))
         .route("/login", get(routes::login::start))
@@ -116,6 +125,30 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .route("/static/sso-button.js", get(routes::assets::sso_button))
         .fallback(|| async { error::Error::NotFound })
         .layer(sessions)
-        .layer(axum::middleware::from_fn(telemetry::request_span))
+        .layer(axum::middleware::from_fn_with_state(
+            home_url,
+            telemetry::request_span,
+        ))
+        // Every gateway response: nothing may be framed (clickjacking of the chooser),
+        // sniffed, cached (the callback's redirect carries a login token), or leak its URL
+        // in a Referer.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
         .with_state(state)
 }

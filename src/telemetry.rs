@@ -4,9 +4,10 @@
 //! pages and must be ours). The span names the matched route, not the URI, because the
 //! callback's query holds the authorization code and state (SECURITY.md rule 18).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -20,6 +21,8 @@ tokio::task_local! {
 pub struct RequestCtx {
     pub correlation_id: String,
     pub wants_json: bool,
+    /// Where an error page sends the shopper back to: the default storefront.
+    pub home_url: Option<Arc<str>>,
 }
 
 impl RequestCtx {
@@ -29,7 +32,7 @@ impl RequestCtx {
             .try_with(Clone::clone)
             .unwrap_or_else(|_| RequestCtx {
                 correlation_id: "-".into(),
-                wants_json: false,
+                ..RequestCtx::default()
             })
     }
 }
@@ -37,7 +40,11 @@ impl RequestCtx {
 pub const CORRELATION_HEADER: &str = "x-request-id";
 
 /// Middleware: correlation id, request span, one access-log line per request.
-pub async fn request_span(req: Request, next: Next) -> Response {
+pub async fn request_span(
+    State(home_url): State<Option<Arc<str>>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let correlation_id = uuid::Uuid::new_v4().to_string();
     let route = req
         .extensions()
@@ -60,6 +67,7 @@ pub async fn request_span(req: Request, next: Next) -> Response {
     let ctx = RequestCtx {
         correlation_id: correlation_id.clone(),
         wants_json,
+        home_url,
     };
     let started = Instant::now();
     let mut response = REQUEST_CTX

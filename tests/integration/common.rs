@@ -6,8 +6,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bc_sso_gateway::config::RawConfig;
-use bc_sso_gateway::demo::{self, Demo, DemoOptions};
-use bc_sso_gateway::sandbox::idp::DevIdp;
+use bc_sso_gateway::demo::{self, Demo, DemoIdp, DemoOptions};
+use bc_sso_gateway::sandbox::idp::{DevIdp, DevUser};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use url::Url;
@@ -60,12 +60,21 @@ impl Env {
     pub async fn with(options: DemoOptions, customize: impl FnOnce(&mut RawConfig)) -> Env {
         init_logs();
         let demo = demo::start(options, customize).await.expect("demo starts");
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Env { demo, browser }
+        Env {
+            demo,
+            browser: new_browser(),
+        }
+    }
+
+    /// The demo with the dev IdP's demo users changed by `edit`.
+    pub async fn with_users(edit: impl FnOnce(&mut Vec<DevUser>)) -> Env {
+        let mut users = bc_sso_gateway::sandbox::idp::demo_users();
+        edit(&mut users);
+        let options = DemoOptions {
+            idp: DemoIdp::Dev { users },
+            ..Default::default()
+        };
+        Self::with(options, |_| {}).await
     }
 
     pub fn idp(&self) -> &DevIdp {
@@ -81,12 +90,17 @@ impl Env {
     }
 
     pub async fn get(&self, url: &Url) -> Page {
-        page(self.browser.get(url.clone()).send().await.unwrap()).await
+        page_of(self.browser.get(url.clone()).send().await.unwrap()).await
     }
 
     /// `/login?…` → the IdP's authorize URL.
     pub async fn begin(&self, query: &str) -> Url {
-        let page = self.get(&self.gateway(&format!("/login?{query}"))).await;
+        self.begin_with(&self.browser, query).await
+    }
+
+    pub async fn begin_with(&self, browser: &reqwest::Client, query: &str) -> Url {
+        let url = self.gateway(&format!("/login?{query}"));
+        let page = page_of(browser.get(url).send().await.unwrap()).await;
         assert_eq!(
             page.status,
             StatusCode::FOUND,
@@ -103,12 +117,20 @@ impl Env {
 
     /// At the dev IdP's sign-in page, picks user `sub`; returns the callback URL.
     pub async fn pick_user(&self, authorize_url: &Url, sub: &str) -> Url {
-        let page = self.get(authorize_url).await;
+        self.pick_user_with(&self.browser, authorize_url, sub).await
+    }
+
+    pub async fn pick_user_with(
+        &self,
+        browser: &reqwest::Client,
+        authorize_url: &Url,
+        sub: &str,
+    ) -> Url {
+        let page = page_of(browser.get(authorize_url.clone()).send().await.unwrap()).await;
         assert_eq!(page.status, StatusCode::OK, "authorize page: {}", page.body);
         let request_id = hidden_value(&page.body, "request").expect("request id on sign-in page");
         let decision = self.demo.idp_url.join("/authorize/decision").unwrap();
-        let response = self
-            .browser
+        let response = browser
             .post(decision)
             .form(&[("request", request_id.as_str()), ("user", sub)])
             .send()
@@ -141,8 +163,13 @@ impl Env {
     }
 }
 
-async fn page(response: reqwest::Response) -> Page {
-    page_of(response).await
+/// A browser: keeps cookies, follows no redirects (tests follow them hop by hop).
+pub fn new_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 pub async fn page_of(response: reqwest::Response) -> Page {

@@ -203,11 +203,7 @@ async fn state_from_another_browser_is_refused() {
     let env = Env::start().await;
     let authorize = env.begin("").await;
     let callback = env.pick_user(&authorize, "ada").await;
-    let other = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let other = crate::common::new_browser();
     let page = crate::common::page_of(other.get(callback).send().await.unwrap()).await;
     page.assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
     assert!(env.demo.emulator.customers().is_empty());
@@ -420,16 +416,7 @@ async fn wrong_access_token_is_reported_without_leaking_it() {
 
 #[tokio::test]
 async fn display_name_with_script_is_escaped_and_stored_as_text() {
-    let mut users = bc_sso_gateway::sandbox::idp::demo_users();
-    users[0].given_name = Some("<script>alert(1)</script>".into());
-    let env = Env::with(
-        DemoOptions {
-            idp: bc_sso_gateway::demo::DemoIdp::Dev { users },
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let env = Env::with_users(|u| u[0].given_name = Some("<script>alert(1)</script>".into())).await;
     let (_, page) = env.sign_in("", "ada").await;
     let (_, account) = env.follow(page.location.unwrap()).await;
     assert!(!account.body.contains("<script>alert(1)</script>"));
@@ -515,4 +502,89 @@ async fn health_and_assets() {
             .body
             .contains(&format!("{}static/sso-button.js", env.demo.gateway_url))
     );
+}
+
+#[tokio::test]
+async fn error_pages_link_back_to_the_store_and_nothing_is_cached() {
+    let env = Env::start().await;
+    let response = env
+        .browser
+        .get(env.gateway("/login?connection=nope"))
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains(&format!("href=\"{}\"", env.demo.storefront_urls[0])),
+        "{body}"
+    );
+    // The redirect that carries the login token is not cacheable either.
+    let authorize = env.begin("").await;
+    let callback = env.pick_user(&authorize, "ada").await;
+    let response = env.browser.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn a_burst_of_sign_ins_waits_for_the_rate_limit_instead_of_failing() {
+    let env = Env::start().await;
+    // A store with a tiny quota: 3 requests per second. Each first sign-in costs two calls
+    // (look up, create), so five of them must wait for resets to all succeed.
+    env.demo
+        .emulator
+        .set_rate_limit(3, std::time::Duration::from_secs(1));
+    for sub in ["ada", "grace", "ada", "grace", "ada"] {
+        let (_, page) = env.sign_in("", sub).await;
+        assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    }
+    assert_eq!(env.demo.emulator.customers().len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_first_sign_ins_end_with_one_customer() {
+    let env = Env::start().await;
+    // Five browsers sign in as the same new user; their callbacks arrive at once. Whatever
+    // the interleaving, every sign-in succeeds and BigCommerce ends with one customer (a
+    // losing create gets 422 for the duplicate email and looks the customer up again).
+    let mut pending = Vec::new();
+    for _ in 0..5 {
+        let browser = crate::common::new_browser();
+        let authorize = env.begin_with(&browser, "").await;
+        let callback = env.pick_user_with(&browser, &authorize, "grace").await;
+        pending.push((browser, callback));
+    }
+    let results = futures_join_all(pending.into_iter().map(|(browser, callback)| async move {
+        browser.get(callback).send().await.unwrap().status()
+    }))
+    .await;
+    assert!(
+        results.iter().all(|s| *s == StatusCode::FOUND),
+        "{results:?}"
+    );
+    assert_eq!(env.demo.emulator.customers().len(), 1);
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }

@@ -270,46 +270,19 @@ async fn email_verified_as_string_false_or_absent_is_unverified() {
         None,
         Some(serde_json::json!(false)),
     ] {
-        let mut users = bc_sso_gateway::sandbox::idp::demo_users();
-        users[0].email_verified = verified.clone();
-        let env = Env::with(
-            DemoOptions {
-                idp: bc_sso_gateway::demo::DemoIdp::Dev { users },
-                ..Default::default()
-            },
-            |_| {},
-        )
-        .await;
+        let env = Env::with_users(|u| u[0].email_verified = verified.clone()).await;
         let (_, page) = env.sign_in("", "ada").await;
         page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
     }
     // "true" as a string counts as verified (some IdPs send strings).
-    let mut users = bc_sso_gateway::sandbox::idp::demo_users();
-    users[0].email_verified = Some(serde_json::json!("true"));
-    let env = Env::with(
-        DemoOptions {
-            idp: bc_sso_gateway::demo::DemoIdp::Dev { users },
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let env = Env::with_users(|u| u[0].email_verified = Some(serde_json::json!("true"))).await;
     let (_, page) = env.sign_in("", "ada").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
 }
 
 #[tokio::test]
 async fn email_with_two_at_signs_is_refused() {
-    let mut users = bc_sso_gateway::sandbox::idp::demo_users();
-    users[0].email = Some("ada@evil.test@example.com".into());
-    let env = Env::with(
-        DemoOptions {
-            idp: bc_sso_gateway::demo::DemoIdp::Dev { users },
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let env = Env::with_users(|u| u[0].email = Some("ada@evil.test@example.com".into())).await;
     let (_, page) = env.sign_in("", "ada").await;
     page.assert_error(StatusCode::FORBIDDEN, "email_invalid");
 }

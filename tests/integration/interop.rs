@@ -92,11 +92,7 @@ pub async fn env_with_oidc_provider(conform: bool) -> (Env, OidcProvider) {
     })
     .await
     .unwrap();
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = crate::common::new_browser();
     (Env { demo, browser }, op)
 }
 

@@ -2,6 +2,7 @@
 //! `oidc-provider`) on ephemeral loopback ports. One test binary, so the crate links once.
 
 mod browser;
+mod cli;
 mod common;
 mod flow;
 mod id_token;

@@ -1,0 +1,176 @@
+//! The binary as an operator runs it: `check`, `serve` with a bad config, and `demo`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::common::Env;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-gateway");
+
+fn write_config(env: &Env, dir: &std::path::Path) -> std::path::PathBuf {
+    let c = &env.demo.state.config;
+    let text = format!(
+        r#"
+[server]
+public_url = "{gateway}"
+
+[store]
+store_hash = "{hash}"
+api_base_url = "{api}"
+client_id = "{client_id}"
+
+[[store.channels]]
+id = 1
+storefront_url = "{storefront}"
+
+[[connections]]
+id = "demo"
+issuer = "{issuer}"
+client_id = "{idp_client}"
+allowed_email_domains = ["example.com"]
+"#,
+        gateway = env.demo.gateway_url,
+        hash = c.store.store_hash,
+        api = env.demo.api_url,
+        client_id = c.store.client_id,
+        storefront = env.demo.storefront_urls[0],
+        issuer = c.connections[0].issuer.as_str(),
+        idp_client = c.connections[0].client_id,
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bcsso-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn check_reaches_the_idp_and_bigcommerce() {
+    let env = Env::start().await;
+    let dir = temp_dir();
+    let config = write_config(&env, &dir);
+    let c = &env.demo.state.config;
+    let secret_file = dir.join("bc_secret");
+    std::fs::write(
+        &secret_file,
+        format!("{}\n", c.store.client_secret.expose()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        // Secrets from env and from a file, as an operator would pass them.
+        .env("BCSSO_STORE_ACCESS_TOKEN", c.store.access_token.expose())
+        .env("BCSSO_STORE_CLIENT_SECRET_FILE", &secret_file)
+        .env(
+            "BCSSO_CONNECTION_DEMO_CLIENT_SECRET",
+            c.connections[0].client_secret.expose(),
+        )
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("connection demo: discovery and JWKS ok"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bigcommerce: customers API ok"), "{stdout}");
+    assert!(stdout.contains("bigcommerce clock: ok"), "{stdout}");
+
+    // A wrong token is reported as such, and the command fails.
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("BCSSO_STORE_ACCESS_TOKEN", "not-the-token")
+        .env("BCSSO_STORE_CLIENT_SECRET_FILE", &secret_file)
+        .env("BCSSO_CONNECTION_DEMO_CLIENT_SECRET", "x")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("bigcommerce: FAILED") && stdout.contains("401"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not-the-token"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_bad_config_stops_start_up_naming_each_setting() {
+    let dir = temp_dir();
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, "[server]\npublic_url = \"http://sso.example.com\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("BCSSO_STORE_ACCESS_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "server.public_url: must be https",
+        "missing store.store_hash",
+        "missing store.access_token: set it in the config file or as env BCSSO_STORE_ACCESS_TOKEN",
+        "connections",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "/nonexistent/gateway.toml"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml: cannot read")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn demo_command_prints_the_storefront_and_serves_it() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let storefront = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.trim().strip_prefix("Open the storefront:") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("demo exited without printing the storefront URL");
+    })
+    .await
+    .expect("demo printed its URLs within 30 s");
+    let page = reqwest::get(&storefront).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let login = reqwest::get(format!("{storefront}login.php"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("sso-button.js"), "{login}");
+    child.kill().await.unwrap();
+}
