@@ -18,6 +18,7 @@ pub mod redirect;
 pub mod routes;
 pub mod sandbox;
 pub mod signin;
+pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;

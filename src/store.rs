@@ -1,0 +1,409 @@
+//! Persistence: identity links and the audit trail, in SQLite (the embedded default) or
+//! PostgreSQL (when the URL says `postgres://`). One schema, a migration set per dialect,
+//! and the same queries through sqlx's `Any` driver: every query here is written in the
+//! SQL both databases accept, with `$n` placeholders.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is not supported: use sqlite://PATH, sqlite::memory: or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A stored link from an IdP login to a BigCommerce customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    pub store_hash: String,
+    pub issuer: String,
+    pub subject: String,
+    pub connection: String,
+    pub customer_id: i64,
+    /// The customer's `channel_ids` when linked (`None` = global account).
+    pub channel_ids: Option<Vec<i64>>,
+    pub email_at_link: String,
+    pub created_at: i64,
+    pub last_sign_in_at: i64,
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditEvent {
+    pub store_hash: String,
+    pub at: i64,
+    pub kind: AuditKind,
+    pub connection: Option<String>,
+    pub subject: Option<String>,
+    pub email: Option<String>,
+    pub customer_id: Option<i64>,
+    /// The error code of a refusal.
+    pub reason: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditKind {
+    #[default]
+    SignInSucceeded,
+    SignInRefused,
+    CustomerCreated,
+    CustomerLinked,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::SignInSucceeded => "sign_in_succeeded",
+            AuditKind::SignInRefused => "sign_in_refused",
+            AuditKind::CustomerCreated => "customer_created",
+            AuditKind::CustomerLinked => "customer_linked",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            AuditKind::SignInSucceeded,
+            AuditKind::SignInRefused,
+            AuditKind::CustomerCreated,
+            AuditKind::CustomerLinked,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let url = match backend {
+            // Create the file on first start.
+            Backend::Sqlite if !memory && !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::Connect)?;
+        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        pool = match backend {
+            // Each connection to `:memory:` is its own empty database: keep exactly one,
+            // forever. A file allows a few readers; SQLite serialises writers anyway.
+            Backend::Sqlite if memory => pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            Backend::Sqlite => pool.max_connections(4),
+            Backend::Postgres => pool.max_connections(10),
+        };
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn find_link(
+        &self,
+        store_hash: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let row = sqlx::query(
+            "SELECT store_hash, issuer, subject, connection, customer_id, channel_ids, email_at_link, \
+             created_at, last_sign_in_at FROM identity_links \
+             WHERE store_hash = $1 AND issuer = $2 AND subject = $3",
+        )
+        .bind(store_hash)
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| link_from_row(&r)).transpose()
+    }
+
+    /// Links of one customer (for the admin console and tests).
+    pub async fn links_of_customer(
+        &self,
+        store_hash: &str,
+        customer_id: i64,
+    ) -> Result<Vec<IdentityLink>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT store_hash, issuer, subject, connection, customer_id, channel_ids, email_at_link, \
+             created_at, last_sign_in_at FROM identity_links \
+             WHERE store_hash = $1 AND customer_id = $2 ORDER BY created_at",
+        )
+        .bind(store_hash)
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    /// Inserts a link unless one exists for the same login; returns the link that is
+    /// stored afterwards. Two first sign-ins of one person at once both end with the
+    /// winner's link.
+    pub async fn insert_link(&self, link: &IdentityLink) -> Result<IdentityLink, StoreError> {
+        sqlx::query(
+            "INSERT INTO identity_links (store_hash, issuer, subject, connection, customer_id, \
+             channel_ids, email_at_link, created_at, last_sign_in_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (store_hash, issuer, subject) DO NOTHING",
+        )
+        .bind(&link.store_hash)
+        .bind(&link.issuer)
+        .bind(&link.subject)
+        .bind(&link.connection)
+        .bind(link.customer_id)
+        .bind(channel_ids_text(&link.channel_ids))
+        .bind(&link.email_at_link)
+        .bind(link.created_at)
+        .bind(link.last_sign_in_at)
+        .execute(&self.pool)
+        .await?;
+        self.find_link(&link.store_hash, &link.issuer, &link.subject)
+            .await?
+            .ok_or(StoreError::Query(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn touch_link(&self, link: &IdentityLink, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE identity_links SET last_sign_in_at = $1 \
+             WHERE store_hash = $2 AND issuer = $3 AND subject = $4",
+        )
+        .bind(at)
+        .bind(&link.store_hash)
+        .bind(&link.issuer)
+        .bind(&link.subject)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (store_hash, at, kind, connection, subject, email, customer_id, \
+             reason, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&e.store_hash)
+        .bind(e.at)
+        .bind(e.kind.as_str())
+        .bind(e.connection.as_deref())
+        .bind(e.subject.as_deref())
+        .bind(e.email.as_deref())
+        .bind(e.customer_id)
+        .bind(e.reason.as_deref())
+        .bind(e.correlation_id.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest events first.
+    pub async fn audit_events(
+        &self,
+        store_hash: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT store_hash, at, kind, connection, subject, email, customer_id, reason, correlation_id \
+             FROM audit_events WHERE store_hash = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(store_hash)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEvent {
+                store_hash: r.get("store_hash"),
+                at: r.get("at"),
+                kind: AuditKind::parse(r.get::<String, _>("kind").as_str()).unwrap_or_default(),
+                connection: r.get("connection"),
+                subject: r.get("subject"),
+                email: r.get("email"),
+                customer_id: r.get("customer_id"),
+                reason: r.get("reason"),
+                correlation_id: r.get("correlation_id"),
+            })
+            .collect())
+    }
+
+    /// Deletes audit events older than `before` (Unix seconds); returns how many.
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn link_from_row(r: &sqlx::any::AnyRow) -> Result<IdentityLink, StoreError> {
+    let channel_ids: Option<String> = r.try_get("channel_ids")?;
+    Ok(IdentityLink {
+        store_hash: r.try_get("store_hash")?,
+        issuer: r.try_get("issuer")?,
+        subject: r.try_get("subject")?,
+        connection: r.try_get("connection")?,
+        customer_id: r.try_get("customer_id")?,
+        channel_ids: channel_ids.and_then(|s| serde_json::from_str(&s).ok()),
+        email_at_link: r.try_get("email_at_link")?,
+        created_at: r.try_get("created_at")?,
+        last_sign_in_at: r.try_get("last_sign_in_at")?,
+    })
+}
+
+fn channel_ids_text(ids: &Option<Vec<i64>>) -> Option<String> {
+    ids.as_ref().map(|v| serde_json::Value::from(v.clone()).to_string())
+}
+
+/// The URL without its password, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The suite runs against SQLite in memory, and against PostgreSQL too when
+    /// `BCSSO_TEST_DATABASE_URL` names one (scripts/test sets it).
+    async fn stores() -> Vec<Store> {
+        let mut out = vec![Store::connect("sqlite::memory:").await.unwrap()];
+        if let Ok(url) = std::env::var("BCSSO_TEST_DATABASE_URL") {
+            out.push(Store::connect(&url).await.unwrap());
+        }
+        out
+    }
+
+    fn link(store_hash: &str, subject: &str, customer_id: i64) -> IdentityLink {
+        IdentityLink {
+            store_hash: store_hash.into(),
+            issuer: "https://idp.test".into(),
+            subject: subject.into(),
+            connection: "acme".into(),
+            customer_id,
+            channel_ids: Some(vec![1, 2]),
+            email_at_link: "ada@acme.test".into(),
+            created_at: 100,
+            last_sign_in_at: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn links_round_trip_and_the_first_insert_wins() {
+        for store in stores().await {
+            let hash = format!("t{}", uuid::Uuid::new_v4().simple());
+            assert!(store.find_link(&hash, "https://idp.test", "u1").await.unwrap().is_none());
+            let first = store.insert_link(&link(&hash, "u1", 7)).await.unwrap();
+            assert_eq!(first, link(&hash, "u1", 7));
+            let second = store.insert_link(&link(&hash, "u1", 8)).await.unwrap();
+            assert_eq!(second.customer_id, 7, "{:?}", store.backend());
+            store.touch_link(&first, 200).await.unwrap();
+            let found = store.find_link(&hash, "https://idp.test", "u1").await.unwrap().unwrap();
+            assert_eq!(found.last_sign_in_at, 200);
+            let mut global = link(&hash, "u2", 7);
+            global.channel_ids = None;
+            store.insert_link(&global).await.unwrap();
+            let of_customer = store.links_of_customer(&hash, 7).await.unwrap();
+            assert_eq!(of_customer.len(), 2);
+            assert_eq!(of_customer[1].channel_ids, None);
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_events_are_recorded_listed_and_pruned() {
+        for store in stores().await {
+            let hash = format!("t{}", uuid::Uuid::new_v4().simple());
+            for (at, kind) in [(10, AuditKind::SignInRefused), (20, AuditKind::SignInSucceeded)] {
+                store
+                    .record(&AuditEvent {
+                        store_hash: hash.clone(),
+                        at,
+                        kind,
+                        reason: (kind == AuditKind::SignInRefused).then(|| "email_unverified".into()),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+            let events = store.audit_events(&hash, 10).await.unwrap();
+            assert_eq!(events.len(), 2);
+            assert_eq!(events[0].kind, AuditKind::SignInSucceeded);
+            assert_eq!(events[1].reason.as_deref(), Some("email_unverified"));
+            assert!(store.prune_audit(15).await.unwrap() >= 1);
+            assert_eq!(store.audit_events(&hash, 10).await.unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_database_is_created_and_migrated_once() {
+        let dir = std::env::temp_dir().join(format!("bcsso-db-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("gw.sqlite").display());
+        let hash = "filetest";
+        Store::connect(&url).await.unwrap().insert_link(&link(hash, "u1", 3)).await.unwrap();
+        // Reopening runs the migrations again (a no-op) and keeps the data.
+        let again = Store::connect(&url).await.unwrap();
+        assert!(again.find_link(hash, "https://idp.test", "u1").await.unwrap().is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_explained_without_passwords() {
+        let e = Store::connect("mysql://u:hunter2@db/x").await.err().unwrap().to_string();
+        assert!(e.contains("not supported") && !e.contains("hunter2"), "{e}");
+        let e = Store::connect("sqlite:///nonexistent-dir/x/y.sqlite").await.err().unwrap().to_string();
+        assert!(e.contains("cannot open the database"), "{e}");
+    }
+}
