@@ -310,7 +310,8 @@ pub async fn start_on(
                 clients,
                 users: users.clone(),
                 email_in_id_token: true,
-                send_iss_parameter: false,
+                // As current IdPs do (RFC 9207); the gateway then requires it.
+                send_iss_parameter: true,
             })
             .map_err(|e| DemoError::Start(e.to_string()))?;
             Some(idp)

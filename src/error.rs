@@ -25,6 +25,8 @@ pub enum Error {
     BadEmailInput,
     #[error("unknown channel {0}")]
     UnknownChannel(i64),
+    #[error("query parameter {0} is not valid")]
+    BadParameter(&'static str),
     #[error("bad callback request: {0}")]
     CallbackParams(String),
     #[error(
@@ -56,11 +58,13 @@ impl Error {
             Error::NoConnectionForDomain(_)
             | Error::BadEmailInput
             | Error::UnknownChannel(_)
+            | Error::BadParameter(_)
             | Error::CallbackParams(_)
             | Error::PendingLoginMissing
             | Error::PendingLoginExpired => StatusCode::BAD_REQUEST,
             Error::Oidc(e) => e.status(),
             Error::Policy(_) => StatusCode::FORBIDDEN,
+            Error::BigCommerce(ApiError::RateLimited { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::BigCommerce(_) => StatusCode::BAD_GATEWAY,
             Error::Session(_) | Error::LoginToken(_) | Error::Template(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -75,11 +79,13 @@ impl Error {
             Error::NoConnectionForDomain(_) => "no_connection_for_domain",
             Error::BadEmailInput => "bad_email_input",
             Error::UnknownChannel(_) => "unknown_channel",
+            Error::BadParameter(_) => "bad_parameter",
             Error::CallbackParams(_) => "bad_callback_request",
             Error::PendingLoginMissing => "no_pending_login",
             Error::PendingLoginExpired => "pending_login_expired",
             Error::Oidc(e) => e.code(),
             Error::Policy(e) => e.code(),
+            Error::BigCommerce(ApiError::RateLimited { .. }) => "bigcommerce_rate_limited",
             Error::BigCommerce(_) => "bigcommerce_unavailable",
             Error::Session(_) => "session_store_failed",
             Error::LoginToken(_) => "login_token_failed",
@@ -105,6 +111,14 @@ impl Error {
             Error::BadEmailInput => (
                 "Email address not valid",
                 "Enter your work email address, for example name@company.com.".into(),
+            ),
+            Error::BadParameter(_) => (
+                "This sign-in link is not valid",
+                "The link that brought you here was changed or cut short. Use the button on the store's sign-in page.".into(),
+            ),
+            Error::BigCommerce(ApiError::RateLimited { .. }) => (
+                "The store is busy",
+                "Too many people are signing in right now. Please wait a minute and try again.".into(),
             ),
             Error::UnknownChannel(_) => (
                 "Unknown storefront",

@@ -89,17 +89,8 @@ impl RelativePath {
         Ok(RelativePath(input.to_owned()))
     }
 
-    /// The path `/`.
-    pub fn root() -> RelativePath {
-        RelativePath("/".to_owned())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
     }
 }
 
@@ -495,7 +486,6 @@ mod tests {
         let p: RelativePath = "/login.php?action=logout".parse().unwrap();
         assert_eq!(p.to_string(), "/login.php?action=logout");
         assert_eq!(p.as_ref(), "/login.php?action=logout");
-        assert_eq!(RelativePath::root().as_str(), "/");
         assert_eq!(DoubleSlash.rule(), "double_slash");
         assert!(Backslash.to_string().contains("backslash"));
     }

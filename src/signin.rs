@@ -30,7 +30,10 @@ impl LoginRequest {
         for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "channel_id" => {
-                    let id = v.trim().parse().map_err(|_| Error::UnknownChannel(-1))?;
+                    let id = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| Error::BadParameter("channel_id"))?;
                     out.channel_id = Some(id);
                 }
                 "redirect_to" => out.redirect_to = Some(v.into_owned()),

@@ -11,7 +11,9 @@ use sqlx::{AnyPool, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database URL {0:?} is not supported: use sqlite://PATH, sqlite::memory: or postgres://…")]
+    #[error(
+        "database URL {0:?} is not supported: use sqlite://PATH, sqlite::memory: or postgres://…"
+    )]
     UnsupportedUrl(String),
     #[error("cannot open the database: {0}")]
     Connect(#[source] sqlx::Error),
@@ -298,7 +300,8 @@ fn link_from_row(r: &sqlx::any::AnyRow) -> Result<IdentityLink, StoreError> {
 }
 
 fn channel_ids_text(ids: &Option<Vec<i64>>) -> Option<String> {
-    ids.as_ref().map(|v| serde_json::Value::from(v.clone()).to_string())
+    ids.as_ref()
+        .map(|v| serde_json::Value::from(v.clone()).to_string())
 }
 
 /// The URL without its password, for error messages.
@@ -344,13 +347,23 @@ mod tests {
     async fn links_round_trip_and_the_first_insert_wins() {
         for store in stores().await {
             let hash = format!("t{}", uuid::Uuid::new_v4().simple());
-            assert!(store.find_link(&hash, "https://idp.test", "u1").await.unwrap().is_none());
+            assert!(
+                store
+                    .find_link(&hash, "https://idp.test", "u1")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
             let first = store.insert_link(&link(&hash, "u1", 7)).await.unwrap();
             assert_eq!(first, link(&hash, "u1", 7));
             let second = store.insert_link(&link(&hash, "u1", 8)).await.unwrap();
             assert_eq!(second.customer_id, 7, "{:?}", store.backend());
             store.touch_link(&first, 200).await.unwrap();
-            let found = store.find_link(&hash, "https://idp.test", "u1").await.unwrap().unwrap();
+            let found = store
+                .find_link(&hash, "https://idp.test", "u1")
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(found.last_sign_in_at, 200);
             let mut global = link(&hash, "u2", 7);
             global.channel_ids = None;
@@ -365,13 +378,17 @@ mod tests {
     async fn audit_events_are_recorded_listed_and_pruned() {
         for store in stores().await {
             let hash = format!("t{}", uuid::Uuid::new_v4().simple());
-            for (at, kind) in [(10, AuditKind::SignInRefused), (20, AuditKind::SignInSucceeded)] {
+            for (at, kind) in [
+                (10, AuditKind::SignInRefused),
+                (20, AuditKind::SignInSucceeded),
+            ] {
                 store
                     .record(&AuditEvent {
                         store_hash: hash.clone(),
                         at,
                         kind,
-                        reason: (kind == AuditKind::SignInRefused).then(|| "email_unverified".into()),
+                        reason: (kind == AuditKind::SignInRefused)
+                            .then(|| "email_unverified".into()),
                         ..Default::default()
                     })
                     .await
@@ -392,18 +409,37 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("gw.sqlite").display());
         let hash = "filetest";
-        Store::connect(&url).await.unwrap().insert_link(&link(hash, "u1", 3)).await.unwrap();
+        Store::connect(&url)
+            .await
+            .unwrap()
+            .insert_link(&link(hash, "u1", 3))
+            .await
+            .unwrap();
         // Reopening runs the migrations again (a no-op) and keeps the data.
         let again = Store::connect(&url).await.unwrap();
-        assert!(again.find_link(hash, "https://idp.test", "u1").await.unwrap().is_some());
+        assert!(
+            again
+                .find_link(hash, "https://idp.test", "u1")
+                .await
+                .unwrap()
+                .is_some()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
     async fn bad_urls_are_explained_without_passwords() {
-        let e = Store::connect("mysql://u:hunter2@db/x").await.err().unwrap().to_string();
+        let e = Store::connect("mysql://u:hunter2@db/x")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("not supported") && !e.contains("hunter2"), "{e}");
-        let e = Store::connect("sqlite:///nonexistent-dir/x/y.sqlite").await.err().unwrap().to_string();
+        let e = Store::connect("sqlite:///nonexistent-dir/x/y.sqlite")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("cannot open the database"), "{e}");
     }
 }

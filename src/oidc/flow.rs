@@ -191,18 +191,18 @@ pub async fn finish(
     Ok(identity)
 }
 
-fn client(
-    conn: &Connection,
-    metadata: &ProviderMetadata,
-    redirect_uri: &Url,
-) -> CoreClient<
+/// The relying-party client as built from discovery: authorize URL set, token and
+/// userinfo endpoints as the metadata has them.
+type RpClient = CoreClient<
     openidconnect::EndpointSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointMaybeSet,
     openidconnect::EndpointMaybeSet,
-> {
+>;
+
+fn client(conn: &Connection, metadata: &ProviderMetadata, redirect_uri: &Url) -> RpClient {
     CoreClient::from_provider_metadata(
         metadata.clone(),
         ClientId::new(conn.client_id.clone()),
@@ -216,16 +216,13 @@ type IdTokenClaims = openidconnect::core::CoreIdTokenClaims;
 /// Full ID-token validation (SECURITY.md rule 9): signature with an allow-listed alg, `iss`
 /// exact, `aud` contains us and nothing untrusted, `azp` if present, `exp` and `iat` with
 /// the connection's leeway, `nonce`. `sub` presence is enforced by the claims type.
-fn verify<C>(
+fn verify(
     conn: &Connection,
-    client: &C,
+    client: &RpClient,
     id_token: &openidconnect::core::CoreIdToken,
     nonce: &Nonce,
     clock: &Clock,
-) -> Result<IdTokenClaims, OidcError>
-where
-    C: IdTokenVerifierSource,
-{
+) -> Result<IdTokenClaims, OidcError> {
     let algs: Vec<CoreJwsSigningAlgorithm> = conn
         .id_token_algs
         .iter()
@@ -236,7 +233,7 @@ where
     let exp_now = chrono::DateTime::from_timestamp(now - leeway, 0).unwrap_or_default();
     let iat_limit = now + leeway;
     let verifier = client
-        .verifier()
+        .id_token_verifier()
         .set_allowed_algs(algs)
         .set_time_fn(move || exp_now)
         .set_issue_time_verifier_fn(move |iat| {
@@ -265,24 +262,6 @@ where
         });
     }
     Ok(claims)
-}
-
-/// Lets `verify` take the concrete client type without spelling it twice.
-trait IdTokenVerifierSource {
-    fn verifier(&self) -> openidconnect::core::CoreIdTokenVerifier<'_>;
-}
-impl<A, B, C, D, E, F> IdTokenVerifierSource for CoreClient<A, B, C, D, E, F>
-where
-    A: openidconnect::EndpointState,
-    B: openidconnect::EndpointState,
-    C: openidconnect::EndpointState,
-    D: openidconnect::EndpointState,
-    E: openidconnect::EndpointState,
-    F: openidconnect::EndpointState,
-{
-    fn verifier(&self) -> openidconnect::core::CoreIdTokenVerifier<'_> {
-        self.id_token_verifier()
-    }
 }
 
 fn serde_plain_alg(alg: &str) -> Option<CoreJwsSigningAlgorithm> {
@@ -336,62 +315,41 @@ fn classify_exchange_error(e: &ExchangeError) -> OidcError {
                 OidcError::CodeExchange(format!("token response did not parse: {}", err.inner()))
             }
         }
+        // An OAuth error answer (invalid_grant: code reused or expired, PKCE mismatch): the
+        // IdP is up and said no; trying again from the store is the remedy.
         openidconnect::RequestTokenError::ServerResponse(r) => {
-            OidcError::CodeExchange(format!("token endpoint error {}", r.error()))
+            let error = r.error().to_string();
+            if matches!(error.as_str(), "server_error" | "temporarily_unavailable") {
+                OidcError::CodeExchange(format!("token endpoint answered {error}"))
+            } else {
+                OidcError::CodeRejected(error)
+            }
         }
         other => OidcError::CodeExchange(error_chain(other)),
     }
 }
 
-async fn fetch_userinfo<C: UserInfoSource>(
+async fn fetch_userinfo(
     registry: &Registry,
-    client: &C,
+    client: &RpClient,
     access_token: &AccessToken,
     identity: &Identity,
 ) -> Result<CoreUserInfoClaims, OidcError> {
     // Passing the expected `sub` makes the crate refuse a userinfo answer about someone else
     // (`rp-userinfo-bad-sub-claim`).
     let subject = openidconnect::SubjectIdentifier::new(identity.subject.clone());
-    client
-        .userinfo(registry.http(), access_token.clone(), subject)
+    let request = client
+        .user_info(access_token.clone(), Some(subject))
+        .map_err(|e| OidcError::Userinfo(e.to_string()))?;
+    request
+        .request_async(registry.http())
         .await
-}
-
-trait UserInfoSource {
-    async fn userinfo(
-        &self,
-        http: &reqwest::Client,
-        token: AccessToken,
-        subject: openidconnect::SubjectIdentifier,
-    ) -> Result<CoreUserInfoClaims, OidcError>;
-}
-
-impl UserInfoSource
-    for CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    >
-{
-    async fn userinfo(
-        &self,
-        http: &reqwest::Client,
-        token: AccessToken,
-        subject: openidconnect::SubjectIdentifier,
-    ) -> Result<CoreUserInfoClaims, OidcError> {
-        let request = self
-            .user_info(token, Some(subject))
-            .map_err(|e| OidcError::Userinfo(e.to_string()))?;
-        request.request_async(http).await.map_err(|e| match e {
+        .map_err(|e| match e {
             openidconnect::UserInfoError::ClaimsVerification(
                 ClaimsVerificationError::InvalidSubject(_),
             ) => OidcError::UserinfoSubMismatch,
             other => OidcError::Userinfo(error_chain(&other)),
         })
-    }
 }
 
 /// Userinfo fills what the ID token lacked. `email_verified` is taken only together with the

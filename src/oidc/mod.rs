@@ -68,6 +68,8 @@ pub enum OidcError {
     IssuerMismatch { got: Option<String> },
     #[error("code exchange failed: {0}")]
     CodeExchange(String),
+    #[error("the IdP refused the code exchange: {0}")]
+    CodeRejected(String),
     #[error("token endpoint did not return an ID token")]
     NoIdToken,
     #[error("ID token rejected ({reason}): {detail}")]
@@ -84,10 +86,10 @@ pub enum OidcError {
 impl OidcError {
     pub fn status(&self) -> StatusCode {
         match self {
-            OidcError::Discovery(_) | OidcError::CodeExchange(_) | OidcError::Userinfo(_) => {
-                StatusCode::BAD_GATEWAY
-            }
-            OidcError::Metadata(_) => StatusCode::BAD_GATEWAY,
+            OidcError::Discovery(_)
+            | OidcError::Metadata(_)
+            | OidcError::CodeExchange(_)
+            | OidcError::Userinfo(_) => StatusCode::BAD_GATEWAY,
             OidcError::ProviderError { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -101,6 +103,7 @@ impl OidcError {
             OidcError::ProviderError { .. } => "idp_error",
             OidcError::IssuerMismatch { .. } => "iss_mismatch",
             OidcError::CodeExchange(_) => "code_exchange_failed",
+            OidcError::CodeRejected(_) => "code_rejected",
             OidcError::NoIdToken => "no_id_token",
             OidcError::IdToken { reason, .. } => reason,
             OidcError::Userinfo(_) => "userinfo_failed",
@@ -117,6 +120,10 @@ impl OidcError {
             OidcError::ProviderError { error } if error == "access_denied" => (
                 "Sign-in was cancelled",
                 "Your company's sign-in page did not grant access. You can go back to the store and try again, or sign in with your store password.".into(),
+            ),
+            OidcError::CodeRejected(_) => (
+                "Your sign-in could not be completed",
+                "Your company's sign-in service did not accept this sign-in attempt; it may have taken too long or been used already. Go back to the store and try again.".into(),
             ),
             OidcError::ProviderError { .. } => (
                 "Your company's sign-in service refused the request",

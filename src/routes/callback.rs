@@ -26,6 +26,10 @@ pub async fn finish(
     let pending = crate::pending::take(&session, state)
         .await?
         .ok_or(Error::PendingLoginMissing)?;
+    // Persist the removal now: tower-sessions skips saving when the response is a 5xx, and
+    // a failed code exchange or BigCommerce outage must not leave the state reusable
+    // (SECURITY.md rule 7).
+    session.save().await?;
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let client_ip = crate::client_ip::resolve(app.config.server.request_ip, peer, &headers);
     let url = signin::complete(&app, pending, params, client_ip).await?;

@@ -353,7 +353,7 @@ async fn unknown_channel_and_connection_are_explained() {
         .assert_error(StatusCode::BAD_REQUEST, "unknown_channel");
     env.get(&env.gateway("/login?channel_id=abc"))
         .await
-        .assert_error(StatusCode::BAD_REQUEST, "unknown_channel");
+        .assert_error(StatusCode::BAD_REQUEST, "bad_parameter");
     env.get(&env.gateway("/login?connection=nope"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "unknown_connection");
@@ -397,9 +397,58 @@ async fn bigcommerce_down_shows_a_clear_page() {
         c.store.api_base_url = Some("http://127.0.0.1:9".into());
     })
     .await;
-    let (_, page) = env.sign_in("", "ada").await;
+    let (callback, page) = env.sign_in("", "ada").await;
     page.assert_error(StatusCode::BAD_GATEWAY, "bigcommerce_unavailable");
     assert!(env.demo.emulator.login_attempts().is_empty());
+    // A server-side failure still consumed the state (tower-sessions does not save the
+    // session on a 5xx by itself).
+    env.get(&callback)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
+}
+
+#[tokio::test]
+async fn chooser_escapes_what_the_request_carried() {
+    let env = Env::with(DemoOptions::default(), |c| {
+        let mut other = c.connections[0].clone();
+        other.id = Some("other".into());
+        other.display_name = Some("<b>Other</b> Corp".into());
+        other.allowed_email_domains = vec!["other.test".into()];
+        c.connections.push(other);
+    })
+    .await;
+    let evil = "/%22%3E%3Cscript%3Ealert(1)%3C/script%3E";
+    let page = env
+        .get(&env.gateway(&format!("/login?redirect_to={evil}")))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("<script>alert(1)"), "{}", page.body);
+    assert!(!page.body.contains("<b>Other</b>"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn https_gateway_uses_a_host_prefixed_secure_cookie() {
+    let env = Env::with(DemoOptions::default(), |c| {
+        let url = c
+            .server
+            .public_url
+            .clone()
+            .unwrap()
+            .replace("http://", "https://");
+        c.server.public_url = Some(url);
+    })
+    .await;
+    let response = env.browser.get(env.gateway("/login")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("__Host-bcsso="), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
 }
 
 #[tokio::test]
@@ -467,17 +516,21 @@ async fn logs_carry_no_codes_tokens_or_secrets() {
     let (callback, page) = env.sign_in("", "ada").await;
     let token_url = page.location.unwrap();
     let jwt = token_url.path().rsplit('/').next().unwrap().to_owned();
-    let code: String = callback
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let param = |name: &str| -> String {
+        callback
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    let (code, state) = (param("code"), param("state"));
     let logs = crate::common::all_logs();
     assert!(!logs.is_empty());
     for secret in [
         jwt.as_str(),
         code.as_str(),
+        state.as_str(),
         env.demo.state.config.store.client_secret.expose(),
         env.demo.state.config.store.access_token.expose(),
         env.demo.state.config.connections[0].client_secret.expose(),

@@ -132,8 +132,8 @@ async fn code_exchange_error_status() {
     .await;
     refused(
         Misbehaviour::TokenEndpointStatus(400),
-        StatusCode::BAD_GATEWAY,
-        "code_exchange_failed",
+        StatusCode::BAD_REQUEST,
+        "code_rejected",
     )
     .await;
 }
@@ -153,6 +153,11 @@ async fn code_exchange_timeout() {
 #[tokio::test]
 async fn rfc9207_iss_mismatch_in_authorization_response() {
     refused(Misbehaviour::IssParameterWrong, REJECTED, "iss_mismatch").await;
+}
+
+#[tokio::test]
+async fn rfc9207_iss_missing_although_advertised() {
+    refused(Misbehaviour::IssParameterMissing, REJECTED, "iss_mismatch").await;
 }
 
 #[tokio::test]

@@ -261,9 +261,10 @@ impl DevIdp {
             if let Some(state) = state {
                 query.append_pair("state", state);
             }
-            if self.misbehaviour() == Misbehaviour::IssParameterWrong {
+            let m = self.misbehaviour();
+            if m == Misbehaviour::IssParameterWrong {
                 query.append_pair("iss", WRONG_ISSUER);
-            } else if self.inner.send_iss_parameter {
+            } else if self.inner.send_iss_parameter && m != Misbehaviour::IssParameterMissing {
                 query.append_pair("iss", &self.inner.issuer);
             }
         }

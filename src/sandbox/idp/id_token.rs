@@ -159,7 +159,8 @@ pub(crate) fn mint(
         | Misbehaviour::DiscoveryWrongIssuer
         | Misbehaviour::JwksDown
         | Misbehaviour::AuthorizeError(_)
-        | Misbehaviour::IssParameterWrong => {}
+        | Misbehaviour::IssParameterWrong
+        | Misbehaviour::IssParameterMissing => {}
     }
 
     let token = signer.sign_rs256(header, &claims)?;

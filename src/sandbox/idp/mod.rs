@@ -254,6 +254,8 @@ pub enum Misbehaviour {
     AuthorizeError(String),
     /// Authorization response carries a wrong RFC 9207 iss (even if not advertised).
     IssParameterWrong,
+    /// `iss` is advertised in discovery but left out of the authorization response.
+    IssParameterMissing,
 }
 
 /// The dev OpenID Provider. Cheap to clone; all clones share state.
