@@ -75,7 +75,18 @@ pub struct RawConfig {
     #[serde(default)]
     pub store: RawStore,
     #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
     pub connections: Vec<RawConnection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `sqlite://PATH` (default `sqlite://bc-sso-gateway.sqlite`), `sqlite::memory:`, or
+    /// `postgres://…`.
+    pub url: Option<String>,
+    pub audit_retention_days: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -145,7 +156,24 @@ pub struct RawConnection {
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
+    pub database: DatabaseConfig,
     pub connections: Vec<Connection>,
+}
+
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// May carry a password: printed only through `redact_url`.
+    pub url: String,
+    pub audit_retention: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::store::redact_url(&self.url))
+            .field("audit_retention", &self.audit_retention)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +320,7 @@ pub fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Vec<Stri
             "STORE_CLIENT_ID" => raw.store.client_id = Some(value),
             "STORE_CLIENT_SECRET" => raw.store.client_secret = Some(value),
             "STORE_CLIENT_SECRET_FILE" => raw.store.client_secret_file = Some(value.into()),
+            "DATABASE_URL" => raw.database.url = Some(value),
             _ => match secret_envs.get(key) {
                 Some(&i) => raw.connections[i].client_secret = Some(value),
                 None => unknown.push(key.clone()),
@@ -321,10 +350,25 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         .filter_map(|(i, c)| validate_connection(i, c, &mut errors))
         .collect();
     check_unique_connections(&connections, &mut errors);
+    let retention_days = raw.database.audit_retention_days.unwrap_or(90);
+    if retention_days == 0 {
+        errors.push(invalid(
+            "database.audit_retention_days",
+            "must be at least 1 (days of sign-in history to keep)",
+        ));
+    }
+    let database = DatabaseConfig {
+        url: raw
+            .database
+            .url
+            .unwrap_or_else(|| "sqlite://bc-sso-gateway.sqlite".into()),
+        audit_retention: Duration::from_secs(retention_days * 86_400),
+    };
     match (server, store) {
         (Some(server), Some(store)) if errors.is_empty() => Ok(Config {
             server,
             store,
+            database,
             connections,
         }),
         _ => Err(errors),

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::config::{RawChannel, RawConfig, RawConnection, RawServer, RawStore};
+use crate::config::{RawChannel, RawConfig, RawConnection, RawDatabase, RawServer, RawStore};
 use crate::sandbox::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
 use crate::sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser};
 use crate::{AppState, app};
@@ -155,6 +155,11 @@ pub fn demo_config(
             http_timeout_secs: Some(5),
             ..Default::default()
         },
+        // The demo keeps nothing: links and audit live in memory for the run.
+        database: RawDatabase {
+            url: Some("sqlite::memory:".into()),
+            audit_retention_days: None,
+        },
         store: RawStore {
             store_hash: Some(emulator.store_hash.clone()),
             api_base_url: Some(api_url.to_string()),
@@ -257,7 +262,13 @@ pub async fn start_on(
     let storefront_urls: Vec<Url> = storefronts.iter().map(|(_, u)| u.clone()).collect();
 
     let mut emulator_config =
-        EmulatorConfig::new("demo1", random_secret(), random_secret(), random_secret());
+        // A fresh store hash per run keeps runs apart in a shared database.
+        EmulatorConfig::new(
+            format!("demo{}", &random_secret()[..6]),
+            random_secret(),
+            random_secret(),
+            random_secret(),
+        );
     emulator_config.gateway_url = Some(gateway_url.clone());
     emulator_config.store_name = "Demo Store".into();
     for id in 2..=options.channels {
@@ -322,7 +333,9 @@ pub async fn start_on(
     let emulator = Emulator::new(emulator_config);
     let clock = Clock::system();
     let state = Arc::new(
-        AppState::new(config, clock.clone()).map_err(|e| DemoError::Start(e.to_string()))?,
+        AppState::connect(config, clock.clone())
+            .await
+            .map_err(|e| DemoError::Start(e.to_string()))?,
     );
 
     let mut tasks = Vec::new();

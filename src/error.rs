@@ -43,6 +43,8 @@ pub enum Error {
     BigCommerce(#[from] ApiError),
     #[error("session store failed: {0}")]
     Session(#[from] tower_sessions::session::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("could not sign the login token: {0}")]
     LoginToken(#[from] jsonwebtoken::errors::Error),
     #[error("page template failed: {0}")]
@@ -66,6 +68,7 @@ impl Error {
             Error::Policy(_) => StatusCode::FORBIDDEN,
             Error::BigCommerce(ApiError::RateLimited { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::BigCommerce(_) => StatusCode::BAD_GATEWAY,
+            Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Session(_) | Error::LoginToken(_) | Error::Template(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -88,6 +91,7 @@ impl Error {
             Error::BigCommerce(ApiError::RateLimited { .. }) => "bigcommerce_rate_limited",
             Error::BigCommerce(_) => "bigcommerce_unavailable",
             Error::Session(_) => "session_store_failed",
+            Error::Store(_) => "database_unavailable",
             Error::LoginToken(_) => "login_token_failed",
             Error::Template(_) => "page_render_failed",
             Error::NotFound => "not_found",
@@ -138,7 +142,7 @@ impl Error {
                 "The store is not answering",
                 "We could not reach the store to finish signing you in. Please try again in a minute.".into(),
             ),
-            Error::Session(_) | Error::LoginToken(_) | Error::Template(_) => (
+            Error::Session(_) | Error::LoginToken(_) | Error::Template(_) | Error::Store(_) => (
                 "Something went wrong on our side",
                 format!("The sign-in could not be completed. {try_again}"),
             ),

@@ -40,16 +40,28 @@ pub struct AppState {
     pub oidc: oidc::Registry,
     pub bigcommerce: bigcommerce::Client,
     pub login_tokens: bigcommerce::LoginTokenMinter,
+    pub store: store::Store,
     pub clock: Clock,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
 impl AppState {
-    pub fn new(config: Config, clock: Clock) -> Result<Self, reqwest::Error> {
+    /// Builds the state: HTTP client, caches, and the database (created and migrated).
+    pub async fn connect(config: Config, clock: Clock) -> Result<Self, StartError> {
         let http = http_client(config.server.http_timeout)?;
+        let store = store::Store::connect(&config.database.url).await?;
         Ok(Self {
             oidc: oidc::Registry::new(http.clone(), &config.connections),
             bigcommerce: bigcommerce::Client::new(http, &config.store),
             login_tokens: bigcommerce::LoginTokenMinter::new(&config.store, clock.clone()),
+            store,
             config,
             clock,
         })

@@ -130,10 +130,10 @@ fn load(path: Option<PathBuf>) -> Option<Config> {
 
 async fn serve(config: Config) -> ExitCode {
     let listen = config.server.listen;
-    let state = match AppState::new(config, Clock::system()) {
+    let state = match AppState::connect(config, Clock::system()).await {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -161,14 +161,15 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 async fn check(config: Config) -> ExitCode {
-    let state = match AppState::new(config, Clock::system()) {
+    let state = match AppState::connect(config, Clock::system()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
     println!("config: ok");
+    println!("database: ok ({:?})", state.store.backend());
     let mut ok = true;
     for conn in &state.config.connections {
         match state.oidc.metadata(conn).await {
@@ -224,8 +225,8 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
     println!("  gateway                {}", demo.gateway_url);
     println!("  identity provider      {}", demo.idp_url);
     println!(
-        "  BigCommerce API        {}stores/demo1/v3/customers",
-        demo.api_url
+        "  BigCommerce API        {}stores/{}/v3/customers",
+        demo.api_url, demo.state.config.store.store_hash
     );
     println!(
         "  redirect URI           {}",

@@ -15,6 +15,8 @@ use crate::policy::PolicyError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerRef {
     pub id: i64,
+    /// `None` = global account.
+    pub channel_ids: Option<Vec<i64>>,
     pub created: bool,
 }
 
@@ -35,6 +37,7 @@ pub async fn resolve(
         tracing::info!(customer_id = c.id, "existing customer matched by email");
         return Ok(CustomerRef {
             id: c.id,
+            channel_ids: c.channel_ids.clone(),
             created: false,
         });
     }
@@ -57,6 +60,7 @@ pub async fn resolve(
             let c = usable(&again, channel_id)?.ok_or(Error::BigCommerce(e))?;
             return Ok(CustomerRef {
                 id: c.id,
+                channel_ids: c.channel_ids.clone(),
                 created: false,
             });
         }
@@ -70,8 +74,25 @@ pub async fn resolve(
     tracing::info!(customer_id = c.id, "customer created");
     Ok(CustomerRef {
         id: c.id,
+        channel_ids: c.channel_ids.clone(),
         created: true,
     })
+}
+
+/// SECURITY.md rule 15: never mint for a channel the customer cannot use. `None` is a
+/// global account (the storefront itself enforces `allow_global_logins`).
+pub fn check_channel(
+    customer_id: i64,
+    channel_ids: &Option<Vec<i64>>,
+    channel_id: i64,
+) -> Result<(), PolicyError> {
+    match channel_ids {
+        Some(ids) if !ids.contains(&channel_id) => Err(PolicyError::ChannelNotAllowed {
+            customer_id,
+            channel_id,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Picks the customer that may sign in on `channel_id`. With channel-specific accounts the

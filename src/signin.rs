@@ -14,6 +14,8 @@ use crate::oidc::{self, CallbackParams, PendingLogin};
 use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
+use crate::store::{AuditEvent, AuditKind, IdentityLink};
+use crate::telemetry::RequestCtx;
 
 /// `/login`'s query: which storefront, where to land, and how to pick the IdP.
 #[derive(Debug, Default)]
@@ -120,12 +122,35 @@ fn channel(app: &AppState, id: i64) -> Result<&Channel, Error> {
 }
 
 /// Finishes a sign-in whose pending login the caller took from the session by `state`.
-/// Returns the storefront URL carrying a freshly minted login token.
+/// Returns the storefront URL carrying a freshly minted login token. Every outcome is
+/// written to the audit trail.
 pub async fn complete(
     app: &Arc<AppState>,
     pending: PendingLogin,
     params: CallbackParams,
     client_ip: Option<IpAddr>,
+) -> Result<Url, Error> {
+    let mut audit = AuditEvent {
+        store_hash: app.config.store.store_hash.clone(),
+        connection: Some(pending.connection.clone()),
+        correlation_id: Some(RequestCtx::current().correlation_id),
+        ..AuditEvent::default()
+    };
+    let result = finish_sign_in(app, pending, params, client_ip, &mut audit).await;
+    if let Err(e) = &result {
+        audit.kind = AuditKind::SignInRefused;
+        audit.reason = Some(e.code().to_owned());
+    }
+    record(app, audit).await;
+    result
+}
+
+async fn finish_sign_in(
+    app: &Arc<AppState>,
+    pending: PendingLogin,
+    params: CallbackParams,
+    client_ip: Option<IpAddr>,
+    audit: &mut AuditEvent,
 ) -> Result<Url, Error> {
     if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
         return Err(Error::PendingLoginExpired);
@@ -145,13 +170,15 @@ pub async fn complete(
         &app.clock,
     )
     .await?;
-    // `sub` only: emails and names are personal data and stay out of the log.
+    // `sub` only: emails and names are personal data and stay out of the log (the audit
+    // trail, which admins search, keeps the email).
     tracing::info!(sub = %identity.subject, "identity verified");
-    let email = policy::check_email(conn, &identity)?;
+    audit.subject = Some(identity.subject.clone());
+    audit.email = identity.email.clone();
     let channel = channel(app, pending.channel_id)?;
-    let customer =
-        provisioning::resolve(&app.bigcommerce, conn, &identity, &email, channel.id).await?;
-    tracing::Span::current().record("customer_id", customer.id);
+    let customer_id = customer_for(app, conn, &identity, channel.id, audit).await?;
+    tracing::Span::current().record("customer_id", customer_id);
+    audit.customer_id = Some(customer_id);
     let redirect_to = pending
         .redirect_to()
         .unwrap_or_else(|| channel.default_redirect.clone());
@@ -159,12 +186,82 @@ pub async fn complete(
     // Minted last, right before the redirect: BigCommerce accepts it for ~30 s only.
     let url = app
         .login_tokens
-        .storefront_url(channel, customer.id, &redirect_to, request_ip)?;
+        .storefront_url(channel, customer_id, &redirect_to, request_ip)?;
+    audit.kind = AuditKind::SignInSucceeded;
     tracing::info!(
-        customer_id = customer.id,
-        created = customer.created,
+        customer_id,
         channel_id = channel.id,
         "sign-in complete; redirecting to storefront"
     );
     Ok(url)
+}
+
+/// The customer for a verified identity. A returning identity is found by its link on
+/// `(iss, sub)` with no BigCommerce call, and its email is not consulted: an email changed
+/// at the IdP must not move a login to someone else's account (SECURITY.md rules 1 and 5).
+/// Only the first sign-in goes by email, under the email policy, and creates the link.
+async fn customer_for(
+    app: &AppState,
+    conn: &Connection,
+    identity: &oidc::Identity,
+    channel_id: i64,
+    audit: &mut AuditEvent,
+) -> Result<i64, Error> {
+    let store_hash = &app.config.store.store_hash;
+    let now = app.clock.now();
+    if let Some(link) = app
+        .store
+        .find_link(store_hash, &identity.issuer, &identity.subject)
+        .await?
+    {
+        provisioning::check_channel(link.customer_id, &link.channel_ids, channel_id)?;
+        app.store.touch_link(&link, now).await?;
+        tracing::info!(
+            customer_id = link.customer_id,
+            "returning identity matched by link"
+        );
+        return Ok(link.customer_id);
+    }
+    let email = policy::check_email(conn, identity)?;
+    let customer =
+        provisioning::resolve(&app.bigcommerce, conn, identity, &email, channel_id).await?;
+    let link = app
+        .store
+        .insert_link(&IdentityLink {
+            store_hash: store_hash.clone(),
+            issuer: identity.issuer.clone(),
+            subject: identity.subject.clone(),
+            connection: conn.id.to_string(),
+            customer_id: customer.id,
+            channel_ids: customer.channel_ids.clone(),
+            email_at_link: email.normalised(),
+            created_at: now,
+            last_sign_in_at: now,
+        })
+        .await?;
+    // The first-sign-in event goes in before the sign-in's own event.
+    let kind = if customer.created {
+        AuditKind::CustomerCreated
+    } else {
+        AuditKind::CustomerLinked
+    };
+    record(
+        app,
+        AuditEvent {
+            kind,
+            customer_id: Some(link.customer_id),
+            ..audit.clone()
+        },
+    )
+    .await;
+    Ok(link.customer_id)
+}
+
+/// The audit trail must not turn a working sign-in into a failure: a write error is
+/// logged loudly instead.
+async fn record(app: &AppState, mut event: AuditEvent) {
+    event.at = app.clock.now();
+    if let Err(e) = app.store.record(&event).await {
+        tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
+    }
 }

@@ -59,7 +59,12 @@ impl Env {
 
     pub async fn with(options: DemoOptions, customize: impl FnOnce(&mut RawConfig)) -> Env {
         init_logs();
-        let demo = demo::start(options, customize).await.expect("demo starts");
+        let demo = demo::start(options, |c| {
+            use_test_database(c);
+            customize(c)
+        })
+        .await
+        .expect("demo starts");
         Env {
             demo,
             browser: new_browser(),
@@ -160,6 +165,14 @@ impl Env {
             }
         }
         panic!("redirect loop at {url}");
+    }
+}
+
+/// The suite runs on the demo's SQLite in memory, or on the PostgreSQL that
+/// `BCSSO_TEST_DATABASE_URL` names (scripts/test runs it both ways).
+pub fn use_test_database(c: &mut RawConfig) {
+    if let Ok(url) = std::env::var("BCSSO_TEST_DATABASE_URL") {
+        c.database.url = Some(url);
     }
 }
 

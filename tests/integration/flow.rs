@@ -639,3 +639,80 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn returning_identity_is_matched_by_link_with_no_bigcommerce_call() {
+    let env = Env::start().await;
+    let (_, first) = env.sign_in("", "grace").await;
+    assert_eq!(first.status, StatusCode::FOUND);
+    let calls = env.demo.emulator.api_request_count();
+    let (_, again) = env.sign_in("", "grace").await;
+    assert_eq!(again.status, StatusCode::FOUND, "{}", again.body);
+    assert_eq!(
+        env.demo.emulator.api_request_count(),
+        calls,
+        "no BigCommerce call for a linked identity"
+    );
+    let (_, account) = env.follow(again.location.unwrap()).await;
+    assert!(account.body.contains("grace@example.com"));
+}
+
+#[tokio::test]
+async fn an_email_change_at_the_idp_does_not_move_the_login() {
+    let env = Env::start().await;
+    // Ada signs in once: her customer is created and linked to (iss, sub=ada).
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    env.follow(page.location.unwrap()).await;
+    let ada = env.demo.emulator.customers()[0].id;
+    // A colleague's store account exists; then Ada's IdP account is given that email.
+    let colleague = seed(&env, "boss@example.com", None);
+    let mut users = env.idp().users();
+    users[0].email = Some("boss@example.com".into());
+    env.idp().set_users(users);
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    env.follow(page.location.unwrap()).await;
+    let customers: Vec<String> = env
+        .demo
+        .emulator
+        .login_attempts()
+        .iter()
+        .map(|a| format!("{:?}", a.outcome))
+        .collect();
+    assert!(
+        customers[1].contains(&format!("customer_id: {ada}")),
+        "{customers:?}"
+    );
+    assert!(!customers[1].contains(&format!("customer_id: {colleague}")));
+}
+
+#[tokio::test]
+async fn sign_ins_and_refusals_are_in_the_audit_trail() {
+    use bc_sso_gateway::store::AuditKind;
+    let env = Env::start().await;
+    let (_, ok) = env.sign_in("", "grace").await;
+    assert_eq!(ok.status, StatusCode::FOUND);
+    let (_, refused) = env.sign_in("", "eve").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let hash = &env.demo.state.config.store.store_hash;
+    let events = env.demo.state.store.audit_events(hash, 10).await.unwrap();
+    let kinds: Vec<AuditKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            AuditKind::SignInRefused,
+            AuditKind::SignInSucceeded,
+            AuditKind::CustomerCreated
+        ]
+    );
+    let refusal = &events[0];
+    assert_eq!(refusal.reason.as_deref(), Some("email_unverified"));
+    assert_eq!(refusal.email.as_deref(), Some("eve@example.com"));
+    assert_eq!(refusal.correlation_id, refused.correlation_id);
+    let success = &events[1];
+    let customer = env.demo.emulator.customers()[0].id;
+    assert_eq!(success.customer_id, Some(customer));
+    assert_eq!(success.subject.as_deref(), Some("grace"));
+    assert_eq!(success.connection.as_deref(), Some("demo"));
+}

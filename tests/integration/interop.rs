@@ -86,6 +86,7 @@ pub async fn env_with_oidc_provider(conform: bool) -> (Env, OidcProvider) {
         email_domains: vec!["example.com".into()],
     };
     let demo = demo::start_on(listeners, idp, |c| {
+        crate::common::use_test_database(c);
         // op.mjs serves its issuer without a trailing slash; keep the string exact.
         c.connections[0].issuer = Some(op.issuer.as_str().trim_end_matches('/').into());
         c.connections[0].scopes = Some(vec!["openid".into(), "email".into(), "profile".into()]);
