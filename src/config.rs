@@ -100,6 +100,9 @@ pub struct RawServer {
     /// "peer", or "x-forwarded-for".
     pub request_ip: Option<String>,
     pub trusted_proxy_hops: Option<usize>,
+    /// Sign-in requests (`/login`, `/oidc/callback`) per client per minute; 0 = no limit.
+    pub rate_limit_per_minute: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -184,6 +187,8 @@ pub struct ServerConfig {
     pub http_timeout: Duration,
     pub pending_login_ttl: Duration,
     pub request_ip: RequestIpSource,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,6 +423,10 @@ fn validate_server(raw: RawServer, errors: &mut Vec<ConfigError>) -> Option<Serv
             raw.pending_login_ttl_secs.unwrap_or(600).clamp(30, 3600),
         ),
         request_ip: request_ip?,
+        // Generous: a B2B office signs in through one NAT address, and a real sign-in
+        // costs two requests.
+        rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(120),
+        rate_limit_burst: raw.rate_limit_burst.unwrap_or(60),
     })
 }
 

@@ -49,6 +49,8 @@ pub enum Error {
     LoginToken(#[from] jsonwebtoken::errors::Error),
     #[error("page template failed: {0}")]
     Template(#[from] askama::Error),
+    #[error("too many sign-in requests from this client; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("page not found")]
     NotFound,
 }
@@ -57,6 +59,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NoConnectionForDomain(_)
             | Error::BadEmailInput
             | Error::UnknownChannel(_)
@@ -95,6 +98,7 @@ impl Error {
             Error::LoginToken(_) => "login_token_failed",
             Error::Template(_) => "page_render_failed",
             Error::NotFound => "not_found",
+            Error::TooManyRequests { .. } => "too_many_requests",
         }
     }
 
@@ -147,6 +151,10 @@ impl Error {
                 format!("The sign-in could not be completed. {try_again}"),
             ),
             Error::NotFound => ("Page not found", "There is nothing at this address.".into()),
+            Error::TooManyRequests { retry_after } => (
+                "Too many sign-in attempts",
+                format!("Too many sign-in attempts came from your network. Please wait {retry_after} seconds and try again."),
+            ),
         }
     }
 }
@@ -182,19 +190,39 @@ impl IntoResponse for Error {
             tracing::info!(reason = self.code(), error = %self, "request refused");
         }
         let (title, message) = self.public_message();
-        if ctx.wants_json {
+        let mut response = if ctx.wants_json {
             let body = ErrorBody {
                 error: self.code(),
                 title,
                 message: &message,
                 correlation_id: &ctx.correlation_id,
             };
-            return (status, Json(body)).into_response();
+            (status, Json(body)).into_response()
+        } else {
+            self.html(&ctx, title, &message)
+        };
+        let retry_after = match &self {
+            Error::TooManyRequests { retry_after } => Some(*retry_after),
+            Error::BigCommerce(ApiError::RateLimited { retry_after }) => {
+                Some(retry_after.as_secs().max(1))
+            }
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
+        response
+    }
+}
+
+impl Error {
+    fn html(&self, ctx: &RequestCtx, title: &str, message: &str) -> Response {
         let page = ErrorPage {
             home_url: ctx.home_url.as_deref(),
             title,
-            message: &message,
+            message,
             code: self.code(),
             correlation_id: &ctx.correlation_id,
         };
@@ -205,6 +233,6 @@ impl IntoResponse for Error {
                 ctx.correlation_id
             )
         });
-        (status, Html(html)).into_response()
+        (self.status(), Html(html)).into_response()
     }
 }

@@ -14,9 +14,11 @@ pub mod oidc;
 pub mod pending;
 pub mod policy;
 pub mod provisioning;
+pub mod rate_limit;
 pub mod redirect;
 pub mod routes;
 pub mod sandbox;
+pub mod sessions;
 pub mod signin;
 pub mod store;
 pub mod telemetry;
@@ -29,7 +31,7 @@ use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer, SessionStore};
+use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -103,9 +105,9 @@ pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The gateway with the embedded default session store (in memory).
+/// The gateway with the embedded default session store (in memory, bounded).
 pub fn app(state: Arc<AppState>) -> Router {
-    app_with_store(state, MemoryStore::default())
+    app_with_store(state, sessions::MemorySessionStore::default())
 }
 
 pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -> Router {
@@ -129,10 +131,20 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .values()
         .next()
         .map(|c| Arc::from(c.storefront_url.as_str()));
+    let mut sign_in = Router::new()
+        .route("/login", get(routes::login::start))
+        .route("/oidc/callback", get(routes::callback::finish));
+    let server = &state.config.server;
+    if let Some(limit) = rate_limit::config(
+        server.request_ip,
+        server.rate_limit_per_minute,
+        server.rate_limit_burst,
+    ) {
+        sign_in = sign_in.route_layer(rate_limit::layer(limit));
+    }
     Router::new()
         .route("/", get(routes::login::index))
-        .route("/login", get(routes::login::start))
-        .route("/oidc/callback", get(routes::callback::finish))
+        .merge(sign_in)
         .route("/healthz", get(routes::health::live))
         .route("/static/gateway.css", get(routes::assets::css))
         .route("/static/sso-button.js", get(routes::assets::sso_button))

@@ -716,3 +716,24 @@ async fn sign_ins_and_refusals_are_in_the_audit_trail() {
     assert_eq!(success.subject.as_deref(), Some("grace"));
     assert_eq!(success.connection.as_deref(), Some("demo"));
 }
+
+#[tokio::test]
+async fn sign_in_requests_are_rate_limited_per_client() {
+    let env = Env::with(DemoOptions::default(), |c| {
+        c.server.rate_limit_per_minute = Some(6);
+        c.server.rate_limit_burst = Some(3);
+    })
+    .await;
+    for _ in 0..3 {
+        let page = env.get(&env.gateway("/login")).await;
+        assert_eq!(page.status, StatusCode::FOUND);
+    }
+    let response = env.browser.get(env.gateway("/login")).send().await.unwrap();
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    crate::common::page_of(response)
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    // Other pages are not limited.
+    assert_eq!(env.get(&env.gateway("/healthz")).await.status, StatusCode::OK);
+}
