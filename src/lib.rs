@@ -105,6 +105,21 @@ pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Deletes audit events past the retention period, hourly, for the life of the process.
+pub fn spawn_audit_pruning(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let cutoff = state.clock.now() - state.config.database.audit_retention.as_secs() as i64;
+            match state.store.prune_audit(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "old audit events pruned"),
+                Err(e) => tracing::warn!(error = %e, "could not prune audit events"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    })
+}
+
 /// The gateway with the embedded default session store (in memory, bounded).
 pub fn app(state: Arc<AppState>) -> Router {
     app_with_store(state, sessions::MemorySessionStore::default())

@@ -729,11 +729,18 @@ async fn sign_in_requests_are_rate_limited_per_client() {
         assert_eq!(page.status, StatusCode::FOUND);
     }
     let response = env.browser.get(env.gateway("/login")).send().await.unwrap();
-    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=10).contains(&retry_after), "{retry_after}");
     crate::common::page_of(response)
         .await
         .assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
     // Other pages are not limited.
-    assert_eq!(env.get(&env.gateway("/healthz")).await.status, StatusCode::OK);
+    assert_eq!(
+        env.get(&env.gateway("/healthz")).await.status,
+        StatusCode::OK
+    );
 }
