@@ -63,6 +63,22 @@ pub struct AuditEvent {
     /// The error code of a refusal.
     pub reason: Option<String>,
     pub correlation_id: Option<String>,
+    /// Who made an admin change (`None` for sign-ins).
+    pub actor: Option<String>,
+    /// What an admin change changed: JSON with `before`/`after`, secrets masked.
+    pub detail: Option<String>,
+}
+
+/// Filters of the audit log view; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub connection: Option<String>,
+    pub kind: Option<AuditKind>,
+    /// Substring of the email, case-insensitive.
+    pub email: Option<String>,
+    pub limit: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +88,9 @@ pub enum AuditKind {
     SignInRefused,
     CustomerCreated,
     CustomerLinked,
+    AdminSignedIn,
+    AdminSignInRefused,
+    LinkRemoved,
 }
 
 impl AuditKind {
@@ -81,18 +100,24 @@ impl AuditKind {
             AuditKind::SignInRefused => "sign_in_refused",
             AuditKind::CustomerCreated => "customer_created",
             AuditKind::CustomerLinked => "customer_linked",
+            AuditKind::AdminSignedIn => "admin_signed_in",
+            AuditKind::AdminSignInRefused => "admin_sign_in_refused",
+            AuditKind::LinkRemoved => "link_removed",
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
-        [
-            AuditKind::SignInSucceeded,
-            AuditKind::SignInRefused,
-            AuditKind::CustomerCreated,
-            AuditKind::CustomerLinked,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+    pub const ALL: [AuditKind; 7] = [
+        AuditKind::SignInSucceeded,
+        AuditKind::SignInRefused,
+        AuditKind::CustomerCreated,
+        AuditKind::CustomerLinked,
+        AuditKind::AdminSignedIn,
+        AuditKind::AdminSignInRefused,
+        AuditKind::LinkRemoved,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -228,7 +253,7 @@ impl Store {
     pub async fn record(&self, e: &AuditEvent) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_events (store_hash, at, kind, connection, subject, email, customer_id, \
-             reason, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             reason, correlation_id, actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&e.store_hash)
         .bind(e.at)
@@ -239,6 +264,8 @@ impl Store {
         .bind(e.customer_id)
         .bind(e.reason.as_deref())
         .bind(e.correlation_id.as_deref())
+        .bind(e.actor.as_deref())
+        .bind(e.detail.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -250,28 +277,92 @@ impl Store {
         store_hash: &str,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.search_audit(
+            store_hash,
+            &AuditFilter {
+                limit,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+    }
+
+    /// The newest events first, filtered. Absent filters are bound as NULL and skipped by
+    /// `$n IS NULL OR …`, so one statement serves every combination.
+    pub async fn search_audit(
+        &self,
+        store_hash: &str,
+        f: &AuditFilter,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT store_hash, at, kind, connection, subject, email, customer_id, reason, correlation_id \
-             FROM audit_events WHERE store_hash = $1 ORDER BY at DESC, id DESC LIMIT $2",
+            "SELECT store_hash, at, kind, connection, subject, email, customer_id, reason, \
+             correlation_id, actor, detail FROM audit_events \
+             WHERE store_hash = $1 \
+             AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) \
+             AND ($4 IS NULL OR connection = $4) AND ($5 IS NULL OR kind = $5) \
+             AND ($6 IS NULL OR LOWER(email) LIKE $6) \
+             ORDER BY at DESC, id DESC LIMIT $7",
         )
         .bind(store_hash)
-        .bind(limit)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(f.connection.as_deref())
+        .bind(f.kind.map(AuditKind::as_str))
+        .bind(f.email.as_deref().map(like_pattern))
+        .bind(f.limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEvent {
-                store_hash: r.get("store_hash"),
-                at: r.get("at"),
-                kind: AuditKind::parse(r.get::<String, _>("kind").as_str()).unwrap_or_default(),
-                connection: r.get("connection"),
-                subject: r.get("subject"),
-                email: r.get("email"),
-                customer_id: r.get("customer_id"),
-                reason: r.get("reason"),
-                correlation_id: r.get("correlation_id"),
-            })
-            .collect())
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Links whose email at link time contains `email` (case-insensitive), newest first.
+    pub async fn search_links(
+        &self,
+        store_hash: &str,
+        email: &str,
+        limit: i64,
+    ) -> Result<Vec<IdentityLink>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT store_hash, issuer, subject, connection, customer_id, channel_ids, email_at_link, \
+             created_at, last_sign_in_at FROM identity_links \
+             WHERE store_hash = $1 AND LOWER(email_at_link) LIKE $2 \
+             ORDER BY last_sign_in_at DESC LIMIT $3",
+        )
+        .bind(store_hash)
+        .bind(like_pattern(email))
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    /// Removes a link; returns it as it was, or `None` when there was none.
+    pub async fn delete_link(
+        &self,
+        store_hash: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<IdentityLink>, StoreError> {
+        let Some(link) = self.find_link(store_hash, issuer, subject).await? else {
+            return Ok(None);
+        };
+        let done = sqlx::query(
+            "DELETE FROM identity_links WHERE store_hash = $1 AND issuer = $2 AND subject = $3",
+        )
+        .bind(store_hash)
+        .bind(issuer)
+        .bind(subject)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then_some(link))
+    }
+
+    pub async fn count_links(&self, store_hash: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM identity_links WHERE store_hash = $1")
+            .bind(store_hash)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Deletes audit events older than `before` (Unix seconds); returns how many.
@@ -282,6 +373,30 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// `%text%` for a case-insensitive LIKE. A `%` typed by the admin becomes `_` (any one
+/// character), so input can widen a search by at most single characters; no ESCAPE
+/// clause is needed, which keeps the statement the same on both databases.
+fn like_pattern(text: &str) -> String {
+    format!("%{}%", text.trim().to_lowercase().replace('%', "_"))
+}
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    Ok(AuditEvent {
+        store_hash: r.try_get("store_hash")?,
+        at: r.try_get("at")?,
+        kind: AuditKind::parse(&kind).unwrap_or_default(),
+        connection: r.try_get("connection")?,
+        subject: r.try_get("subject")?,
+        email: r.try_get("email")?,
+        customer_id: r.try_get("customer_id")?,
+        reason: r.try_get("reason")?,
+        correlation_id: r.try_get("correlation_id")?,
+        actor: r.try_get("actor")?,
+        detail: r.try_get("detail")?,
+    })
 }
 
 fn link_from_row(r: &sqlx::any::AnyRow) -> Result<IdentityLink, StoreError> {
@@ -400,6 +515,56 @@ mod tests {
             assert_eq!(events[1].reason.as_deref(), Some("email_unverified"));
             assert!(store.prune_audit(15).await.unwrap() >= 1);
             assert_eq!(store.audit_events(&hash, 10).await.unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn links_and_events_can_be_searched_and_links_removed() {
+        for store in stores().await {
+            let hash = format!("t{}", uuid::Uuid::new_v4().simple());
+            let mut grace = link(&hash, "u2", 9);
+            grace.email_at_link = "grace_h@acme.test".into();
+            store.insert_link(&link(&hash, "u1", 7)).await.unwrap();
+            store.insert_link(&grace).await.unwrap();
+            assert_eq!(store.count_links(&hash).await.unwrap(), 2);
+            let found = store.search_links(&hash, "GRACE_", 10).await.unwrap();
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].subject, "u2");
+            assert_eq!(store.search_links(&hash, "acme.test", 10).await.unwrap().len(), 2);
+            assert!(store.search_links(&hash, "100%", 10).await.unwrap().is_empty());
+            let removed = store.delete_link(&hash, "https://idp.test", "u2").await.unwrap();
+            assert_eq!(removed.unwrap().customer_id, 9);
+            assert!(store.delete_link(&hash, "https://idp.test", "u2").await.unwrap().is_none());
+            assert_eq!(store.count_links(&hash).await.unwrap(), 1);
+
+            for (at, kind, connection, email) in [
+                (10, AuditKind::SignInRefused, "acme", "eve@acme.test"),
+                (20, AuditKind::SignInSucceeded, "acme", "ada@acme.test"),
+                (30, AuditKind::SignInSucceeded, "other", "oscar@other.test"),
+            ] {
+                let event = AuditEvent {
+                    store_hash: hash.clone(),
+                    at,
+                    kind,
+                    connection: Some(connection.into()),
+                    email: Some(email.into()),
+                    ..Default::default()
+                };
+                store.record(&event).await.unwrap();
+            }
+            let search = |f: AuditFilter| {
+                let store = store.clone();
+                let hash = hash.clone();
+                async move {
+                    let events = store.search_audit(&hash, &AuditFilter { limit: 50, ..f }).await.unwrap();
+                    events.iter().map(|e| e.at).collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(search(AuditFilter::default()).await, [30, 20, 10]);
+            assert_eq!(search(AuditFilter { from: Some(15), to: Some(25), ..Default::default() }).await, [20]);
+            assert_eq!(search(AuditFilter { connection: Some("acme".into()), ..Default::default() }).await, [20, 10]);
+            assert_eq!(search(AuditFilter { kind: Some(AuditKind::SignInRefused), ..Default::default() }).await, [10]);
+            assert_eq!(search(AuditFilter { email: Some("OSCAR".into()), ..Default::default() }).await, [30]);
         }
     }
 
