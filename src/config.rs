@@ -77,7 +77,17 @@ pub struct RawConfig {
     #[serde(default)]
     pub database: RawDatabase,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub connections: Vec<RawConnection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Bootstrap admin token for the console and the admin API; without one, both are off.
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -160,6 +170,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub database: DatabaseConfig,
+    /// The bootstrap admin token; `None` disables the admin console and API.
+    pub admin_token: Option<Secret>,
     pub connections: Vec<Connection>,
 }
 
@@ -326,6 +338,8 @@ pub fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Vec<Stri
             "STORE_CLIENT_SECRET" => raw.store.client_secret = Some(value),
             "STORE_CLIENT_SECRET_FILE" => raw.store.client_secret_file = Some(value.into()),
             "DATABASE_URL" => raw.database.url = Some(value),
+            "ADMIN_TOKEN" => raw.admin.token = Some(value),
+            "ADMIN_TOKEN_FILE" => raw.admin.token_file = Some(value.into()),
             _ => match secret_envs.get(key) {
                 Some(&i) => raw.connections[i].client_secret = Some(value),
                 None => unknown.push(key.clone()),
@@ -369,11 +383,27 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             .unwrap_or_else(|| "sqlite://bc-sso-gateway.sqlite".into()),
         audit_retention: Duration::from_secs(retention_days * 86_400),
     };
+    let admin_token = secret_value(
+        "admin.token",
+        raw.admin.token,
+        raw.admin.token_file,
+        &mut errors,
+    );
+    if admin_token
+        .as_ref()
+        .is_some_and(|t| t.expose().chars().count() < 24)
+    {
+        errors.push(invalid(
+            "admin.token",
+            "must be at least 24 characters (generate one with: openssl rand -hex 24)",
+        ));
+    }
     match (server, store) {
         (Some(server), Some(store)) if errors.is_empty() => Ok(Config {
             server,
             store,
             database,
+            admin_token,
             connections,
         }),
         _ => Err(errors),

@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::config::{RawChannel, RawConfig, RawConnection, RawDatabase, RawServer, RawStore};
+use crate::config::{
+    RawAdmin, RawChannel, RawConfig, RawConnection, RawDatabase, RawServer, RawStore,
+};
 use crate::sandbox::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
 use crate::sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser};
 use crate::{AppState, app};
@@ -159,6 +161,11 @@ pub fn demo_config(
         database: RawDatabase {
             url: Some("sqlite::memory:".into()),
             audit_retention_days: None,
+        },
+        // A fresh admin token per run, printed in the banner.
+        admin: RawAdmin {
+            token: Some(random_secret()),
+            token_file: None,
         },
         store: RawStore {
             store_hash: Some(emulator.store_hash.clone()),

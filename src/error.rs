@@ -51,6 +51,16 @@ pub enum Error {
     Template(#[from] askama::Error),
     #[error("too many sign-in requests from this client; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    #[error("the admin console is disabled (no admin token configured)")]
+    AdminDisabled,
+    #[error("admin sign-in required")]
+    AdminSignInRequired,
+    #[error("wrong admin token")]
+    AdminTokenRejected,
+    #[error("form CSRF token missing or wrong")]
+    CsrfRejected,
+    #[error("invalid admin request: {0}")]
+    AdminInput(String),
     #[error("page not found")]
     NotFound,
 }
@@ -60,6 +70,10 @@ impl Error {
         match self {
             Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::AdminDisabled => StatusCode::NOT_FOUND,
+            Error::AdminSignInRequired | Error::AdminTokenRejected => StatusCode::UNAUTHORIZED,
+            Error::CsrfRejected => StatusCode::FORBIDDEN,
+            Error::AdminInput(_) => StatusCode::BAD_REQUEST,
             Error::NoConnectionForDomain(_)
             | Error::BadEmailInput
             | Error::UnknownChannel(_)
@@ -99,6 +113,11 @@ impl Error {
             Error::Template(_) => "page_render_failed",
             Error::NotFound => "not_found",
             Error::TooManyRequests { .. } => "too_many_requests",
+            Error::AdminDisabled => "admin_disabled",
+            Error::AdminSignInRequired => "admin_sign_in_required",
+            Error::AdminTokenRejected => "admin_token_rejected",
+            Error::CsrfRejected => "csrf_rejected",
+            Error::AdminInput(_) => "bad_admin_request",
         }
     }
 
@@ -151,6 +170,23 @@ impl Error {
                 format!("The sign-in could not be completed. {try_again}"),
             ),
             Error::NotFound => ("Page not found", "There is nothing at this address.".into()),
+            Error::AdminDisabled => (
+                "The admin console is not enabled",
+                "Set an admin token (BCSSO_ADMIN_TOKEN or [admin] token_file) and restart the gateway.".into(),
+            ),
+            Error::AdminSignInRequired => (
+                "Admin sign-in required",
+                "Sign in to the admin console, or send the admin token as a Bearer token.".into(),
+            ),
+            Error::AdminTokenRejected => (
+                "Wrong admin token",
+                "That is not the admin token of this gateway. Check for stray spaces and try again.".into(),
+            ),
+            Error::CsrfRejected => (
+                "The form expired",
+                "For your protection this form could not be accepted (its security token is missing or old). Reload the page and try again.".into(),
+            ),
+            Error::AdminInput(detail) => ("The request is not valid", detail.clone()),
             Error::TooManyRequests { retry_after } => (
                 "Too many sign-in attempts",
                 format!("Too many sign-in attempts came from your network. Please wait {retry_after} seconds and try again."),
@@ -188,6 +224,13 @@ impl IntoResponse for Error {
             tracing::error!(reason = self.code(), error = %self, "request failed");
         } else {
             tracing::info!(reason = self.code(), error = %self, "request refused");
+        }
+        if matches!(self, Error::AdminSignInRequired) && !ctx.wants_json {
+            return (
+                StatusCode::SEE_OTHER,
+                [(axum::http::header::LOCATION, "/admin/login")],
+            )
+                .into_response();
         }
         let (title, message) = self.public_message();
         let mut response = if ctx.wants_json {

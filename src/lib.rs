@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only wires the CLI to it, so the integration
 //! tests and the demo run exactly the code production runs.
 
+pub mod admin;
 pub mod bigcommerce;
 pub mod client_ip;
 pub mod clock;
@@ -67,6 +68,21 @@ impl AppState {
             config,
             clock,
         })
+    }
+
+    /// Writes an audit event stamped with the current time. The audit trail must not turn
+    /// a working sign-in into a failure: a write error is logged loudly instead.
+    pub async fn audit(&self, mut event: store::AuditEvent) {
+        event.at = self.clock.now();
+        if event.store_hash.is_empty() {
+            event.store_hash = self.config.store.store_hash.clone();
+        }
+        if event.correlation_id.is_none() {
+            event.correlation_id = Some(telemetry::RequestCtx::current().correlation_id);
+        }
+        if let Err(e) = self.store.record(&event).await {
+            tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
+        }
     }
 
     /// Measures BigCommerce's clock once and corrects the login token's `iat` by it.
@@ -163,8 +179,10 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .route("/healthz", get(routes::health::live))
         .route("/static/gateway.css", get(routes::assets::css))
         .route("/static/sso-button.js", get(routes::assets::sso_button))
-        .fallback(|| async { error::Error::NotFound })
+        .route("/static/admin.js", get(routes::assets::admin_js))
         .layer(sessions)
+        .nest("/admin", routes::admin::router(&state))
+        .fallback(|| async { error::Error::NotFound })
         .layer(axum::middleware::from_fn_with_state(
             home_url,
             telemetry::request_span,
@@ -187,7 +205,7 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
         ))
         .with_state(state)

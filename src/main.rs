@@ -233,6 +233,14 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
         "  redirect URI           {}",
         demo.state.config.redirect_uri()
     );
+    if let Some(token) = &demo.state.config.admin_token {
+        // The demo's own throwaway token: printing it is the point.
+        println!(
+            "  admin console          {}admin   (token: {})",
+            demo.gateway_url,
+            token.expose()
+        );
+    }
     println!();
     println!("  Ctrl-C stops everything.");
     shutdown_signal().await;

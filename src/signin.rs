@@ -15,7 +15,6 @@ use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
 use crate::store::{AuditEvent, AuditKind, IdentityLink};
-use crate::telemetry::RequestCtx;
 
 /// `/login`'s query: which storefront, where to land, and how to pick the IdP.
 #[derive(Debug, Default)]
@@ -131,9 +130,7 @@ pub async fn complete(
     client_ip: Option<IpAddr>,
 ) -> Result<Url, Error> {
     let mut audit = AuditEvent {
-        store_hash: app.config.store.store_hash.clone(),
         connection: Some(pending.connection.clone()),
-        correlation_id: Some(RequestCtx::current().correlation_id),
         ..AuditEvent::default()
     };
     let result = finish_sign_in(app, pending, params, client_ip, &mut audit).await;
@@ -141,7 +138,7 @@ pub async fn complete(
         audit.kind = AuditKind::SignInRefused;
         audit.reason = Some(e.code().to_owned());
     }
-    record(app, audit).await;
+    app.audit(audit).await;
     result
 }
 
@@ -245,23 +242,11 @@ async fn customer_for(
     } else {
         AuditKind::CustomerLinked
     };
-    record(
-        app,
-        AuditEvent {
-            kind,
-            customer_id: Some(link.customer_id),
-            ..audit.clone()
-        },
-    )
+    app.audit(AuditEvent {
+        kind,
+        customer_id: Some(link.customer_id),
+        ..audit.clone()
+    })
     .await;
     Ok(link.customer_id)
-}
-
-/// The audit trail must not turn a working sign-in into a failure: a write error is
-/// logged loudly instead.
-async fn record(app: &AppState, mut event: AuditEvent) {
-    event.at = app.clock.now();
-    if let Err(e) = app.store.record(&event).await {
-        tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
-    }
 }

@@ -530,11 +530,33 @@ mod tests {
             let found = store.search_links(&hash, "GRACE_", 10).await.unwrap();
             assert_eq!(found.len(), 1);
             assert_eq!(found[0].subject, "u2");
-            assert_eq!(store.search_links(&hash, "acme.test", 10).await.unwrap().len(), 2);
-            assert!(store.search_links(&hash, "100%", 10).await.unwrap().is_empty());
-            let removed = store.delete_link(&hash, "https://idp.test", "u2").await.unwrap();
+            assert_eq!(
+                store
+                    .search_links(&hash, "acme.test", 10)
+                    .await
+                    .unwrap()
+                    .len(),
+                2
+            );
+            assert!(
+                store
+                    .search_links(&hash, "100%", 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let removed = store
+                .delete_link(&hash, "https://idp.test", "u2")
+                .await
+                .unwrap();
             assert_eq!(removed.unwrap().customer_id, 9);
-            assert!(store.delete_link(&hash, "https://idp.test", "u2").await.unwrap().is_none());
+            assert!(
+                store
+                    .delete_link(&hash, "https://idp.test", "u2")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
             assert_eq!(store.count_links(&hash).await.unwrap(), 1);
 
             for (at, kind, connection, email) in [
@@ -556,15 +578,47 @@ mod tests {
                 let store = store.clone();
                 let hash = hash.clone();
                 async move {
-                    let events = store.search_audit(&hash, &AuditFilter { limit: 50, ..f }).await.unwrap();
+                    let events = store
+                        .search_audit(&hash, &AuditFilter { limit: 50, ..f })
+                        .await
+                        .unwrap();
                     events.iter().map(|e| e.at).collect::<Vec<_>>()
                 }
             };
             assert_eq!(search(AuditFilter::default()).await, [30, 20, 10]);
-            assert_eq!(search(AuditFilter { from: Some(15), to: Some(25), ..Default::default() }).await, [20]);
-            assert_eq!(search(AuditFilter { connection: Some("acme".into()), ..Default::default() }).await, [20, 10]);
-            assert_eq!(search(AuditFilter { kind: Some(AuditKind::SignInRefused), ..Default::default() }).await, [10]);
-            assert_eq!(search(AuditFilter { email: Some("OSCAR".into()), ..Default::default() }).await, [30]);
+            assert_eq!(
+                search(AuditFilter {
+                    from: Some(15),
+                    to: Some(25),
+                    ..Default::default()
+                })
+                .await,
+                [20]
+            );
+            assert_eq!(
+                search(AuditFilter {
+                    connection: Some("acme".into()),
+                    ..Default::default()
+                })
+                .await,
+                [20, 10]
+            );
+            assert_eq!(
+                search(AuditFilter {
+                    kind: Some(AuditKind::SignInRefused),
+                    ..Default::default()
+                })
+                .await,
+                [10]
+            );
+            assert_eq!(
+                search(AuditFilter {
+                    email: Some("OSCAR".into()),
+                    ..Default::default()
+                })
+                .await,
+                [30]
+            );
         }
     }
 

@@ -4,6 +4,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 pub const GATEWAY_CSS: &str = include_str!("../../static/gateway.css");
+pub const ADMIN_JS: &str = include_str!("../../static/admin.js");
 pub const SSO_BUTTON_JS: &str = include_str!("../../static/sso-button.js");
 
 pub async fn css() -> impl IntoResponse {
@@ -25,5 +26,16 @@ pub async fn sso_button() -> impl IntoResponse {
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
         SSO_BUTTON_JS,
+    )
+}
+
+/// Progressive enhancement of the admin console (copy buttons); every page works without it.
+pub async fn admin_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        ADMIN_JS,
     )
 }

@@ -1,5 +1,6 @@
 //! Thin axum handlers: parse, call one domain function, render.
 
+pub mod admin;
 pub mod assets;
 pub mod callback;
 pub mod health;
@@ -12,6 +13,11 @@ use axum::response::{Html, IntoResponse, Response};
 /// 302 Found, as BigCommerce's own redirects use; `Redirect::to` would send 303.
 pub fn found(location: &str) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
+/// 303 See Other: after a form post, the browser fetches the next page with GET.
+pub fn see_other(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
 /// Renders a page; a template error becomes the error page, never a bare 500.

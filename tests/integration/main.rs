@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway, BigCommerce emulator and dev IdP (or the npm
 //! `oidc-provider`) on ephemeral loopback ports. One test binary, so the crate links once.
 
+mod admin;
 mod browser;
 mod cli;
 mod common;

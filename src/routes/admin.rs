@@ -1,0 +1,516 @@
+//! The admin console (server-rendered, usable without JavaScript) and the JSON admin API.
+//! Admin sessions use their own cookie and store, apart from shoppers' sessions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Json;
+use axum::Router;
+use axum::extract::{RawForm, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use super::render;
+use crate::AppState;
+use crate::admin::{self, AdminSession};
+use crate::error::Error;
+use crate::store::{AuditEvent, AuditFilter, AuditKind, IdentityLink};
+
+pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let https = state.config.server.public_url.scheme() == "https";
+    // Strict: no admin form is ever the target of a cross-site navigation, and the path
+    // keeps the cookie away from the shopper pages.
+    let sessions = SessionManagerLayer::new(crate::sessions::MemorySessionStore::default())
+        .with_name(if https {
+            "__Secure-bcsso-admin"
+        } else {
+            "bcsso-admin"
+        })
+        .with_secure(https)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_path("/admin")
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+    let pages = Router::new()
+        .route("/", get(dashboard))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/links", get(links))
+        .route("/links/remove", post(remove_link))
+        .route("/audit", get(audit))
+        .layer(sessions);
+    let api = Router::new()
+        .route("/links", get(api_links).delete(api_remove_link))
+        .route("/audit", get(api_audit));
+    pages.nest("/api", api)
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+async fn signed_in(session: &Session) -> Result<AdminSession, Error> {
+    admin::current(session)
+        .await?
+        .ok_or(Error::AdminSignInRequired)
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage {
+    csrf: String,
+    error: Option<&'static str>,
+}
+
+async fn login_page(State(app): State<Arc<AppState>>, session: Session) -> Result<Response, Error> {
+    if admin::current(&session).await?.is_some() {
+        return Ok(super::see_other("/admin"));
+    }
+    let csrf = admin::login_csrf(&app, &session).await?;
+    Ok(render(&LoginPage { csrf, error: None }))
+}
+
+async fn login(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    let form = fields(&body)?;
+    let token = form.get("token").map(String::as_str).unwrap_or("");
+    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
+    match admin::sign_in(&app, &session, token.trim(), csrf).await {
+        Ok(_) => Ok(super::see_other("/admin")),
+        Err(Error::AdminTokenRejected) => {
+            tracing::info!(reason = "admin_token_rejected", "admin sign-in refused");
+            let csrf = admin::login_csrf(&app, &session).await?;
+            let page = render(&LoginPage {
+                csrf,
+                error: Some("That is not the admin token of this gateway."),
+            });
+            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn logout(session: Session, RawForm(body): RawForm) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    admin::check_csrf(
+        &admin,
+        fields(&body)?.get("csrf").map(String::as_str).unwrap_or(""),
+    )?;
+    admin::sign_out(&session).await?;
+    Ok(super::see_other("/admin/login"))
+}
+
+struct ConnectionView {
+    id: String,
+    display_name: String,
+    issuer: String,
+    domains: String,
+    trust_unverified_email: bool,
+    create_customers: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct DashboardPage {
+    csrf: String,
+    store_hash: String,
+    redirect_uri: String,
+    link_count: i64,
+    connections: Vec<ConnectionView>,
+    events: Vec<EventView>,
+}
+
+async fn dashboard(State(app): State<Arc<AppState>>, session: Session) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let store_hash = &app.config.store.store_hash;
+    let connections = app
+        .config
+        .connections
+        .iter()
+        .map(|c| ConnectionView {
+            id: c.id.to_string(),
+            display_name: c.display_name.clone(),
+            issuer: c.issuer.as_str().to_owned(),
+            domains: c
+                .allowed_email_domains
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            trust_unverified_email: c.trust_unverified_email,
+            create_customers: c.create_customers,
+        })
+        .collect();
+    let recent = app.store.audit_events(store_hash, 10).await?;
+    Ok(render(&DashboardPage {
+        csrf: admin.csrf,
+        store_hash: store_hash.clone(),
+        redirect_uri: app.config.redirect_uri().to_string(),
+        link_count: app.store.count_links(store_hash).await?,
+        connections,
+        events: recent.iter().map(EventView::from).collect(),
+    }))
+}
+
+struct LinkView {
+    issuer: String,
+    subject: String,
+    connection: String,
+    customer_id: i64,
+    email: String,
+    created: String,
+    last_sign_in: String,
+}
+
+impl From<&IdentityLink> for LinkView {
+    fn from(l: &IdentityLink) -> Self {
+        LinkView {
+            issuer: l.issuer.clone(),
+            subject: l.subject.clone(),
+            connection: l.connection.clone(),
+            customer_id: l.customer_id,
+            email: l.email_at_link.clone(),
+            created: fmt_time(l.created_at),
+            last_sign_in: fmt_time(l.last_sign_in_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/links.html")]
+struct LinksPage {
+    csrf: String,
+    email: String,
+    searched: bool,
+    removed: bool,
+    links: Vec<LinkView>,
+}
+
+async fn links(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let q = fields(query.as_deref().unwrap_or("").as_bytes())?;
+    let email = q.get("email").cloned().unwrap_or_default();
+    let found = if email.trim().is_empty() {
+        Vec::new()
+    } else {
+        app.store
+            .search_links(&app.config.store.store_hash, &email, 200)
+            .await?
+    };
+    Ok(render(&LinksPage {
+        csrf: admin.csrf,
+        searched: !email.trim().is_empty(),
+        removed: q.contains_key("removed"),
+        email,
+        links: found.iter().map(LinkView::from).collect(),
+    }))
+}
+
+async fn remove_link(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let form = fields(&body)?;
+    admin::check_csrf(&admin, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let (issuer, subject) = link_key(&form)?;
+    let link = admin::remove_link(&app, &admin.actor, issuer, subject).await?;
+    let back = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("email", &link.email_at_link)
+        .append_pair("removed", "1")
+        .finish();
+    Ok(super::see_other(&format!("/admin/links?{back}")))
+}
+
+struct EventView {
+    at: String,
+    kind: &'static str,
+    refused: bool,
+    connection: String,
+    email: String,
+    customer_id: String,
+    reason: String,
+    actor: String,
+    correlation_id: String,
+}
+
+impl From<&AuditEvent> for EventView {
+    fn from(e: &AuditEvent) -> Self {
+        EventView {
+            at: fmt_time(e.at),
+            kind: e.kind.as_str(),
+            refused: matches!(
+                e.kind,
+                AuditKind::SignInRefused | AuditKind::AdminSignInRefused
+            ),
+            connection: e.connection.clone().unwrap_or_default(),
+            email: e.email.clone().unwrap_or_default(),
+            customer_id: e.customer_id.map(|c| c.to_string()).unwrap_or_default(),
+            reason: e.reason.clone().unwrap_or_default(),
+            actor: e.actor.clone().unwrap_or_default(),
+            correlation_id: e.correlation_id.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    csrf: String,
+    from: String,
+    to: String,
+    connection: String,
+    kind: String,
+    email: String,
+    connections: Vec<String>,
+    kinds: Vec<&'static str>,
+    events: Vec<EventView>,
+}
+
+async fn audit(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let q = fields(query.as_deref().unwrap_or("").as_bytes())?;
+    let filter = audit_filter(&q)?;
+    let events = app
+        .store
+        .search_audit(&app.config.store.store_hash, &filter)
+        .await?;
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    Ok(render(&AuditPage {
+        csrf: admin.csrf,
+        from: get("from"),
+        to: get("to"),
+        connection: get("connection"),
+        kind: get("kind"),
+        email: get("email"),
+        connections: app
+            .config
+            .connections
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect(),
+        kinds: AuditKind::ALL.iter().map(|k| k.as_str()).collect(),
+        events: events.iter().map(EventView::from).collect(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON API: the same operations for automation, with `Authorization: Bearer <admin token>`.
+
+fn api_admin(app: &AppState, headers: &HeaderMap) -> Result<String, Error> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    admin::check_api_token(app, presented)
+}
+
+#[derive(Serialize)]
+struct ApiLink {
+    issuer: String,
+    subject: String,
+    connection: String,
+    customer_id: i64,
+    channel_ids: Option<Vec<i64>>,
+    email_at_link: String,
+    created_at: i64,
+    last_sign_in_at: i64,
+}
+
+impl From<IdentityLink> for ApiLink {
+    fn from(l: IdentityLink) -> Self {
+        ApiLink {
+            issuer: l.issuer,
+            subject: l.subject,
+            connection: l.connection,
+            customer_id: l.customer_id,
+            channel_ids: l.channel_ids,
+            email_at_link: l.email_at_link,
+            created_at: l.created_at,
+            last_sign_in_at: l.last_sign_in_at,
+        }
+    }
+}
+
+async fn api_links(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    api_admin(&app, &headers)?;
+    let q = fields(query.as_deref().unwrap_or("").as_bytes())?;
+    let email = q
+        .get("email")
+        .filter(|e| !e.trim().is_empty())
+        .ok_or_else(|| Error::AdminInput("query parameter email is required".into()))?;
+    let links = app
+        .store
+        .search_links(&app.config.store.store_hash, email, 200)
+        .await?;
+    let data: Vec<ApiLink> = links.into_iter().map(ApiLink::from).collect();
+    Ok(Json(serde_json::json!({ "data": data })).into_response())
+}
+
+async fn api_remove_link(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let actor = api_admin(&app, &headers)?;
+    let q = fields(query.as_deref().unwrap_or("").as_bytes())?;
+    let (issuer, subject) = link_key(&q)?;
+    let link = admin::remove_link(&app, &actor, issuer, subject).await?;
+    Ok(Json(serde_json::json!({ "data": ApiLink::from(link) })).into_response())
+}
+
+#[derive(Serialize)]
+struct ApiEvent {
+    at: i64,
+    kind: &'static str,
+    connection: Option<String>,
+    subject: Option<String>,
+    email: Option<String>,
+    customer_id: Option<i64>,
+    reason: Option<String>,
+    actor: Option<String>,
+    detail: Option<serde_json::Value>,
+    correlation_id: Option<String>,
+}
+
+async fn api_audit(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    api_admin(&app, &headers)?;
+    let q = fields(query.as_deref().unwrap_or("").as_bytes())?;
+    let events = app
+        .store
+        .search_audit(&app.config.store.store_hash, &audit_filter(&q)?)
+        .await?;
+    let data: Vec<ApiEvent> = events
+        .into_iter()
+        .map(|e| ApiEvent {
+            at: e.at,
+            kind: e.kind.as_str(),
+            connection: e.connection,
+            subject: e.subject,
+            email: e.email,
+            customer_id: e.customer_id,
+            reason: e.reason,
+            actor: e.actor,
+            detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
+            correlation_id: e.correlation_id,
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "data": data })).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// Input
+
+/// Form or query fields; a field given twice is refused rather than guessed.
+fn fields(body: &[u8]) -> Result<HashMap<String, String>, Error> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(Error::AdminInput(format!("field {k} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+fn link_key(f: &HashMap<String, String>) -> Result<(&str, &str), Error> {
+    match (f.get("issuer"), f.get("subject")) {
+        (Some(i), Some(s)) if !i.is_empty() && !s.is_empty() => Ok((i, s)),
+        _ => Err(Error::AdminInput("issuer and subject are required".into())),
+    }
+}
+
+/// `from`/`to` are dates (`2026-11-26`, whole days in UTC) or Unix seconds.
+fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, Error> {
+    let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let kind = match nonempty("kind") {
+        Some(k) => Some(
+            AuditKind::parse(k)
+                .ok_or_else(|| Error::AdminInput(format!("unknown event kind {k:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(AuditFilter {
+        from: nonempty("from").map(|v| parse_time(v, false)).transpose()?,
+        to: nonempty("to").map(|v| parse_time(v, true)).transpose()?,
+        connection: nonempty("connection").map(str::to_owned),
+        kind,
+        email: nonempty("email").map(str::to_owned),
+        limit: nonempty("limit")
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| Error::AdminInput("limit must be a number".into()))
+            })
+            .transpose()?
+            .unwrap_or(200),
+    })
+}
+
+fn parse_time(v: &str, end_of_day: bool) -> Result<i64, Error> {
+    if let Ok(secs) = v.parse::<i64>() {
+        return Ok(secs);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(v, &format)
+        .map_err(|_| Error::AdminInput(format!("{v:?} is not a date (YYYY-MM-DD)")))?;
+    let start = date.midnight().assume_utc().unix_timestamp();
+    Ok(if end_of_day { start + 86_399 } else { start })
+}
+
+fn fmt_time(unix: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_filters() {
+        assert_eq!(parse_time("2026-11-26", false).unwrap(), 1_795_651_200);
+        assert_eq!(
+            parse_time("2026-11-26", true).unwrap(),
+            1_795_651_200 + 86_399
+        );
+        assert_eq!(parse_time("1234", false).unwrap(), 1234);
+        assert!(parse_time("26/11/2026", false).is_err());
+        assert_eq!(fmt_time(1_795_651_200), "2026-11-26 00:00:00 UTC");
+        let q = fields(b"kind=sign_in_refused&email=ada&limit=5").unwrap();
+        let f = audit_filter(&q).unwrap();
+        assert_eq!(
+            (f.kind, f.email.as_deref(), f.limit),
+            (Some(AuditKind::SignInRefused), Some("ada"), 5)
+        );
+        assert!(audit_filter(&fields(b"kind=nope").unwrap()).is_err());
+        assert!(fields(b"a=1&a=2").is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! The admin console and API: access control, CSRF, identity links, audit trail.
+
+use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_gateway::store::AuditKind;
+use reqwest::StatusCode;
+
+use crate::common::{Env, hidden_value, new_browser, page_of};
+
+fn token(env: &Env) -> String {
+    env.demo
+        .state
+        .config
+        .admin_token
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned()
+}
+
+/// Signs the env's browser in as admin; returns the session's CSRF token.
+async fn sign_in(env: &Env) -> String {
+    let login = env.get(&env.gateway("/admin/login")).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let csrf = hidden_value(&login.body, "csrf").unwrap();
+    let response = env
+        .browser
+        .post(env.gateway("/admin/login"))
+        .form(&[("token", token(env).as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attribute in ["bcsso-admin=", "HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing in {cookie}"
+        );
+    }
+    let overview = env.get(&env.gateway("/admin")).await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+    hidden_value(&overview.body, "csrf").unwrap()
+}
+
+#[tokio::test]
+async fn nothing_admin_is_reachable_without_signing_in() {
+    let env = Env::start().await;
+    // A shopper who signed in has a session, but not an admin one.
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    for path in ["/admin", "/admin/links?email=ada", "/admin/audit"] {
+        let page = env.get(&env.gateway(path)).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(page.location.unwrap().path(), "/admin/login");
+    }
+    let link = &env
+        .demo
+        .state
+        .store
+        .search_links(&env.demo.state.config.store.store_hash, "ada", 5)
+        .await
+        .unwrap()[0];
+    let response = env
+        .browser
+        .post(env.gateway("/admin/links/remove"))
+        .form(&[
+            ("issuer", link.issuer.as_str()),
+            ("subject", "ada"),
+            ("csrf", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    for (method, path) in [
+        ("GET", "/admin/api/links?email=ada"),
+        ("DELETE", "/admin/api/links?issuer=x&subject=ada"),
+        ("GET", "/admin/api/audit"),
+    ] {
+        for bearer in [None, Some("wrong-token")] {
+            let mut request = env
+                .browser
+                .request(method.parse().unwrap(), env.gateway(path));
+            if let Some(b) = bearer {
+                request = request.bearer_auth(b);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}"
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "admin_sign_in_required");
+        }
+    }
+    // The link is still there.
+    assert_eq!(
+        env.demo
+            .state
+            .store
+            .count_links(&env.demo.state.config.store.store_hash)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn without_a_token_the_console_is_off() {
+    let env = Env::with(DemoOptions::default(), |c| c.admin.token = None).await;
+    env.get(&env.gateway("/admin/login"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "admin_disabled");
+    let response = env
+        .browser
+        .get(env.gateway("/admin/api/audit"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn sign_in_needs_the_token_and_the_form_token() {
+    let env = Env::start().await;
+    let login = env.get(&env.gateway("/admin/login")).await;
+    let csrf = hidden_value(&login.body, "csrf").unwrap();
+    let wrong = env
+        .browser
+        .post(env.gateway("/admin/login"))
+        .form(&[
+            ("token", "not-the-admin-token-0000000"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.unwrap().contains("not the admin token"));
+    let forged = env
+        .browser
+        .post(env.gateway("/admin/login"))
+        .form(&[("token", token(&env).as_str()), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    page_of(forged)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    // A browser that never loaded the form has no form token at all.
+    let other = new_browser();
+    let response = other
+        .post(env.gateway("/admin/login"))
+        .form(&[("token", token(&env).as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let hash = &env.demo.state.config.store.store_hash;
+    let events = env.demo.state.store.audit_events(hash, 10).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == AuditKind::AdminSignInRefused)
+    );
+    sign_in(&env).await;
+    let events = env.demo.state.store.audit_events(hash, 10).await.unwrap();
+    assert_eq!(events[0].kind, AuditKind::AdminSignedIn);
+    assert_eq!(events[0].actor.as_deref(), Some("bootstrap-token"));
+}
+
+#[tokio::test]
+async fn an_admin_finds_and_removes_a_link_and_the_change_is_audited() {
+    let env = Env::start().await;
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    let csrf = sign_in(&env).await;
+    let page = env
+        .get(&env.gateway("/admin/links?email=ADA%40example"))
+        .await;
+    assert!(page.body.contains("ada@example.com"), "{}", page.body);
+    let issuer = hidden_value(&page.body, "issuer").unwrap();
+    let remove = |csrf: String| {
+        let issuer = issuer.clone();
+        let url = env.gateway("/admin/links/remove");
+        let browser = env.browser.clone();
+        async move {
+            browser
+                .post(url)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("issuer", issuer.as_str()),
+                    ("subject", "ada"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    page_of(remove("wrong".into()).await)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    let hash = env.demo.state.config.store.store_hash.clone();
+    assert_eq!(env.demo.state.store.count_links(&hash).await.unwrap(), 1);
+    let done = remove(csrf).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let back = env.get(&page_of(done).await.location.unwrap()).await;
+    assert!(back.body.contains("Link removed"));
+    assert_eq!(env.demo.state.store.count_links(&hash).await.unwrap(), 0);
+    let event = &env.demo.state.store.audit_events(&hash, 1).await.unwrap()[0];
+    assert_eq!(event.kind, AuditKind::LinkRemoved);
+    assert_eq!(event.actor.as_deref(), Some("bootstrap-token"));
+    let detail: serde_json::Value = serde_json::from_str(event.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(detail["before"]["email_at_link"], "ada@example.com");
+    assert!(detail["after"].is_null());
+    // The audit page shows it, filtered by kind.
+    let audit = env
+        .get(&env.gateway("/admin/audit?kind=link_removed"))
+        .await;
+    assert!(audit.body.contains("link_removed") && audit.body.contains("bootstrap-token"));
+    assert!(audit.body.contains("<td>link_removed</td>"));
+    assert!(!audit.body.contains("<td>sign_in_succeeded</td>"));
+    // Ada's next sign-in goes by email again and is linked anew.
+    let calls = env.demo.emulator.api_request_count();
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    assert!(env.demo.emulator.api_request_count() > calls);
+    assert_eq!(env.demo.state.store.count_links(&hash).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_api_does_the_same_with_a_bearer_token() {
+    let env = Env::start().await;
+    env.sign_in("", "grace").await;
+    let api = |method: &str, path: &str| {
+        env.browser
+            .request(method.parse().unwrap(), env.gateway(path))
+            .bearer_auth(token(&env))
+    };
+    let links: serde_json::Value = api("GET", "/admin/api/links?email=grace")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = &links["data"][0];
+    assert_eq!(link["email_at_link"], "grace@example.com");
+    assert_eq!(link["subject"], "grace");
+    let issuer = link["issuer"].as_str().unwrap().to_owned();
+    let missing = api("GET", "/admin/api/links").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        missing.json::<serde_json::Value>().await.unwrap()["error"],
+        "bad_admin_request"
+    );
+    let path = format!(
+        "/admin/api/links?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("issuer", &issuer)
+            .append_pair("subject", "grace")
+            .finish()
+    );
+    let removed = api("DELETE", &path).send().await.unwrap();
+    assert_eq!(removed.status(), StatusCode::OK);
+    let again = api("DELETE", &path).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let audit: serde_json::Value = api("GET", "/admin/api/audit?kind=link_removed")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["data"][0]["actor"], "api-token");
+    assert_eq!(audit["data"][0]["detail"]["before"]["subject"], "grace");
+    let bad = api("GET", "/admin/api/audit?from=yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn admin_pages_show_no_secrets_and_sign_out_works() {
+    let env = Env::start().await;
+    env.sign_in("", "ada").await;
+    let csrf = sign_in(&env).await;
+    let c = &env.demo.state.config;
+    let secrets = [
+        c.store.client_secret.expose(),
+        c.store.access_token.expose(),
+        c.connections[0].client_secret.expose(),
+        c.admin_token.as_ref().unwrap().expose(),
+    ];
+    for path in ["/admin", "/admin/links?email=a", "/admin/audit"] {
+        let page = env.get(&env.gateway(path)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        for s in secrets {
+            assert!(!page.body.contains(s), "a secret is on {path}");
+        }
+    }
+    let overview = env.get(&env.gateway("/admin")).await;
+    assert!(overview.body.contains(&c.redirect_uri().to_string()));
+    let out = env
+        .browser
+        .post(env.gateway("/admin/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let page = env.get(&env.gateway("/admin")).await;
+    assert_eq!(page.location.unwrap().path(), "/admin/login");
+}
