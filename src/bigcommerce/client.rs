@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::wire::{
-    CustomerCollectionResponse, CustomerFull, CustomerPost, ErrorResponse, Time,
+    CustomerCollectionResponse, CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse, Time,
     rate_limit_headers as rl,
 };
 use crate::config::StoreConfig;
@@ -23,6 +23,14 @@ use crate::domain::Secret;
 
 /// The longest we hold a shopper's request waiting for the rate-limit window to reset.
 pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Page size for `GET /v2/customer_groups`: the platform-wide maximum (CONTRACT.md §2.1,
+/// unconfirmed for V2), so a normal store answers in one call.
+const CUSTOMER_GROUPS_PAGE_LIMIT: u32 = 250;
+
+/// Upper bound on customer-group pages. 20 × 250 groups is far beyond any real store; the
+/// cap keeps a server that never returns a short page from holding us in a loop.
+const CUSTOMER_GROUPS_MAX_PAGES: u32 = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -145,6 +153,65 @@ impl Client {
         Ok(response.data)
     }
 
+    /// `GET /v3/customers?limit=1`: proves the token can read customers on this store
+    /// without caring whether there are any. The admin console's "Check" uses it.
+    pub async fn probe_customers(&self) -> Result<(), ApiError> {
+        let _: CustomerCollectionResponse = self
+            .send(Method::GET, "v3/customers", &[("limit", "1")], None::<&()>)
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /v2/customer_groups`, every page (CONTRACT.md §3.1: a bare array, ids ascending).
+    /// Stores on plans without groups answer with an empty list, or a `204` (V2's habit for
+    /// empty lists, unconfirmed); both come back as `Ok(vec![])`.
+    pub async fn customer_groups(&self) -> Result<Vec<CustomerGroupFull>, ApiError> {
+        self.customer_groups_paged(CUSTOMER_GROUPS_PAGE_LIMIT, CUSTOMER_GROUPS_MAX_PAGES)
+            .await
+    }
+
+    /// The loop behind [`Self::customer_groups`], with the page size and cap as parameters so
+    /// tests can cross page boundaries with a handful of groups.
+    async fn customer_groups_paged(
+        &self,
+        limit: u32,
+        max_pages: u32,
+    ) -> Result<Vec<CustomerGroupFull>, ApiError> {
+        let limit_param = limit.to_string();
+        let mut groups: Vec<CustomerGroupFull> = Vec::new();
+        for page in 1..=max_pages {
+            let page_param = page.to_string();
+            let batch: Option<Vec<CustomerGroupFull>> = self
+                .send(
+                    Method::GET,
+                    "v2/customer_groups",
+                    &[
+                        ("page", page_param.as_str()),
+                        ("limit", limit_param.as_str()),
+                    ],
+                    None::<&()>,
+                )
+                .await?;
+            let batch = batch.unwrap_or_default();
+            let received = batch.len();
+            let before = groups.len();
+            for g in batch {
+                if !groups.iter().any(|seen| seen.id == g.id) {
+                    groups.push(g);
+                }
+            }
+            if groups_paging_done(received, groups.len() - before, limit) {
+                return Ok(groups);
+            }
+        }
+        tracing::warn!(
+            pages = max_pages,
+            groups = groups.len(),
+            "GET /v2/customer_groups still returned full pages at the page cap; list truncated"
+        );
+        Ok(groups)
+    }
+
     /// `GET /v2/time`: BigCommerce's clock, the reference for the login JWT's `iat`.
     pub async fn time(&self) -> Result<i64, ApiError> {
         let t: Time = self.send(Method::GET, "v2/time", &[], None::<&()>).await?;
@@ -196,9 +263,13 @@ impl Client {
                 .bytes()
                 .await
                 .map_err(|e| ApiError::Transport(without_url(e)))?;
+            // A 204 or an empty 200 reads as JSON `null`: callers that accept an empty answer
+            // (V2 lists, CONTRACT.md §2.1) ask for `Option<T>`; for everyone else it stays a
+            // decode error, as before.
+            let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             return match status {
                 s if s.is_success() => {
-                    serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))
+                    serde_json::from_slice(body).map_err(|e| ApiError::Decode(e.to_string()))
                 }
                 StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized),
                 StatusCode::FORBIDDEN => Err(ApiError::Forbidden),
@@ -252,6 +323,13 @@ impl Client {
     }
 }
 
+/// Whether the customer-group loop has seen the last page. A page shorter than `limit` (or
+/// empty) is the documented end. A page that added no group we had not seen means the server
+/// ignores `page` and keeps sending page 1; asking again would only repeat it.
+fn groups_paging_done(received: usize, new: usize, limit: u32) -> bool {
+    received < limit as usize || new == 0
+}
+
 fn rejected(status: StatusCode, bytes: &[u8]) -> ApiError {
     match serde_json::from_slice::<ErrorResponse>(bytes) {
         Ok(e) => ApiError::Rejected {
@@ -282,4 +360,169 @@ fn without_url(e: reqwest::Error) -> String {
         "transport error"
     };
     format!("{kind}: {}", e.without_url())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Customer-group paging against a tiny server on 127.0.0.1:0 whose page size we choose:
+    //! the emulator has two fixed groups and no paging, so it cannot cross a page boundary.
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use axum::extract::{Query, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[derive(Clone, Copy)]
+    enum Paging {
+        /// `total` groups, served page by page; past the end an empty array.
+        Honest { total: i64 },
+        /// Like `Honest`, but past the end a `204` with no body.
+        NoContentAtEnd { total: i64 },
+        /// Ignores `page`: always the first `limit` groups of `total`.
+        IgnoresPage { total: i64 },
+        /// Never runs out.
+        Endless,
+    }
+
+    #[derive(Clone)]
+    struct Mock {
+        paging: Paging,
+        requests: Arc<AtomicUsize>,
+    }
+
+    fn group(id: i64) -> CustomerGroupFull {
+        CustomerGroupFull {
+            id,
+            name: format!("Group {id}"),
+            is_default: id == 1,
+            category_access: None,
+            discount_rules: Vec::new(),
+            date_created: String::new(),
+            date_modified: String::new(),
+            is_group_for_guests: false,
+        }
+    }
+
+    async fn groups(
+        State(mock): State<Mock>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> Response {
+        mock.requests.fetch_add(1, Ordering::SeqCst);
+        let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+        let (Some(page), Some(limit)) = (num("page"), num("limit")) else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let range = |total: i64, page: i64| {
+            let first = (page - 1) * limit + 1;
+            (first..=total.min(first + limit - 1))
+                .map(group)
+                .collect::<Vec<_>>()
+        };
+        let body = match mock.paging {
+            Paging::Honest { total } => range(total, page),
+            Paging::NoContentAtEnd { total } => {
+                let items = range(total, page);
+                if items.is_empty() {
+                    return StatusCode::NO_CONTENT.into_response();
+                }
+                items
+            }
+            Paging::IgnoresPage { total } => range(total, 1),
+            Paging::Endless => range(i64::MAX / 2, page),
+        };
+        Json(body).into_response()
+    }
+
+    /// Serves `paging` and returns a client for it plus the request counter.
+    async fn serve(paging: Paging) -> (Client, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let router = axum::Router::new()
+            .route("/stores/h/v2/customer_groups", axum::routing::get(groups))
+            .with_state(Mock {
+                paging,
+                requests: requests.clone(),
+            });
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let store = StoreConfig {
+            store_hash: "h".into(),
+            api_base_url: base,
+            access_token: Secret::new("t"),
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+            clock_check_interval: Duration::from_secs(300),
+            channels: BTreeMap::new(),
+        };
+        let http = crate::http_client(Duration::from_secs(5)).unwrap();
+        (Client::new(http, &store), requests)
+    }
+
+    fn ids(groups: &[CustomerGroupFull]) -> Vec<i64> {
+        groups.iter().map(|g| g.id).collect()
+    }
+
+    #[tokio::test]
+    async fn customer_groups_follow_pages_until_a_short_one() {
+        let (client, requests) = serve(Paging::Honest { total: 5 }).await;
+        let got = client.customer_groups_paged(2, 20).await.unwrap();
+        assert_eq!(ids(&got), [1, 2, 3, 4, 5]);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn customer_groups_stop_on_an_empty_page_or_204() {
+        let (client, requests) = serve(Paging::Honest { total: 4 }).await;
+        assert_eq!(
+            ids(&client.customer_groups_paged(2, 20).await.unwrap()),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+
+        let (client, requests) = serve(Paging::NoContentAtEnd { total: 4 }).await;
+        assert_eq!(
+            ids(&client.customer_groups_paged(2, 20).await.unwrap()),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+
+        // A store on a plan without groups.
+        let (client, _) = serve(Paging::NoContentAtEnd { total: 0 }).await;
+        assert!(client.customer_groups().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn customer_groups_stop_when_the_server_ignores_page() {
+        let (client, requests) = serve(Paging::IgnoresPage { total: 4 }).await;
+        assert_eq!(
+            ids(&client.customer_groups_paged(2, 20).await.unwrap()),
+            [1, 2]
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn customer_groups_stop_at_the_page_cap() {
+        let (client, requests) = serve(Paging::Endless).await;
+        let got = client.customer_groups_paged(2, 3).await.unwrap();
+        assert_eq!(ids(&got), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn groups_paging_stop_condition() {
+        assert!(groups_paging_done(0, 0, 250), "empty page");
+        assert!(groups_paging_done(249, 249, 250), "short page");
+        assert!(
+            !groups_paging_done(250, 250, 250),
+            "full page: ask for the next"
+        );
+        assert!(groups_paging_done(250, 0, 250), "full page of repeats");
+    }
 }

@@ -2,6 +2,7 @@
 //! `customer_login` token.
 
 pub mod client;
+pub mod diagnose;
 pub mod login_token;
 pub mod wire;
 

@@ -57,6 +57,12 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
     let mut segments = req.uri().path().split('/').skip(1);
     let store_ok = segments.next() == Some("stores")
         && segments.next() == Some(emu.config().store_hash.as_str());
+    let rest = segments.collect::<Vec<_>>().join("/");
+    let forbidden = emu
+        .config()
+        .forbidden_paths
+        .iter()
+        .any(|p| rest.starts_with(p.trim_matches('/')));
     // Header names are case-insensitive (CONTRACT.md §1); `HeaderMap` already folds them.
     let token_ok = req
         .headers()
@@ -76,6 +82,12 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
     } else if !token_ok {
         tracing::info!(%method, "emulator api: missing or wrong X-Auth-Token");
         simple_error(StatusCode::UNAUTHORIZED, "Unauthorized")
+    } else if forbidden {
+        tracing::info!(%method, "emulator api: token lacks the scope for this path");
+        simple_error(
+            StatusCode::FORBIDDEN,
+            "You don't have a required scope to access the endpoint",
+        )
     } else if !snapshot.allowed {
         tracing::info!(%method, "emulator api: rate limit exhausted");
         too_many_requests(&snapshot)

@@ -552,3 +552,27 @@ async fn customer_groups_are_a_bare_array() {
     assert_eq!(r.json()[0]["category_access"], json!({"type": "all"}));
     assert!(!groups[0].date_created.contains('T'), "V2 date format");
 }
+
+#[tokio::test]
+async fn forbidden_paths_answer_403_like_a_missing_scope() {
+    let mut config = EmulatorConfig::new("abc123", TOKEN, "client-id", "client-secret");
+    config.forbidden_paths = vec!["v2/customer_groups".to_owned()];
+    let emu = Emulator::new(config);
+    let r = api(&emu, "GET", "/v2/customer_groups", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.error().status, 403);
+    // Other paths keep working, and a wrong token is still a 401, not a 403.
+    assert_eq!(
+        api(&emu, "GET", "/v2/time", None).await.status,
+        StatusCode::OK
+    );
+    let r = send(
+        &emu,
+        "GET",
+        "/stores/abc123/v2/customer_groups",
+        Some("wrong"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

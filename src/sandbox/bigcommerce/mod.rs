@@ -44,6 +44,10 @@ pub struct EmulatorConfig {
     pub gateway_url: Option<url::Url>,
     /// Shown in the storefront header.
     pub store_name: String,
+    /// Paths below `/stores/{store_hash}/` (prefixes, e.g. `v2/customer_groups`) answered
+    /// with `403`, as BigCommerce does for a token lacking the scope a path needs
+    /// (CONTRACT.md §8 item 2). Empty: the token has every scope.
+    pub forbidden_paths: Vec<String>,
 }
 
 /// One storefront channel.
@@ -78,6 +82,7 @@ impl EmulatorConfig {
             }],
             gateway_url: None,
             store_name: "Emulated Store".to_owned(),
+            forbidden_paths: Vec::new(),
         }
     }
 }
