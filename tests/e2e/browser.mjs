@@ -14,70 +14,13 @@
 // URL without its query string or fragment, the error, and exit 1.
 // Never prints a URL with its query (codes, states, tokens) and never prints cookies.
 
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-
-const OVERALL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 60_000);
-const STEP_TIMEOUT_MS = 15_000;
-
-function log(line) {
-  process.stdout.write(`browser: ${line}\n`);
-}
-
-// Origin + path only: queries and fragments may carry authorization codes or tokens.
-function safeUrl(raw) {
-  try {
-    const u = new URL(raw);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return String(raw ?? '').split(/[?#]/)[0];
-  }
-}
-
-// Error messages from playwright can quote URLs (e.g. "navigating to ..."): strip their queries.
-function scrub(text) {
-  return String(text).replace(/(https?:\/\/[^\s"'<>]*?)[?#][^\s"'<>]*/g, '$1?[redacted]');
-}
-
-function required(name) {
-  const v = process.env[name];
-  if (!v) {
-    process.stderr.write(`browser: env ${name} is required\n`);
-    process.exit(2);
-  }
-  return v;
-}
+import { required, runInBrowser, safeUrl } from './harness.mjs';
 
 const storefrontUrl = required('STOREFRONT_URL');
 const opLogin = required('OP_LOGIN');
 const expectEmail = required('EXPECT_EMAIL');
-const artifactsDir = resolve(process.env.ARTIFACTS_DIR || 'artifacts');
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-let browser;
-let page;
-
-async function run() {
-  log(`launching ${executablePath}`);
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const context = await browser.newContext();
-  context.setDefaultTimeout(STEP_TIMEOUT_MS);
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
-  page = await context.newPage();
-
+await runInBrowser('browser', async (page, log) => {
   log(`step 1: open storefront ${safeUrl(storefrontUrl)}`);
   await page.goto(storefrontUrl, { waitUntil: 'domcontentloaded' });
 
@@ -135,41 +78,4 @@ async function run() {
     throw new Error(`#customer-email is ${JSON.stringify(text.trim())}, expected it to contain ${JSON.stringify(expectEmail)}`);
   }
   log('PASS: signed in to the storefront through the gateway');
-}
-
-async function failure(err) {
-  let where = '(no page)';
-  try {
-    if (page) {
-      where = safeUrl(page.url());
-      mkdirSync(artifactsDir, { recursive: true });
-      const file = join(artifactsDir, `failure-${new Date().toISOString().replace(/[:.]/g, '-')}.png`);
-      await page.screenshot({ path: file, fullPage: true, timeout: 5_000 });
-      process.stderr.write(`browser: screenshot ${file}\n`);
-    }
-  } catch (shotErr) {
-    process.stderr.write(`browser: screenshot failed: ${scrub(shotErr.message)}\n`);
-  }
-  process.stderr.write(`browser: FAIL at ${where}\n`);
-  process.stderr.write(`browser: ${scrub(err?.stack ?? err)}\n`);
-}
-
-let timer;
-const overall = new Promise((_, reject) => {
-  timer = setTimeout(
-    () => reject(new Error(`overall timeout of ${OVERALL_TIMEOUT_MS} ms exceeded`)),
-    OVERALL_TIMEOUT_MS,
-  );
 });
-
-let code = 0;
-try {
-  await Promise.race([run(), overall]);
-} catch (err) {
-  code = 1;
-  await failure(err);
-} finally {
-  clearTimeout(timer);
-  await browser?.close().catch(() => {});
-}
-process.exit(code);

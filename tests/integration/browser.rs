@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::common::Env;
 use crate::interop::{e2e_dir, env_with_oidc_provider};
 
-#[tokio::test]
-async fn chromium_signs_in_from_the_storefront_button() {
+/// Runs a script of tests/e2e in node with chromium; panics with its output on failure.
+async fn run_script(script: &str, env: &[(&str, &str)]) {
     let dir = e2e_dir();
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),
@@ -22,22 +23,19 @@ async fn chromium_signs_in_from_the_storefront_button() {
         std::path::Path::new(&chromium).exists(),
         "chromium not found at {chromium}: run scripts/test (it installs Debian's chromium)"
     );
-    let (env, _op) = env_with_oidc_provider(false).await;
     let artifacts = dir.join("artifacts");
-    let run = Command::new("node")
-        .arg(dir.join("browser.mjs"))
-        .env("STOREFRONT_URL", env.demo.storefront_urls[0].as_str())
-        .env("OP_LOGIN", "ada@example.com")
-        .env("EXPECT_EMAIL", "ada@example.com")
+    let mut command = Command::new("node");
+    command
+        .arg(dir.join(script))
+        .envs(env.iter().copied())
         .env("ARTIFACTS_DIR", &artifacts)
         .env("CHROMIUM_PATH", &chromium)
         .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
-        .expect("browser test timed out after 120 s")
-        .expect("node is needed for the browser test");
+        .expect("browser script timed out after 120 s")
+        .expect("node is needed for the browser tests");
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -45,11 +43,52 @@ async fn chromium_signs_in_from_the_storefront_button() {
     );
     assert!(
         output.status.success(),
-        "browser sign-in failed (screenshot in {}):\n{log}",
+        "{script} failed (screenshot in {}):\n{log}",
         artifacts.display()
     );
+}
+
+#[tokio::test]
+async fn chromium_signs_in_from_the_storefront_button() {
+    let (env, _op) = env_with_oidc_provider(false).await;
+    run_script(
+        "browser.mjs",
+        &[
+            ("STOREFRONT_URL", env.demo.storefront_urls[0].as_str()),
+            ("OP_LOGIN", "ada@example.com"),
+            ("EXPECT_EMAIL", "ada@example.com"),
+        ],
+    )
+    .await;
     let customers = env.demo.emulator.customers();
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].email, "ada@example.com");
     assert!(env.demo.emulator.login_attempts().iter().all(|a| a.is_ok()));
+}
+
+#[tokio::test]
+async fn chromium_admin_removes_a_link_and_finds_it_in_the_audit_log() {
+    let env = Env::start().await;
+    let (_, page) = env.sign_in("", "grace").await;
+    assert_eq!(page.status, reqwest::StatusCode::FOUND);
+    let token = env
+        .demo
+        .state
+        .config
+        .admin_token
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    run_script(
+        "admin.mjs",
+        &[
+            ("GATEWAY_URL", env.demo.gateway_url.as_str()),
+            ("ADMIN_TOKEN", token.as_str()),
+            ("LINK_EMAIL", "grace@example.com"),
+        ],
+    )
+    .await;
+    let hash = &env.demo.state.config.store.store_hash;
+    assert_eq!(env.demo.state.store.count_links(hash).await.unwrap(), 0);
 }
