@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod diagnostics;
 pub mod domain;
 pub mod error;
 pub mod oidc;

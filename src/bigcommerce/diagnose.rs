@@ -37,31 +37,7 @@ const CLOCK_FAILED_SECS: i64 = 25;
 /// How many group names the message lists before summarising the rest.
 const GROUP_NAMES_SHOWN: usize = 20;
 
-/// One line of the check result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub name: &'static str,
-    pub status: CheckStatus,
-    /// For the merchant: what was found and what to do. Never contains a secret.
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
-    Ok,
-    Warning,
-    Failed,
-}
-
-impl Check {
-    fn new(name: &'static str, status: CheckStatus, message: impl Into<String>) -> Self {
-        Self {
-            name,
-            status,
-            message: message.into(),
-        }
-    }
-}
+pub use crate::diagnostics::{Check, CheckStatus};
 
 /// Runs every check against the store `client` was built for. `store` must be the
 /// configuration `client` was built from; it supplies the names and URLs the messages quote.

@@ -42,24 +42,7 @@ use super::ProviderMetadata;
 use super::registry::error_chain;
 use crate::config::{Connection, is_loopback};
 
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// Stable id (see the module docs), for the page and for tests.
-    pub name: &'static str,
-    pub status: CheckStatus,
-    /// Plain words for an IT admin; may quote (untrusted) strings from the IdP.
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckStatus {
-    Ok,
-    /// Sign-in probably works, but something deserves a look.
-    Warning,
-    /// Sign-in will fail (or would be unsafe) until this is fixed.
-    Failed,
-}
+pub use crate::diagnostics::{Check, CheckStatus};
 
 /// Discovery documents and key sets are a few KiB; a bigger answer is not one, and reading
 /// it all would let a broken or hostile endpoint fill the gateway's memory.
@@ -103,27 +86,15 @@ pub async fn diagnose(http: &reqwest::Client, conn: &Connection, redirect_uri: &
 }
 
 fn ok(name: &'static str, message: String) -> Check {
-    Check {
-        name,
-        status: CheckStatus::Ok,
-        message,
-    }
+    Check::new(name, CheckStatus::Ok, message)
 }
 
 fn warning(name: &'static str, message: String) -> Check {
-    Check {
-        name,
-        status: CheckStatus::Warning,
-        message,
-    }
+    Check::new(name, CheckStatus::Warning, message)
 }
 
 fn failed(name: &'static str, message: String) -> Check {
-    Check {
-        name,
-        status: CheckStatus::Failed,
-        message,
-    }
+    Check::new(name, CheckStatus::Failed, message)
 }
 
 // ---------------------------------------------------------------------------------------

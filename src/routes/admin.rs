@@ -7,7 +7,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::Json;
 use axum::Router;
-use axum::extract::{RawForm, RawQuery, State};
+use axum::extract::{Path, RawForm, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use super::render;
 use crate::AppState;
 use crate::admin::{self, AdminSession};
+use crate::diagnostics::{self, Check};
 use crate::error::Error;
 use crate::store::{AuditEvent, AuditFilter, AuditKind, IdentityLink};
 
@@ -43,10 +44,14 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/links", get(links))
         .route("/links/remove", post(remove_link))
         .route("/audit", get(audit))
+        .route("/checks/store", get(check_store))
+        .route("/checks/connections/{id}", get(check_connection))
         .layer(sessions);
     let api = Router::new()
         .route("/links", get(api_links).delete(api_remove_link))
-        .route("/audit", get(api_audit));
+        .route("/audit", get(api_audit))
+        .route("/checks/store", get(api_check_store))
+        .route("/checks/connections/{id}", get(api_check_connection));
     pages.nest("/api", api)
 }
 
@@ -310,6 +315,71 @@ async fn audit(
     }))
 }
 
+struct CheckView {
+    name: &'static str,
+    status: &'static str,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/checks.html")]
+struct ChecksPage {
+    csrf: String,
+    title: String,
+    overall: &'static str,
+    checks: Vec<CheckView>,
+}
+
+fn checks_page(csrf: String, title: String, checks: &[Check]) -> Response {
+    render(&ChecksPage {
+        csrf,
+        title,
+        overall: diagnostics::overall(checks).as_str(),
+        checks: checks
+            .iter()
+            .map(|c| CheckView {
+                name: c.name,
+                status: c.status.as_str(),
+                message: c.message.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// "Check": the API token, its scopes, BigCommerce's clock, customer groups, storefronts.
+async fn check_store(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let checks = crate::bigcommerce::diagnose::diagnose(&app.bigcommerce, &app.config.store).await;
+    Ok(checks_page(
+        admin.csrf,
+        format!("Store {}", app.config.store.store_hash),
+        &checks,
+    ))
+}
+
+/// "Test connection": discovery, issuer, endpoints, PKCE, algorithms, keys, scopes.
+async fn check_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let conn = app
+        .config
+        .connection(&id)
+        .ok_or(Error::UnknownConnection(id))?;
+    let checks =
+        crate::oidc::diagnose::diagnose(app.oidc.http(), conn, &app.config.redirect_uri()).await;
+    Ok(checks_page(
+        admin.csrf,
+        format!("Connection {}", conn.display_name),
+        &checks,
+    ))
+}
+
 // ---------------------------------------------------------------------------------------
 // JSON API: the same operations for automation, with `Authorization: Bearer <admin token>`.
 
@@ -421,6 +491,39 @@ async fn api_audit(
         })
         .collect();
     Ok(Json(serde_json::json!({ "data": data })).into_response())
+}
+
+fn checks_json(checks: &[Check]) -> Response {
+    let data: Vec<serde_json::Value> = checks
+        .iter()
+        .map(|c| serde_json::json!({ "name": c.name, "status": c.status.as_str(), "message": c.message }))
+        .collect();
+    Json(serde_json::json!({ "status": diagnostics::overall(checks).as_str(), "data": data }))
+        .into_response()
+}
+
+async fn api_check_store(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    api_admin(&app, &headers)?;
+    let checks = crate::bigcommerce::diagnose::diagnose(&app.bigcommerce, &app.config.store).await;
+    Ok(checks_json(&checks))
+}
+
+async fn api_check_connection(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    api_admin(&app, &headers)?;
+    let conn = app
+        .config
+        .connection(&id)
+        .ok_or(Error::UnknownConnection(id))?;
+    let checks =
+        crate::oidc::diagnose::diagnose(app.oidc.http(), conn, &app.config.redirect_uri()).await;
+    Ok(checks_json(&checks))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -318,3 +318,73 @@ async fn admin_pages_show_no_secrets_and_sign_out_works() {
     let page = env.get(&env.gateway("/admin")).await;
     assert_eq!(page.location.unwrap().path(), "/admin/login");
 }
+
+#[tokio::test]
+async fn store_check_and_connection_test_report_in_plain_words() {
+    let env = Env::start().await;
+    let page = env.get(&env.gateway("/admin/checks/store")).await;
+    assert_eq!(page.location.unwrap().path(), "/admin/login");
+    sign_in(&env).await;
+    let store = env.get(&env.gateway("/admin/checks/store")).await;
+    assert_eq!(store.status, StatusCode::OK);
+    assert!(
+        store.body.contains("<strong id=\"overall\">ok</strong>"),
+        "{}",
+        store.body
+    );
+    assert!(
+        store.body.contains("Wholesale"),
+        "customer groups listed: {}",
+        store.body
+    );
+    let conn = env
+        .get(&env.gateway("/admin/checks/connections/demo"))
+        .await;
+    assert_eq!(conn.status, StatusCode::OK);
+    assert!(
+        conn.body.contains("<strong id=\"overall\">ok</strong>"),
+        "{}",
+        conn.body
+    );
+    assert!(
+        conn.body
+            .contains(&env.demo.state.config.redirect_uri().to_string())
+    );
+    env.get(&env.gateway("/admin/checks/connections/nope"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "unknown_connection");
+
+    // The same through the API, and a broken IdP is reported as failed.
+    env.idp()
+        .set_misbehaviour(bc_sso_gateway::sandbox::idp::Misbehaviour::JwksDown);
+    let report: serde_json::Value = env
+        .browser
+        .get(env.gateway("/admin/api/checks/connections/demo"))
+        .bearer_auth(token(&env))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["status"], "failed");
+    let jwks = report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "jwks")
+        .unwrap();
+    assert_eq!(jwks["status"], "failed");
+    // (bigcommerce::diagnose's own tests cover a wrong token, missing scopes and skew.)
+    let report: serde_json::Value = env
+        .browser
+        .get(env.gateway("/admin/api/checks/store"))
+        .bearer_auth(token(&env))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["status"], "ok", "{report}");
+}
