@@ -8,6 +8,7 @@ pub mod bigcommerce;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod diagnostics;
 pub mod domain;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub oidc: oidc::Registry,
     pub bigcommerce: bigcommerce::Client,
     pub login_tokens: bigcommerce::LoginTokenMinter,
+    pub connections: connections::Connections,
     pub store: store::Store,
     pub clock: Clock,
 }
@@ -62,7 +64,8 @@ impl AppState {
         let http = http_client(config.server.http_timeout)?;
         let store = store::Store::connect(&config.database.url).await?;
         Ok(Self {
-            oidc: oidc::Registry::new(http.clone(), &config.connections),
+            oidc: oidc::Registry::new(http.clone()),
+            connections: connections::Connections::from_file(&config.connections),
             bigcommerce: bigcommerce::Client::new(http, &config.store),
             login_tokens: bigcommerce::LoginTokenMinter::new(&config.store, clock.clone()),
             store,

@@ -172,7 +172,7 @@ async fn check(config: Config) -> ExitCode {
     println!("config: ok");
     println!("database: ok ({:?})", state.store.backend());
     let mut ok = true;
-    for conn in &state.config.connections {
+    for conn in &state.connections.enabled() {
         match state.oidc.metadata(conn).await {
             Ok(_) => println!(
                 "connection {}: discovery and JWKS ok ({})",

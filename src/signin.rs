@@ -66,12 +66,12 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         crate::redirect::or_default(req.redirect_to.as_deref(), &channel.default_redirect);
     let conn = match (&req.connection, &req.email) {
         (Some(id), _) => app
-            .config
-            .connection(id)
+            .connections
+            .get(id)
             .ok_or_else(|| Error::UnknownConnection(id.clone()))?,
         (None, Some(email)) => connection_for_email(app, email)?,
-        (None, None) => match app.config.connections.as_slice() {
-            [only] => only,
+        (None, None) => match app.connections.enabled().as_slice() {
+            [only] => only.clone(),
             _ => {
                 return Ok(Begin::Choose {
                     channel_id: channel.id,
@@ -81,9 +81,9 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         },
     };
     tracing::Span::current().record("connection", conn.id.as_str());
-    let metadata = app.oidc.metadata(conn).await?;
+    let metadata = app.oidc.metadata(&conn).await?;
     let (url, pending) = oidc::flow::start(
-        conn,
+        &conn,
         &metadata,
         &app.config.redirect_uri(),
         channel.id,
@@ -97,18 +97,11 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
     })
 }
 
-/// Routes by email domain. Each domain belongs to at most one connection (config
-/// validation), so the answer is unambiguous.
-fn connection_for_email<'a>(app: &'a AppState, email: &str) -> Result<&'a Connection, Error> {
+/// Routes by email domain; each domain belongs to at most one connection.
+fn connection_for_email(app: &AppState, email: &str) -> Result<Connection, Error> {
     let email = Email::parse(email).map_err(|_| Error::BadEmailInput)?;
-    app.config
-        .connections
-        .iter()
-        .find(|c| {
-            c.allowed_email_domains
-                .iter()
-                .any(|d| d.matches(email.domain()))
-        })
+    app.connections
+        .for_domain(email.domain())
         .ok_or_else(|| Error::NoConnectionForDomain(email.domain().to_owned()))
 }
 
@@ -152,11 +145,14 @@ async fn finish_sign_in(
     if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
         return Err(Error::PendingLoginExpired);
     }
+    // The connection must still exist, be enabled, and point at the issuer the browser was
+    // sent to: an admin edit between start and callback ends the pending login.
     let conn = app
-        .config
-        .connection(&pending.connection)
+        .connections
+        .get(&pending.connection)
         .filter(|c| c.issuer.as_str() == pending.issuer)
         .ok_or(Error::PendingLoginMissing)?;
+    let conn = &conn;
     tracing::Span::current().record("connection", conn.id.as_str());
     let identity = oidc::flow::finish(
         &app.oidc,

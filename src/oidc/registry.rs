@@ -25,7 +25,8 @@ pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 pub struct Registry {
     http: reqwest::Client,
-    providers: HashMap<ConnectionId, Mutex<Option<Cached>>>,
+    /// One slot per connection, created on first use; each slot has its own lock.
+    providers: std::sync::Mutex<HashMap<ConnectionId, Arc<Mutex<Option<Cached>>>>>,
 }
 
 struct Cached {
@@ -35,12 +36,19 @@ struct Cached {
 }
 
 impl Registry {
-    pub fn new(http: reqwest::Client, connections: &[Connection]) -> Self {
-        let providers = connections
-            .iter()
-            .map(|c| (c.id.clone(), Mutex::new(None)))
-            .collect();
-        Self { http, providers }
+    pub fn new(http: reqwest::Client) -> Self {
+        Self {
+            http,
+            providers: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Forgets what was cached for a connection (its settings changed).
+    pub fn forget(&self, id: &ConnectionId) {
+        self.providers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -49,7 +57,7 @@ impl Registry {
 
     /// Cached metadata (with keys), discovered on first use and after the TTL.
     pub async fn metadata(&self, conn: &Connection) -> Result<Arc<ProviderMetadata>, OidcError> {
-        let slot = self.slot(conn)?;
+        let slot = self.slot(conn);
         let mut cached = slot.lock().await;
         if let Some(c) = cached
             .as_ref()
@@ -73,7 +81,7 @@ impl Registry {
         &self,
         conn: &Connection,
     ) -> Result<Option<Arc<ProviderMetadata>>, OidcError> {
-        let slot = self.slot(conn)?;
+        let slot = self.slot(conn);
         let mut cached = slot.lock().await;
         let Some(current) = cached.as_mut() else {
             return Ok(None);
@@ -93,10 +101,13 @@ impl Registry {
         Ok(Some(updated))
     }
 
-    fn slot(&self, conn: &Connection) -> Result<&Mutex<Option<Cached>>, OidcError> {
-        self.providers.get(&conn.id).ok_or_else(|| {
-            OidcError::Discovery(format!("connection {} is not registered", conn.id))
-        })
+    fn slot(&self, conn: &Connection) -> Arc<Mutex<Option<Cached>>> {
+        self.providers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(conn.id.clone())
+            .or_default()
+            .clone()
     }
 }
 

@@ -113,6 +113,8 @@ async fn logout(session: Session, RawForm(body): RawForm) -> Result<Response, Er
 }
 
 struct ConnectionView {
+    enabled: bool,
+    from_file: bool,
     id: String,
     display_name: String,
     issuer: String,
@@ -136,10 +138,13 @@ async fn dashboard(State(app): State<Arc<AppState>>, session: Session) -> Result
     let admin = signed_in(&session).await?;
     let store_hash = &app.config.store.store_hash;
     let connections = app
-        .config
         .connections
+        .all()
         .iter()
-        .map(|c| ConnectionView {
+        .map(|e| (&e.connection, e))
+        .map(|(c, e)| ConnectionView {
+            enabled: e.enabled,
+            from_file: e.source == crate::connections::Source::File,
             id: c.id.to_string(),
             display_name: c.display_name.clone(),
             issuer: c.issuer.as_str().to_owned(),
@@ -305,10 +310,10 @@ async fn audit(
         kind: get("kind"),
         email: get("email"),
         connections: app
-            .config
             .connections
+            .all()
             .iter()
-            .map(|c| c.id.to_string())
+            .map(|e| e.connection.id.to_string())
             .collect(),
         kinds: AuditKind::ALL.iter().map(|k| k.as_str()).collect(),
         events: events.iter().map(EventView::from).collect(),
@@ -367,12 +372,9 @@ async fn check_connection(
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
     let admin = signed_in(&session).await?;
-    let conn = app
-        .config
-        .connection(&id)
-        .ok_or(Error::UnknownConnection(id))?;
+    let conn = any_connection(&app, id)?;
     let checks =
-        crate::oidc::diagnose::diagnose(app.oidc.http(), conn, &app.config.redirect_uri()).await;
+        crate::oidc::diagnose::diagnose(app.oidc.http(), &conn, &app.config.redirect_uri()).await;
     Ok(checks_page(
         admin.csrf,
         format!("Connection {}", conn.display_name),
@@ -493,6 +495,16 @@ async fn api_audit(
     Ok(Json(serde_json::json!({ "data": data })).into_response())
 }
 
+/// A connection by id, enabled or not: an admin tests one before enabling it.
+fn any_connection(app: &AppState, id: String) -> Result<crate::config::Connection, Error> {
+    app.connections
+        .all()
+        .iter()
+        .find(|e| e.connection.id.as_str() == id)
+        .map(|e| e.connection.clone())
+        .ok_or(Error::UnknownConnection(id))
+}
+
 fn checks_json(checks: &[Check]) -> Response {
     let data: Vec<serde_json::Value> = checks
         .iter()
@@ -517,12 +529,9 @@ async fn api_check_connection(
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
     api_admin(&app, &headers)?;
-    let conn = app
-        .config
-        .connection(&id)
-        .ok_or(Error::UnknownConnection(id))?;
+    let conn = any_connection(&app, id)?;
     let checks =
-        crate::oidc::diagnose::diagnose(app.oidc.http(), conn, &app.config.redirect_uri()).await;
+        crate::oidc::diagnose::diagnose(app.oidc.http(), &conn, &app.config.redirect_uri()).await;
     Ok(checks_json(&checks))
 }
 

@@ -28,8 +28,8 @@ pub async fn start(
         } => {
             let page = ChoosePage {
                 connections: app
-                    .config
                     .connections
+                    .enabled()
                     .iter()
                     .map(|c| (c.id.to_string(), c.display_name.clone()))
                     .collect(),
