@@ -50,6 +50,17 @@ pub struct IdentityLink {
     pub last_sign_in_at: i64,
 }
 
+/// A console-managed connection as stored: settings JSON and the sealed client secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    pub id: String,
+    pub settings: String,
+    pub client_secret_sealed: String,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuditEvent {
@@ -365,6 +376,97 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// Console-managed connections, in id order.
+    pub async fn list_connections(
+        &self,
+        store_hash: &str,
+    ) -> Result<Vec<StoredConnection>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, settings, client_secret_sealed, enabled, created_at, updated_at \
+             FROM connections WHERE store_hash = $1 ORDER BY id",
+        )
+        .bind(store_hash)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredConnection {
+                    id: r.try_get("id")?,
+                    settings: r.try_get("settings")?,
+                    client_secret_sealed: r.try_get("client_secret_sealed")?,
+                    enabled: r.try_get::<i64, _>("enabled")? != 0,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts or replaces a console-managed connection.
+    pub async fn save_connection(
+        &self,
+        store_hash: &str,
+        c: &StoredConnection,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO connections (store_hash, id, settings, client_secret_sealed, enabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (store_hash, id) DO UPDATE SET settings = $3, client_secret_sealed = $4, \
+             enabled = $5, updated_at = $7",
+        )
+        .bind(store_hash)
+        .bind(&c.id)
+        .bind(&c.settings)
+        .bind(&c.client_secret_sealed)
+        .bind(i64::from(c.enabled))
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_connection(&self, store_hash: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM connections WHERE store_hash = $1 AND id = $2")
+            .bind(store_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn setting(
+        &self,
+        store_hash: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT value FROM gateway_settings WHERE store_hash = $1 AND name = $2")
+                .bind(store_hash)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    pub async fn set_setting(
+        &self,
+        store_hash: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gateway_settings (store_hash, name, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (store_hash, name) DO UPDATE SET value = $3",
+        )
+        .bind(store_hash)
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Deletes audit events older than `before` (Unix seconds); returns how many.
     pub async fn prune_audit(&self, before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM audit_events WHERE at < $1")
@@ -618,6 +720,39 @@ mod tests {
                 })
                 .await,
                 [30]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_and_settings_round_trip() {
+        for store in stores().await {
+            let hash = format!("t{}", uuid::Uuid::new_v4().simple());
+            let mut c = StoredConnection {
+                id: "acme".into(),
+                settings: "{}".into(),
+                client_secret_sealed: "v1:x".into(),
+                enabled: true,
+                created_at: 1,
+                updated_at: 1,
+            };
+            store.save_connection(&hash, &c).await.unwrap();
+            c.enabled = false;
+            c.updated_at = 2;
+            c.created_at = 99; // ignored on update
+            store.save_connection(&hash, &c).await.unwrap();
+            let listed = store.list_connections(&hash).await.unwrap();
+            assert_eq!(listed.len(), 1);
+            assert!(!listed[0].enabled);
+            assert_eq!((listed[0].created_at, listed[0].updated_at), (1, 2));
+            assert!(store.delete_connection(&hash, "acme").await.unwrap());
+            assert!(!store.delete_connection(&hash, "acme").await.unwrap());
+            assert_eq!(store.setting(&hash, "k").await.unwrap(), None);
+            store.set_setting(&hash, "k", "a").await.unwrap();
+            store.set_setting(&hash, "k", "b").await.unwrap();
+            assert_eq!(
+                store.setting(&hash, "k").await.unwrap().as_deref(),
+                Some("b")
             );
         }
     }
