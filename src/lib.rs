@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod redirect;
 pub mod routes;
 pub mod sandbox;
+pub mod secrets;
 pub mod sessions;
 pub mod signin;
 pub mod store;
