@@ -163,6 +163,84 @@ pub async fn remove_link(
     Ok(link)
 }
 
+/// Creates a connection, or updates one (`editing`), and audits the change with the
+/// settings before and after (the secret only as "changed"/"unchanged"). Returns its id.
+pub async fn save_connection(
+    app: &AppState,
+    actor: &str,
+    raw: crate::config::RawConnection,
+    secret: Option<String>,
+    editing: Option<&str>,
+) -> Result<String, Error> {
+    let change = app.console().save(raw, secret, editing).await?;
+    record_change(
+        app,
+        actor,
+        &change,
+        if editing.is_some() {
+            AuditKind::ConnectionUpdated
+        } else {
+            AuditKind::ConnectionCreated
+        },
+    )
+    .await;
+    Ok(change.id)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Enable,
+    Disable,
+    Delete,
+}
+
+pub async fn connection_action(
+    app: &AppState,
+    actor: &str,
+    id: &str,
+    action: Action,
+) -> Result<(), Error> {
+    let console = app.console();
+    let (change, kind) = match action {
+        Action::Enable => (
+            console.set_enabled(id, true).await?,
+            AuditKind::ConnectionUpdated,
+        ),
+        Action::Disable => (
+            console.set_enabled(id, false).await?,
+            AuditKind::ConnectionUpdated,
+        ),
+        Action::Delete => (console.delete(id).await?, AuditKind::ConnectionDeleted),
+    };
+    record_change(app, actor, &change, kind).await;
+    Ok(())
+}
+
+async fn record_change(
+    app: &AppState,
+    actor: &str,
+    change: &crate::connections::Change,
+    kind: AuditKind,
+) {
+    // New settings take effect at the next sign-in: drop what discovery cached.
+    if let Ok(id) = crate::domain::ConnectionId::parse(&change.id) {
+        app.oidc.forget(&id);
+    }
+    let detail = serde_json::json!({ "before": change.before, "after": change.after });
+    tracing::info!(actor, connection = %change.id, kind = kind.as_str(), "connection changed");
+    audit(
+        app,
+        kind,
+        Some(actor),
+        Some(AuditEvent {
+            connection: Some(change.id.clone()),
+            detail: Some(detail.to_string()),
+            ..AuditEvent::default()
+        }),
+    )
+    .await;
+}
+
 async fn audit(app: &AppState, kind: AuditKind, actor: Option<&str>, base: Option<AuditEvent>) {
     app.audit(AuditEvent {
         kind,

@@ -97,6 +97,9 @@ pub struct RawDatabase {
     /// `postgres://…`.
     pub url: Option<String>,
     pub audit_retention_days: Option<u64>,
+    /// Encrypts the secrets the admin console stores (32 bytes, base64 or hex).
+    pub secret_key: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,7 +141,7 @@ pub struct RawChannel {
     pub default_redirect: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConnection {
     pub id: Option<String>,
@@ -180,6 +183,8 @@ pub struct DatabaseConfig {
     /// May carry a password: printed only through `redact_url`.
     pub url: String,
     pub audit_retention: Duration,
+    /// `None`: the console cannot store secrets (and a database holding some will not open).
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -187,6 +192,7 @@ impl std::fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &crate::store::redact_url(&self.url))
             .field("audit_retention", &self.audit_retention)
+            .field("secret_key", &self.secret_key)
             .finish()
     }
 }
@@ -338,6 +344,8 @@ pub fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Vec<Stri
             "STORE_CLIENT_SECRET" => raw.store.client_secret = Some(value),
             "STORE_CLIENT_SECRET_FILE" => raw.store.client_secret_file = Some(value.into()),
             "DATABASE_URL" => raw.database.url = Some(value),
+            "SECRET_KEY" => raw.database.secret_key = Some(value),
+            "SECRET_KEY_FILE" => raw.database.secret_key_file = Some(value.into()),
             "ADMIN_TOKEN" => raw.admin.token = Some(value),
             "ADMIN_TOKEN_FILE" => raw.admin.token_file = Some(value.into()),
             _ => match secret_envs.get(key) {
@@ -356,10 +364,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let server = validate_server(raw.server, &mut errors);
     let store = validate_store(raw.store, &mut errors);
-    if raw.connections.is_empty() {
+    if raw.connections.is_empty() && raw.admin.token.is_none() && raw.admin.token_file.is_none() {
+        // Without connections in the file, the admin console is the only way to add one.
         errors.push(invalid(
             "connections",
-            "at least one [[connections]] entry (an identity provider) is required",
+            "add a [[connections]] entry (an identity provider), or set an admin token to add connections in the admin console",
         ));
     }
     let connections: Vec<Connection> = raw
@@ -376,12 +385,28 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             "must be at least 1 (days of sign-in history to keep)",
         ));
     }
+    let secret_key = secret_value(
+        "database.secret_key",
+        raw.database.secret_key,
+        raw.database.secret_key_file,
+        &mut errors,
+    )
+    .and_then(
+        |text| match crate::secrets::SecretKey::parse(text.expose()) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                errors.push(invalid("database.secret_key", e.to_string()));
+                None
+            }
+        },
+    );
     let database = DatabaseConfig {
         url: raw
             .database
             .url
             .unwrap_or_else(|| "sqlite://bc-sso-gateway.sqlite".into()),
         audit_retention: Duration::from_secs(retention_days * 86_400),
+        secret_key,
     };
     let admin_token = secret_value(
         "admin.token",
@@ -550,7 +575,7 @@ fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreC
     })
 }
 
-fn validate_connection(
+pub fn validate_connection(
     index: usize,
     raw: RawConnection,
     errors: &mut Vec<ConfigError>,

@@ -33,18 +33,6 @@ impl Connections {
         }
     }
 
-    pub fn from_file(file: &[Connection]) -> Self {
-        Self::new(
-            file.iter()
-                .map(|c| Entry {
-                    connection: c.clone(),
-                    source: Source::File,
-                    enabled: true,
-                })
-                .collect(),
-        )
-    }
-
     /// Every connection, enabled or not (for the console).
     pub fn all(&self) -> Arc<Vec<Entry>> {
         self.current
@@ -91,5 +79,370 @@ impl Connections {
             Ok(mut g) => *g = next,
             Err(p) => *p.into_inner() = next,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Console-managed connections: stored with the secret sealed, validated exactly like the
+// config file's entries, and checked against every other connection before they are saved.
+
+use crate::config::{ConfigError, RawConnection, validate_connection};
+use crate::domain::Secret;
+use crate::secrets::SecretKey;
+use crate::store::{Store, StoreError, StoredConnection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("the connection settings are not valid")]
+    Invalid(Vec<ConfigError>),
+    #[error(
+        "no secret key is configured, so connections cannot be stored: set BCSSO_SECRET_KEY (bc-sso-gateway keygen makes one)"
+    )]
+    NoSecretKey,
+    #[error("connection {0} is declared in the configuration file; change it there")]
+    ManagedByFile(String),
+    #[error("no connection {0}")]
+    Unknown(String),
+    #[error("cannot encrypt the client secret: {0}")]
+    Seal(#[from] crate::secrets::SealError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "the database holds {0} connection(s) with encrypted secrets but no secret key is configured: set BCSSO_SECRET_KEY to the key they were stored with"
+    )]
+    NoSecretKey(usize),
+    #[error("{0}")]
+    KeyMismatch(#[from] crate::secrets::OpenError),
+    #[error("stored connection {id} cannot be used: {reason}")]
+    Broken { id: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const KEY_CHECK: &str = "secret_key_check";
+
+fn secret_context(id: &str) -> String {
+    format!("connection:{id}:client_secret")
+}
+
+/// Loads the console's connections next to the file's. A configured key must be the one
+/// the database was encrypted with; stored connections without any key refuse to start.
+pub async fn load(
+    store: &Store,
+    store_hash: &str,
+    key: Option<&SecretKey>,
+    file: &[Connection],
+) -> Result<Vec<Entry>, LoadError> {
+    let stored = store.list_connections(store_hash).await?;
+    match (key, store.setting(store_hash, KEY_CHECK).await?) {
+        (Some(key), Some(check)) => key.verify_key_check(&check)?,
+        (Some(key), None) => {
+            let check = key.key_check_value().map_err(|e| LoadError::Broken {
+                id: "-".into(),
+                reason: e.to_string(),
+            })?;
+            store.set_setting(store_hash, KEY_CHECK, &check).await?;
+        }
+        (None, _) if !stored.is_empty() => return Err(LoadError::NoSecretKey(stored.len())),
+        (None, _) => {}
+    }
+    let mut entries: Vec<Entry> = file
+        .iter()
+        .map(|c| Entry {
+            connection: c.clone(),
+            source: Source::File,
+            enabled: true,
+        })
+        .collect();
+    for s in stored {
+        let broken = |reason: String| LoadError::Broken {
+            id: s.id.clone(),
+            reason,
+        };
+        let Some(key) = key else { break };
+        let secret = key.open(&s.client_secret_sealed, &secret_context(&s.id))?;
+        let raw: RawConnection =
+            serde_json::from_str(&s.settings).map_err(|e| broken(e.to_string()))?;
+        let connection = build(raw, secret, &entries, Some(&s.id)).map_err(|errors| {
+            broken(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        entries.push(Entry {
+            connection,
+            source: Source::Console,
+            enabled: s.enabled,
+        });
+    }
+    Ok(entries)
+}
+
+/// Validates `raw` (with `secret`) as a connection that must coexist with `others`.
+/// `replacing` names the connection being edited, which is not a conflict with itself.
+fn build(
+    mut raw: RawConnection,
+    secret: Secret,
+    others: &[Entry],
+    replacing: Option<&str>,
+) -> Result<Connection, Vec<ConfigError>> {
+    raw.client_secret = Some(secret.expose().to_owned());
+    raw.client_secret_file = None;
+    let mut errors = Vec::new();
+    let connection = validate_connection(0, raw, &mut errors);
+    let Some(connection) = connection else {
+        return Err(errors);
+    };
+    for other in others
+        .iter()
+        .filter(|o| Some(o.connection.id.as_str()) != replacing)
+    {
+        if other.connection.id == connection.id {
+            errors.push(ConfigError::Invalid {
+                key: "id".into(),
+                message: format!(
+                    "a connection with id {:?} already exists",
+                    connection.id.as_str()
+                ),
+            });
+        }
+        for mine in &connection.allowed_email_domains {
+            for theirs in &other.connection.allowed_email_domains {
+                if mine.overlaps(theirs) {
+                    errors.push(ConfigError::DomainClaimedTwice {
+                        domain: mine.to_string(),
+                        first: other.connection.id.to_string(),
+                        second: connection.id.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(connection)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What an admin change did, for the audit trail: settings before and after, the secret
+/// reduced to whether it changed.
+pub struct Change {
+    pub id: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+fn public_settings(raw: &RawConnection, enabled: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(raw).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("client_secret");
+        map.remove("client_secret_file");
+        map.insert("enabled".into(), enabled.into());
+    }
+    v
+}
+
+/// What the console's changes need: where connections are stored, the key that seals
+/// their secrets, and the snapshot that sign-ins read.
+pub struct Console<'a> {
+    pub store: &'a Store,
+    pub store_hash: &'a str,
+    pub key: Option<&'a SecretKey>,
+    pub current: &'a Connections,
+    pub now: i64,
+}
+
+impl Console<'_> {
+    /// Creates a connection, or updates a console connection (`replacing`). On update an
+    /// empty `secret` keeps the stored one.
+    pub async fn save(
+        &self,
+        mut raw: RawConnection,
+        secret: Option<String>,
+        replacing: Option<&str>,
+    ) -> Result<Change, ManageError> {
+        let (store, store_hash, current, now) =
+            (self.store, self.store_hash, self.current, self.now);
+        let key = self.key.ok_or(ManageError::NoSecretKey)?;
+        let all = current.all();
+        let existing = match replacing {
+            Some(id) => Some(console_entry(&all, id)?),
+            None => None,
+        };
+        if let Some(e) = &existing {
+            // The id is the key of the stored row and of links' audit; it does not change.
+            raw.id = Some(e.connection.id.to_string());
+        }
+        let secret = match (secret.filter(|s| !s.is_empty()), &existing) {
+            (Some(s), _) => Secret::new(s),
+            (None, Some(e)) => e.connection.client_secret.clone(),
+            (None, None) => {
+                return Err(ManageError::Invalid(vec![ConfigError::Invalid {
+                    key: "client_secret".into(),
+                    message: "required: the client secret the IdP issued for this gateway".into(),
+                }]));
+            }
+        };
+        let connection =
+            build(raw.clone(), secret.clone(), &all, replacing).map_err(ManageError::Invalid)?;
+        let id = connection.id.to_string();
+        let enabled = existing.as_ref().is_none_or(|e| e.enabled);
+        let mut settings = raw;
+        settings.client_secret = None;
+        settings.client_secret_file = None;
+        store
+            .save_connection(
+                store_hash,
+                &StoredConnection {
+                    id: id.clone(),
+                    settings: serde_json::to_string(&settings).unwrap_or_default(),
+                    client_secret_sealed: key.seal(secret.expose(), &secret_context(&id))?,
+                    enabled,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .await?;
+        let before = existing
+            .as_ref()
+            .map(|e| describe(&e.connection, e.enabled));
+        let mut after = public_settings(&settings, enabled);
+        if let (Some(obj), Some(e)) = (after.as_object_mut(), &existing) {
+            let changed = e.connection.client_secret != secret;
+            obj.insert(
+                "client_secret".into(),
+                if changed { "changed" } else { "unchanged" }.into(),
+            );
+        }
+        let mut entries: Vec<Entry> = all
+            .iter()
+            .filter(|e| e.connection.id.as_str() != id)
+            .cloned()
+            .collect();
+        entries.push(Entry {
+            connection,
+            source: Source::Console,
+            enabled,
+        });
+        current.replace(entries);
+        Ok(Change {
+            id,
+            before,
+            after: Some(after),
+        })
+    }
+
+    /// Enables or disables a console connection.
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<Change, ManageError> {
+        let (store, store_hash, current, now) =
+            (self.store, self.store_hash, self.current, self.now);
+        let all = current.all();
+        let entry = console_entry(&all, id)?;
+        let stored = store
+            .list_connections(store_hash)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| ManageError::Unknown(id.to_owned()))?;
+        store
+            .save_connection(
+                store_hash,
+                &StoredConnection {
+                    enabled,
+                    updated_at: now,
+                    ..stored
+                },
+            )
+            .await?;
+        let entries = all
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if e.connection.id.as_str() == id {
+                    e.enabled = enabled;
+                }
+                e
+            })
+            .collect();
+        current.replace(entries);
+        Ok(Change {
+            id: id.to_owned(),
+            before: Some(describe(&entry.connection, entry.enabled)),
+            after: Some(describe(&entry.connection, enabled)),
+        })
+    }
+
+    /// Deletes a console connection. Its identity links stay: recreating the connection
+    /// with the same issuer brings its users back to their customers.
+    pub async fn delete(&self, id: &str) -> Result<Change, ManageError> {
+        let (store, store_hash, current) = (self.store, self.store_hash, self.current);
+        let all = current.all();
+        let entry = console_entry(&all, id)?;
+        store.delete_connection(store_hash, id).await?;
+        current.replace(
+            all.iter()
+                .filter(|e| e.connection.id.as_str() != id)
+                .cloned()
+                .collect(),
+        );
+        Ok(Change {
+            id: id.to_owned(),
+            before: Some(describe(&entry.connection, entry.enabled)),
+            after: None,
+        })
+    }
+}
+
+fn console_entry(all: &[Entry], id: &str) -> Result<Entry, ManageError> {
+    let entry = all
+        .iter()
+        .find(|e| e.connection.id.as_str() == id)
+        .ok_or_else(|| ManageError::Unknown(id.to_owned()))?;
+    if entry.source == Source::File {
+        return Err(ManageError::ManagedByFile(id.to_owned()));
+    }
+    Ok(entry.clone())
+}
+
+/// A connection's settings for the audit trail and the edit form; never its secret.
+pub fn describe(c: &Connection, enabled: bool) -> serde_json::Value {
+    public_settings(&to_raw(c), enabled)
+}
+
+/// The settings of a connection as the form and the stored JSON spell them.
+pub fn to_raw(c: &Connection) -> RawConnection {
+    RawConnection {
+        id: Some(c.id.to_string()),
+        display_name: Some(c.display_name.clone()),
+        issuer: Some(c.issuer.as_str().to_owned()),
+        client_id: Some(c.client_id.clone()),
+        client_secret: None,
+        client_secret_file: None,
+        scopes: Some(c.scopes.clone()),
+        allowed_email_domains: c
+            .allowed_email_domains
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        trust_unverified_email: c.trust_unverified_email,
+        customer_group_id: c.customer_group_id,
+        create_customers: Some(c.create_customers),
+        channel_access: Some(
+            match c.channel_access {
+                crate::config::ChannelAccess::Channel => "channel",
+                crate::config::ChannelAccess::Global => "global",
+            }
+            .into(),
+        ),
+        id_token_algs: Some(c.id_token_algs.clone()),
+        clock_leeway_secs: Some(c.clock_leeway.as_secs()),
     }
 }

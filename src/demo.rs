@@ -161,6 +161,9 @@ pub fn demo_config(
         database: RawDatabase {
             url: Some("sqlite::memory:".into()),
             audit_retention_days: None,
+            // Connections added in the console are stored encrypted, as in production.
+            secret_key: Some(crate::secrets::SecretKey::generate().to_base64()),
+            secret_key_file: None,
         },
         // A fresh admin token per run, printed in the banner.
         admin: RawAdmin {

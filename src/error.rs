@@ -19,6 +19,8 @@ use crate::telemetry::RequestCtx;
 pub enum Error {
     #[error("unknown connection {0:?}")]
     UnknownConnection(String),
+    #[error("no IdP connection is configured or enabled")]
+    NoConnections,
     #[error("no connection handles email domain {0:?}")]
     NoConnectionForDomain(String),
     #[error("the email address entered is not valid")]
@@ -61,6 +63,8 @@ pub enum Error {
     CsrfRejected,
     #[error("invalid admin request: {0}")]
     AdminInput(String),
+    #[error(transparent)]
+    Manage(#[from] crate::connections::ManageError),
     #[error("page not found")]
     NotFound,
 }
@@ -69,11 +73,22 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
+            Error::NoConnections => StatusCode::SERVICE_UNAVAILABLE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::AdminDisabled => StatusCode::NOT_FOUND,
             Error::AdminSignInRequired | Error::AdminTokenRejected => StatusCode::UNAUTHORIZED,
             Error::CsrfRejected => StatusCode::FORBIDDEN,
             Error::AdminInput(_) => StatusCode::BAD_REQUEST,
+            Error::Manage(e) => {
+                use crate::connections::ManageError as M;
+                match e {
+                    M::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    M::NoSecretKey | M::ManagedByFile(_) => StatusCode::CONFLICT,
+                    M::Unknown(_) => StatusCode::NOT_FOUND,
+                    M::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    M::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
             Error::NoConnectionForDomain(_)
             | Error::BadEmailInput
             | Error::UnknownChannel(_)
@@ -96,6 +111,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::UnknownConnection(_) => "unknown_connection",
+            Error::NoConnections => "no_connections",
             Error::NoConnectionForDomain(_) => "no_connection_for_domain",
             Error::BadEmailInput => "bad_email_input",
             Error::UnknownChannel(_) => "unknown_channel",
@@ -118,6 +134,17 @@ impl Error {
             Error::AdminTokenRejected => "admin_token_rejected",
             Error::CsrfRejected => "csrf_rejected",
             Error::AdminInput(_) => "bad_admin_request",
+            Error::Manage(e) => {
+                use crate::connections::ManageError as M;
+                match e {
+                    M::Invalid(_) => "invalid_connection",
+                    M::NoSecretKey => "no_secret_key",
+                    M::ManagedByFile(_) => "managed_by_file",
+                    M::Unknown(_) => "unknown_connection",
+                    M::Seal(_) => "seal_failed",
+                    M::Store(_) => "database_unavailable",
+                }
+            }
         }
     }
 
@@ -130,6 +157,10 @@ impl Error {
             Error::UnknownConnection(_) => (
                 "Unknown sign-in option",
                 "This sign-in link names a company login that is not configured. Use the button on the store's sign-in page.".into(),
+            ),
+            Error::NoConnections => (
+                "Company sign-in is not set up yet",
+                "This store has not connected a company identity provider yet. Sign in with your store password, or try again later.".into(),
             ),
             Error::NoConnectionForDomain(_) => (
                 "No company login for this email",
@@ -187,6 +218,11 @@ impl Error {
                 "For your protection this form could not be accepted (its security token is missing or old). Reload the page and try again.".into(),
             ),
             Error::AdminInput(detail) => ("The request is not valid", detail.clone()),
+            Error::Manage(crate::connections::ManageError::Invalid(errors)) => (
+                "The connection settings are not valid",
+                errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
+            ),
+            Error::Manage(e) => ("The change was not made", e.to_string()),
             Error::TooManyRequests { retry_after } => (
                 "Too many sign-in attempts",
                 format!("Too many sign-in attempts came from your network. Please wait {retry_after} seconds and try again."),
@@ -278,4 +314,10 @@ impl Error {
         });
         (self.status(), Html(html)).into_response()
     }
+}
+
+/// A config error as a form shows it: without the `connections[0].` prefix that only makes
+/// sense in a file.
+pub fn form_message(message: &str) -> String {
+    message.replacen("connections[0].", "", 1)
 }

@@ -57,6 +57,8 @@ pub enum StartError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Connections(#[from] connections::LoadError),
 }
 
 impl AppState {
@@ -64,15 +66,33 @@ impl AppState {
     pub async fn connect(config: Config, clock: Clock) -> Result<Self, StartError> {
         let http = http_client(config.server.http_timeout)?;
         let store = store::Store::connect(&config.database.url).await?;
+        let entries = connections::load(
+            &store,
+            &config.store.store_hash,
+            config.database.secret_key.as_ref(),
+            &config.connections,
+        )
+        .await?;
         Ok(Self {
             oidc: oidc::Registry::new(http.clone()),
-            connections: connections::Connections::from_file(&config.connections),
+            connections: connections::Connections::new(entries),
             bigcommerce: bigcommerce::Client::new(http, &config.store),
             login_tokens: bigcommerce::LoginTokenMinter::new(&config.store, clock.clone()),
             store,
             config,
             clock,
         })
+    }
+
+    /// The admin console's view of connection management.
+    pub fn console(&self) -> connections::Console<'_> {
+        connections::Console {
+            store: &self.store,
+            store_hash: &self.config.store.store_hash,
+            key: self.config.database.secret_key.as_ref(),
+            current: &self.connections,
+            now: self.clock.now(),
+        }
     }
 
     /// Writes an audit event stamped with the current time. The audit trail must not turn

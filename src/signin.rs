@@ -71,6 +71,7 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
             .ok_or_else(|| Error::UnknownConnection(id.clone()))?,
         (None, Some(email)) => connection_for_email(app, email)?,
         (None, None) => match app.connections.enabled().as_slice() {
+            [] => return Err(Error::NoConnections),
             [only] => only.clone(),
             _ => {
                 return Ok(Begin::Choose {

@@ -102,6 +102,9 @@ pub enum AuditKind {
     AdminSignedIn,
     AdminSignInRefused,
     LinkRemoved,
+    ConnectionCreated,
+    ConnectionUpdated,
+    ConnectionDeleted,
 }
 
 impl AuditKind {
@@ -114,10 +117,13 @@ impl AuditKind {
             AuditKind::AdminSignedIn => "admin_signed_in",
             AuditKind::AdminSignInRefused => "admin_sign_in_refused",
             AuditKind::LinkRemoved => "link_removed",
+            AuditKind::ConnectionCreated => "connection_created",
+            AuditKind::ConnectionUpdated => "connection_updated",
+            AuditKind::ConnectionDeleted => "connection_deleted",
         }
     }
 
-    pub const ALL: [AuditKind; 7] = [
+    pub const ALL: [AuditKind; 10] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
@@ -125,6 +131,9 @@ impl AuditKind {
         AuditKind::AdminSignedIn,
         AuditKind::AdminSignInRefused,
         AuditKind::LinkRemoved,
+        AuditKind::ConnectionCreated,
+        AuditKind::ConnectionUpdated,
+        AuditKind::ConnectionDeleted,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

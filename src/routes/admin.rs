@@ -18,6 +18,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use super::render;
 use crate::AppState;
 use crate::admin::{self, AdminSession};
+use crate::config::RawConnection;
 use crate::diagnostics::{self, Check};
 use crate::error::Error;
 use crate::store::{AuditEvent, AuditFilter, AuditKind, IdentityLink};
@@ -44,12 +45,31 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/links", get(links))
         .route("/links/remove", post(remove_link))
         .route("/audit", get(audit))
+        .route(
+            "/connections/new",
+            get(new_connection).post(create_connection),
+        )
+        .route(
+            "/connections/{id}/edit",
+            get(edit_connection).post(update_connection),
+        )
+        .route("/connections/{id}/enable", post(enable_connection))
+        .route("/connections/{id}/disable", post(disable_connection))
+        .route("/connections/{id}/delete", post(delete_connection))
         .route("/checks/store", get(check_store))
         .route("/checks/connections/{id}", get(check_connection))
         .layer(sessions);
     let api = Router::new()
         .route("/links", get(api_links).delete(api_remove_link))
         .route("/audit", get(api_audit))
+        .route(
+            "/connections",
+            get(api_connections).post(api_create_connection),
+        )
+        .route(
+            "/connections/{id}",
+            axum::routing::put(api_update_connection).delete(api_delete_connection),
+        )
         .route("/checks/store", get(api_check_store))
         .route("/checks/connections/{id}", get(api_check_connection));
     pages.nest("/api", api)
@@ -320,6 +340,287 @@ async fn audit(
     }))
 }
 
+// ---------------------------------------------------------------------------------------
+// Connections
+
+/// The connection form's values, as typed (so a refused form comes back as it was sent).
+#[derive(Default)]
+struct ConnectionForm {
+    id: String,
+    display_name: String,
+    issuer: String,
+    client_id: String,
+    scopes: String,
+    domains: String,
+    trust_unverified_email: bool,
+    create_customers: bool,
+    customer_group_id: String,
+    channel_access: String,
+    id_token_algs: String,
+    clock_leeway_secs: String,
+}
+
+impl ConnectionForm {
+    fn defaults() -> Self {
+        ConnectionForm {
+            scopes: "openid email profile".into(),
+            create_customers: true,
+            channel_access: "channel".into(),
+            id_token_algs: "RS256".into(),
+            clock_leeway_secs: "60".into(),
+            ..Default::default()
+        }
+    }
+
+    fn from_fields(f: &HashMap<String, String>) -> Self {
+        let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+        ConnectionForm {
+            id: get("id"),
+            display_name: get("display_name"),
+            issuer: get("issuer"),
+            client_id: get("client_id"),
+            scopes: get("scopes"),
+            domains: get("allowed_email_domains"),
+            // Unchecked boxes are not sent at all.
+            trust_unverified_email: f.contains_key("trust_unverified_email"),
+            create_customers: f.contains_key("create_customers"),
+            customer_group_id: get("customer_group_id"),
+            channel_access: get("channel_access"),
+            id_token_algs: get("id_token_algs"),
+            clock_leeway_secs: get("clock_leeway_secs"),
+        }
+    }
+
+    fn from_connection(c: &crate::config::Connection) -> Self {
+        let raw = crate::connections::to_raw(c);
+        ConnectionForm {
+            id: c.id.to_string(),
+            display_name: c.display_name.clone(),
+            issuer: c.issuer.as_str().to_owned(),
+            client_id: c.client_id.clone(),
+            scopes: c.scopes.join(" "),
+            domains: raw.allowed_email_domains.join(", "),
+            trust_unverified_email: c.trust_unverified_email,
+            create_customers: c.create_customers,
+            customer_group_id: c
+                .customer_group_id
+                .map(|g| g.to_string())
+                .unwrap_or_default(),
+            channel_access: raw.channel_access.unwrap_or_default(),
+            id_token_algs: c.id_token_algs.join(" "),
+            clock_leeway_secs: c.clock_leeway.as_secs().to_string(),
+        }
+    }
+
+    /// The settings the validator reads; numbers that do not parse are reported here.
+    fn to_raw(&self) -> Result<RawConnection, Vec<String>> {
+        let list = |s: &str| -> Vec<String> {
+            s.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut errors = Vec::new();
+        let mut number = |name: &str, s: &str| -> Option<i64> {
+            let s = s.trim();
+            if s.is_empty() {
+                return None;
+            }
+            s.parse()
+                .map_err(|_| errors.push(format!("{name}: {s:?} is not a whole number")))
+                .ok()
+        };
+        let customer_group_id = number("customer_group_id", &self.customer_group_id);
+        let leeway = number("clock_leeway_secs", &self.clock_leeway_secs);
+        let nonempty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let raw = RawConnection {
+            id: nonempty(&self.id),
+            display_name: nonempty(&self.display_name),
+            issuer: nonempty(&self.issuer),
+            client_id: nonempty(&self.client_id),
+            client_secret: None,
+            client_secret_file: None,
+            scopes: Some(list(&self.scopes)).filter(|l| !l.is_empty()),
+            allowed_email_domains: list(&self.domains),
+            trust_unverified_email: self.trust_unverified_email,
+            customer_group_id,
+            create_customers: Some(self.create_customers),
+            channel_access: nonempty(&self.channel_access),
+            id_token_algs: Some(list(&self.id_token_algs)).filter(|l| !l.is_empty()),
+            clock_leeway_secs: leeway.map(|l| l.max(0) as u64),
+        };
+        if errors.is_empty() {
+            Ok(raw)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/connection_form.html")]
+struct ConnectionPage {
+    csrf: String,
+    /// `None` when creating.
+    editing: Option<String>,
+    form: ConnectionForm,
+    errors: Vec<String>,
+    has_secret_key: bool,
+    redirect_uri: String,
+}
+
+fn connection_page(
+    app: &AppState,
+    csrf: String,
+    editing: Option<String>,
+    form: ConnectionForm,
+    errors: Vec<String>,
+) -> Response {
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = render(&ConnectionPage {
+        csrf,
+        editing,
+        form,
+        errors,
+        has_secret_key: app.config.database.secret_key.is_some(),
+        redirect_uri: app.config.redirect_uri().to_string(),
+    });
+    (status, page).into_response()
+}
+
+async fn new_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    Ok(connection_page(
+        &app,
+        admin.csrf,
+        None,
+        ConnectionForm::defaults(),
+        Vec::new(),
+    ))
+}
+
+async fn edit_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let all = app.connections.all();
+    let entry = all
+        .iter()
+        .find(|e| e.connection.id.as_str() == id)
+        .ok_or_else(|| Error::UnknownConnection(id.clone()))?;
+    if entry.source == crate::connections::Source::File {
+        return Err(crate::connections::ManageError::ManagedByFile(id).into());
+    }
+    let form = ConnectionForm::from_connection(&entry.connection);
+    Ok(connection_page(
+        &app,
+        admin.csrf,
+        Some(id),
+        form,
+        Vec::new(),
+    ))
+}
+
+async fn create_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    save_from_form(&app, &session, &body, None).await
+}
+
+async fn update_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    save_from_form(&app, &session, &body, Some(id)).await
+}
+
+/// Saves a create/edit form; a refused form comes back with its values and the reasons.
+async fn save_from_form(
+    app: &Arc<AppState>,
+    session: &Session,
+    body: &[u8],
+    editing: Option<String>,
+) -> Result<Response, Error> {
+    let admin = signed_in(session).await?;
+    let f = fields(body)?;
+    admin::check_csrf(&admin, f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let form = ConnectionForm::from_fields(&f);
+    let raw = match form.to_raw() {
+        Ok(raw) => raw,
+        Err(errors) => return Ok(connection_page(app, admin.csrf, editing, form, errors)),
+    };
+    let secret = f.get("client_secret").cloned();
+    match admin::save_connection(app, &admin.actor, raw, secret, editing.as_deref()).await {
+        Ok(id) => Ok(super::see_other(&format!("/admin/checks/connections/{id}"))),
+        Err(Error::Manage(crate::connections::ManageError::Invalid(errors))) => {
+            let errors = errors
+                .iter()
+                .map(|e| crate::error::form_message(&e.to_string()))
+                .collect();
+            Ok(connection_page(app, admin.csrf, editing, form, errors))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn enable_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    connection_action(&app, &session, &body, &id, Action::Enable).await
+}
+
+async fn disable_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    connection_action(&app, &session, &body, &id, Action::Disable).await
+}
+
+async fn delete_connection(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    connection_action(&app, &session, &body, &id, Action::Delete).await
+}
+
+use crate::admin::Action;
+
+async fn connection_action(
+    app: &Arc<AppState>,
+    session: &Session,
+    body: &[u8],
+    id: &str,
+    action: Action,
+) -> Result<Response, Error> {
+    let admin = signed_in(session).await?;
+    admin::check_csrf(
+        &admin,
+        fields(body)?.get("csrf").map(String::as_str).unwrap_or(""),
+    )?;
+    admin::connection_action(app, &admin.actor, id, action).await?;
+    Ok(super::see_other("/admin"))
+}
+
 struct CheckView {
     name: &'static str,
     status: &'static str,
@@ -503,6 +804,89 @@ fn any_connection(app: &AppState, id: String) -> Result<crate::config::Connectio
         .find(|e| e.connection.id.as_str() == id)
         .map(|e| e.connection.clone())
         .ok_or(Error::UnknownConnection(id))
+}
+
+async fn api_connections(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    api_admin(&app, &headers)?;
+    let data: Vec<serde_json::Value> = app
+        .connections
+        .all()
+        .iter()
+        .map(|e| {
+            let mut v = crate::connections::describe(&e.connection, e.enabled);
+            if let Some(obj) = v.as_object_mut() {
+                let source = match e.source {
+                    crate::connections::Source::File => "file",
+                    crate::connections::Source::Console => "console",
+                };
+                obj.insert("managed_by".into(), source.into());
+            }
+            v
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "data": data })).into_response())
+}
+
+/// Body: the fields of a `[[connections]]` entry, with `client_secret`.
+async fn api_create_connection(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Error> {
+    api_save(&app, &headers, &body, None).await
+}
+
+async fn api_update_connection(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Error> {
+    api_save(&app, &headers, &body, Some(id)).await
+}
+
+async fn api_save(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    editing: Option<String>,
+) -> Result<Response, Error> {
+    let actor = api_admin(app, headers)?;
+    let mut raw: RawConnection = serde_json::from_slice(body)
+        .map_err(|e| Error::AdminInput(format!("body is not a connection: {e}")))?;
+    let secret = raw.client_secret.take();
+    if raw.client_secret_file.is_some() {
+        return Err(Error::AdminInput(
+            "client_secret_file is for the config file; send client_secret".into(),
+        ));
+    }
+    let id = admin::save_connection(app, &actor, raw, secret, editing.as_deref()).await?;
+    let status = if editing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let entry = app
+        .connections
+        .all()
+        .iter()
+        .find(|e| e.connection.id.as_str() == id)
+        .cloned();
+    let data = entry.map(|e| crate::connections::describe(&e.connection, e.enabled));
+    Ok((status, Json(serde_json::json!({ "data": data }))).into_response())
+}
+
+async fn api_delete_connection(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let actor = api_admin(&app, &headers)?;
+    admin::connection_action(&app, &actor, &id, admin::Action::Delete).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn checks_json(checks: &[Check]) -> Response {
