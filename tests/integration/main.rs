@@ -5,6 +5,7 @@ mod admin;
 mod browser;
 mod cli;
 mod common;
+mod connections;
 mod flow;
 mod id_token;
 mod interop;

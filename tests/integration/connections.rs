@@ -1,0 +1,429 @@
+//! IdP connections managed in the admin console: validation, encryption at rest,
+//! enable/disable/delete, restart, and the API.
+
+use bc_sso_gateway::AppState;
+use bc_sso_gateway::clock::Clock;
+use bc_sso_gateway::demo::{DEV_CLIENT_SECRET, DemoOptions};
+use bc_sso_gateway::store::AuditKind;
+use reqwest::StatusCode;
+
+use crate::common::{Env, Page, hidden_value, page_of};
+
+fn token(env: &Env) -> String {
+    env.demo
+        .state
+        .config
+        .admin_token
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned()
+}
+
+async fn admin_csrf(env: &Env) -> String {
+    let login = env.get(&env.gateway("/admin/login")).await;
+    let csrf = hidden_value(&login.body, "csrf").unwrap();
+    let response = env
+        .browser
+        .post(env.gateway("/admin/login"))
+        .form(&[("token", token(env).as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    hidden_value(&env.get(&env.gateway("/admin")).await.body, "csrf").unwrap()
+}
+
+/// The fields of the "Add a connection" form for a connection to the demo's dev IdP.
+fn form(env: &Env, csrf: &str, id: &str, domains: &str) -> Vec<(String, String)> {
+    [
+        ("csrf", csrf),
+        ("id", id),
+        ("display_name", "Other Corp"),
+        (
+            "issuer",
+            env.demo.state.config.connections[0].issuer.as_str(),
+        ),
+        ("client_id", "bc-sso-gateway"),
+        ("client_secret", DEV_CLIENT_SECRET),
+        ("allowed_email_domains", domains),
+        ("scopes", "openid email profile"),
+        ("create_customers", "on"),
+        ("channel_access", "channel"),
+        ("id_token_algs", "RS256"),
+        ("clock_leeway_secs", "60"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+async fn post(env: &Env, path: &str, fields: &[(String, String)]) -> Page {
+    page_of(
+        env.browser
+            .post(env.gateway(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_connection_and_a_shopper_signs_in_through_it() {
+    let env = Env::start().await;
+    let csrf = admin_csrf(&env).await;
+    let created = post(
+        &env,
+        "/admin/connections/new",
+        &form(&env, &csrf, "other", "other.test"),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    // The admin lands on the connection test, which passes.
+    let test = env.get(&created.location.unwrap()).await;
+    assert!(
+        test.body.contains("<strong id=\"overall\">ok</strong>"),
+        "{}",
+        test.body
+    );
+    // Oscar (other.test) can now sign in; before, no connection owned his domain.
+    let (_, page) = env.sign_in("connection=other", "oscar").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let page = env
+        .get(&env.gateway("/login?email=oscar%40other.test"))
+        .await;
+    assert_eq!(page.status, StatusCode::FOUND);
+
+    // Stored encrypted; the audit trail has the change without the secret.
+    let hash = &env.demo.state.config.store.store_hash;
+    let stored = env.demo.state.store.list_connections(hash).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].client_secret_sealed.starts_with("v1:"));
+    assert!(!stored[0].client_secret_sealed.contains(DEV_CLIENT_SECRET));
+    assert!(!stored[0].settings.contains(DEV_CLIENT_SECRET));
+    let events = env.demo.state.store.audit_events(hash, 20).await.unwrap();
+    let created = events
+        .iter()
+        .find(|e| e.kind == AuditKind::ConnectionCreated)
+        .unwrap();
+    assert_eq!(created.actor.as_deref(), Some("bootstrap-token"));
+    let detail = created.detail.as_deref().unwrap();
+    assert!(
+        detail.contains("other.test") && !detail.contains(DEV_CLIENT_SECRET),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_form_says_why_and_keeps_what_was_typed() {
+    let env = Env::start().await;
+    let csrf = admin_csrf(&env).await;
+    let mut fields = form(&env, &csrf, "Bad Id", "example.com");
+    for (k, v) in fields.iter_mut() {
+        match k.as_str() {
+            "issuer" => *v = "http://idp.example.net".into(),
+            "clock_leeway_secs" => *v = "soon".into(),
+            _ => {}
+        }
+    }
+    let page = post(&env, "/admin/connections/new", &fields).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body
+            .contains("clock_leeway_secs: &#34;soon&#34; is not a whole number")
+            || page.body.contains("is not a whole number"),
+        "{}",
+        page.body
+    );
+    fields
+        .iter_mut()
+        .filter(|(k, _)| k == "clock_leeway_secs")
+        .for_each(|(_, v)| *v = "60".into());
+    let page = post(&env, "/admin/connections/new", &fields).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for needle in ["id: ", "issuer: must be https"] {
+        assert!(
+            page.body.contains(needle),
+            "missing {needle:?}: {}",
+            page.body
+        );
+    }
+    assert!(
+        page.body.contains("value=\"http://idp.example.net\""),
+        "typed values kept"
+    );
+    assert!(
+        !page.body.contains(DEV_CLIENT_SECRET),
+        "the secret is not echoed back"
+    );
+    // Once the settings are valid on their own, the domain already owned by the file's
+    // connection is refused (SECURITY.md rule 4).
+    let page = post(
+        &env,
+        "/admin/connections/new",
+        &form(&env, &csrf, "other", "example.com"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body
+            .contains("example.com is claimed by connections demo and other"),
+        "{}",
+        page.body
+    );
+    // Without a secret, a new connection is refused too.
+    let without: Vec<_> = form(&env, &csrf, "other", "other.test")
+        .into_iter()
+        .filter(|(k, _)| k != "client_secret")
+        .collect();
+    let page = post(&env, "/admin/connections/new", &without).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("client_secret: required"));
+    // A forged form is refused outright.
+    let forged = post(
+        &env,
+        "/admin/connections/new",
+        &form(&env, "forged", "other", "other.test"),
+    )
+    .await;
+    forged.assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    assert!(
+        env.demo
+            .state
+            .store
+            .list_connections(&env.demo.state.config.store.store_hash)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
+    let env = Env::start().await;
+    let csrf = admin_csrf(&env).await;
+    post(
+        &env,
+        "/admin/connections/new",
+        &form(&env, &csrf, "other", "other.test"),
+    )
+    .await;
+    let edit = env.get(&env.gateway("/admin/connections/other/edit")).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.body.contains("value=\"Other Corp\"") && !edit.body.contains(DEV_CLIENT_SECRET));
+    let mut fields = form(&env, &csrf, "other", "other.test");
+    fields.retain(|(k, _)| k != "client_secret");
+    fields
+        .iter_mut()
+        .filter(|(k, _)| k == "display_name")
+        .for_each(|(_, v)| *v = "Other Corporation".into());
+    let saved = post(&env, "/admin/connections/other/edit", &fields).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let (_, page) = env.sign_in("connection=other", "oscar").await;
+    assert_eq!(
+        page.status,
+        StatusCode::FOUND,
+        "kept secret still works: {}",
+        page.body
+    );
+    let hash = &env.demo.state.config.store.store_hash;
+    let updated = env
+        .demo
+        .state
+        .store
+        .audit_events(hash, 5)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == AuditKind::ConnectionUpdated)
+        .unwrap();
+    let detail: serde_json::Value =
+        serde_json::from_str(updated.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(detail["before"]["display_name"], "Other Corp");
+    assert_eq!(detail["after"]["display_name"], "Other Corporation");
+    assert_eq!(detail["after"]["client_secret"], "unchanged");
+
+    let csrf_only = vec![("csrf".to_owned(), csrf.clone())];
+    assert_eq!(
+        post(&env, "/admin/connections/other/disable", &csrf_only)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    env.get(&env.gateway("/login?connection=other"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "unknown_connection");
+    assert_eq!(
+        post(&env, "/admin/connections/other/enable", &csrf_only)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        env.get(&env.gateway("/login?connection=other"))
+            .await
+            .status,
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        post(&env, "/admin/connections/other/delete", &csrf_only)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    env.get(&env.gateway("/login?connection=other"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "unknown_connection");
+    assert!(
+        env.demo
+            .state
+            .store
+            .list_connections(hash)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The file's connection is read-only here.
+    env.get(&env.gateway("/admin/connections/demo/edit"))
+        .await
+        .assert_error(StatusCode::CONFLICT, "managed_by_file");
+    post(&env, "/admin/connections/demo/delete", &csrf_only)
+        .await
+        .assert_error(StatusCode::CONFLICT, "managed_by_file");
+}
+
+#[tokio::test]
+async fn stored_connections_survive_a_restart_and_need_the_same_key() {
+    let dir = std::env::temp_dir().join(format!("bcsso-conn-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("gw.sqlite").display());
+    let db_url = url.clone();
+    let env = Env::with(DemoOptions::default(), move |c| {
+        if std::env::var("BCSSO_TEST_DATABASE_URL").is_err() {
+            c.database.url = Some(db_url);
+        }
+    })
+    .await;
+    let csrf = admin_csrf(&env).await;
+    post(
+        &env,
+        "/admin/connections/new",
+        &form(&env, &csrf, "other", "other.test"),
+    )
+    .await;
+
+    let config = env.demo.state.config.clone();
+    let restarted = AppState::connect(config.clone(), Clock::system())
+        .await
+        .unwrap();
+    let other = restarted
+        .connections
+        .get("other")
+        .expect("loaded after restart");
+    assert_eq!(other.client_secret.expose(), DEV_CLIENT_SECRET);
+
+    let mut wrong_key = config.clone();
+    wrong_key.database.secret_key = Some(bc_sso_gateway::secrets::SecretKey::generate());
+    let err = AppState::connect(wrong_key, Clock::system())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    let mut no_key = config;
+    no_key.database.secret_key = None;
+    let err = AppState::connect(no_key, Clock::system())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("BCSSO_SECRET_KEY"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_api_manages_connections_too() {
+    let env = Env::start().await;
+    let api = |method: &str, path: &str| {
+        env.browser
+            .request(method.parse().unwrap(), env.gateway(path))
+            .bearer_auth(token(&env))
+    };
+    let body = serde_json::json!({
+        "id": "api-made",
+        "issuer": env.demo.state.config.connections[0].issuer.as_str(),
+        "client_id": "bc-sso-gateway",
+        "client_secret": DEV_CLIENT_SECRET,
+        "allowed_email_domains": ["other.test"],
+    });
+    let created = api("POST", "/admin/api/connections")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(created["data"]["id"], "api-made");
+    assert!(created["data"].get("client_secret").is_none());
+    let dup = api("POST", "/admin/api/connections")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dup.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let dup: serde_json::Value = dup.json().await.unwrap();
+    assert_eq!(dup["error"], "invalid_connection");
+    assert!(dup["message"].as_str().unwrap().contains("already exists"));
+    let list: serde_json::Value = api("GET", "/admin/api/connections")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let managed: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["managed_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(managed, ["file", "console"]);
+    assert!(!list.to_string().contains(DEV_CLIENT_SECRET));
+    let update = serde_json::json!({
+        "issuer": env.demo.state.config.connections[0].issuer.as_str(),
+        "client_id": "bc-sso-gateway",
+        "allowed_email_domains": ["other.test", "*.other.test"],
+    });
+    let updated = api("PUT", "/admin/api/connections/api-made")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let (_, page) = env.sign_in("connection=api-made", "oscar").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert_eq!(
+        api("DELETE", "/admin/api/connections/api-made")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api("DELETE", "/admin/api/connections/api-made")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let bad = api("POST", "/admin/api/connections")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
