@@ -36,6 +36,8 @@ enum Command {
         #[arg(short, long, env = "BCSSO_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print a new secret key for BCSSO_SECRET_KEY (encrypts secrets stored by the console).
+    Keygen,
     /// Start a dev IdP, a BigCommerce emulator and the gateway on localhost.
     Demo {
         /// First of four consecutive ports: storefront, gateway, dev IdP, emulated API.
@@ -74,6 +76,13 @@ async fn main() -> ExitCode {
             Some(config) => check(config).await,
             None => ExitCode::FAILURE,
         },
+        Command::Keygen => {
+            println!(
+                "{}",
+                bc_sso_gateway::secrets::SecretKey::generate().to_base64()
+            );
+            ExitCode::SUCCESS
+        }
         Command::Demo {
             port,
             users,

@@ -92,3 +92,62 @@ async fn chromium_admin_removes_a_link_and_finds_it_in_the_audit_log() {
     let hash = &env.demo.state.config.store.store_hash;
     assert_eq!(env.demo.state.store.count_links(hash).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn chromium_admin_connects_an_idp_in_the_console_and_a_shopper_signs_in_with_it() {
+    // The demo as shipped (dev IdP for example.com), plus oidc-provider for acme.test, which
+    // the admin connects through the console alone.
+    let listeners = bc_sso_gateway::demo::Listeners::bind(0, 1).await.unwrap();
+    let accounts = serde_json::json!([
+        { "sub": "kim-1", "email": "kim@acme.test", "email_verified": true,
+          "given_name": "Kim", "family_name": "Acme", "name": "Kim Acme" }
+    ]);
+    let op =
+        crate::interop::start_oidc_provider_with(&listeners.redirect_uri(), false, accounts).await;
+    crate::common::init_logs();
+    let demo = bc_sso_gateway::demo::start_on(
+        listeners,
+        bc_sso_gateway::demo::DemoIdp::Dev {
+            users: bc_sso_gateway::sandbox::idp::demo_users(),
+        },
+        crate::common::use_test_database,
+    )
+    .await
+    .unwrap();
+    let token = demo
+        .state
+        .config
+        .admin_token
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    let issuer = op.issuer.as_str().trim_end_matches('/').to_owned();
+    run_script(
+        "console.mjs",
+        &[
+            ("GATEWAY_URL", demo.gateway_url.as_str()),
+            ("ADMIN_TOKEN", token.as_str()),
+            ("STOREFRONT_URL", demo.storefront_urls[0].as_str()),
+            ("ISSUER", issuer.as_str()),
+            ("CLIENT_ID", crate::interop::OP_CLIENT_ID),
+            ("CLIENT_SECRET", crate::interop::OP_CLIENT_SECRET),
+            ("EMAIL_DOMAIN", "acme.test"),
+            ("OP_LOGIN", "kim@acme.test"),
+            ("EXPECT_EMAIL", "kim@acme.test"),
+        ],
+    )
+    .await;
+    let customers = demo.emulator.customers();
+    assert_eq!(customers.len(), 1);
+    assert_eq!(customers[0].email, "kim@acme.test");
+    let hash = &demo.state.config.store.store_hash;
+    let link = demo
+        .state
+        .store
+        .find_link(hash, &issuer, "kim-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.connection, "acme");
+}

@@ -174,3 +174,15 @@ async fn demo_command_prints_the_storefront_and_serves_it() {
     assert!(login.contains("sso-button.js"), "{login}");
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn keygen_prints_a_usable_key() {
+    let out = Command::new(BIN).arg("keygen").output().await.unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = bc_sso_gateway::secrets::SecretKey::parse(text.trim()).unwrap();
+    let sealed = key.seal("s", "c").unwrap();
+    assert_eq!(key.open(&sealed, "c").unwrap().expose(), "s");
+    let again = Command::new(BIN).arg("keygen").output().await.unwrap();
+    assert_ne!(again.stdout, text.as_bytes(), "a new key every time");
+}

@@ -33,6 +33,20 @@ pub async fn start_oidc_provider(
     redirect_uri: &Url,
     conform_id_token_claims: bool,
 ) -> OidcProvider {
+    let accounts = json!([
+        { "sub": "ada-0001", "email": "ada@example.com", "email_verified": true,
+          "given_name": "Ada", "family_name": "Lovelace", "name": "Ada Lovelace", "groups": ["engineering"] },
+        { "sub": "eve-0002", "email": "eve@example.com", "email_verified": false,
+          "given_name": "Eve", "family_name": "Unverified", "name": "Eve Unverified", "groups": [] }
+    ]);
+    start_oidc_provider_with(redirect_uri, conform_id_token_claims, accounts).await
+}
+
+pub async fn start_oidc_provider_with(
+    redirect_uri: &Url,
+    conform_id_token_claims: bool,
+    accounts: serde_json::Value,
+) -> OidcProvider {
     let dir = e2e_dir();
     assert!(
         dir.join("node_modules/oidc-provider").is_dir(),
@@ -44,12 +58,7 @@ pub async fn start_oidc_provider(
         "client_secret": OP_CLIENT_SECRET,
         "redirect_uris": [redirect_uri.as_str()],
         "conform_id_token_claims": conform_id_token_claims,
-        "accounts": [
-            { "sub": "ada-0001", "email": "ada@example.com", "email_verified": true,
-              "given_name": "Ada", "family_name": "Lovelace", "name": "Ada Lovelace", "groups": ["engineering"] },
-            { "sub": "eve-0002", "email": "eve@example.com", "email_verified": false,
-              "given_name": "Eve", "family_name": "Unverified", "name": "Eve Unverified", "groups": [] }
-        ]
+        "accounts": accounts,
     });
     let mut child = Command::new("node")
         .arg(dir.join("op.mjs"))
