@@ -157,12 +157,27 @@ pub struct RawConnection {
     #[serde(default)]
     pub trust_unverified_email: bool,
     pub customer_group_id: Option<i64>,
+    /// The claim that lists the user's groups (default "groups").
+    pub groups_claim: Option<String>,
+    /// IdP group -> BigCommerce customer group for new customers; the first rule whose
+    /// group the user has wins, else `customer_group_id`.
+    #[serde(default)]
+    pub group_rules: Vec<RawGroupRule>,
+    /// A claim whose value becomes the customer's `company` (e.g. "organization").
+    pub company_claim: Option<String>,
     pub create_customers: Option<bool>,
     /// "channel" (default): new customers may sign in only on the channel they came from;
     /// "global": new customers get no `channel_ids` and may use every channel that allows it.
     pub channel_access: Option<String>,
     pub id_token_algs: Option<Vec<String>>,
     pub clock_leeway_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroupRule {
+    pub group: String,
+    pub customer_group_id: i64,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -250,11 +265,34 @@ pub struct Connection {
     pub scopes: Vec<String>,
     pub allowed_email_domains: Vec<EmailDomain>,
     pub trust_unverified_email: bool,
+    /// Customer group of new customers when no group rule matches.
     pub customer_group_id: Option<i64>,
+    pub groups_claim: String,
+    pub group_rules: Vec<GroupRule>,
+    pub company_claim: Option<String>,
     pub create_customers: bool,
     pub channel_access: ChannelAccess,
     pub id_token_algs: Vec<String>,
     pub clock_leeway: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRule {
+    pub group: String,
+    pub customer_group_id: i64,
+}
+
+impl Connection {
+    /// The customer group for a user with `groups`: the first matching rule, else the
+    /// connection's default (SECURITY: groups are claims like any other, so they only
+    /// choose among groups the admin mapped).
+    pub fn customer_group_for(&self, groups: &[String]) -> Option<i64> {
+        self.group_rules
+            .iter()
+            .find(|r| groups.contains(&r.group))
+            .map(|r| r.customer_group_id)
+            .or(self.customer_group_id)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -687,6 +725,34 @@ pub fn validate_connection(
             "must be 0 or a customer group id",
         ));
     }
+    for (i, rule) in raw.group_rules.iter().enumerate() {
+        if rule.group.trim().is_empty() {
+            errors.push(invalid(
+                format!("{}[{i}].group", key("group_rules")),
+                "is empty",
+            ));
+        }
+        if rule.customer_group_id < 0 {
+            errors.push(invalid(
+                format!("{}[{i}].customer_group_id", key("group_rules")),
+                "must be 0 or a customer group id",
+            ));
+        }
+    }
+    let claim_name = |name: &str, value: &Option<String>, errors: &mut Vec<ConfigError>| {
+        if let Some(v) = value
+            && (v.is_empty()
+                || v.len() > 100
+                || v.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            errors.push(invalid(
+                key(name),
+                "must be a claim name such as \"groups\"",
+            ));
+        }
+    };
+    claim_name("groups_claim", &raw.groups_claim, errors);
+    claim_name("company_claim", &raw.company_claim, errors);
     if raw.trust_unverified_email {
         tracing::warn!(
             connection = raw.id.as_deref().unwrap_or("?"),
@@ -704,6 +770,16 @@ pub fn validate_connection(
         allowed_email_domains: domains,
         trust_unverified_email: raw.trust_unverified_email,
         customer_group_id: raw.customer_group_id,
+        groups_claim: raw.groups_claim.unwrap_or_else(|| "groups".into()),
+        group_rules: raw
+            .group_rules
+            .into_iter()
+            .map(|r| GroupRule {
+                group: r.group.trim().to_owned(),
+                customer_group_id: r.customer_group_id,
+            })
+            .collect(),
+        company_claim: raw.company_claim,
         create_customers: raw.create_customers.unwrap_or(true),
         channel_access: channel_access?,
         id_token_algs: algs,

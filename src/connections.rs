@@ -434,6 +434,16 @@ pub fn to_raw(c: &Connection) -> RawConnection {
             .collect(),
         trust_unverified_email: c.trust_unverified_email,
         customer_group_id: c.customer_group_id,
+        groups_claim: Some(c.groups_claim.clone()),
+        group_rules: c
+            .group_rules
+            .iter()
+            .map(|r| crate::config::RawGroupRule {
+                group: r.group.clone(),
+                customer_group_id: r.customer_group_id,
+            })
+            .collect(),
+        company_claim: c.company_claim.clone(),
         create_customers: Some(c.create_customers),
         channel_access: Some(
             match c.channel_access {

@@ -101,6 +101,9 @@ mod tests {
             ],
             trust_unverified_email: trust,
             customer_group_id: None,
+            groups_claim: "groups".into(),
+            group_rules: Vec::new(),
+            company_claim: None,
             create_customers: true,
             channel_access: ChannelAccess::Channel,
             id_token_algs: vec!["RS256".into()],
@@ -117,6 +120,7 @@ mod tests {
             given_name: None,
             family_name: None,
             name: None,
+            ..Identity::default()
         }
     }
 

@@ -48,6 +48,7 @@ pub async fn resolve(
         .into());
     }
     let post = new_customer(conn, identity, email, channel_id);
+    tracing::debug!(customer_group_id = ?post.customer_group_id, channel_ids = ?post.channel_ids, "creating customer");
     let created = match client.create_customers(std::slice::from_ref(&post)).await {
         Ok(created) => created,
         // Two first sign-ins at once: the other one created the customer between our
@@ -124,8 +125,8 @@ fn new_customer(
         email: email.normalised(),
         first_name,
         last_name,
-        company: None,
-        customer_group_id: conn.customer_group_id,
+        company: identity.company.clone(),
+        customer_group_id: conn.customer_group_for(&identity.groups),
         origin_channel_id: Some(channel_id),
         channel_ids: match conn.channel_access {
             ChannelAccess::Channel => Some(vec![channel_id]),
@@ -203,6 +204,7 @@ mod tests {
             given_name: given.map(Into::into),
             family_name: family.map(Into::into),
             name: name.map(Into::into),
+            ..Identity::default()
         }
     }
 

@@ -44,7 +44,8 @@ pub enum ApiError {
     Forbidden,
     #[error("BigCommerce rate limit reached; retry in {retry_after:?}")]
     RateLimited { retry_after: Duration },
-    #[error("BigCommerce rejected the request ({status}): {title}")]
+    // The field paths say what to fix; the messages can quote emails, so they stay out.
+    #[error("BigCommerce rejected the request ({status}): {title} (fields: {})", errors.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))]
     Rejected {
         status: u16,
         title: String,

@@ -174,6 +174,7 @@ pub async fn finish(
         other => other?,
     };
 
+    let (groups, company) = extra_claims(&id_token.to_string(), conn);
     let mut identity = Identity {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
@@ -182,6 +183,8 @@ pub async fn finish(
         given_name: localized(claims.given_name()),
         family_name: localized(claims.family_name()),
         name: localized(claims.name()),
+        groups,
+        company,
     };
     if identity.email.is_none() && metadata.userinfo_endpoint().is_some() {
         let userinfo =
@@ -377,4 +380,103 @@ fn localized<T: std::ops::Deref<Target = String>>(
         .and_then(|c| c.get(None))
         .map(|v| v.to_string())
         .filter(|s| !s.trim().is_empty())
+}
+
+/// The groups and company claims the connection names, read from the payload of the ID
+/// token *after* it was verified. (The crate's claim types know only standard claims, and
+/// these names are per connection.) Values are capped: they are untrusted input.
+fn extra_claims(compact_jwt: &str, conn: &Connection) -> (Vec<String>, Option<String>) {
+    use base64::Engine;
+    let payload = compact_jwt
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .unwrap_or_default();
+    let text = |v: &serde_json::Value| {
+        v.as_str()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty() && s.chars().count() <= 255)
+            .map(str::to_owned)
+    };
+    let groups = match payload.get(&conn.groups_claim) {
+        Some(serde_json::Value::Array(items)) => items.iter().take(500).filter_map(text).collect(),
+        Some(single) => text(single).into_iter().collect(),
+        None => Vec::new(),
+    };
+    let company = conn
+        .company_claim
+        .as_ref()
+        .and_then(|claim| payload.get(claim))
+        .and_then(text);
+    (groups, company)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn jwt(payload: serde_json::Value) -> String {
+        let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        format!("{}.{}.sig", b(b"{}"), b(payload.to_string().as_bytes()))
+    }
+
+    fn conn(groups_claim: &str, company_claim: Option<&str>) -> Connection {
+        let mut raw: crate::config::RawConnection = toml::from_str(
+            "id = \"acme\"\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"acme.test\"]",
+        )
+        .unwrap();
+        raw.groups_claim = Some(groups_claim.into());
+        raw.company_claim = company_claim.map(Into::into);
+        let mut errors = Vec::new();
+        crate::config::validate_connection(0, raw, &mut errors).unwrap()
+    }
+
+    #[test]
+    fn groups_and_company_come_from_the_named_claims() {
+        let token = jwt(serde_json::json!({
+            "groups": ["a", "b", 7, ""], "roles": "buyer", "org": " Acme Ltd ", "long": "x".repeat(300)
+        }));
+        let (groups, company) = extra_claims(&token, &conn("groups", Some("org")));
+        assert_eq!(groups, ["a", "b"]);
+        assert_eq!(company.as_deref(), Some("Acme Ltd"));
+        let (groups, company) = extra_claims(&token, &conn("roles", None));
+        assert_eq!((groups, company), (vec!["buyer".to_owned()], None));
+        let (groups, company) = extra_claims(&token, &conn("long", Some("long")));
+        assert!(
+            groups.is_empty() && company.is_none(),
+            "over-long values are dropped"
+        );
+        assert_eq!(
+            extra_claims("garbage", &conn("groups", None)),
+            (vec![], None)
+        );
+    }
+
+    #[test]
+    fn the_first_matching_group_rule_wins() {
+        let mut c = conn("groups", None);
+        c.customer_group_id = Some(1);
+        c.group_rules = vec![
+            crate::config::GroupRule {
+                group: "wholesale".into(),
+                customer_group_id: 2,
+            },
+            crate::config::GroupRule {
+                group: "vip".into(),
+                customer_group_id: 3,
+            },
+        ];
+        let g =
+            |v: &[&str]| c.customer_group_for(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(g(&["vip", "wholesale"]), Some(2));
+        assert_eq!(g(&["vip"]), Some(3));
+        assert_eq!(g(&["staff"]), Some(1));
+        assert_eq!(g(&[]), Some(1));
+    }
 }

@@ -44,7 +44,7 @@ pub type ProviderMetadata = openidconnect::ProviderMetadata<
 
 /// Who the IdP says signed in. Claims are untrusted input: they are escaped wherever they
 /// are shown and never decide anything before `policy` has checked them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Identity {
     pub issuer: String,
     pub subject: String,
@@ -54,6 +54,11 @@ pub struct Identity {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub name: Option<String>,
+    /// From the connection's groups claim; they only ever select among the customer
+    /// groups an admin mapped.
+    pub groups: Vec<String>,
+    /// From the connection's company claim, if it has one.
+    pub company: Option<String>,
 }
 
 /// Why a sign-in at the IdP did not produce a trustworthy identity.

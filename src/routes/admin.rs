@@ -355,6 +355,10 @@ struct ConnectionForm {
     trust_unverified_email: bool,
     create_customers: bool,
     customer_group_id: String,
+    groups_claim: String,
+    /// One rule a line: `IdP group = customer group id`.
+    group_rules: String,
+    company_claim: String,
     channel_access: String,
     id_token_algs: String,
     clock_leeway_secs: String,
@@ -364,6 +368,7 @@ impl ConnectionForm {
     fn defaults() -> Self {
         ConnectionForm {
             scopes: "openid email profile".into(),
+            groups_claim: "groups".into(),
             create_customers: true,
             channel_access: "channel".into(),
             id_token_algs: "RS256".into(),
@@ -385,6 +390,9 @@ impl ConnectionForm {
             trust_unverified_email: f.contains_key("trust_unverified_email"),
             create_customers: f.contains_key("create_customers"),
             customer_group_id: get("customer_group_id"),
+            groups_claim: get("groups_claim"),
+            group_rules: get("group_rules"),
+            company_claim: get("company_claim"),
             channel_access: get("channel_access"),
             id_token_algs: get("id_token_algs"),
             clock_leeway_secs: get("clock_leeway_secs"),
@@ -406,6 +414,14 @@ impl ConnectionForm {
                 .customer_group_id
                 .map(|g| g.to_string())
                 .unwrap_or_default(),
+            groups_claim: c.groups_claim.clone(),
+            group_rules: c
+                .group_rules
+                .iter()
+                .map(|r| format!("{} = {}", r.group, r.customer_group_id))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            company_claim: c.company_claim.clone().unwrap_or_default(),
             channel_access: raw.channel_access.unwrap_or_default(),
             id_token_algs: c.id_token_algs.join(" "),
             clock_leeway_secs: c.clock_leeway.as_secs().to_string(),
@@ -420,17 +436,43 @@ impl ConnectionForm {
                 .map(str::to_owned)
                 .collect()
         };
-        let mut errors = Vec::new();
-        let mut number = |name: &str, s: &str| -> Option<i64> {
+        let errors = std::cell::RefCell::new(Vec::new());
+        let number = |name: &str, s: &str| -> Option<i64> {
             let s = s.trim();
             if s.is_empty() {
                 return None;
             }
             s.parse()
-                .map_err(|_| errors.push(format!("{name}: {s:?} is not a whole number")))
+                .map_err(|_| {
+                    errors
+                        .borrow_mut()
+                        .push(format!("{name}: {s:?} is not a whole number"))
+                })
                 .ok()
         };
         let customer_group_id = number("customer_group_id", &self.customer_group_id);
+        let mut group_rules = Vec::new();
+        for (n, line) in self
+            .group_rules
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            match line.rsplit_once('=') {
+                Some((group, id)) => {
+                    if let Some(id) = number(&format!("group_rules line {}", n + 1), id) {
+                        group_rules.push(crate::config::RawGroupRule {
+                            group: group.trim().to_owned(),
+                            customer_group_id: id,
+                        });
+                    }
+                }
+                None => errors.borrow_mut().push(format!(
+                    "group_rules line {}: write \"IdP group = customer group id\"",
+                    n + 1
+                )),
+            }
+        }
         let leeway = number("clock_leeway_secs", &self.clock_leeway_secs);
         let nonempty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         let raw = RawConnection {
@@ -444,11 +486,15 @@ impl ConnectionForm {
             allowed_email_domains: list(&self.domains),
             trust_unverified_email: self.trust_unverified_email,
             customer_group_id,
+            groups_claim: nonempty(&self.groups_claim),
+            group_rules,
+            company_claim: nonempty(&self.company_claim),
             create_customers: Some(self.create_customers),
             channel_access: nonempty(&self.channel_access),
             id_token_algs: Some(list(&self.id_token_algs)).filter(|l| !l.is_empty()),
             clock_leeway_secs: leeway.map(|l| l.max(0) as u64),
         };
+        let errors = errors.into_inner();
         if errors.is_empty() {
             Ok(raw)
         } else {

@@ -1,5 +1,6 @@
 // An IT admin, in Debian's chromium, connects a new identity provider (oidc-provider)
-// through the admin console alone, tests it, and then a shopper signs in with it from the
+// through the admin console alone (mapping its "buyers" group to customer group 2), tests
+// it, and then a shopper signs in with it from the
 // storefront: storefront -> "Sign in with company account" -> the gateway's chooser (email)
 // -> oidc-provider login (+ consent) -> storefront account page.
 //
@@ -36,6 +37,9 @@ await runInBrowser('console', async (page, log) => {
   await page.locator('#client_id').fill(clientId);
   await page.locator('#client_secret').fill(clientSecret);
   await page.locator('#allowed_email_domains').fill(emailDomain);
+  // B2B: buyers of this company get the wholesale customer group (and its price list).
+  await page.locator('#scopes').fill('openid email profile groups');
+  await page.locator('#group_rules').fill('buyers = 2');
   await Promise.all([
     page.waitForURL((u) => u.pathname === '/admin/checks/connections/acme', { waitUntil: 'domcontentloaded' }),
     page.getByRole('button', { name: 'Add connection' }).click(),

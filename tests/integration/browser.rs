@@ -100,7 +100,7 @@ async fn chromium_admin_connects_an_idp_in_the_console_and_a_shopper_signs_in_wi
     let listeners = bc_sso_gateway::demo::Listeners::bind(0, 1).await.unwrap();
     let accounts = serde_json::json!([
         { "sub": "kim-1", "email": "kim@acme.test", "email_verified": true,
-          "given_name": "Kim", "family_name": "Acme", "name": "Kim Acme" }
+          "given_name": "Kim", "family_name": "Acme", "name": "Kim Acme", "groups": ["staff", "buyers"] }
     ]);
     let op =
         crate::interop::start_oidc_provider_with(&listeners.redirect_uri(), false, accounts).await;
@@ -141,6 +141,7 @@ async fn chromium_admin_connects_an_idp_in_the_console_and_a_shopper_signs_in_wi
     let customers = demo.emulator.customers();
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].email, "kim@acme.test");
+    assert_eq!(customers[0].customer_group_id, 2, "the mapped group");
     let hash = &demo.state.config.store.store_hash;
     let link = demo
         .state

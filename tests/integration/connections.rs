@@ -173,6 +173,24 @@ async fn a_refused_form_says_why_and_keeps_what_was_typed() {
         "{}",
         page.body
     );
+    // Group rules are one `group = id` a line.
+    let mut rules = form(&env, &csrf, "other", "other.test");
+    rules.push((
+        "group_rules".into(),
+        "buyers = 2\nno equals sign\nvip = two".into(),
+    ));
+    let page = post(&env, "/admin/connections/new", &rules).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body.contains("group_rules line 2: write"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("group_rules line 3: &#34;two&#34; is not a whole number")
+            || page.body.contains("is not a whole number")
+    );
     // Without a secret, a new connection is refused too.
     let without: Vec<_> = form(&env, &csrf, "other", "other.test")
         .into_iter()

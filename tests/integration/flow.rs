@@ -744,3 +744,55 @@ async fn sign_in_requests_are_rate_limited_per_client() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn idp_groups_choose_the_customer_group_of_new_customers() {
+    use bc_sso_gateway::config::RawGroupRule;
+    let env = Env::with(DemoOptions::default(), |c| {
+        let conn = &mut c.connections[0];
+        conn.scopes = Some(vec![
+            "openid".into(),
+            "email".into(),
+            "profile".into(),
+            "groups".into(),
+        ]);
+        conn.customer_group_id = Some(0);
+        conn.group_rules = vec![
+            RawGroupRule {
+                group: "admins".into(),
+                customer_group_id: 2,
+            },
+            RawGroupRule {
+                group: "engineering".into(),
+                customer_group_id: 1,
+            },
+        ];
+    })
+    .await;
+    // Ada is in engineering and admins: the first rule (admins) wins. Grace is only in
+    // engineering.
+    for sub in ["ada", "grace"] {
+        let (_, page) = env.sign_in("", sub).await;
+        assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    }
+    let group = |email: &str| {
+        env.demo
+            .emulator
+            .customers()
+            .into_iter()
+            .find(|c| c.email == email)
+            .unwrap()
+            .customer_group_id
+    };
+    assert_eq!(group("ada@example.com"), 2);
+    assert_eq!(group("grace@example.com"), 1);
+    // A user with no mapped group gets the connection's default group.
+    let mut users = env.idp().users();
+    users[1].sub = "grace-2".into();
+    users[1].email = Some("grace2@example.com".into());
+    users[1].groups = vec![];
+    env.idp().set_users(users);
+    let (_, page) = env.sign_in("", "grace-2").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert_eq!(group("grace2@example.com"), 0);
+}
