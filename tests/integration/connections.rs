@@ -445,3 +445,88 @@ async fn the_api_manages_connections_too() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn no_secret_is_in_a_page_an_api_answer_a_log_line_or_a_database_row() {
+    let dir = std::env::temp_dir().join(format!("bcsso-secrets-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("gw.sqlite");
+    let db_url = format!("sqlite://{}", db.display());
+    let env = Env::with(DemoOptions::default(), move |c| {
+        c.database.url = Some(db_url)
+    })
+    .await;
+    let console_secret = "console-made-secret-4f8a1c2e9b7d";
+    let csrf = admin_csrf(&env).await;
+    let mut fields = form(&env, &csrf, "other", "other.test");
+    fields
+        .iter_mut()
+        .filter(|(k, _)| k == "client_secret")
+        .for_each(|(_, v)| *v = console_secret.into());
+    assert_eq!(
+        post(&env, "/admin/connections/new", &fields).await.status,
+        StatusCode::SEE_OTHER
+    );
+    env.sign_in("connection=demo", "ada").await;
+
+    let c = &env.demo.state.config;
+    let secrets = [
+        console_secret,
+        c.store.client_secret.expose(),
+        c.store.access_token.expose(),
+        c.connections[0].client_secret.expose(),
+        c.admin_token.as_ref().unwrap().expose(),
+    ];
+    let mut seen = String::new();
+    for path in [
+        "/admin",
+        "/admin/connections/other/edit",
+        "/admin/audit",
+        "/admin/links?email=a",
+        "/admin/checks/connections/other",
+        "/admin/checks/store",
+    ] {
+        seen.push_str(&env.get(&env.gateway(path)).await.body);
+    }
+    for path in [
+        "/admin/api/connections",
+        "/admin/api/audit",
+        "/admin/api/links?email=a",
+    ] {
+        seen.push_str(
+            &env.browser
+                .get(env.gateway(path))
+                .bearer_auth(token(&env))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    seen.push_str(&crate::common::all_logs());
+    // Every row of every table, as text.
+    let dump = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(".dump")
+        .output();
+    let rows = match dump {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        // No sqlite3 CLI: read the file's bytes (SQLite keeps text as UTF-8 in the pages).
+        _ => String::from_utf8_lossy(&std::fs::read(&db).unwrap()).into_owned(),
+    };
+    assert!(
+        rows.contains("other.test"),
+        "the dump has the connection's settings"
+    );
+    seen.push_str(&rows);
+    for s in secrets {
+        assert!(
+            !seen.contains(s),
+            "a secret ({} chars) was found in a page, answer, log or row",
+            s.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
