@@ -513,15 +513,26 @@ struct ConnectionPage {
     errors: Vec<String>,
     has_secret_key: bool,
     redirect_uri: String,
+    /// BigCommerce customer groups (id, name) to choose from.
+    groups: Vec<(i64, String)>,
+    groups_error: Option<String>,
 }
 
-fn connection_page(
+async fn connection_page(
     app: &AppState,
     csrf: String,
     editing: Option<String>,
     form: ConnectionForm,
     errors: Vec<String>,
 ) -> Response {
+    // The customer groups to map to, from BigCommerce; the form works without them.
+    let (groups, groups_error) = match app.bigcommerce.customer_groups().await {
+        Ok(groups) => (groups.into_iter().map(|g| (g.id, g.name)).collect(), None),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list customer groups for the connection form");
+            (Vec::new(), Some(e.to_string()))
+        }
+    };
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -534,6 +545,8 @@ fn connection_page(
         errors,
         has_secret_key: app.config.database.secret_key.is_some(),
         redirect_uri: app.config.redirect_uri().to_string(),
+        groups,
+        groups_error,
     });
     (status, page).into_response()
 }
@@ -549,7 +562,8 @@ async fn new_connection(
         None,
         ConnectionForm::defaults(),
         Vec::new(),
-    ))
+    )
+    .await)
 }
 
 async fn edit_connection(
@@ -567,13 +581,7 @@ async fn edit_connection(
         return Err(crate::connections::ManageError::ManagedByFile(id).into());
     }
     let form = ConnectionForm::from_connection(&entry.connection);
-    Ok(connection_page(
-        &app,
-        admin.csrf,
-        Some(id),
-        form,
-        Vec::new(),
-    ))
+    Ok(connection_page(&app, admin.csrf, Some(id), form, Vec::new()).await)
 }
 
 async fn create_connection(
@@ -606,7 +614,7 @@ async fn save_from_form(
     let form = ConnectionForm::from_fields(&f);
     let raw = match form.to_raw() {
         Ok(raw) => raw,
-        Err(errors) => return Ok(connection_page(app, admin.csrf, editing, form, errors)),
+        Err(errors) => return Ok(connection_page(app, admin.csrf, editing, form, errors).await),
     };
     let secret = f.get("client_secret").cloned();
     match admin::save_connection(app, &admin.actor, raw, secret, editing.as_deref()).await {
@@ -616,7 +624,7 @@ async fn save_from_form(
                 .iter()
                 .map(|e| crate::error::form_message(&e.to_string()))
                 .collect();
-            Ok(connection_page(app, admin.csrf, editing, form, errors))
+            Ok(connection_page(app, admin.csrf, editing, form, errors).await)
         }
         Err(e) => Err(e),
     }

@@ -231,6 +231,12 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
     let edit = env.get(&env.gateway("/admin/connections/other/edit")).await;
     assert_eq!(edit.status, StatusCode::OK);
     assert!(edit.body.contains("value=\"Other Corp\"") && !edit.body.contains(DEV_CLIENT_SECRET));
+    // The form lists the store's customer groups to map to.
+    assert!(
+        edit.body.contains("<code>2</code> Wholesale"),
+        "{}",
+        edit.body
+    );
     let mut fields = form(&env, &csrf, "other", "other.test");
     fields.retain(|(k, _)| k != "client_secret");
     fields
