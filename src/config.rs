@@ -165,6 +165,10 @@ pub struct RawConnection {
     pub group_rules: Vec<RawGroupRule>,
     /// A claim whose value becomes the customer's `company` (e.g. "organization").
     pub company_claim: Option<String>,
+    /// Update names, group and company on every sign-in when they changed at the IdP
+    /// (costs a BigCommerce call per sign-in).
+    #[serde(default)]
+    pub sync_profile: bool,
     pub create_customers: Option<bool>,
     /// "channel" (default): new customers may sign in only on the channel they came from;
     /// "global": new customers get no `channel_ids` and may use every channel that allows it.
@@ -270,6 +274,7 @@ pub struct Connection {
     pub groups_claim: String,
     pub group_rules: Vec<GroupRule>,
     pub company_claim: Option<String>,
+    pub sync_profile: bool,
     pub create_customers: bool,
     pub channel_access: ChannelAccess,
     pub id_token_algs: Vec<String>,
@@ -780,6 +785,7 @@ pub fn validate_connection(
             })
             .collect(),
         company_claim: raw.company_claim,
+        sync_profile: raw.sync_profile,
         create_customers: raw.create_customers.unwrap_or(true),
         channel_access: channel_access?,
         id_token_algs: algs,

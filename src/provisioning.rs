@@ -3,7 +3,7 @@
 
 use tracing::Span;
 
-use crate::bigcommerce::wire::{CustomerFull, CustomerPost};
+use crate::bigcommerce::wire::{CustomerFull, CustomerPost, CustomerPut};
 use crate::bigcommerce::{ApiError, Client};
 use crate::config::{ChannelAccess, Connection};
 use crate::domain::Email;
@@ -78,6 +78,68 @@ pub async fn resolve(
         channel_ids: c.channel_ids.clone(),
         created: true,
     })
+}
+
+/// What a profile sync found.
+pub struct Synced {
+    /// The customer's current `channel_ids`.
+    pub channel_ids: Option<Vec<i64>>,
+    pub updated: bool,
+}
+
+/// Brings a linked customer's names, group and company in line with the IdP (connection
+/// setting `sync_profile`). `None` when the customer no longer exists at BigCommerce.
+/// The email is never changed here: the link, not the email, identifies the person.
+pub async fn sync(
+    client: &Client,
+    conn: &Connection,
+    identity: &Identity,
+    customer_id: i64,
+) -> Result<Option<Synced>, Error> {
+    let Some(current) = client
+        .customers_by_id(&[customer_id])
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let email = identity
+        .email
+        .as_deref()
+        .and_then(|e| Email::parse(e).ok())
+        .or_else(|| Email::parse(&current.email).ok());
+    let mut put = CustomerPut {
+        id: customer_id,
+        ..CustomerPut::default()
+    };
+    if let Some(email) = &email {
+        let (first, last) = derive_names(identity, email);
+        put.first_name = (first != current.first_name).then_some(first);
+        put.last_name = (last != current.last_name).then_some(last);
+    }
+    // Only when the connection maps groups at all: otherwise the group is the merchant's.
+    if conn.customer_group_id.is_some() || !conn.group_rules.is_empty() {
+        let group = conn.customer_group_for(&identity.groups).unwrap_or(0);
+        put.customer_group_id = (group != current.customer_group_id).then_some(group);
+    }
+    if conn.company_claim.is_some()
+        && let Some(company) = &identity.company
+    {
+        put.company = (*company != current.company).then(|| company.clone());
+    }
+    let changed = put.first_name.is_some()
+        || put.last_name.is_some()
+        || put.customer_group_id.is_some()
+        || put.company.is_some();
+    if changed {
+        client.update_customers(std::slice::from_ref(&put)).await?;
+        tracing::info!(customer_id, "customer profile updated from the IdP");
+    }
+    Ok(Some(Synced {
+        channel_ids: current.channel_ids,
+        updated: changed,
+    }))
 }
 
 /// SECURITY.md rule 15: never mint for a channel the customer cannot use. `None` is a

@@ -208,13 +208,17 @@ async fn customer_for(
         .find_link(store_hash, &identity.issuer, &identity.subject)
         .await?
     {
-        provisioning::check_channel(link.customer_id, &link.channel_ids, channel_id)?;
-        app.store.touch_link(&link, now).await?;
+        if let Some(id) = returning(app, conn, identity, &link, channel_id, audit).await? {
+            return Ok(id);
+        }
+        // The linked customer was deleted at BigCommerce: this sign-in is a first one again.
+        app.store
+            .delete_link(store_hash, &link.issuer, &link.subject)
+            .await?;
         tracing::info!(
             customer_id = link.customer_id,
-            "returning identity matched by link"
+            "linked customer no longer exists; linking again by email"
         );
-        return Ok(link.customer_id);
     }
     let email = policy::check_email(conn, identity)?;
     let customer =
@@ -246,4 +250,41 @@ async fn customer_for(
     })
     .await;
     Ok(link.customer_id)
+}
+
+/// A returning identity: its link decides the customer. With `sync_profile` the customer
+/// is fetched and updated (and found missing if it was deleted: `None`); without, no
+/// BigCommerce call is made at all.
+async fn returning(
+    app: &AppState,
+    conn: &Connection,
+    identity: &oidc::Identity,
+    link: &IdentityLink,
+    channel_id: i64,
+    audit: &AuditEvent,
+) -> Result<Option<i64>, Error> {
+    let mut channel_ids = link.channel_ids.clone();
+    if conn.sync_profile {
+        let Some(synced) =
+            provisioning::sync(&app.bigcommerce, conn, identity, link.customer_id).await?
+        else {
+            return Ok(None);
+        };
+        channel_ids = synced.channel_ids;
+        if synced.updated {
+            app.audit(AuditEvent {
+                kind: AuditKind::CustomerUpdated,
+                customer_id: Some(link.customer_id),
+                ..audit.clone()
+            })
+            .await;
+        }
+    }
+    provisioning::check_channel(link.customer_id, &channel_ids, channel_id)?;
+    app.store.touch_link(link, app.clock.now()).await?;
+    tracing::info!(
+        customer_id = link.customer_id,
+        "returning identity matched by link"
+    );
+    Ok(Some(link.customer_id))
 }

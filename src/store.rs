@@ -99,6 +99,7 @@ pub enum AuditKind {
     SignInRefused,
     CustomerCreated,
     CustomerLinked,
+    CustomerUpdated,
     AdminSignedIn,
     AdminSignInRefused,
     LinkRemoved,
@@ -114,6 +115,7 @@ impl AuditKind {
             AuditKind::SignInRefused => "sign_in_refused",
             AuditKind::CustomerCreated => "customer_created",
             AuditKind::CustomerLinked => "customer_linked",
+            AuditKind::CustomerUpdated => "customer_updated",
             AuditKind::AdminSignedIn => "admin_signed_in",
             AuditKind::AdminSignInRefused => "admin_sign_in_refused",
             AuditKind::LinkRemoved => "link_removed",
@@ -123,11 +125,12 @@ impl AuditKind {
         }
     }
 
-    pub const ALL: [AuditKind; 10] = [
+    pub const ALL: [AuditKind; 11] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
         AuditKind::CustomerLinked,
+        AuditKind::CustomerUpdated,
         AuditKind::AdminSignedIn,
         AuditKind::AdminSignInRefused,
         AuditKind::LinkRemoved,

@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::wire::{
-    CustomerCollectionResponse, CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse, Time,
-    rate_limit_headers as rl,
+    CustomerCollectionResponse, CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut,
+    ErrorResponse, Time, rate_limit_headers as rl,
 };
 use crate::config::StoreConfig;
 use crate::domain::Secret;
@@ -211,6 +211,17 @@ impl Client {
             "GET /v2/customer_groups still returned full pages at the page cap; list truncated"
         );
         Ok(groups)
+    }
+
+    /// `PUT /v3/customers` with an array body (at most 10 items, `id` in each).
+    pub async fn update_customers(
+        &self,
+        items: &[CustomerPut],
+    ) -> Result<Vec<CustomerFull>, ApiError> {
+        let response: CustomerCollectionResponse = self
+            .send(Method::PUT, "v3/customers", &[], Some(items))
+            .await?;
+        Ok(response.data)
     }
 
     /// `GET /v2/time`: BigCommerce's clock, the reference for the login JWT's `iat`.

@@ -354,6 +354,7 @@ struct ConnectionForm {
     domains: String,
     trust_unverified_email: bool,
     create_customers: bool,
+    sync_profile: bool,
     customer_group_id: String,
     groups_claim: String,
     /// One rule a line: `IdP group = customer group id`.
@@ -389,6 +390,7 @@ impl ConnectionForm {
             // Unchecked boxes are not sent at all.
             trust_unverified_email: f.contains_key("trust_unverified_email"),
             create_customers: f.contains_key("create_customers"),
+            sync_profile: f.contains_key("sync_profile"),
             customer_group_id: get("customer_group_id"),
             groups_claim: get("groups_claim"),
             group_rules: get("group_rules"),
@@ -410,6 +412,7 @@ impl ConnectionForm {
             domains: raw.allowed_email_domains.join(", "),
             trust_unverified_email: c.trust_unverified_email,
             create_customers: c.create_customers,
+            sync_profile: c.sync_profile,
             customer_group_id: c
                 .customer_group_id
                 .map(|g| g.to_string())
@@ -489,6 +492,7 @@ impl ConnectionForm {
             groups_claim: nonempty(&self.groups_claim),
             group_rules,
             company_claim: nonempty(&self.company_claim),
+            sync_profile: self.sync_profile,
             create_customers: Some(self.create_customers),
             channel_access: nonempty(&self.channel_access),
             id_token_algs: Some(list(&self.id_token_algs)).filter(|l| !l.is_empty()),

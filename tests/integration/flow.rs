@@ -796,3 +796,97 @@ async fn idp_groups_choose_the_customer_group_of_new_customers() {
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     assert_eq!(group("grace2@example.com"), 0);
 }
+
+#[tokio::test]
+async fn profile_sync_updates_a_returning_customer_and_relinks_a_deleted_one() {
+    use bc_sso_gateway::config::RawGroupRule;
+    let env = Env::with(DemoOptions::default(), |c| {
+        let conn = &mut c.connections[0];
+        conn.scopes = Some(vec![
+            "openid".into(),
+            "email".into(),
+            "profile".into(),
+            "groups".into(),
+        ]);
+        conn.sync_profile = true;
+        conn.customer_group_id = Some(0);
+        conn.group_rules = vec![RawGroupRule {
+            group: "wholesale".into(),
+            customer_group_id: 2,
+        }];
+    })
+    .await;
+    let (_, page) = env.sign_in("", "grace").await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    let first = env.demo.emulator.customers()[0].clone();
+    assert_eq!(
+        (first.last_name.as_str(), first.customer_group_id),
+        ("Hopper", 0)
+    );
+    // At the IdP, Grace marries and joins the wholesale buyers.
+    let mut users = env.idp().users();
+    users[1].family_name = Some("Murray".into());
+    users[1].groups = vec!["wholesale".into()];
+    env.idp().set_users(users);
+    let (_, page) = env.sign_in("", "grace").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let now = env.demo.emulator.customers()[0].clone();
+    assert_eq!(now.id, first.id);
+    assert_eq!(
+        (now.last_name.as_str(), now.customer_group_id),
+        ("Murray", 2)
+    );
+    let hash = &env.demo.state.config.store.store_hash;
+    let kinds: Vec<_> = env
+        .demo
+        .state
+        .store
+        .audit_events(hash, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.contains(&bc_sso_gateway::store::AuditKind::CustomerUpdated),
+        "{kinds:?}"
+    );
+    // Nothing changed: no update.
+    let calls = env.demo.emulator.api_request_count();
+    env.sign_in("", "grace").await;
+    assert_eq!(
+        env.demo.emulator.api_request_count(),
+        calls + 1,
+        "one lookup, no PUT"
+    );
+    // The customer is deleted in BigCommerce: the next sign-in links a new one by email.
+    let client = reqwest::Client::new();
+    let url = env
+        .demo
+        .api_url
+        .join(&format!("stores/{hash}/v3/customers?id:in={}", first.id))
+        .unwrap();
+    let deleted = client
+        .delete(url)
+        .header(
+            "X-Auth-Token",
+            env.demo.state.config.store.access_token.expose(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (_, page) = env.sign_in("", "grace").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let customers = env.demo.emulator.customers();
+    assert_eq!(customers.len(), 1);
+    assert_ne!(customers[0].id, first.id);
+    let link = env
+        .demo
+        .state
+        .store
+        .search_links(hash, "grace", 5)
+        .await
+        .unwrap();
+    assert_eq!(link[0].customer_id, customers[0].id);
+}
