@@ -104,6 +104,7 @@ mod tests {
             groups_claim: "groups".into(),
             group_rules: Vec::new(),
             company_claim: None,
+            sync_profile: false,
             create_customers: true,
             channel_access: ChannelAccess::Channel,
             id_token_algs: vec!["RS256".into()],
