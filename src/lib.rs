@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod signin;
 pub mod store;
 pub mod telemetry;
+pub mod trial;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,6 +20,43 @@ pub struct CustomerRef {
     pub created: bool,
 }
 
+/// What a first sign-in will do at BigCommerce, decided by reading only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// A customer with this email exists and may use the channel.
+    Existing(CustomerRef),
+    /// No customer yet: this one would be created.
+    Create(CustomerPost),
+}
+
+/// Looks the email up and decides; creates nothing. "Try sign-in" shows this plan, and
+/// [`resolve`] carries it out.
+pub async fn plan(
+    client: &Client,
+    conn: &Connection,
+    identity: &Identity,
+    email: &Email,
+    channel_id: i64,
+) -> Result<Plan, Error> {
+    let found = client.customers_by_email(&[email.normalised()]).await?;
+    if let Some(c) = usable(&found, channel_id)? {
+        return Ok(Plan::Existing(CustomerRef {
+            id: c.id,
+            channel_ids: c.channel_ids.clone(),
+            created: false,
+        }));
+    }
+    if !conn.create_customers {
+        return Err(PolicyError::NoAccount {
+            connection: conn.id.to_string(),
+        }
+        .into());
+    }
+    Ok(Plan::Create(new_customer(
+        conn, identity, email, channel_id,
+    )))
+}
+
 #[tracing::instrument(skip_all, fields(connection = %conn.id, channel_id, customer_id = tracing::field::Empty))]
 pub async fn resolve(
     client: &Client,
@@ -28,26 +65,14 @@ pub async fn resolve(
     email: &Email,
     channel_id: i64,
 ) -> Result<CustomerRef, Error> {
-    let key = email.normalised();
-    let found = client
-        .customers_by_email(std::slice::from_ref(&key))
-        .await?;
-    if let Some(c) = usable(&found, channel_id)? {
-        Span::current().record("customer_id", c.id);
-        tracing::info!(customer_id = c.id, "existing customer matched by email");
-        return Ok(CustomerRef {
-            id: c.id,
-            channel_ids: c.channel_ids.clone(),
-            created: false,
-        });
-    }
-    if !conn.create_customers {
-        return Err(PolicyError::NoAccount {
-            connection: conn.id.to_string(),
+    let post = match plan(client, conn, identity, email, channel_id).await? {
+        Plan::Existing(c) => {
+            Span::current().record("customer_id", c.id);
+            tracing::info!(customer_id = c.id, "existing customer matched by email");
+            return Ok(c);
         }
-        .into());
-    }
-    let post = new_customer(conn, identity, email, channel_id);
+        Plan::Create(post) => post,
+    };
     tracing::debug!(customer_group_id = ?post.customer_group_id, channel_ids = ?post.channel_ids, "creating customer");
     let created = match client.create_customers(std::slice::from_ref(&post)).await {
         Ok(created) => created,
@@ -55,9 +80,7 @@ pub async fn resolve(
         // lookup and our create. Use that customer.
         Err(e) if e.is_duplicate_email() => {
             tracing::info!("customer created concurrently; looking it up again");
-            let again = client
-                .customers_by_email(std::slice::from_ref(&key))
-                .await?;
+            let again = client.customers_by_email(&[email.normalised()]).await?;
             let c = usable(&again, channel_id)?.ok_or(Error::BigCommerce(e))?;
             return Ok(CustomerRef {
                 id: c.id,

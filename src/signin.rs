@@ -23,6 +23,8 @@ pub struct LoginRequest {
     pub redirect_to: Option<String>,
     pub connection: Option<String>,
     pub email: Option<String>,
+    /// A "Try sign-in" ticket from the admin console.
+    pub trial: Option<String>,
 }
 
 impl LoginRequest {
@@ -40,6 +42,7 @@ impl LoginRequest {
                 "redirect_to" => out.redirect_to = Some(v.into_owned()),
                 "connection" if !v.is_empty() => out.connection = Some(v.into_owned()),
                 "email" if !v.trim().is_empty() => out.email = Some(v.into_owned()),
+                "trial" if !v.is_empty() => out.trial = Some(v.into_owned()),
                 _ => {}
             }
         }
@@ -65,6 +68,9 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
     let redirect_to =
         crate::redirect::or_default(req.redirect_to.as_deref(), &channel.default_redirect);
     let conn = match (&req.connection, &req.email) {
+        _ if req.trial.is_some() => {
+            crate::trial::claim(app, req.trial.as_deref().unwrap_or_default()).await?
+        }
         (Some(id), _) => app
             .connections
             .get(id)
@@ -83,7 +89,7 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
     };
     tracing::Span::current().record("connection", conn.id.as_str());
     let metadata = app.oidc.metadata(&conn).await?;
-    let (url, pending) = oidc::flow::start(
+    let (url, mut pending) = oidc::flow::start(
         &conn,
         &metadata,
         &app.config.redirect_uri(),
@@ -91,7 +97,8 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         &redirect_to,
         &app.clock,
     );
-    tracing::info!(connection = %conn.id, channel_id = channel.id, "sign-in started");
+    pending.trial = req.trial;
+    tracing::info!(connection = %conn.id, channel_id = channel.id, trial = pending.trial.is_some(), "sign-in started");
     Ok(Begin::Redirect {
         url,
         pending: Box::new(pending),
@@ -123,6 +130,9 @@ pub async fn complete(
     params: CallbackParams,
     client_ip: Option<IpAddr>,
 ) -> Result<Url, Error> {
+    if pending.trial.is_some() {
+        return crate::trial::run(app, pending, params).await;
+    }
     let mut audit = AuditEvent {
         connection: Some(pending.connection.clone()),
         ..AuditEvent::default()

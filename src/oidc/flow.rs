@@ -31,6 +31,10 @@ pub struct PendingLogin {
     pub channel_id: i64,
     pub redirect_to: String,
     pub started_at: i64,
+    /// Set for an admin's "Try sign-in": the ticket its report is filed under. Such a
+    /// sign-in creates nothing and mints no token.
+    #[serde(default)]
+    pub trial: Option<String>,
 }
 
 impl PendingLogin {
@@ -70,6 +74,7 @@ pub fn start(
         channel_id,
         redirect_to: redirect_to.as_str().to_owned(),
         started_at: clock.now(),
+        trial: None,
     };
     (url, pending)
 }

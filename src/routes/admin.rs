@@ -56,6 +56,8 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/connections/{id}/enable", post(enable_connection))
         .route("/connections/{id}/disable", post(disable_connection))
         .route("/connections/{id}/delete", post(delete_connection))
+        .route("/connections/{id}/try", post(try_sign_in))
+        .route("/trials/{ticket}", get(trial_report))
         .route("/checks/store", get(check_store))
         .route("/checks/connections/{id}", get(check_connection))
         .layer(sessions);
@@ -679,6 +681,111 @@ async fn connection_action(
     Ok(super::see_other("/admin"))
 }
 
+/// "Try sign-in": starts the real flow in test mode.
+async fn try_sign_in(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    admin::check_csrf(
+        &admin,
+        fields(&body)?.get("csrf").map(String::as_str).unwrap_or(""),
+    )?;
+    let start = crate::trial::begin(&app, &admin.actor, &id).await?;
+    Ok(super::see_other(&start))
+}
+
+#[derive(Template)]
+#[template(path = "admin/trial.html")]
+struct TrialPage {
+    csrf: String,
+    connection: String,
+    finished: bool,
+    decision: String,
+    explanation: String,
+    /// (claim, value) rows, values as text.
+    claims: Vec<(&'static str, String)>,
+    customer: Vec<(&'static str, String)>,
+}
+
+async fn trial_report(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    Path(ticket): Path<String>,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    let trial = app
+        .store
+        .trial(&app.config.store.store_hash, &ticket)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let report: Option<serde_json::Value> = trial
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok());
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "(none)".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let rows =
+        |v: Option<&serde_json::Value>, keys: &[&'static str]| -> Vec<(&'static str, String)> {
+            v.map(|v| keys.iter().map(|k| (*k, text(&v[*k]))).collect())
+                .unwrap_or_default()
+        };
+    let page = match &report {
+        Some(r) => TrialPage {
+            csrf: admin.csrf,
+            connection: trial.connection,
+            finished: true,
+            decision: text(&r["decision"]),
+            explanation: text(&r["explanation"]),
+            claims: rows(
+                r.get("claims").filter(|c| !c.is_null()),
+                &[
+                    "issuer",
+                    "subject",
+                    "email",
+                    "email_verified",
+                    "given_name",
+                    "family_name",
+                    "name",
+                    "groups",
+                    "company",
+                ],
+            ),
+            customer: rows(
+                r.get("customer").filter(|c| !c.is_null()),
+                &[
+                    "outcome",
+                    "customer_id",
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "customer_group_id",
+                    "company",
+                    "channel_ids",
+                ],
+            )
+            .into_iter()
+            .filter(|(_, v)| v != "(none)")
+            .collect(),
+        },
+        None => TrialPage {
+            csrf: admin.csrf,
+            connection: trial.connection,
+            finished: false,
+            decision: String::new(),
+            explanation: String::new(),
+            claims: Vec::new(),
+            customer: Vec::new(),
+        },
+    };
+    Ok(render(&page))
+}
+
 struct CheckView {
     name: &'static str,
     status: &'static str,
@@ -690,14 +797,22 @@ struct CheckView {
 struct ChecksPage {
     csrf: String,
     title: String,
+    /// Set for a connection test: offers "Try sign-in".
+    connection_id: Option<String>,
     overall: &'static str,
     checks: Vec<CheckView>,
 }
 
-fn checks_page(csrf: String, title: String, checks: &[Check]) -> Response {
+fn checks_page(
+    csrf: String,
+    title: String,
+    connection_id: Option<String>,
+    checks: &[Check],
+) -> Response {
     render(&ChecksPage {
         csrf,
         title,
+        connection_id,
         overall: diagnostics::overall(checks).as_str(),
         checks: checks
             .iter()
@@ -720,6 +835,7 @@ async fn check_store(
     Ok(checks_page(
         admin.csrf,
         format!("Store {}", app.config.store.store_hash),
+        None,
         &checks,
     ))
 }
@@ -737,6 +853,7 @@ async fn check_connection(
     Ok(checks_page(
         admin.csrf,
         format!("Connection {}", conn.display_name),
+        Some(conn.id.to_string()),
         &checks,
     ))
 }

@@ -388,3 +388,95 @@ async fn store_check_and_connection_test_report_in_plain_words() {
         .unwrap();
     assert_eq!(report["status"], "ok", "{report}");
 }
+
+/// Starts "Try sign-in" for `connection`; returns the `/login?trial=…` query.
+async fn start_trial(env: &Env, csrf: &str, connection: &str) -> String {
+    let response = env
+        .browser
+        .post(env.gateway(&format!("/admin/connections/{connection}/try")))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = page_of(response).await.location.unwrap();
+    assert_eq!(location.path(), "/login");
+    location.query().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn try_sign_in_shows_claims_and_decision_and_changes_nothing() {
+    let env = Env::start().await;
+    let csrf = sign_in(&env).await;
+    let query = start_trial(&env, &csrf, "demo").await;
+    let (_, callback) = env.sign_in(&query, "ada").await;
+    assert_eq!(callback.status, StatusCode::FOUND, "{}", callback.body);
+    let report_url = callback.location.unwrap();
+    assert!(report_url.path().starts_with("/admin/trials/"));
+    let report = env.get(&report_url).await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert!(
+        report
+            .body
+            .contains("<strong id=\"decision\">allowed</strong>"),
+        "{}",
+        report.body
+    );
+    assert!(
+        report.body.contains("ada@example.com") && report.body.contains("would_create"),
+        "{}",
+        report.body
+    );
+    assert!(report.body.contains("Lovelace"));
+    // Test mode: no customer, no link, no token.
+    assert!(env.demo.emulator.customers().is_empty());
+    assert!(env.demo.emulator.login_attempts().is_empty());
+    let hash = &env.demo.state.config.store.store_hash;
+    assert_eq!(env.demo.state.store.count_links(hash).await.unwrap(), 0);
+    // The ticket works once.
+    env.get(&env.gateway(&format!("/login?{query}")))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
+
+    // A refusal is explained with the reason a shopper would get.
+    let query = start_trial(&env, &csrf, "demo").await;
+    let (_, callback) = env.sign_in(&query, "eve").await;
+    let report = env.get(&callback.location.unwrap()).await;
+    assert!(
+        report
+            .body
+            .contains("<strong id=\"decision\">email_unverified</strong>"),
+        "{}",
+        report.body
+    );
+
+    // After a real sign-in, the trial shows the link.
+    let (_, real) = env.sign_in("", "ada").await;
+    assert_eq!(real.status, StatusCode::FOUND);
+    let query = start_trial(&env, &csrf, "demo").await;
+    let (_, callback) = env.sign_in(&query, "ada").await;
+    let report = env.get(&callback.location.unwrap()).await;
+    assert!(report.body.contains("linked"), "{}", report.body);
+}
+
+#[tokio::test]
+async fn only_admins_start_trials_and_read_reports() {
+    let env = Env::start().await;
+    let response = env
+        .browser
+        .post(env.gateway("/admin/connections/demo/try"))
+        .form(&[("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page_of(response).await.location.unwrap().path(),
+        "/admin/login"
+    );
+    let page = env.get(&env.gateway("/admin/trials/whatever")).await;
+    assert_eq!(page.location.unwrap().path(), "/admin/login");
+    // A made-up ticket does not start anything.
+    env.get(&env.gateway("/login?trial=made-up"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
+}
