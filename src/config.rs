@@ -169,6 +169,9 @@ pub struct RawConnection {
     /// (costs a BigCommerce call per sign-in).
     #[serde(default)]
     pub sync_profile: bool,
+    /// Storefront channels this connection may sign in to; empty = all configured ones.
+    #[serde(default)]
+    pub channels: Vec<i64>,
     pub create_customers: Option<bool>,
     /// "channel" (default): new customers may sign in only on the channel they came from;
     /// "global": new customers get no `channel_ids` and may use every channel that allows it.
@@ -275,6 +278,8 @@ pub struct Connection {
     pub group_rules: Vec<GroupRule>,
     pub company_claim: Option<String>,
     pub sync_profile: bool,
+    /// Empty = every configured channel.
+    pub channels: Vec<i64>,
     pub create_customers: bool,
     pub channel_access: ChannelAccess,
     pub id_token_algs: Vec<String>,
@@ -288,6 +293,10 @@ pub struct GroupRule {
 }
 
 impl Connection {
+    pub fn allows_channel(&self, channel_id: i64) -> bool {
+        self.channels.is_empty() || self.channels.contains(&channel_id)
+    }
+
     /// The customer group for a user with `groups`: the first matching rule, else the
     /// connection's default (SECURITY: groups are claims like any other, so they only
     /// choose among groups the admin mapped).
@@ -421,6 +430,20 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         .filter_map(|(i, c)| validate_connection(i, c, &mut errors))
         .collect();
     check_unique_connections(&connections, &mut errors);
+    if let Some(store) = &store {
+        for c in &connections {
+            for ch in c
+                .channels
+                .iter()
+                .filter(|ch| !store.channels.contains_key(ch))
+            {
+                errors.push(invalid(
+                    format!("connections.{}.channels", c.id),
+                    format!("channel {ch} is not one of the [[store.channels]]"),
+                ));
+            }
+        }
+    }
     let retention_days = raw.database.audit_retention_days.unwrap_or(90);
     if retention_days == 0 {
         errors.push(invalid(
@@ -786,6 +809,7 @@ pub fn validate_connection(
             .collect(),
         company_claim: raw.company_claim,
         sync_profile: raw.sync_profile,
+        channels: raw.channels,
         create_customers: raw.create_customers.unwrap_or(true),
         channel_access: channel_access?,
         id_token_algs: algs,

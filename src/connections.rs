@@ -445,6 +445,7 @@ pub fn to_raw(c: &Connection) -> RawConnection {
             .collect(),
         company_claim: c.company_claim.clone(),
         sync_profile: c.sync_profile,
+        channels: c.channels.clone(),
         create_customers: Some(c.create_customers),
         channel_access: Some(
             match c.channel_access {

@@ -27,6 +27,8 @@ pub enum Error {
     BadEmailInput,
     #[error("unknown channel {0}")]
     UnknownChannel(i64),
+    #[error("connection {connection} does not sign in to channel {channel}")]
+    ConnectionNotForChannel { connection: String, channel: i64 },
     #[error("query parameter {0} is not valid")]
     BadParameter(&'static str),
     #[error("bad callback request: {0}")]
@@ -92,6 +94,7 @@ impl Error {
             Error::NoConnectionForDomain(_)
             | Error::BadEmailInput
             | Error::UnknownChannel(_)
+            | Error::ConnectionNotForChannel { .. }
             | Error::BadParameter(_)
             | Error::CallbackParams(_)
             | Error::PendingLoginMissing
@@ -115,6 +118,7 @@ impl Error {
             Error::NoConnectionForDomain(_) => "no_connection_for_domain",
             Error::BadEmailInput => "bad_email_input",
             Error::UnknownChannel(_) => "unknown_channel",
+            Error::ConnectionNotForChannel { .. } => "connection_not_for_channel",
             Error::BadParameter(_) => "bad_parameter",
             Error::CallbackParams(_) => "bad_callback_request",
             Error::PendingLoginMissing => "no_pending_login",
@@ -169,6 +173,10 @@ impl Error {
             Error::BadEmailInput => (
                 "Email address not valid",
                 "Enter your work email address, for example name@company.com.".into(),
+            ),
+            Error::ConnectionNotForChannel { .. } => (
+                "This company login is not available on this storefront",
+                "Your company's sign-in is set up for another storefront of this store. Sign in there, or with your store password.".into(),
             ),
             Error::BadParameter(_) => (
                 "This sign-in link is not valid",

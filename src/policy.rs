@@ -105,6 +105,7 @@ mod tests {
             group_rules: Vec::new(),
             company_claim: None,
             sync_profile: false,
+            channels: Vec::new(),
             create_customers: true,
             channel_access: ChannelAccess::Channel,
             id_token_algs: vec!["RS256".into()],

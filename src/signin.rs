@@ -60,6 +60,8 @@ pub enum Begin {
     Choose {
         channel_id: i64,
         redirect_to: RelativePath,
+        /// (id, display name) of the connections that sign in to this channel.
+        connections: Vec<(String, String)>,
     },
 }
 
@@ -76,18 +78,36 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
             .get(id)
             .ok_or_else(|| Error::UnknownConnection(id.clone()))?,
         (None, Some(email)) => connection_for_email(app, email)?,
-        (None, None) => match app.connections.enabled().as_slice() {
-            [] => return Err(Error::NoConnections),
-            [only] => only.clone(),
-            _ => {
-                return Ok(Begin::Choose {
-                    channel_id: channel.id,
-                    redirect_to,
-                });
+        (None, None) => {
+            let usable: Vec<Connection> = app
+                .connections
+                .enabled()
+                .into_iter()
+                .filter(|c| c.allows_channel(channel.id))
+                .collect();
+            match usable.as_slice() {
+                [] => return Err(Error::NoConnections),
+                [only] => only.clone(),
+                several => {
+                    return Ok(Begin::Choose {
+                        channel_id: channel.id,
+                        redirect_to,
+                        connections: several
+                            .iter()
+                            .map(|c| (c.id.to_string(), c.display_name.clone()))
+                            .collect(),
+                    });
+                }
             }
-        },
+        }
     };
     tracing::Span::current().record("connection", conn.id.as_str());
+    if !conn.allows_channel(channel.id) {
+        return Err(Error::ConnectionNotForChannel {
+            connection: conn.id.to_string(),
+            channel: channel.id,
+        });
+    }
     let metadata = app.oidc.metadata(&conn).await?;
     let (url, mut pending) = oidc::flow::start(
         &conn,

@@ -192,3 +192,17 @@ fn missing_secret_file_and_missing_config_file() {
             .contains("/nonexistent/config.toml: cannot read")
     );
 }
+
+#[test]
+fn connection_channels_must_be_configured() {
+    let text = VALID.replace(
+        "allowed_email_domains = [\"acme.test\"]",
+        "allowed_email_domains = [\"acme.test\"]\nchannels = [1, 7]",
+    );
+    let e = errors(parse(&text));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("connections.acme.channels: channel 7 is not one of")),
+        "{e:?}"
+    );
+}

@@ -357,6 +357,8 @@ struct ConnectionForm {
     trust_unverified_email: bool,
     create_customers: bool,
     sync_profile: bool,
+    /// Channel ids, comma-separated; empty = all.
+    channels: String,
     customer_group_id: String,
     groups_claim: String,
     /// One rule a line: `IdP group = customer group id`.
@@ -393,6 +395,7 @@ impl ConnectionForm {
             trust_unverified_email: f.contains_key("trust_unverified_email"),
             create_customers: f.contains_key("create_customers"),
             sync_profile: f.contains_key("sync_profile"),
+            channels: get("channels"),
             customer_group_id: get("customer_group_id"),
             groups_claim: get("groups_claim"),
             group_rules: get("group_rules"),
@@ -415,6 +418,12 @@ impl ConnectionForm {
             trust_unverified_email: c.trust_unverified_email,
             create_customers: c.create_customers,
             sync_profile: c.sync_profile,
+            channels: c
+                .channels
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             customer_group_id: c
                 .customer_group_id
                 .map(|g| g.to_string())
@@ -456,6 +465,10 @@ impl ConnectionForm {
                 .ok()
         };
         let customer_group_id = number("customer_group_id", &self.customer_group_id);
+        let channels: Vec<i64> = list(&self.channels)
+            .iter()
+            .filter_map(|c| number("channels", c))
+            .collect();
         let mut group_rules = Vec::new();
         for (n, line) in self
             .group_rules
@@ -495,6 +508,7 @@ impl ConnectionForm {
             group_rules,
             company_claim: nonempty(&self.company_claim),
             sync_profile: self.sync_profile,
+            channels,
             create_customers: Some(self.create_customers),
             channel_access: nonempty(&self.channel_access),
             id_token_algs: Some(list(&self.id_token_algs)).filter(|l| !l.is_empty()),
@@ -619,6 +633,24 @@ async fn save_from_form(
     admin::check_csrf(&admin, f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let form = ConnectionForm::from_fields(&f);
     let raw = match form.to_raw() {
+        Ok(raw)
+            if raw
+                .channels
+                .iter()
+                .any(|c| !app.config.store.channels.contains_key(c)) =>
+        {
+            let errors = vec![format!(
+                "channels: only configured storefront channels can be chosen ({})",
+                app.config
+                    .store
+                    .channels
+                    .keys()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )];
+            return Ok(connection_page(app, admin.csrf, editing, form, errors).await);
+        }
         Ok(raw) => raw,
         Err(errors) => return Ok(connection_page(app, admin.csrf, editing, form, errors).await),
     };

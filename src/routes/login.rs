@@ -25,14 +25,10 @@ pub async fn start(
         Begin::Choose {
             channel_id,
             redirect_to,
+            connections,
         } => {
             let page = ChoosePage {
-                connections: app
-                    .connections
-                    .enabled()
-                    .iter()
-                    .map(|c| (c.id.to_string(), c.display_name.clone()))
-                    .collect(),
+                connections,
                 channel_id,
                 redirect_to: redirect_to.as_str().to_owned(),
             };

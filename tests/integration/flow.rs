@@ -890,3 +890,36 @@ async fn profile_sync_updates_a_returning_customer_and_relinks_a_deleted_one() {
         .unwrap();
     assert_eq!(link[0].customer_id, customers[0].id);
 }
+
+#[tokio::test]
+async fn a_connection_limited_to_some_channels_is_offered_only_there() {
+    let env = Env::with(
+        DemoOptions {
+            channels: 2,
+            ..Default::default()
+        },
+        |c| {
+            let mut other = c.connections[0].clone();
+            other.id = Some("other".into());
+            other.display_name = Some("Other Corp".into());
+            other.allowed_email_domains = vec!["other.test".into()];
+            other.channels = vec![2];
+            c.connections.push(other);
+        },
+    )
+    .await;
+    // Channel 1: only "demo" applies, so no chooser: straight to the IdP.
+    let page = env.get(&env.gateway("/login?channel_id=1")).await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    // Channel 2: both apply.
+    let page = env.get(&env.gateway("/login?channel_id=2")).await;
+    assert!(page.body.contains("Other Corp"));
+    env.get(&env.gateway("/login?channel_id=1&connection=other"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "connection_not_for_channel");
+    env.get(&env.gateway("/login?channel_id=1&email=oscar%40other.test"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "connection_not_for_channel");
+    let (_, page) = env.sign_in("channel_id=2&connection=other", "oscar").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+}
