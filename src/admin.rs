@@ -41,6 +41,15 @@ pub fn same_secret(a: &str, b: &str) -> bool {
         == 0
 }
 
+/// The console is on when a token or an SSO connection lets someone in.
+fn console_enabled(app: &AppState) -> Result<(), Error> {
+    if app.config.admin_token.is_some() || app.config.admin_sso.is_some() {
+        Ok(())
+    } else {
+        Err(Error::AdminDisabled)
+    }
+}
+
 /// The bootstrap token, or `AdminDisabled` when none is configured.
 fn configured_token(app: &AppState) -> Result<&str, Error> {
     app.config
@@ -65,7 +74,7 @@ pub async fn current(session: &Session) -> Result<Option<AdminSession>, Error> {
 
 /// The CSRF token of the sign-in form, created on first view.
 pub async fn login_csrf(app: &AppState, session: &Session) -> Result<String, Error> {
-    configured_token(app)?;
+    console_enabled(app)?;
     if let Some(t) = session.get::<String>(LOGIN_CSRF_KEY).await? {
         return Ok(t);
     }
@@ -95,6 +104,108 @@ pub async fn sign_in(
     session.remove::<String>(LOGIN_CSRF_KEY).await?;
     let admin = AdminSession {
         actor: "bootstrap-token".into(),
+        csrf: random_token(),
+        signed_in_at: app.clock.now(),
+    };
+    session.insert(SESSION_KEY, &admin).await?;
+    audit(app, AuditKind::AdminSignedIn, Some(&admin.actor), None).await;
+    Ok(admin)
+}
+
+const SSO_PENDING_KEY: &str = "admin_sso_pending";
+
+fn sso_connection(
+    app: &AppState,
+) -> Result<(&crate::config::AdminSso, crate::config::Connection), Error> {
+    let sso = app.config.admin_sso.as_ref().ok_or(Error::NotFound)?;
+    let conn = app
+        .connections
+        .all()
+        .iter()
+        .find(|e| e.connection.id.as_str() == sso.connection)
+        .map(|e| e.connection.clone())
+        .ok_or_else(|| Error::UnknownConnection(sso.connection.clone()))?;
+    Ok((sso, conn))
+}
+
+/// Starts an admin's sign-in at the admin connection's IdP; returns the authorize URL.
+/// Same protections as a shopper's: PKCE, state and nonce kept in the admin session.
+pub async fn sso_start(app: &AppState, session: &Session) -> Result<url::Url, Error> {
+    let (_, conn) = sso_connection(app)?;
+    let metadata = app.oidc.metadata(&conn).await?;
+    let home = crate::redirect::RelativePath::parse("/admin")
+        .map_err(|e| Error::AdminInput(e.to_string()))?;
+    let (url, pending) = crate::oidc::flow::start(
+        &conn,
+        &metadata,
+        &app.config.admin_redirect_uri(),
+        0,
+        &home,
+        &app.clock,
+    );
+    session.insert(SSO_PENDING_KEY, &pending).await?;
+    Ok(url)
+}
+
+/// Finishes an admin's sign-in: the ID token fully verified, then the email (verified) or
+/// a group must be on the admin lists. Both outcomes are audited.
+pub async fn sso_finish(
+    app: &AppState,
+    session: &Session,
+    params: crate::oidc::CallbackParams,
+) -> Result<AdminSession, Error> {
+    let (sso, conn) = sso_connection(app)?;
+    let state = params.state.clone().ok_or(Error::PendingLoginMissing)?;
+    let pending: crate::oidc::PendingLogin = session
+        .remove(SSO_PENDING_KEY)
+        .await?
+        .filter(|p: &crate::oidc::PendingLogin| same_secret(&p.state, &state))
+        .ok_or(Error::PendingLoginMissing)?;
+    // Spent now, whatever happens next (a 5xx would not save the session otherwise).
+    session.save().await?;
+    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
+        return Err(Error::PendingLoginExpired);
+    }
+    let identity = crate::oidc::flow::finish(
+        &app.oidc,
+        &conn,
+        &pending,
+        params,
+        &app.config.admin_redirect_uri(),
+        &app.clock,
+    )
+    .await?;
+    let email = identity
+        .email
+        .as_deref()
+        .filter(|_| identity.email_verified)
+        .map(|e| e.trim().to_lowercase());
+    let by_email = email
+        .as_ref()
+        .is_some_and(|e| sso.allowed_emails.contains(e));
+    let by_group = identity
+        .groups
+        .iter()
+        .any(|g| sso.allowed_groups.contains(g));
+    if !by_email && !by_group {
+        audit(
+            app,
+            AuditKind::AdminSignInRefused,
+            None,
+            Some(AuditEvent {
+                connection: Some(conn.id.to_string()),
+                subject: Some(identity.subject.clone()),
+                email: identity.email.clone(),
+                reason: Some("not_an_admin".into()),
+                ..AuditEvent::default()
+            }),
+        )
+        .await;
+        return Err(Error::NotAnAdmin);
+    }
+    session.cycle_id().await?;
+    let admin = AdminSession {
+        actor: format!("sso:{}", email.unwrap_or_else(|| identity.subject.clone())),
         csrf: random_token(),
         signed_in_at: app.clock.now(),
     };

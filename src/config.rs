@@ -88,6 +88,13 @@ pub struct RawAdmin {
     /// Bootstrap admin token for the console and the admin API; without one, both are off.
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// Admins sign in through this connection (its IdP must also allow the redirect URI
+    /// `<public_url>/admin/oidc/callback`) when their email or a group is listed below.
+    pub sso_connection: Option<String>,
+    #[serde(default)]
+    pub allowed_emails: Vec<String>,
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -197,6 +204,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The bootstrap admin token; `None` disables the admin console and API.
     pub admin_token: Option<Secret>,
+    pub admin_sso: Option<AdminSso>,
     pub connections: Vec<Connection>,
 }
 
@@ -286,6 +294,15 @@ pub struct Connection {
     pub clock_leeway: Duration,
 }
 
+/// Admin sign-in through an IdP connection.
+#[derive(Debug, Clone)]
+pub struct AdminSso {
+    pub connection: String,
+    /// Lowercased.
+    pub allowed_emails: Vec<String>,
+    pub allowed_groups: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRule {
     pub group: String,
@@ -322,6 +339,11 @@ impl Config {
 
     pub fn redirect_uri(&self) -> Url {
         join_path(&self.server.public_url, "oidc/callback")
+    }
+
+    /// Where the IdP returns admins who sign in to the console with it.
+    pub fn admin_redirect_uri(&self) -> Url {
+        join_path(&self.server.public_url, "admin/oidc/callback")
     }
 }
 
@@ -489,12 +511,26 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             "must be at least 24 characters (generate one with: openssl rand -hex 24)",
         ));
     }
+    let admin_sso = raw.admin.sso_connection.map(|connection| {
+        if raw.admin.allowed_emails.is_empty() && raw.admin.allowed_groups.is_empty() {
+            errors.push(invalid(
+                "admin.allowed_emails",
+                "list the admins' emails (or admin.allowed_groups) who may sign in through admin.sso_connection",
+            ));
+        }
+        AdminSso {
+            connection,
+            allowed_emails: raw.admin.allowed_emails.iter().map(|e| e.trim().to_lowercase()).collect(),
+            allowed_groups: raw.admin.allowed_groups,
+        }
+    });
     match (server, store) {
         (Some(server), Some(store)) if errors.is_empty() => Ok(Config {
             server,
             store,
             database,
             admin_token,
+            admin_sso,
             connections,
         }),
         _ => Err(errors),

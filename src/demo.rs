@@ -169,6 +169,10 @@ pub fn demo_config(
         admin: RawAdmin {
             token: Some(random_secret()),
             token_file: None,
+            // With the dev IdP, Ada is an admin: the console's SSO sign-in can be tried.
+            sso_connection: matches!(idp, DemoIdp::Dev { .. }).then(|| "demo".into()),
+            allowed_emails: vec!["ada@example.com".into()],
+            allowed_groups: Vec::new(),
         },
         store: RawStore {
             store_hash: Some(emulator.store_hash.clone()),
@@ -323,7 +327,7 @@ pub async fn start_on(
                 .map(|c| DevClient {
                     client_id: c.client_id.clone(),
                     client_secret: c.client_secret.expose().to_owned(),
-                    redirect_uris: vec![config.redirect_uri()],
+                    redirect_uris: vec![config.redirect_uri(), config.admin_redirect_uri()],
                 })
                 .collect();
             let idp = DevIdp::try_new(DevIdpConfig {

@@ -61,6 +61,8 @@ pub enum Error {
     AdminSignInRequired,
     #[error("wrong admin token")]
     AdminTokenRejected,
+    #[error("signed in at the IdP, but not on the admin lists")]
+    NotAnAdmin,
     #[error("form CSRF token missing or wrong")]
     CsrfRejected,
     #[error("invalid admin request: {0}")]
@@ -79,6 +81,7 @@ impl Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::AdminDisabled => StatusCode::NOT_FOUND,
             Error::AdminSignInRequired | Error::AdminTokenRejected => StatusCode::UNAUTHORIZED,
+            Error::NotAnAdmin => StatusCode::FORBIDDEN,
             Error::CsrfRejected => StatusCode::FORBIDDEN,
             Error::AdminInput(_) => StatusCode::BAD_REQUEST,
             Error::Manage(e) => {
@@ -136,6 +139,7 @@ impl Error {
             Error::AdminDisabled => "admin_disabled",
             Error::AdminSignInRequired => "admin_sign_in_required",
             Error::AdminTokenRejected => "admin_token_rejected",
+            Error::NotAnAdmin => "not_an_admin",
             Error::CsrfRejected => "csrf_rejected",
             Error::AdminInput(_) => "bad_admin_request",
             Error::Manage(e) => {
@@ -220,6 +224,10 @@ impl Error {
             Error::AdminTokenRejected => (
                 "Wrong admin token",
                 "That is not the admin token of this gateway. Check for stray spaces and try again.".into(),
+            ),
+            Error::NotAnAdmin => (
+                "You are not an admin of this gateway",
+                "Your company sign-in worked, but your account is not on this gateway's admin list. Ask the person who set up the gateway.".into(),
             ),
             Error::CsrfRejected => (
                 "The form expired",

@@ -42,6 +42,8 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/", get(dashboard))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/sso", get(sso_start))
+        .route("/oidc/callback", get(sso_callback))
         .route("/links", get(links))
         .route("/links/remove", post(remove_link))
         .route("/audit", get(audit))
@@ -91,6 +93,26 @@ async fn signed_in(session: &Session) -> Result<AdminSession, Error> {
 struct LoginPage {
     csrf: String,
     error: Option<&'static str>,
+    /// The display name of the admin SSO connection, when there is one.
+    sso: Option<String>,
+    /// Whether the bootstrap token form is offered.
+    token: bool,
+}
+
+fn login_page_view(app: &AppState, csrf: String, error: Option<&'static str>) -> LoginPage {
+    let sso = app.config.admin_sso.as_ref().and_then(|s| {
+        app.connections
+            .all()
+            .iter()
+            .find(|e| e.connection.id.as_str() == s.connection)
+            .map(|e| e.connection.display_name.clone())
+    });
+    LoginPage {
+        csrf,
+        error,
+        sso,
+        token: app.config.admin_token.is_some(),
+    }
 }
 
 async fn login_page(State(app): State<Arc<AppState>>, session: Session) -> Result<Response, Error> {
@@ -98,7 +120,7 @@ async fn login_page(State(app): State<Arc<AppState>>, session: Session) -> Resul
         return Ok(super::see_other("/admin"));
     }
     let csrf = admin::login_csrf(&app, &session).await?;
-    Ok(render(&LoginPage { csrf, error: None }))
+    Ok(render(&login_page_view(&app, csrf, None)))
 }
 
 async fn login(
@@ -114,14 +136,31 @@ async fn login(
         Err(Error::AdminTokenRejected) => {
             tracing::info!(reason = "admin_token_rejected", "admin sign-in refused");
             let csrf = admin::login_csrf(&app, &session).await?;
-            let page = render(&LoginPage {
+            let page = render(&login_page_view(
+                &app,
                 csrf,
-                error: Some("That is not the admin token of this gateway."),
-            });
+                Some("That is not the admin token of this gateway."),
+            ));
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
         }
         Err(e) => Err(e),
     }
+}
+
+async fn sso_start(State(app): State<Arc<AppState>>, session: Session) -> Result<Response, Error> {
+    let url = admin::sso_start(&app, &session).await?;
+    Ok(super::found(url.as_str()))
+}
+
+async fn sso_callback(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let params = crate::oidc::CallbackParams::parse_strict(query.as_deref())
+        .map_err(Error::CallbackParams)?;
+    admin::sso_finish(&app, &session, params).await?;
+    Ok(super::see_other("/admin"))
 }
 
 async fn logout(session: Session, RawForm(body): RawForm) -> Result<Response, Error> {
@@ -151,6 +190,7 @@ struct DashboardPage {
     csrf: String,
     store_hash: String,
     redirect_uri: String,
+    admin_redirect_uri: String,
     link_count: i64,
     connections: Vec<ConnectionView>,
     events: Vec<EventView>,
@@ -185,6 +225,7 @@ async fn dashboard(State(app): State<Arc<AppState>>, session: Session) -> Result
         csrf: admin.csrf,
         store_hash: store_hash.clone(),
         redirect_uri: app.config.redirect_uri().to_string(),
+        admin_redirect_uri: app.config.admin_redirect_uri().to_string(),
         link_count: app.store.count_links(store_hash).await?,
         connections,
         events: recent.iter().map(EventView::from).collect(),

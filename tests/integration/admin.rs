@@ -111,7 +111,11 @@ async fn nothing_admin_is_reachable_without_signing_in() {
 
 #[tokio::test]
 async fn without_a_token_the_console_is_off() {
-    let env = Env::with(DemoOptions::default(), |c| c.admin.token = None).await;
+    let env = Env::with(DemoOptions::default(), |c| {
+        c.admin.token = None;
+        c.admin.sso_connection = None;
+    })
+    .await;
     env.get(&env.gateway("/admin/login"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "admin_disabled");
@@ -477,6 +481,69 @@ async fn only_admins_start_trials_and_read_reports() {
     assert_eq!(page.location.unwrap().path(), "/admin/login");
     // A made-up ticket does not start anything.
     env.get(&env.gateway("/login?trial=made-up"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
+}
+
+/// Runs the console's SSO sign-in as `sub` at the dev IdP; returns the callback's answer.
+async fn sso_as(env: &Env, sub: &str) -> (url::Url, crate::common::Page) {
+    let login = env.get(&env.gateway("/admin/login")).await;
+    assert!(
+        login.body.contains("Sign in with Example Corp (dev IdP)"),
+        "{}",
+        login.body
+    );
+    let start = env.get(&env.gateway("/admin/sso")).await;
+    assert_eq!(start.status, StatusCode::FOUND);
+    let authorize = start.location.unwrap();
+    let callback = env.pick_user(&authorize, sub).await;
+    assert_eq!(callback.path(), "/admin/oidc/callback");
+    let page = env.get(&callback).await;
+    (callback, page)
+}
+
+#[tokio::test]
+async fn admins_sign_in_with_their_company_account() {
+    let env = Env::start().await;
+    let (callback, page) = sso_as(&env, "ada").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let overview = env.get(&env.gateway("/admin")).await;
+    assert_eq!(overview.status, StatusCode::OK);
+    let hash = &env.demo.state.config.store.store_hash;
+    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    assert_eq!(event.kind, AuditKind::AdminSignedIn);
+    assert_eq!(event.actor.as_deref(), Some("sso:ada@example.com"));
+    // The state was spent.
+    env.get(&callback)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
+    // No storefront customer came of it.
+    assert!(env.demo.emulator.customers().is_empty());
+}
+
+#[tokio::test]
+async fn a_company_account_not_on_the_admin_list_is_refused() {
+    let env = Env::start().await;
+    let (_, page) = sso_as(&env, "grace").await;
+    page.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
+    let after = env.get(&env.gateway("/admin")).await;
+    assert_eq!(after.location.unwrap().path(), "/admin/login");
+    let hash = &env.demo.state.config.store.store_hash;
+    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    assert_eq!(event.kind, AuditKind::AdminSignInRefused);
+    assert_eq!(event.email.as_deref(), Some("grace@example.com"));
+}
+
+#[tokio::test]
+async fn a_shopper_callback_cannot_finish_an_admin_sign_in() {
+    let env = Env::start().await;
+    let start = env.get(&env.gateway("/admin/sso")).await;
+    let callback = env.pick_user(&start.location.unwrap(), "ada").await;
+    // Replaying the admin callback's code and state at the shopper callback fails: that
+    // state belongs to the admin session, and the redirect URI differs.
+    let mut shopper = env.gateway("/oidc/callback");
+    shopper.set_query(callback.query());
+    env.get(&shopper)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
 }
