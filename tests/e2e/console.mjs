@@ -84,5 +84,31 @@ await runInBrowser('console', async (page, log) => {
   }
   const text = (await page.locator('#customer-email').textContent()) ?? '';
   if (!text.includes(expectEmail)) throw new Error(`signed in as ${JSON.stringify(text.trim())}`);
-  log('PASS: connection added in the console; shopper signed in through it');
+  log('step 6: back in the console, "Try sign-in" shows the claims and the linked customer');
+  await page.goto(new URL('/admin/checks/connections/acme', gatewayUrl).toString(), { waitUntil: 'domcontentloaded' });
+  await page.getByRole('button', { name: 'Try sign-in' }).click();
+  // The IdP may ask again (login and/or consent) or, with its session, answer at once.
+  const onReport = (u) => u.pathname.startsWith('/admin/trials/');
+  for (let i = 0; i < 3 && !onReport(new URL(page.url())); i++) {
+    const step = await Promise.race([
+      page.waitForURL(onReport, { waitUntil: 'domcontentloaded' }).then(() => 'report'),
+      page.locator('input[name="login"]').waitFor({ state: 'visible' }).then(() => 'login'),
+      consent.waitFor({ state: 'visible' }).then(() => 'consent'),
+    ]);
+    if (step === 'login') {
+      await page.locator('input[name="login"]').fill(opLogin);
+      await page.locator('input[name="password"]').fill('any-password');
+      await page.locator('form:has(input[name="login"]) [type="submit"]').click();
+    } else if (step === 'consent') {
+      await consent.click();
+    }
+  }
+  await page.waitForURL(onReport, { waitUntil: 'domcontentloaded' });
+  const decision = (await page.locator('#decision').textContent())?.trim();
+  if (decision !== 'allowed') throw new Error(`trial decision: ${decision}`);
+  const claims = (await page.locator('#claims').textContent()) ?? '';
+  if (!claims.includes(expectEmail) || !claims.includes('buyers')) throw new Error(`trial claims: ${claims}`);
+  const customer = (await page.locator('#customer').textContent()) ?? '';
+  if (!customer.includes('linked')) throw new Error(`trial customer: ${customer}`);
+  log('PASS: connection added in the console; shopper signed in through it; trial shows the link');
 });
