@@ -192,6 +192,11 @@ struct DashboardPage {
     redirect_uri: String,
     admin_redirect_uri: String,
     link_count: i64,
+    /// Store settings, from the configuration file/environment (read-only here).
+    api_base_url: String,
+    api_client_id: String,
+    /// (channel id, storefront URL, default redirect)
+    channels: Vec<(i64, String, String)>,
     connections: Vec<ConnectionView>,
     events: Vec<EventView>,
 }
@@ -226,6 +231,21 @@ async fn dashboard(State(app): State<Arc<AppState>>, session: Session) -> Result
         store_hash: store_hash.clone(),
         redirect_uri: app.config.redirect_uri().to_string(),
         admin_redirect_uri: app.config.admin_redirect_uri().to_string(),
+        api_base_url: app.config.store.api_base_url.to_string(),
+        api_client_id: app.config.store.client_id.clone(),
+        channels: app
+            .config
+            .store
+            .channels
+            .values()
+            .map(|c| {
+                (
+                    c.id,
+                    c.storefront_url.to_string(),
+                    c.default_redirect.as_str().to_owned(),
+                )
+            })
+            .collect(),
         link_count: app.store.count_links(store_hash).await?,
         connections,
         events: recent.iter().map(EventView::from).collect(),

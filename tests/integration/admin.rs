@@ -311,6 +311,11 @@ async fn admin_pages_show_no_secrets_and_sign_out_works() {
     }
     let overview = env.get(&env.gateway("/admin")).await;
     assert!(overview.body.contains(&c.redirect_uri().to_string()));
+    // Store settings are shown read-only, secrets only as "set".
+    assert!(
+        overview.body.contains("id=\"store-settings\"")
+            && overview.body.contains(&c.store.client_id)
+    );
     let out = env
         .browser
         .post(env.gateway("/admin/logout"))
