@@ -1,0 +1,201 @@
+//! The admin console (server-rendered, usable without JavaScript) and the JSON admin API.
+//! Admin sessions use their own cookie and store, apart from shoppers' sessions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, RawForm, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use super::{found, render, see_other};
+use crate::AppState;
+use crate::admin::{self, AdminSession};
+use crate::config::RawConnection;
+use crate::diagnostics::{self, Check};
+use crate::error::Error;
+use crate::store::{AuditEvent, AuditFilter, AuditKind, IdentityLink};
+
+mod api;
+mod checks;
+mod connections;
+mod pages;
+
+use api::*;
+use checks::*;
+use connections::*;
+use pages::*;
+
+pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let https = state.config.server.public_url.scheme() == "https";
+    // Strict: no admin form is ever the target of a cross-site navigation, and the path
+    // keeps the cookie away from the shopper pages.
+    let sessions = SessionManagerLayer::new(crate::sessions::MemorySessionStore::default())
+        .with_name(if https {
+            "__Secure-bcsso-admin"
+        } else {
+            "bcsso-admin"
+        })
+        .with_secure(https)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_path("/admin")
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+    let pages = Router::new()
+        .route("/", get(dashboard))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/sso", get(sso_start))
+        .route("/oidc/callback", get(sso_callback))
+        .route("/links", get(links))
+        .route("/links/remove", post(remove_link))
+        .route("/audit", get(audit))
+        .route(
+            "/connections/new",
+            get(new_connection).post(create_connection),
+        )
+        .route(
+            "/connections/{id}/edit",
+            get(edit_connection).post(update_connection),
+        )
+        .route("/connections/{id}/enable", post(enable_connection))
+        .route("/connections/{id}/disable", post(disable_connection))
+        .route("/connections/{id}/delete", post(delete_connection))
+        .route("/connections/{id}/try", post(try_sign_in))
+        .route("/trials/{ticket}", get(trial_report))
+        .route("/checks/store", get(check_store))
+        .route("/checks/connections/{id}", get(check_connection))
+        .layer(sessions);
+    let api = Router::new()
+        .route("/links", get(api_links).delete(api_remove_link))
+        .route("/audit", get(api_audit))
+        .route(
+            "/connections",
+            get(api_connections).post(api_create_connection),
+        )
+        .route(
+            "/connections/{id}",
+            axum::routing::put(api_update_connection).delete(api_delete_connection),
+        )
+        .route("/checks/store", get(api_check_store))
+        .route("/checks/connections/{id}", get(api_check_connection));
+    pages.nest("/api", api)
+}
+
+pub(super) async fn signed_in(session: &Session) -> Result<AdminSession, Error> {
+    admin::current(session)
+        .await?
+        .ok_or(Error::AdminSignInRequired)
+}
+
+/// A connection by id, enabled or not: an admin tests one before enabling it.
+pub(super) fn any_connection(
+    app: &AppState,
+    id: String,
+) -> Result<crate::config::Connection, Error> {
+    app.connections
+        .all()
+        .iter()
+        .find(|e| e.connection.id.as_str() == id)
+        .map(|e| e.connection.clone())
+        .ok_or(Error::UnknownConnection(id))
+}
+
+// ---------------------------------------------------------------------------------------
+// Input
+
+/// Form or query fields; a field given twice is refused rather than guessed.
+pub(super) fn fields(body: &[u8]) -> Result<HashMap<String, String>, Error> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(Error::AdminInput(format!("field {k} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn link_key(f: &HashMap<String, String>) -> Result<(&str, &str), Error> {
+    match (f.get("issuer"), f.get("subject")) {
+        (Some(i), Some(s)) if !i.is_empty() && !s.is_empty() => Ok((i, s)),
+        _ => Err(Error::AdminInput("issuer and subject are required".into())),
+    }
+}
+
+/// `from`/`to` are dates (`2026-11-26`, whole days in UTC) or Unix seconds.
+pub(super) fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, Error> {
+    let nonempty = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let kind = match nonempty("kind") {
+        Some(k) => Some(
+            AuditKind::parse(k)
+                .ok_or_else(|| Error::AdminInput(format!("unknown event kind {k:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(AuditFilter {
+        from: nonempty("from").map(|v| parse_time(v, false)).transpose()?,
+        to: nonempty("to").map(|v| parse_time(v, true)).transpose()?,
+        connection: nonempty("connection").map(str::to_owned),
+        kind,
+        email: nonempty("email").map(str::to_owned),
+        limit: nonempty("limit")
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| Error::AdminInput("limit must be a number".into()))
+            })
+            .transpose()?
+            .unwrap_or(200),
+    })
+}
+
+pub(super) fn parse_time(v: &str, end_of_day: bool) -> Result<i64, Error> {
+    if let Ok(secs) = v.parse::<i64>() {
+        return Ok(secs);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(v, &format)
+        .map_err(|_| Error::AdminInput(format!("{v:?} is not a date (YYYY-MM-DD)")))?;
+    let start = date.midnight().assume_utc().unix_timestamp();
+    Ok(if end_of_day { start + 86_399 } else { start })
+}
+
+pub(super) fn fmt_time(unix: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_filters() {
+        assert_eq!(parse_time("2026-11-26", false).unwrap(), 1_795_651_200);
+        assert_eq!(
+            parse_time("2026-11-26", true).unwrap(),
+            1_795_651_200 + 86_399
+        );
+        assert_eq!(parse_time("1234", false).unwrap(), 1234);
+        assert!(parse_time("26/11/2026", false).is_err());
+        assert_eq!(fmt_time(1_795_651_200), "2026-11-26 00:00:00 UTC");
+        let q = fields(b"kind=sign_in_refused&email=ada&limit=5").unwrap();
+        let f = audit_filter(&q).unwrap();
+        assert_eq!(
+            (f.kind, f.email.as_deref(), f.limit),
+            (Some(AuditKind::SignInRefused), Some("ada"), 5)
+        );
+        assert!(audit_filter(&fields(b"kind=nope").unwrap()).is_err());
+        assert!(fields(b"a=1&a=2").is_err());
+    }
+}
