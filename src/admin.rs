@@ -120,10 +120,7 @@ fn sso_connection(
     let sso = app.config.admin_sso.as_ref().ok_or(Error::NotFound)?;
     let conn = app
         .connections
-        .all()
-        .iter()
-        .find(|e| e.connection.id.as_str() == sso.connection)
-        .map(|e| e.connection.clone())
+        .get(&sso.connection)
         .ok_or_else(|| Error::UnknownConnection(sso.connection.clone()))?;
     Ok((sso, conn))
 }

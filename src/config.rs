@@ -512,6 +512,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         ));
     }
     let admin_sso = raw.admin.sso_connection.map(|connection| {
+        // Only a connection of the file: one made in the console could be repointed at
+        // another IdP (or its groups claim changed) by whoever holds the console.
+        if !connections.iter().any(|c| c.id.as_str() == connection) {
+            errors.push(invalid(
+                "admin.sso_connection",
+                format!("{connection:?} is not a [[connections]] entry of this file"),
+            ));
+        }
         if raw.admin.allowed_emails.is_empty() && raw.admin.allowed_groups.is_empty() {
             errors.push(invalid(
                 "admin.allowed_emails",

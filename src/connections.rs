@@ -24,12 +24,16 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Connections {
     current: RwLock<Arc<Vec<Entry>>>,
+    /// Admin changes run one at a time, from reading the snapshot to swapping it, so two
+    /// edits cannot lose each other or both claim one email domain.
+    edits: tokio::sync::Mutex<()>,
 }
 
 impl Connections {
     pub fn new(entries: Vec<Entry>) -> Self {
         Self {
             current: RwLock::new(Arc::new(entries)),
+            edits: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -272,6 +276,7 @@ impl Console<'_> {
         let (store, store_hash, current, now) =
             (self.store, self.store_hash, self.current, self.now);
         let key = self.key.ok_or(ManageError::NoSecretKey)?;
+        let _one_at_a_time = current.edits.lock().await;
         let all = current.all();
         let existing = match replacing {
             Some(id) => Some(console_entry(&all, id)?),
@@ -344,24 +349,15 @@ impl Console<'_> {
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<Change, ManageError> {
         let (store, store_hash, current, now) =
             (self.store, self.store_hash, self.current, self.now);
+        let _one_at_a_time = current.edits.lock().await;
         let all = current.all();
         let entry = console_entry(&all, id)?;
-        let stored = store
-            .list_connections(store_hash)
+        if !store
+            .set_connection_enabled(store_hash, id, enabled, now)
             .await?
-            .into_iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| ManageError::Unknown(id.to_owned()))?;
-        store
-            .save_connection(
-                store_hash,
-                &StoredConnection {
-                    enabled,
-                    updated_at: now,
-                    ..stored
-                },
-            )
-            .await?;
+        {
+            return Err(ManageError::Unknown(id.to_owned()));
+        }
         let entries = all
             .iter()
             .map(|e| {
@@ -384,6 +380,7 @@ impl Console<'_> {
     /// with the same issuer brings its users back to their customers.
     pub async fn delete(&self, id: &str) -> Result<Change, ManageError> {
         let (store, store_hash, current) = (self.store, self.store_hash, self.current);
+        let _one_at_a_time = current.edits.lock().await;
         let all = current.all();
         let entry = console_entry(&all, id)?;
         store.delete_connection(store_hash, id).await?;

@@ -234,7 +234,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT store_hash, issuer, subject, connection, customer_id, channel_ids, email_at_link, \
              created_at, last_sign_in_at FROM identity_links \
-             WHERE store_hash = $1 AND customer_id = $2 ORDER BY created_at",
+             WHERE store_hash = $1 AND customer_id = $2 ORDER BY created_at, subject",
         )
         .bind(store_hash)
         .bind(customer_id)
@@ -333,7 +333,7 @@ impl Store {
              WHERE store_hash = $1 \
              AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) \
              AND ($4 IS NULL OR connection = $4) AND ($5 IS NULL OR kind = $5) \
-             AND ($6 IS NULL OR LOWER(email) LIKE $6) \
+             AND ($6 IS NULL OR LOWER(email) LIKE $6 ESCAPE '\\') \
              ORDER BY at DESC, id DESC LIMIT $7",
         )
         .bind(store_hash)
@@ -358,8 +358,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT store_hash, issuer, subject, connection, customer_id, channel_ids, email_at_link, \
              created_at, last_sign_in_at FROM identity_links \
-             WHERE store_hash = $1 AND LOWER(email_at_link) LIKE $2 \
-             ORDER BY last_sign_in_at DESC LIMIT $3",
+             WHERE store_hash = $1 AND LOWER(email_at_link) LIKE $2 ESCAPE '\\' \
+             ORDER BY last_sign_in_at DESC, subject LIMIT $3",
         )
         .bind(store_hash)
         .bind(like_pattern(email))
@@ -446,6 +446,26 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Flips only the `enabled` flag (not the whole row, which another edit may have changed).
+    pub async fn set_connection_enabled(
+        &self,
+        store_hash: &str,
+        id: &str,
+        enabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET enabled = $3, updated_at = $4 WHERE store_hash = $1 AND id = $2",
+        )
+        .bind(store_hash)
+        .bind(id)
+        .bind(i64::from(enabled))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_connection(&self, store_hash: &str, id: &str) -> Result<bool, StoreError> {
@@ -578,11 +598,16 @@ impl Store {
     }
 }
 
-/// `%text%` for a case-insensitive LIKE. A `%` typed by the admin becomes `_` (any one
-/// character), so input can widen a search by at most single characters; no ESCAPE
-/// clause is needed, which keeps the statement the same on both databases.
+/// `%text%` for a case-insensitive `LIKE … ESCAPE '\'`: the admin's `%`, `_` and `\` are
+/// matched literally, so a search for `_` does not list everything.
 fn like_pattern(text: &str) -> String {
-    format!("%{}%", text.trim().to_lowercase().replace('%', "_"))
+    let escaped = text
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 fn event_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {
@@ -748,6 +773,9 @@ mod tests {
                     .unwrap()
                     .is_empty()
             );
+            // LIKE's wildcards typed by the admin are taken literally.
+            assert_eq!(store.search_links(&hash, "_", 10).await.unwrap().len(), 1);
+            assert!(store.search_links(&hash, "%", 10).await.unwrap().is_empty());
             let removed = store
                 .delete_link(&hash, "https://idp.test", "u2")
                 .await

@@ -124,8 +124,13 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
         explanation: e.to_string(),
         customer: None,
     };
+    // The same checks a shopper's callback gets before the IdP's answer is looked at.
+    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
+        return refused(&pending.connection, None, &Error::PendingLoginExpired);
+    }
     let conn = match any_connection(app, &pending.connection) {
-        Ok(c) => c,
+        Ok(c) if c.issuer.as_str() == pending.issuer => c,
+        Ok(_) => return refused(&pending.connection, None, &Error::PendingLoginMissing),
         Err(e) => return refused(&pending.connection, None, &e),
     };
     let identity = match oidc::flow::finish(

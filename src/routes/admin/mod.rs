@@ -35,8 +35,9 @@ use pages::*;
 
 pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let https = state.config.server.public_url.scheme() == "https";
-    // Strict: no admin form is ever the target of a cross-site navigation, and the path
-    // keeps the cookie away from the shopper pages.
+    // Lax, not Strict: the admin SSO callback is a top-level GET from the IdP's site, and
+    // a Strict cookie would not come with it. Cross-site POSTs still carry no cookie, and
+    // every form has a CSRF token. The path keeps the cookie away from shopper pages.
     let sessions = SessionManagerLayer::new(crate::sessions::MemorySessionStore::default())
         .with_name(if https {
             "__Secure-bcsso-admin"
@@ -45,15 +46,27 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         })
         .with_secure(https)
         .with_http_only(true)
-        .with_same_site(SameSite::Strict)
+        .with_same_site(SameSite::Lax)
         .with_path("/admin")
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+    // Signing in is rate-limited per client like the shoppers' sign-in: it guesses tokens
+    // and creates sessions.
+    let mut sign_in = Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/sso", get(sso_start))
+        .route("/oidc/callback", get(sso_callback));
+    let server = &state.config.server;
+    if let Some(limit) = crate::rate_limit::config(
+        server.request_ip,
+        server.rate_limit_per_minute,
+        server.rate_limit_burst,
+    ) {
+        sign_in = sign_in.route_layer(crate::rate_limit::layer(limit));
+    }
     let pages = Router::new()
         .route("/", get(dashboard))
-        .route("/login", get(login_page).post(login))
+        .merge(sign_in)
         .route("/logout", post(logout))
-        .route("/sso", get(sso_start))
-        .route("/oidc/callback", get(sso_callback))
         .route("/links", get(links))
         .route("/links/remove", post(remove_link))
         .route("/audit", get(audit))

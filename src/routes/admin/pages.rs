@@ -19,13 +19,12 @@ pub(super) fn login_page_view(
     csrf: String,
     error: Option<&'static str>,
 ) -> LoginPage {
-    let sso = app.config.admin_sso.as_ref().and_then(|s| {
-        app.connections
-            .all()
-            .iter()
-            .find(|e| e.connection.id.as_str() == s.connection)
-            .map(|e| e.connection.display_name.clone())
-    });
+    let sso = app
+        .config
+        .admin_sso
+        .as_ref()
+        .and_then(|s| app.connections.get(&s.connection))
+        .map(|c| c.display_name);
     LoginPage {
         csrf,
         error,
