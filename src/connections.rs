@@ -27,13 +27,19 @@ pub struct Connections {
     /// Admin changes run one at a time, from reading the snapshot to swapping it, so two
     /// edits cannot lose each other or both claim one email domain.
     edits: tokio::sync::Mutex<()>,
+    /// The `connections_version` this snapshot was loaded at (see [`VERSION`]).
+    version: std::sync::Mutex<Option<String>>,
 }
+
+/// Bumped in the database at every console change, so that other replicas reload.
+pub const VERSION: &str = "connections_version";
 
 impl Connections {
     pub fn new(entries: Vec<Entry>) -> Self {
         Self {
             current: RwLock::new(Arc::new(entries)),
             edits: tokio::sync::Mutex::new(()),
+            version: std::sync::Mutex::new(None),
         }
     }
 
@@ -75,6 +81,40 @@ impl Connections {
                         .any(|d| d.matches(domain))
             })
             .map(|e| e.connection.clone())
+    }
+
+    fn version(&self) -> Option<String> {
+        self.version
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn set_version(&self, v: Option<String>) {
+        match self.version.lock() {
+            Ok(mut g) => *g = v,
+            Err(p) => *p.into_inner() = v,
+        }
+    }
+
+    /// Reloads from the database when another replica changed connections since this
+    /// snapshot was taken. Returns whether it reloaded.
+    pub async fn refresh(
+        &self,
+        store: &Store,
+        store_hash: &str,
+        key: Option<&SecretKey>,
+        file: &[Connection],
+    ) -> Result<bool, LoadError> {
+        let stored = store.setting(store_hash, VERSION).await?;
+        if stored.is_none() || stored == self.version() {
+            return Ok(false);
+        }
+        let _one_at_a_time = self.edits.lock().await;
+        let entries = load(store, store_hash, key, file).await?;
+        self.replace(entries);
+        self.set_version(stored);
+        Ok(true)
     }
 
     pub fn replace(&self, entries: Vec<Entry>) {
@@ -337,6 +377,7 @@ impl Console<'_> {
             source: Source::Console,
             enabled,
         });
+        bump_version(store, store_hash, current).await?;
         current.replace(entries);
         Ok(Change {
             id,
@@ -368,6 +409,7 @@ impl Console<'_> {
                 e
             })
             .collect();
+        bump_version(store, store_hash, current).await?;
         current.replace(entries);
         Ok(Change {
             id: id.to_owned(),
@@ -384,6 +426,7 @@ impl Console<'_> {
         let all = current.all();
         let entry = console_entry(&all, id)?;
         store.delete_connection(store_hash, id).await?;
+        bump_version(store, store_hash, current).await?;
         current.replace(
             all.iter()
                 .filter(|e| e.connection.id.as_str() != id)
@@ -396,6 +439,19 @@ impl Console<'_> {
             after: None,
         })
     }
+}
+
+/// Records that connections changed (other replicas reload at their next refresh) and
+/// that this replica's snapshot is current.
+async fn bump_version(
+    store: &Store,
+    store_hash: &str,
+    current: &Connections,
+) -> Result<(), StoreError> {
+    let v = uuid::Uuid::new_v4().to_string();
+    store.set_setting(store_hash, VERSION, &v).await?;
+    current.set_version(Some(v));
+    Ok(())
 }
 
 fn console_entry(all: &[Entry], id: &str) -> Result<Entry, ManageError> {

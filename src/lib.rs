@@ -147,6 +147,43 @@ pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// How often a replica looks for connection changes made through another replica.
+pub const CONNECTION_REFRESH: Duration = Duration::from_secs(5);
+
+impl AppState {
+    /// Reloads the connections if the console changed them on another replica.
+    pub async fn refresh_connections(&self) -> Result<bool, connections::LoadError> {
+        let reloaded = self
+            .connections
+            .refresh(
+                &self.store,
+                &self.config.store.store_hash,
+                self.config.database.secret_key.as_ref(),
+                &self.config.connections,
+            )
+            .await?;
+        if reloaded {
+            for e in self.connections.all().iter() {
+                self.oidc.forget(&e.connection.id);
+            }
+            tracing::info!("connections reloaded after a change on another replica");
+        }
+        Ok(reloaded)
+    }
+}
+
+/// Keeps this replica's connections in step with the database.
+pub fn spawn_connection_refresh(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CONNECTION_REFRESH).await;
+            if let Err(e) = state.refresh_connections().await {
+                tracing::error!(error = %e, "could not reload connections");
+            }
+        }
+    })
+}
+
 /// Deletes audit events past the retention period, hourly, for the life of the process.
 pub fn spawn_audit_pruning(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

@@ -155,6 +155,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     bc_sso_gateway::spawn_clock_sync(state.clone());
     bc_sso_gateway::spawn_audit_pruning(state.clone());
+    bc_sso_gateway::spawn_connection_refresh(state.clone());
     tracing::info!(%listen, public_url = %state.config.server.public_url, "gateway listening");
     let app =
         bc_sso_gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -537,3 +537,45 @@ async fn no_secret_is_in_a_page_an_api_answer_a_log_line_or_a_database_row() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_change_made_on_one_replica_reaches_the_others() {
+    let dir = std::env::temp_dir().join(format!("bcsso-replicas-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db_url = format!("sqlite://{}", dir.join("gw.sqlite").display());
+    let env = Env::with(DemoOptions::default(), move |c| {
+        if std::env::var("BCSSO_TEST_DATABASE_URL").is_err() {
+            c.database.url = Some(db_url);
+        }
+    })
+    .await;
+    // A second replica on the same database and key.
+    let other = AppState::connect(env.demo.state.config.clone(), Clock::system())
+        .await
+        .unwrap();
+    assert!(other.connections.get("other").is_none());
+    let csrf = admin_csrf(&env).await;
+    post(
+        &env,
+        "/admin/connections/new",
+        &form(&env, &csrf, "other", "other.test"),
+    )
+    .await;
+    assert!(
+        other.refresh_connections().await.unwrap(),
+        "the change is seen"
+    );
+    assert!(other.connections.get("other").is_some());
+    assert!(
+        !other.refresh_connections().await.unwrap(),
+        "nothing new: no reload"
+    );
+    let csrf_only = vec![("csrf".to_owned(), csrf)];
+    post(&env, "/admin/connections/other/disable", &csrf_only).await;
+    other.refresh_connections().await.unwrap();
+    assert!(
+        other.connections.get("other").is_none(),
+        "disabled on the other replica too"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
