@@ -123,6 +123,8 @@ pub struct RawServer {
     /// Sign-in requests (`/login`, `/oidc/callback`) per client per minute; 0 = no limit.
     pub rate_limit_per_minute: Option<u32>,
     pub rate_limit_burst: Option<u32>,
+    /// `redis://…` to keep sessions in Redis, so replicas share them; default in memory.
+    pub sessions_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -237,6 +239,8 @@ pub struct ServerConfig {
     pub request_ip: RequestIpSource,
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
+    /// Redis URL (may hold a password); `None` = in memory.
+    pub sessions_url: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +414,7 @@ pub fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Vec<Stri
             "CONFIG" | "LOG" | "LOG_FORMAT" => {}
             "SERVER_LISTEN" => raw.server.listen = Some(value),
             "SERVER_PUBLIC_URL" => raw.server.public_url = Some(value),
+            "SERVER_SESSIONS_URL" => raw.server.sessions_url = Some(value),
             "STORE_HASH" => raw.store.store_hash = Some(value),
             "STORE_API_BASE_URL" => raw.store.api_base_url = Some(value),
             "STORE_ACCESS_TOKEN" => raw.store.access_token = Some(value),
@@ -590,6 +595,19 @@ fn validate_server(raw: RawServer, errors: &mut Vec<ConfigError>) -> Option<Serv
         request_ip: request_ip?,
         // Generous: a B2B office signs in through one NAT address, and a real sign-in
         // costs two requests.
+        sessions_url: match raw.sessions_url.filter(|u| !u.trim().is_empty()) {
+            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                Some(Secret::new(u))
+            }
+            Some(_) => {
+                errors.push(invalid(
+                    "server.sessions_url",
+                    "expected redis://host:port (or rediss://)",
+                ));
+                None
+            }
+            None => None,
+        },
         rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(120),
         rate_limit_burst: raw.rate_limit_burst.unwrap_or(60),
     })

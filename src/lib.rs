@@ -49,6 +49,7 @@ pub struct AppState {
     pub login_tokens: bigcommerce::LoginTokenMinter,
     pub connections: connections::Connections,
     pub store: store::Store,
+    pub sessions: sessions::SessionBackend,
     pub clock: Clock,
 }
 
@@ -60,6 +61,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Connections(#[from] connections::LoadError),
+    #[error("cannot reach the session store (server.sessions_url): {0}")]
+    Sessions(String),
 }
 
 impl AppState {
@@ -74,7 +77,17 @@ impl AppState {
             &config.connections,
         )
         .await?;
+        let sessions = match &config.server.sessions_url {
+            Some(url) => sessions::SessionBackend::Redis(
+                sessions::RedisSessionStore::connect(url.expose(), "bcsso:session:")
+                    .await
+                    // Redis errors name the host, not the password.
+                    .map_err(|e| StartError::Sessions(e.to_string()))?,
+            ),
+            None => sessions::SessionBackend::Memory(sessions::MemorySessionStore::default()),
+        };
         Ok(Self {
+            sessions,
             oidc: oidc::Registry::new(http.clone()),
             connections: connections::Connections::new(entries),
             bigcommerce: bigcommerce::Client::new(http, &config.store),
@@ -199,9 +212,10 @@ pub fn spawn_audit_pruning(state: Arc<AppState>) -> tokio::task::JoinHandle<()> 
     })
 }
 
-/// The gateway with the embedded default session store (in memory, bounded).
+/// The gateway with its configured session store (in memory by default, or Redis).
 pub fn app(state: Arc<AppState>) -> Router {
-    app_with_store(state, sessions::MemorySessionStore::default())
+    let store = state.sessions.clone();
+    app_with_store(state, store)
 }
 
 pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -> Router {

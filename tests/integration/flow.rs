@@ -923,3 +923,43 @@ async fn a_connection_limited_to_some_channels_is_offered_only_there() {
     let (_, page) = env.sign_in("channel_id=2&connection=other", "oscar").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
 }
+
+#[tokio::test]
+async fn with_redis_sessions_another_replica_finishes_the_sign_in() {
+    let redis =
+        std::env::var("BCSSO_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = redis.clone();
+    let env = Env::with(DemoOptions::default(), move |c| {
+        c.server.sessions_url = Some(url)
+    })
+    .await;
+    // A second replica: same config (database, Redis), its own listener.
+    let state = std::sync::Arc::new(
+        bc_sso_gateway::AppState::connect(
+            env.demo.state.config.clone(),
+            bc_sso_gateway::clock::Clock::system(),
+        )
+        .await
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let replica = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let app =
+        bc_sso_gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // Start on replica 1; the IdP sends the browser back, and the load balancer picks
+    // replica 2 (same host name for the browser, so the same cookie).
+    let authorize = env.begin("").await;
+    let callback = env.pick_user(&authorize, "grace").await;
+    let mut on_replica = replica.join(callback.path()).unwrap();
+    on_replica.set_query(callback.query());
+    let page = env.get(&on_replica).await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let (_, account) = env.follow(page.location.unwrap()).await;
+    assert!(account.body.contains("grace@example.com"));
+    // Spent on replica 2 means spent everywhere.
+    env.get(&callback)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
+}

@@ -38,7 +38,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     // Lax, not Strict: the admin SSO callback is a top-level GET from the IdP's site, and
     // a Strict cookie would not come with it. Cross-site POSTs still carry no cookie, and
     // every form has a CSRF token. The path keeps the cookie away from shopper pages.
-    let sessions = SessionManagerLayer::new(crate::sessions::MemorySessionStore::default())
+    let sessions = SessionManagerLayer::new(state.sessions.for_admins())
         .with_name(if https {
             "__Secure-bcsso-admin"
         } else {
