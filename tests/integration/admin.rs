@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use crate::common::{Env, hidden_value, new_browser, page_of};
 
-fn token(env: &Env) -> String {
+pub fn token(env: &Env) -> String {
     env.demo
         .state
         .config
@@ -18,7 +18,7 @@ fn token(env: &Env) -> String {
 }
 
 /// Signs the env's browser in as admin; returns the session's CSRF token.
-async fn sign_in(env: &Env) -> String {
+pub async fn sign_in(env: &Env) -> String {
     let login = env.get(&env.gateway("/admin/login")).await;
     assert_eq!(login.status, StatusCode::OK);
     let csrf = hidden_value(&login.body, "csrf").unwrap();

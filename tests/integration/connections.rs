@@ -7,32 +7,8 @@ use bc_sso_gateway::demo::{DEV_CLIENT_SECRET, DemoOptions};
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 
-use crate::common::{Env, Page, hidden_value, page_of};
-
-fn token(env: &Env) -> String {
-    env.demo
-        .state
-        .config
-        .admin_token
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned()
-}
-
-async fn admin_csrf(env: &Env) -> String {
-    let login = env.get(&env.gateway("/admin/login")).await;
-    let csrf = hidden_value(&login.body, "csrf").unwrap();
-    let response = env
-        .browser
-        .post(env.gateway("/admin/login"))
-        .form(&[("token", token(env).as_str()), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    hidden_value(&env.get(&env.gateway("/admin")).await.body, "csrf").unwrap()
-}
+use crate::admin::{sign_in as admin_csrf, token};
+use crate::common::{Env, Page, page_of};
 
 /// The fields of the "Add a connection" form for a connection to the demo's dev IdP.
 fn form(env: &Env, csrf: &str, id: &str, domains: &str) -> Vec<(String, String)> {

@@ -7,6 +7,15 @@ use reqwest::StatusCode;
 
 use crate::common::{Env, log_lines_with};
 
+/// A second connection, "other", at the same dev IdP, owning `other.test`.
+fn add_other_connection(c: &mut bc_sso_gateway::config::RawConfig, display_name: &str) {
+    let mut other = c.connections[0].clone();
+    other.id = Some("other".into());
+    other.display_name = Some(display_name.into());
+    other.allowed_email_domains = vec!["other.test".into()];
+    c.connections.push(other);
+}
+
 /// Why the emulated storefront refused login tokens, in order.
 fn refusals(env: &Env) -> Vec<&'static str> {
     env.demo
@@ -365,11 +374,7 @@ async fn unknown_channel_and_connection_are_explained() {
 #[tokio::test]
 async fn several_connections_show_a_chooser_and_route_by_email() {
     let env = Env::with(DemoOptions::default(), |c| {
-        let mut other = c.connections[0].clone();
-        other.id = Some("other".into());
-        other.display_name = Some("Other Corp".into());
-        other.allowed_email_domains = vec!["other.test".into()];
-        c.connections.push(other);
+        add_other_connection(c, "Other Corp");
     })
     .await;
     let chooser = env.get(&env.gateway("/login?channel_id=1")).await;
@@ -410,11 +415,7 @@ async fn bigcommerce_down_shows_a_clear_page() {
 #[tokio::test]
 async fn chooser_escapes_what_the_request_carried() {
     let env = Env::with(DemoOptions::default(), |c| {
-        let mut other = c.connections[0].clone();
-        other.id = Some("other".into());
-        other.display_name = Some("<b>Other</b> Corp".into());
-        other.allowed_email_domains = vec!["other.test".into()];
-        c.connections.push(other);
+        add_other_connection(c, "<b>Other</b> Corp");
     })
     .await;
     let evil = "/%22%3E%3Cscript%3Ealert(1)%3C/script%3E";
@@ -899,12 +900,8 @@ async fn a_connection_limited_to_some_channels_is_offered_only_there() {
             ..Default::default()
         },
         |c| {
-            let mut other = c.connections[0].clone();
-            other.id = Some("other".into());
-            other.display_name = Some("Other Corp".into());
-            other.allowed_email_domains = vec!["other.test".into()];
-            other.channels = vec![2];
-            c.connections.push(other);
+            add_other_connection(c, "Other Corp");
+            c.connections[1].channels = vec![2];
         },
     )
     .await;
