@@ -174,6 +174,8 @@ pub struct RawConnection {
     pub group_rules: Vec<RawGroupRule>,
     /// A claim whose value becomes the customer's `company` (e.g. "organization").
     pub company_claim: Option<String>,
+    /// Google Workspace: the `hd` claim every sign-in must carry (SECURITY.md rule 6).
+    pub hosted_domain: Option<String>,
     /// Update names, group and company on every sign-in when they changed at the IdP
     /// (costs a BigCommerce call per sign-in).
     #[serde(default)]
@@ -289,6 +291,8 @@ pub struct Connection {
     pub groups_claim: String,
     pub group_rules: Vec<GroupRule>,
     pub company_claim: Option<String>,
+    /// Lowercased; see `RawConnection::hosted_domain`.
+    pub hosted_domain: Option<String>,
     pub sync_profile: bool,
     /// Empty = every configured channel.
     pub channels: Vec<i64>,
@@ -870,6 +874,7 @@ pub fn validate_connection(
             })
             .collect(),
         company_claim: raw.company_claim,
+        hosted_domain: raw.hosted_domain.map(|d| d.trim().to_lowercase()),
         sync_profile: raw.sync_profile,
         channels: raw.channels,
         create_customers: raw.create_customers.unwrap_or(true),

@@ -497,6 +497,7 @@ pub fn to_raw(c: &Connection) -> RawConnection {
             })
             .collect(),
         company_claim: c.company_claim.clone(),
+        hosted_domain: c.hosted_domain.clone(),
         sync_profile: c.sync_profile,
         channels: c.channels.clone(),
         create_customers: Some(c.create_customers),

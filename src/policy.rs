@@ -17,6 +17,8 @@ pub enum PolicyError {
     DomainNotAllowed { connection: String, domain: String },
     #[error("no store account for this email and connection {connection} does not create accounts")]
     NoAccount { connection: String },
+    #[error("the account is not in the Google Workspace domain this connection requires")]
+    HostedDomain,
     #[error("customer {customer_id} may not sign in on channel {channel_id}")]
     ChannelNotAllowed { customer_id: i64, channel_id: i64 },
 }
@@ -30,6 +32,7 @@ impl PolicyError {
             PolicyError::DomainNotAllowed { .. } => "domain_not_allowed",
             PolicyError::NoAccount { .. } => "no_store_account",
             PolicyError::ChannelNotAllowed { .. } => "channel_not_allowed",
+            PolicyError::HostedDomain => "hosted_domain_mismatch",
         }
     }
 
@@ -51,11 +54,28 @@ impl PolicyError {
                 "No store account for you yet",
                 "This store only lets existing customers sign in with their company account, and there is no account with your email. Contact the store to have one created.".into(),
             ),
+            PolicyError::HostedDomain => (
+                "Use your work account",
+                "You signed in with an account outside your company's workspace (for example a personal account). Sign in again with your work account.".into(),
+            ),
             PolicyError::ChannelNotAllowed { .. } => (
                 "Your account cannot sign in on this storefront",
                 "Your store account is limited to other storefronts of this store. Sign in on the storefront where you registered, or contact the store.".into(),
             ),
         }
+    }
+}
+
+/// Google Workspace connections: the `hd` claim (not the `hd` request parameter, which the
+/// user can remove) must name the workspace. Checked on every sign-in, linked or not:
+/// personal accounts share Google's issuer (SECURITY.md rule 6).
+pub fn check_hosted_domain(conn: &Connection, identity: &Identity) -> Result<(), PolicyError> {
+    match &conn.hosted_domain {
+        Some(required) => match &identity.hosted_domain {
+            Some(hd) if hd.eq_ignore_ascii_case(required) => Ok(()),
+            _ => Err(PolicyError::HostedDomain),
+        },
+        None => Ok(()),
     }
 }
 
@@ -104,6 +124,7 @@ mod tests {
             groups_claim: "groups".into(),
             group_rules: Vec::new(),
             company_claim: None,
+            hosted_domain: None,
             sync_profile: false,
             channels: Vec::new(),
             create_customers: true,
@@ -149,6 +170,25 @@ mod tests {
             code(Some("ada@acme.test.evil.com"), true),
             "domain_not_allowed"
         );
+    }
+
+    #[test]
+    fn google_workspace_connections_require_the_hd_claim() {
+        let mut c = conn(false);
+        let mut id = identity(Some("ada@acme.test"), true);
+        assert!(
+            check_hosted_domain(&c, &id).is_ok(),
+            "no requirement, no check"
+        );
+        c.hosted_domain = Some("acme.test".into());
+        assert_eq!(
+            check_hosted_domain(&c, &id).unwrap_err().code(),
+            "hosted_domain_mismatch"
+        );
+        id.hosted_domain = Some("gmail.com".into());
+        assert!(check_hosted_domain(&c, &id).is_err());
+        id.hosted_domain = Some("ACME.test".into());
+        assert!(check_hosted_domain(&c, &id).is_ok());
     }
 
     #[test]

@@ -199,6 +199,7 @@ async fn finish_sign_in(
     tracing::info!(sub = %identity.subject, "identity verified");
     audit.subject = Some(identity.subject.clone());
     audit.email = identity.email.clone();
+    policy::check_hosted_domain(conn, &identity)?;
     let channel = channel(app, pending.channel_id)?;
     let customer_id = customer_for(app, conn, &identity, channel.id, audit).await?;
     tracing::Span::current().record("customer_id", customer_id);

@@ -166,6 +166,7 @@ async fn decide(
     identity: &Identity,
     channel_id: i64,
 ) -> Result<(String, CustomerOutcome), Error> {
+    crate::policy::check_hosted_domain(conn, identity)?;
     if let Some(link) = app
         .store
         .find_link(

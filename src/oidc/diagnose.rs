@@ -814,6 +814,7 @@ mod tests {
             groups_claim: "groups".into(),
             group_rules: Vec::new(),
             company_claim: None,
+            hosted_domain: None,
             sync_profile: false,
             channels: Vec::new(),
             create_customers: true,

@@ -180,6 +180,7 @@ pub async fn finish(
     };
 
     let (groups, company) = extra_claims(&id_token.to_string(), conn);
+    let hosted_domain = claim_text(&id_token.to_string(), "hd");
     let mut identity = Identity {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
@@ -190,6 +191,7 @@ pub async fn finish(
         name: localized(claims.name()),
         groups,
         company,
+        hosted_domain,
     };
     if identity.email.is_none() && metadata.userinfo_endpoint().is_some() {
         let userinfo =
@@ -385,6 +387,21 @@ fn localized<T: std::ops::Deref<Target = String>>(
         .and_then(|c| c.get(None))
         .map(|v| v.to_string())
         .filter(|s| !s.trim().is_empty())
+}
+
+/// One string claim of the verified ID token's payload (e.g. Google's `hd`).
+fn claim_text(compact_jwt: &str, name: &str) -> Option<String> {
+    use base64::Engine;
+    compact_jwt
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get(name).and_then(|c| c.as_str()).map(str::to_owned))
 }
 
 /// The groups and company claims the connection names, read from the payload of the ID

@@ -59,6 +59,9 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// From the connection's company claim, if it has one.
     pub company: Option<String>,
+    /// Google's `hd` claim: the Workspace domain of the account (absent for personal
+    /// accounts, which share Google's issuer).
+    pub hosted_domain: Option<String>,
 }
 
 /// Why a sign-in at the IdP did not produce a trustworthy identity.

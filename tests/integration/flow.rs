@@ -960,3 +960,23 @@ async fn with_redis_sessions_another_replica_finishes_the_sign_in() {
         .await
         .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
 }
+
+#[tokio::test]
+async fn a_google_workspace_connection_refuses_accounts_outside_the_workspace() {
+    // Ada's account carries hd=example.com; Grace's is like a personal account (no hd).
+    let mut users = bc_sso_gateway::sandbox::idp::demo_users();
+    users[0].hd = Some("example.com".into());
+    let env = Env::with(
+        DemoOptions {
+            idp: bc_sso_gateway::demo::DemoIdp::Dev { users },
+            ..Default::default()
+        },
+        |c| c.connections[0].hosted_domain = Some("Example.com".into()),
+    )
+    .await;
+    let (_, page) = env.sign_in("", "grace").await;
+    page.assert_error(StatusCode::FORBIDDEN, "hosted_domain_mismatch");
+    assert!(env.demo.emulator.customers().is_empty());
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+}

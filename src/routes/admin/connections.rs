@@ -25,6 +25,7 @@ pub(super) struct ConnectionForm {
     /// One rule a line: `IdP group = customer group id`.
     group_rules: String,
     company_claim: String,
+    hosted_domain: String,
     channel_access: String,
     id_token_algs: String,
     clock_leeway_secs: String,
@@ -61,6 +62,7 @@ impl ConnectionForm {
             groups_claim: get("groups_claim"),
             group_rules: get("group_rules"),
             company_claim: get("company_claim"),
+            hosted_domain: get("hosted_domain"),
             channel_access: get("channel_access"),
             id_token_algs: get("id_token_algs"),
             clock_leeway_secs: get("clock_leeway_secs"),
@@ -97,6 +99,7 @@ impl ConnectionForm {
                 .collect::<Vec<_>>()
                 .join("\n"),
             company_claim: c.company_claim.clone().unwrap_or_default(),
+            hosted_domain: c.hosted_domain.clone().unwrap_or_default(),
             channel_access: raw.channel_access.unwrap_or_default(),
             id_token_algs: c.id_token_algs.join(" "),
             clock_leeway_secs: c.clock_leeway.as_secs().to_string(),
@@ -168,6 +171,7 @@ impl ConnectionForm {
             groups_claim: nonempty(&self.groups_claim),
             group_rules,
             company_claim: nonempty(&self.company_claim),
+            hosted_domain: nonempty(&self.hosted_domain),
             sync_profile: self.sync_profile,
             channels,
             create_customers: Some(self.create_customers),

@@ -131,6 +131,7 @@ pub(crate) fn scoped_claims(user: &DevUser, scopes: &[String]) -> Map<String, Va
     if has("email") {
         put("email", user.email.clone().map(Value::from));
         put("email_verified", user.email_verified.clone());
+        put("hd", user.hd.clone().map(Value::from));
     }
     if has("profile") {
         put("name", user.name.clone().map(Value::from));

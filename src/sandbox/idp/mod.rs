@@ -68,6 +68,9 @@ pub struct DevUser {
     pub name: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Google's `hd` claim (Workspace domain), sent with the email when set.
+    #[serde(default)]
+    pub hd: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +156,7 @@ pub fn demo_users() -> Vec<DevUser> {
             family_name: Some(family.into()),
             name: Some(format!("{given} {family}")),
             groups: vec![],
+            hd: None,
         };
     let mut ada = user("ada", "ada@example.com", true.into(), "Ada", "Lovelace");
     ada.groups = vec!["engineering".into(), "admins".into()];
