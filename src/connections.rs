@@ -60,6 +60,14 @@ impl Connections {
             .collect()
     }
 
+    /// A connection by id, enabled or not (an admin tests one before enabling it).
+    pub fn any(&self, id: &str) -> Option<Connection> {
+        self.all()
+            .iter()
+            .find(|e| e.connection.id.as_str() == id)
+            .map(|e| e.connection.clone())
+    }
+
     /// An enabled connection by id.
     pub fn get(&self, id: &str) -> Option<Connection> {
         self.all()

@@ -48,10 +48,7 @@ pub async fn claim(app: &AppState, ticket: &str) -> Result<Connection, Error> {
 
 fn any_connection(app: &AppState, id: &str) -> Result<Connection, Error> {
     app.connections
-        .all()
-        .iter()
-        .find(|e| e.connection.id.as_str() == id)
-        .map(|e| e.connection.clone())
+        .any(id)
         .ok_or_else(|| Error::UnknownConnection(id.to_owned()))
 }
 

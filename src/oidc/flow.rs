@@ -179,8 +179,7 @@ pub async fn finish(
         other => other?,
     };
 
-    let (groups, company) = extra_claims(&id_token.to_string(), conn);
-    let hosted_domain = claim_text(&id_token.to_string(), "hd");
+    let (groups, company, hosted_domain) = extra_claims(&id_token.to_string(), conn);
     let mut identity = Identity {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
@@ -389,25 +388,14 @@ fn localized<T: std::ops::Deref<Target = String>>(
         .filter(|s| !s.trim().is_empty())
 }
 
-/// One string claim of the verified ID token's payload (e.g. Google's `hd`).
-fn claim_text(compact_jwt: &str, name: &str) -> Option<String> {
-    use base64::Engine;
-    compact_jwt
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get(name).and_then(|c| c.as_str()).map(str::to_owned))
-}
-
-/// The groups and company claims the connection names, read from the payload of the ID
-/// token *after* it was verified. (The crate's claim types know only standard claims, and
-/// these names are per connection.) Values are capped: they are untrusted input.
-fn extra_claims(compact_jwt: &str, conn: &Connection) -> (Vec<String>, Option<String>) {
+/// The groups and company claims the connection names, and Google's `hd`, read from the
+/// payload of the ID token *after* it was verified. (The crate's claim types know only
+/// standard claims, and these names are per connection.) Values are capped: they are
+/// untrusted input.
+fn extra_claims(
+    compact_jwt: &str,
+    conn: &Connection,
+) -> (Vec<String>, Option<String>, Option<String>) {
     use base64::Engine;
     let payload = compact_jwt
         .split('.')
@@ -435,7 +423,8 @@ fn extra_claims(compact_jwt: &str, conn: &Connection) -> (Vec<String>, Option<St
         .as_ref()
         .and_then(|claim| payload.get(claim))
         .and_then(text);
-    (groups, company)
+    let hosted_domain = payload.get("hd").and_then(text);
+    (groups, company, hosted_domain)
 }
 
 #[cfg(test)]
@@ -464,20 +453,27 @@ mod tests {
         let token = jwt(serde_json::json!({
             "groups": ["a", "b", 7, ""], "roles": "buyer", "org": " Acme Ltd ", "long": "x".repeat(300)
         }));
-        let (groups, company) = extra_claims(&token, &conn("groups", Some("org")));
+        let (groups, company, _) = extra_claims(&token, &conn("groups", Some("org")));
         assert_eq!(groups, ["a", "b"]);
         assert_eq!(company.as_deref(), Some("Acme Ltd"));
-        let (groups, company) = extra_claims(&token, &conn("roles", None));
+        let (groups, company, _) = extra_claims(&token, &conn("roles", None));
         assert_eq!((groups, company), (vec!["buyer".to_owned()], None));
-        let (groups, company) = extra_claims(&token, &conn("long", Some("long")));
+        let (groups, company, _) = extra_claims(&token, &conn("long", Some("long")));
         assert!(
             groups.is_empty() && company.is_none(),
             "over-long values are dropped"
         );
         assert_eq!(
             extra_claims("garbage", &conn("groups", None)),
-            (vec![], None)
+            (vec![], None, None)
         );
+        let google = jwt(serde_json::json!({ "hd": "acme.test" }));
+        assert_eq!(
+            extra_claims(&google, &conn("groups", None)).2.as_deref(),
+            Some("acme.test")
+        );
+        let odd = jwt(serde_json::json!({ "hd": 5 }));
+        assert_eq!(extra_claims(&odd, &conn("groups", None)).2, None);
     }
 
     #[test]

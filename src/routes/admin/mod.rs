@@ -113,12 +113,7 @@ pub(super) fn any_connection(
     app: &AppState,
     id: String,
 ) -> Result<crate::config::Connection, Error> {
-    app.connections
-        .all()
-        .iter()
-        .find(|e| e.connection.id.as_str() == id)
-        .map(|e| e.connection.clone())
-        .ok_or(Error::UnknownConnection(id))
+    app.connections.any(&id).ok_or(Error::UnknownConnection(id))
 }
 
 // ---------------------------------------------------------------------------------------
