@@ -268,11 +268,6 @@ pub async fn start_on(
         api: (api_listener, api_url),
     } = listeners;
     let channels = storefronts.len() as i64;
-    let options = DemoOptions {
-        port: 0,
-        idp: idp_choice,
-        channels,
-    };
     let storefront_urls: Vec<Url> = storefronts.iter().map(|(_, u)| u.clone()).collect();
 
     let mut emulator_config =
@@ -285,7 +280,7 @@ pub async fn start_on(
         );
     emulator_config.gateway_url = Some(gateway_url.clone());
     emulator_config.store_name = "Demo Store".into();
-    for id in 2..=options.channels {
+    for id in 2..=channels {
         emulator_config.channels.push(EmulatedChannel {
             id,
             name: format!("Storefront {id}"),
@@ -293,7 +288,7 @@ pub async fn start_on(
         });
     }
 
-    let idp_url = match &options.idp {
+    let idp_url = match &idp_choice {
         DemoIdp::Dev { .. } => idp_bound_url.clone(),
         DemoIdp::External { issuer, .. } => issuer.clone(),
     };
@@ -303,7 +298,7 @@ pub async fn start_on(
         &storefront_urls,
         &emulator_config,
         &idp_url,
-        &options.idp,
+        &idp_choice,
     );
     customize(&mut raw);
     let config = crate::config::validate(raw).map_err(|errors| {
@@ -316,7 +311,7 @@ pub async fn start_on(
         )
     })?;
 
-    let idp = match &options.idp {
+    let idp = match &idp_choice {
         DemoIdp::Dev { users } => {
             let issuer = Url::parse(idp_bound_url.as_str().trim_end_matches('/'))
                 .map_err(|e| DemoError::Start(e.to_string()))?;
