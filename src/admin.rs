@@ -295,6 +295,45 @@ pub async fn save_connection(
     Ok(change.id)
 }
 
+/// Saves the console's store settings (empty secrets keep the ones in force) and audits
+/// the change with the settings before and after, the secrets only as "changed"/"unchanged".
+pub async fn save_store_settings(
+    app: &AppState,
+    actor: &str,
+    form: crate::config::RawStore,
+    access_token: Option<String>,
+    client_secret: Option<String>,
+) -> Result<(), Error> {
+    let change = app
+        .store_settings
+        .save(
+            &app.store,
+            &app.config.store,
+            app.config.database.secret_key.as_ref(),
+            form,
+            access_token,
+            client_secret,
+        )
+        .await?;
+    let detail = serde_json::json!({ "before": change.before, "after": change.after });
+    tracing::info!(actor, "store settings changed");
+    audit(
+        app,
+        AuditKind::StoreSettingsChanged,
+        Some(actor),
+        Some(AuditEvent {
+            detail: Some(detail.to_string()),
+            ..AuditEvent::default()
+        }),
+    )
+    .await;
+    // Measure the (possibly new) store's clock now rather than at the next interval.
+    if let Err(e) = app.sync_bigcommerce_clock().await {
+        tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)");
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Enable,

@@ -127,7 +127,10 @@ pub struct RawServer {
     pub sessions_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[store]`: the store hash always; the API account and channels either here (then
+/// read-only in the console) or not at all (then an admin sets them in the console, which
+/// stores this same shape, without the secrets, in the database).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub store_hash: Option<String>,
@@ -142,7 +145,7 @@ pub struct RawStore {
     pub channels: Vec<RawChannel>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RawChannel {
     pub id: i64,
@@ -204,7 +207,7 @@ pub struct RawGroupRule {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
-    pub store: StoreConfig,
+    pub store: StoreSection,
     pub database: DatabaseConfig,
     /// The bootstrap admin token; `None` disables the admin console and API.
     pub admin_token: Option<Secret>,
@@ -255,6 +258,18 @@ pub enum RequestIpSource {
     ForwardedFor { hops: usize },
 }
 
+/// The store this gateway serves. `store_hash` also keys every row the gateway keeps in
+/// the database, so it comes from the file or env and never from the console.
+#[derive(Debug, Clone)]
+pub struct StoreSection {
+    pub store_hash: String,
+    pub clock_check_interval: Duration,
+    /// The API account and channels when the file declares them; `None` when an admin
+    /// sets them in the console (see `store_settings`).
+    pub declared: Option<StoreConfig>,
+}
+
+/// The API account and channels in force, with the store hash they belong to.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub store_hash: String,
@@ -263,6 +278,7 @@ pub struct StoreConfig {
     pub access_token: Secret,
     pub client_id: String,
     pub client_secret: Secret,
+    /// From `[store]` (the console does not set it).
     pub clock_check_interval: Duration,
     pub channels: BTreeMap<i64, Channel>,
 }
@@ -446,7 +462,25 @@ pub fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Vec<Stri
 pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let server = validate_server(raw.server, &mut errors);
-    let store = validate_store(raw.store, &mut errors);
+    let console_store = !declares_account(&raw.store);
+    let store = validate_store_section(raw.store, &mut errors);
+    let has_admin = raw.admin.token.is_some() || raw.admin.token_file.is_some();
+    if console_store && !has_admin {
+        errors.push(invalid(
+            "store",
+            "set the API account (store.access_token, store.client_id, store.client_secret, or BCSSO_STORE_ACCESS_TOKEN, …) and [[store.channels]], or an admin token (BCSSO_ADMIN_TOKEN) to enter them in the admin console",
+        ));
+    }
+    if console_store
+        && has_admin
+        && raw.database.secret_key.is_none()
+        && raw.database.secret_key_file.is_none()
+    {
+        errors.push(invalid(
+            "database.secret_key",
+            "required when the store's API account is set in the admin console: it encrypts the access token and client secret (bc-sso-gateway keygen makes one)",
+        ));
+    }
     if raw.connections.is_empty() && raw.admin.token.is_none() && raw.admin.token_file.is_none() {
         // Without connections in the file, the admin console is the only way to add one.
         errors.push(invalid(
@@ -461,7 +495,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         .filter_map(|(i, c)| validate_connection(i, c, &mut errors))
         .collect();
     check_unique_connections(&connections, &mut errors);
-    if let Some(store) = &store {
+    if let Some(store) = store.as_ref().and_then(|s| s.declared.as_ref()) {
         for c in &connections {
             for ch in c
                 .channels
@@ -617,8 +651,25 @@ fn validate_server(raw: RawServer, errors: &mut Vec<ConfigError>) -> Option<Serv
     })
 }
 
-fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {
-    let store_hash = required("store.store_hash", "STORE_HASH", raw.store_hash, errors);
+/// Whether `[store]` (with env overrides) declares the API account: any of its settings
+/// beyond the store hash and the clock interval.
+fn declares_account(raw: &RawStore) -> bool {
+    raw.api_base_url.is_some()
+        || raw.access_token.is_some()
+        || raw.access_token_file.is_some()
+        || raw.client_id.is_some()
+        || raw.client_secret.is_some()
+        || raw.client_secret_file.is_some()
+        || !raw.channels.is_empty()
+}
+
+fn validate_store_section(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreSection> {
+    let store_hash = required(
+        "store.store_hash",
+        "STORE_HASH",
+        raw.store_hash.clone(),
+        errors,
+    );
     if let Some(hash) = &store_hash
         && (hash.is_empty() || !hash.chars().all(|c| c.is_ascii_alphanumeric()))
     {
@@ -627,6 +678,39 @@ fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreC
             "expected the store hash (letters and digits), as in api.bigcommerce.com/stores/<hash>",
         ));
     }
+    let clock_check_interval = Duration::from_secs(
+        raw.clock_check_interval_secs
+            .unwrap_or(300)
+            .clamp(10, 86_400),
+    );
+    let declared = if declares_account(&raw) {
+        Some(validate_store(
+            &store_hash.clone().unwrap_or_default(),
+            clock_check_interval,
+            raw,
+            errors,
+        ))
+    } else {
+        None
+    };
+    Some(StoreSection {
+        store_hash: store_hash?,
+        clock_check_interval,
+        declared: match declared {
+            Some(account) => Some(account?),
+            None => None,
+        },
+    })
+}
+
+/// Validates the API account and channels of `raw` for the store `store_hash`: the file's
+/// `[store]` and the console's store form go through here alike.
+pub fn validate_store(
+    store_hash: &str,
+    clock_check_interval: Duration,
+    raw: RawStore,
+    errors: &mut Vec<ConfigError>,
+) -> Option<StoreConfig> {
     let api_base_url = parse_web_url(
         "store.api_base_url",
         raw.api_base_url
@@ -693,16 +777,12 @@ fn validate_store(raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreC
         }
     }
     Some(StoreConfig {
-        store_hash: store_hash?,
+        store_hash: store_hash.to_owned(),
         api_base_url: api_base_url?,
         access_token: access_token?,
         client_id: client_id?,
         client_secret: client_secret?,
-        clock_check_interval: Duration::from_secs(
-            raw.clock_check_interval_secs
-                .unwrap_or(300)
-                .clamp(10, 86_400),
-        ),
+        clock_check_interval,
         channels,
     })
 }

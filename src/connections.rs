@@ -147,15 +147,19 @@ use crate::store::{Store, StoreError, StoredConnection};
 pub enum ManageError {
     #[error("the connection settings are not valid")]
     Invalid(Vec<ConfigError>),
+    #[error("the store settings are not valid")]
+    InvalidStore(Vec<ConfigError>),
     #[error(
-        "no secret key is configured, so connections cannot be stored: set BCSSO_SECRET_KEY (bc-sso-gateway keygen makes one)"
+        "no secret key is configured, so secrets cannot be stored: set BCSSO_SECRET_KEY (bc-sso-gateway keygen makes one)"
     )]
     NoSecretKey,
     #[error("connection {0} is declared in the configuration file; change it there")]
     ManagedByFile(String),
+    #[error("the store settings are declared in the configuration file; change them there")]
+    StoreManagedByFile,
     #[error("no connection {0}")]
     Unknown(String),
-    #[error("cannot encrypt the client secret: {0}")]
+    #[error("cannot encrypt a secret: {0}")]
     Seal(#[from] crate::secrets::SealError),
     #[error(transparent)]
     Store(#[from] StoreError),

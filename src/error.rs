@@ -21,6 +21,8 @@ pub enum Error {
     UnknownConnection(String),
     #[error("no IdP connection is configured or enabled")]
     NoConnections,
+    #[error("the store's API account is not set yet (admin console, Store settings)")]
+    StoreNotSetUp,
     #[error("no connection handles email domain {0:?}")]
     NoConnectionForDomain(String),
     #[error("the email address entered is not valid")]
@@ -77,7 +79,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
-            Error::NoConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NoConnections | Error::StoreNotSetUp => StatusCode::SERVICE_UNAVAILABLE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::AdminDisabled => StatusCode::NOT_FOUND,
             Error::AdminSignInRequired | Error::AdminTokenRejected => StatusCode::UNAUTHORIZED,
@@ -87,8 +89,10 @@ impl Error {
             Error::Manage(e) => {
                 use crate::connections::ManageError as M;
                 match e {
-                    M::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                    M::NoSecretKey | M::ManagedByFile(_) => StatusCode::CONFLICT,
+                    M::Invalid(_) | M::InvalidStore(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    M::NoSecretKey | M::ManagedByFile(_) | M::StoreManagedByFile => {
+                        StatusCode::CONFLICT
+                    }
                     M::Unknown(_) => StatusCode::NOT_FOUND,
                     M::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                     M::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -118,6 +122,7 @@ impl Error {
         match self {
             Error::UnknownConnection(_) => "unknown_connection",
             Error::NoConnections => "no_connections",
+            Error::StoreNotSetUp => "store_not_set_up",
             Error::NoConnectionForDomain(_) => "no_connection_for_domain",
             Error::BadEmailInput => "bad_email_input",
             Error::UnknownChannel(_) => "unknown_channel",
@@ -146,8 +151,9 @@ impl Error {
                 use crate::connections::ManageError as M;
                 match e {
                     M::Invalid(_) => "invalid_connection",
+                    M::InvalidStore(_) => "invalid_store_settings",
                     M::NoSecretKey => "no_secret_key",
-                    M::ManagedByFile(_) => "managed_by_file",
+                    M::ManagedByFile(_) | M::StoreManagedByFile => "managed_by_file",
                     M::Unknown(_) => "unknown_connection",
                     M::Seal(_) => "seal_failed",
                     M::Store(_) => "database_unavailable",
@@ -169,6 +175,10 @@ impl Error {
             Error::NoConnections => (
                 "Company sign-in is not set up yet",
                 "This store has not connected a company identity provider yet. Sign in with your store password, or try again later.".into(),
+            ),
+            Error::StoreNotSetUp => (
+                "Company sign-in is not set up yet",
+                "This gateway is not connected to the store yet. Sign in with your store password, or try again later.".into(),
             ),
             Error::NoConnectionForDomain(_) => (
                 "No company login for this email",
@@ -236,6 +246,10 @@ impl Error {
             Error::AdminInput(detail) => ("The request is not valid", detail.clone()),
             Error::Manage(crate::connections::ManageError::Invalid(errors)) => (
                 "The connection settings are not valid",
+                errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
+            ),
+            Error::Manage(crate::connections::ManageError::InvalidStore(errors)) => (
+                "The store settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),
             Error::Manage(e) => ("The change was not made", e.to_string()),
@@ -332,8 +346,12 @@ impl Error {
     }
 }
 
-/// A config error as a form shows it: without the `connections[0].` prefix that only makes
-/// sense in a file.
+/// A config error as a form shows it: without the `connections[0].` or `store.` prefix
+/// that only makes sense in a file.
 pub fn form_message(message: &str) -> String {
-    message.replacen("connections[0].", "", 1)
+    ["connections[0].", "store."]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .unwrap_or(message)
+        .to_owned()
 }

@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod signin;
 pub mod store;
+pub mod store_settings;
 pub mod telemetry;
 pub mod trial;
 
@@ -45,8 +46,8 @@ use crate::config::Config;
 pub struct AppState {
     pub config: Config,
     pub oidc: oidc::Registry,
-    pub bigcommerce: bigcommerce::Client,
-    pub login_tokens: bigcommerce::LoginTokenMinter,
+    /// The store's API account and channels: use [`AppState::bigcommerce`].
+    pub store_settings: store_settings::StoreSettings,
     pub connections: connections::Connections,
     pub store: store::Store,
     pub sessions: sessions::SessionBackend,
@@ -77,6 +78,14 @@ impl AppState {
             &config.connections,
         )
         .await?;
+        let store_settings = store_settings::StoreSettings::load(
+            &store,
+            &config.store,
+            config.database.secret_key.as_ref(),
+            http.clone(),
+            clock.clone(),
+        )
+        .await?;
         let sessions = match &config.server.sessions_url {
             Some(url) => sessions::SessionBackend::Redis(
                 sessions::RedisSessionStore::connect(url.expose(), "bcsso:session:")
@@ -88,10 +97,9 @@ impl AppState {
         };
         Ok(Self {
             sessions,
-            oidc: oidc::Registry::new(http.clone()),
+            oidc: oidc::Registry::new(http),
             connections: connections::Connections::new(entries),
-            bigcommerce: bigcommerce::Client::new(http, &config.store),
-            login_tokens: bigcommerce::LoginTokenMinter::new(&config.store, clock.clone()),
+            store_settings,
             store,
             config,
             clock,
@@ -124,12 +132,24 @@ impl AppState {
         }
     }
 
+    /// The store's API client, login-token minter and channels in force, or
+    /// [`error::Error::StoreNotSetUp`] until an admin has entered them in the console.
+    pub fn bigcommerce(&self) -> Result<Arc<store_settings::StoreApi>, error::Error> {
+        self.store_settings
+            .current()
+            .ok_or(error::Error::StoreNotSetUp)
+    }
+
     /// Measures BigCommerce's clock once and corrects the login token's `iat` by it.
-    pub async fn sync_bigcommerce_clock(&self) -> Result<i64, bigcommerce::ApiError> {
+    /// `Ok(None)`: no store is set up yet.
+    pub async fn sync_bigcommerce_clock(&self) -> Result<Option<i64>, bigcommerce::ApiError> {
+        let Some(api) = self.store_settings.current() else {
+            return Ok(None);
+        };
         let before = clock::system_now();
-        let bc = self.bigcommerce.time().await?;
+        let bc = api.client.time().await?;
         let after = clock::system_now();
-        Ok(self.login_tokens.record_bigcommerce_time(bc, before, after))
+        Ok(Some(api.tokens.record_bigcommerce_time(bc, before, after)))
     }
 }
 
@@ -150,7 +170,10 @@ pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         let interval = state.config.store.clock_check_interval;
         loop {
             match state.sync_bigcommerce_clock().await {
-                Ok(offset) => tracing::debug!(offset_secs = offset, "BigCommerce clock measured"),
+                Ok(Some(offset)) => {
+                    tracing::debug!(offset_secs = offset, "BigCommerce clock measured")
+                }
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)")
                 }
@@ -160,12 +183,26 @@ pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// How often a replica looks for connection changes made through another replica.
-pub const CONNECTION_REFRESH: Duration = Duration::from_secs(5);
+/// How often a replica looks for console changes made through another replica.
+pub const SETTINGS_REFRESH: Duration = Duration::from_secs(5);
 
 impl AppState {
+    /// Reloads the connections and the store settings if the console changed them on
+    /// another replica. Returns whether anything reloaded.
+    pub async fn refresh_settings(&self) -> Result<bool, connections::LoadError> {
+        let key = self.config.database.secret_key.as_ref();
+        let store = self
+            .store_settings
+            .refresh(&self.store, &self.config.store, key)
+            .await?;
+        if store {
+            tracing::info!("store settings reloaded after a change on another replica");
+        }
+        Ok(self.refresh_connections().await? || store)
+    }
+
     /// Reloads the connections if the console changed them on another replica.
-    pub async fn refresh_connections(&self) -> Result<bool, connections::LoadError> {
+    async fn refresh_connections(&self) -> Result<bool, connections::LoadError> {
         let reloaded = self
             .connections
             .refresh(
@@ -185,13 +222,13 @@ impl AppState {
     }
 }
 
-/// Keeps this replica's connections in step with the database.
-pub fn spawn_connection_refresh(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+/// Keeps this replica's connections and store settings in step with the database.
+pub fn spawn_settings_refresh(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(CONNECTION_REFRESH).await;
-            if let Err(e) = state.refresh_connections().await {
-                tracing::error!(error = %e, "could not reload connections");
+            tokio::time::sleep(SETTINGS_REFRESH).await;
+            if let Err(e) = state.refresh_settings().await {
+                tracing::error!(error = %e, "could not reload settings");
             }
         }
     })
@@ -232,13 +269,6 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(ttl)));
-    let home_url: Option<Arc<str>> = state
-        .config
-        .store
-        .channels
-        .values()
-        .next()
-        .map(|c| Arc::from(c.storefront_url.as_str()));
     let mut sign_in = Router::new()
         .route("/login", get(routes::login::start))
         .route("/oidc/callback", get(routes::callback::finish));
@@ -261,8 +291,8 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .nest("/admin", routes::admin::router(&state))
         .fallback(|| async { error::Error::NotFound })
         .layer(axum::middleware::from_fn_with_state(
-            home_url,
-            telemetry::request_span,
+            state.clone(),
+            request_span,
         ))
         // Every gateway response: nothing may be framed (clickjacking of the chooser),
         // sniffed, cached (the callback's redirect carries a login token), or leak its URL
@@ -286,4 +316,21 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
             ),
         ))
         .with_state(state)
+}
+
+/// The request span, with the storefront the error page links back to: the first channel
+/// of the store settings in force at the time of the request.
+async fn request_span(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let home_url = app.store_settings.current().and_then(|api| {
+        api.settings
+            .channels
+            .values()
+            .next()
+            .map(|c| Arc::from(c.storefront_url.as_str()))
+    });
+    telemetry::request_span(axum::extract::State(home_url), req, next).await
 }

@@ -155,7 +155,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     bc_sso_gateway::spawn_clock_sync(state.clone());
     bc_sso_gateway::spawn_audit_pruning(state.clone());
-    bc_sso_gateway::spawn_connection_refresh(state.clone());
+    bc_sso_gateway::spawn_settings_refresh(state.clone());
     tracing::info!(%listen, public_url = %state.config.server.public_url, "gateway listening");
     let app =
         bc_sso_gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -195,7 +195,13 @@ async fn check(config: Config) -> ExitCode {
             }
         }
     }
-    match state.bigcommerce.customers_by_id(&[1]).await {
+    let Some(api) = state.store_settings.current() else {
+        println!(
+            "bigcommerce: FAILED: the store's API account is not set: enter it in the admin console (Store settings)"
+        );
+        return ExitCode::FAILURE;
+    };
+    match api.client.customers_by_id(&[1]).await {
         Ok(_) => println!("bigcommerce: customers API ok"),
         Err(e) => {
             ok = false;
@@ -203,10 +209,11 @@ async fn check(config: Config) -> ExitCode {
         }
     }
     match state.sync_bigcommerce_clock().await {
-        Ok(offset) if offset.abs() >= 10 => println!(
+        Ok(Some(offset)) if offset.abs() >= 10 => println!(
             "bigcommerce clock: this machine is off by {offset} s; login tokens are corrected for it, but fix the clock (NTP)"
         ),
-        Ok(offset) => println!("bigcommerce clock: ok (offset {offset} s)"),
+        Ok(Some(offset)) => println!("bigcommerce clock: ok (offset {offset} s)"),
+        Ok(None) => {}
         Err(e) => {
             ok = false;
             println!("bigcommerce clock: FAILED: {e}");

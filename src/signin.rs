@@ -15,6 +15,7 @@ use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
 use crate::store::{AuditEvent, AuditKind, IdentityLink};
+use crate::store_settings::StoreApi;
 
 /// `/login`'s query: which storefront, where to land, and how to pick the IdP.
 #[derive(Debug, Default)]
@@ -66,7 +67,8 @@ pub enum Begin {
 }
 
 pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
-    let channel = channel(app, req.channel_id.unwrap_or(1))?;
+    let api = app.bigcommerce()?;
+    let channel = channel(&api, req.channel_id.unwrap_or(1))?;
     let redirect_to =
         crate::redirect::or_default(req.redirect_to.as_deref(), &channel.default_redirect);
     let conn = match (&req.connection, &req.email) {
@@ -133,9 +135,8 @@ fn connection_for_email(app: &AppState, email: &str) -> Result<Connection, Error
         .ok_or_else(|| Error::NoConnectionForDomain(email.domain().to_owned()))
 }
 
-fn channel(app: &AppState, id: i64) -> Result<&Channel, Error> {
-    app.config
-        .store
+fn channel(api: &StoreApi, id: i64) -> Result<&Channel, Error> {
+    api.settings
         .channels
         .get(&id)
         .ok_or(Error::UnknownChannel(id))
@@ -200,8 +201,10 @@ async fn finish_sign_in(
     audit.subject = Some(identity.subject.clone());
     audit.email = identity.email.clone();
     policy::check_hosted_domain(conn, &identity)?;
-    let channel = channel(app, pending.channel_id)?;
-    let customer_id = customer_for(app, conn, &identity, channel.id, audit).await?;
+    // One snapshot of the store settings for the rest of the sign-in.
+    let api = app.bigcommerce()?;
+    let channel = channel(&api, pending.channel_id)?;
+    let customer_id = customer_for(app, &api, conn, &identity, channel.id, audit).await?;
     tracing::Span::current().record("customer_id", customer_id);
     audit.customer_id = Some(customer_id);
     let redirect_to = pending
@@ -209,8 +212,8 @@ async fn finish_sign_in(
         .unwrap_or_else(|| channel.default_redirect.clone());
     let request_ip = client_ip.map(|ip| ip.to_string());
     // Minted last, right before the redirect: BigCommerce accepts it for ~30 s only.
-    let url = app
-        .login_tokens
+    let url = api
+        .tokens
         .storefront_url(channel, customer_id, &redirect_to, request_ip)?;
     audit.kind = AuditKind::SignInSucceeded;
     tracing::info!(
@@ -227,6 +230,7 @@ async fn finish_sign_in(
 /// Only the first sign-in goes by email, under the email policy, and creates the link.
 async fn customer_for(
     app: &AppState,
+    api: &StoreApi,
     conn: &Connection,
     identity: &oidc::Identity,
     channel_id: i64,
@@ -239,7 +243,7 @@ async fn customer_for(
         .find_link(store_hash, &identity.issuer, &identity.subject)
         .await?
     {
-        if let Some(id) = returning(app, conn, identity, &link, channel_id, audit).await? {
+        if let Some(id) = returning(app, api, conn, identity, &link, channel_id, audit).await? {
             return Ok(id);
         }
         // The linked customer was deleted at BigCommerce: this sign-in is a first one again.
@@ -252,8 +256,7 @@ async fn customer_for(
         );
     }
     let email = policy::check_email(conn, identity)?;
-    let customer =
-        provisioning::resolve(&app.bigcommerce, conn, identity, &email, channel_id).await?;
+    let customer = provisioning::resolve(&api.client, conn, identity, &email, channel_id).await?;
     let link = app
         .store
         .insert_link(&IdentityLink {
@@ -288,6 +291,7 @@ async fn customer_for(
 /// BigCommerce call is made at all.
 async fn returning(
     app: &AppState,
+    api: &StoreApi,
     conn: &Connection,
     identity: &oidc::Identity,
     link: &IdentityLink,
@@ -297,7 +301,7 @@ async fn returning(
     let mut channel_ids = link.channel_ids.clone();
     if conn.sync_profile {
         let Some(synced) =
-            provisioning::sync(&app.bigcommerce, conn, identity, link.customer_id).await?
+            provisioning::sync(&api.client, conn, identity, link.customer_id).await?
         else {
             return Ok(None);
         };

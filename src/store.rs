@@ -116,6 +116,7 @@ pub enum AuditKind {
     ConnectionCreated,
     ConnectionUpdated,
     ConnectionDeleted,
+    StoreSettingsChanged,
 }
 
 impl AuditKind {
@@ -132,10 +133,11 @@ impl AuditKind {
             AuditKind::ConnectionCreated => "connection_created",
             AuditKind::ConnectionUpdated => "connection_updated",
             AuditKind::ConnectionDeleted => "connection_deleted",
+            AuditKind::StoreSettingsChanged => "store_settings_changed",
         }
     }
 
-    pub const ALL: [AuditKind; 11] = [
+    pub const ALL: [AuditKind; 12] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
@@ -147,6 +149,7 @@ impl AuditKind {
         AuditKind::ConnectionCreated,
         AuditKind::ConnectionUpdated,
         AuditKind::ConnectionDeleted,
+        AuditKind::StoreSettingsChanged,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

@@ -183,7 +183,8 @@ async fn decide(
         ));
     }
     let email = crate::policy::check_email(conn, identity)?;
-    match provisioning::plan(&app.bigcommerce, conn, identity, &email, channel_id).await? {
+    let api = app.bigcommerce()?;
+    match provisioning::plan(&api.client, conn, identity, &email, channel_id).await? {
         Plan::Existing(c) => Ok((
             "First sign-in: the existing customer with this email would be linked.".into(),
             CustomerOutcome::Existing { customer_id: c.id },

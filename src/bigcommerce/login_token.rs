@@ -3,6 +3,7 @@
 //! corrected by the offset measured against BigCommerce's `GET /v2/time`, because
 //! BigCommerce accepts a token for about 30 seconds only.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -18,18 +19,19 @@ pub struct LoginTokenMinter {
     store_hash: String,
     key: EncodingKey,
     clock: Clock,
-    /// BigCommerce time minus our time, in seconds.
-    offset: AtomicI64,
+    /// BigCommerce time minus our time, in seconds; shared with the minters built after a
+    /// change of store settings, since BigCommerce's clock did not change with them.
+    offset: Arc<AtomicI64>,
 }
 
 impl LoginTokenMinter {
-    pub fn new(store: &StoreConfig, clock: Clock) -> Self {
+    pub fn new(store: &StoreConfig, clock: Clock, offset: Arc<AtomicI64>) -> Self {
         Self {
             client_id: store.client_id.clone(),
             store_hash: store.store_hash.clone(),
             key: EncodingKey::from_secret(store.client_secret.expose().as_bytes()),
             clock,
-            offset: AtomicI64::new(0),
+            offset,
         }
     }
 
@@ -127,7 +129,7 @@ mod tests {
     #[test]
     fn claims_follow_the_contract() {
         let clock = Clock::system();
-        let minter = LoginTokenMinter::new(&store(), clock.clone());
+        let minter = LoginTokenMinter::new(&store(), clock.clone(), Arc::default());
         let path = RelativePath::parse("/cart.php").unwrap();
         let token = minter.mint(42, 2, &path, None).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
@@ -173,7 +175,7 @@ mod tests {
 
     #[test]
     fn every_token_has_a_fresh_jti() {
-        let minter = LoginTokenMinter::new(&store(), Clock::system());
+        let minter = LoginTokenMinter::new(&store(), Clock::system(), Arc::default());
         let path = RelativePath::parse("/account.php").unwrap();
         let jti = |t: String| decode_part(t.split('.').nth(1).unwrap())["jti"].clone();
         let a = jti(minter.mint(1, 1, &path, None).unwrap());
@@ -183,7 +185,7 @@ mod tests {
 
     #[test]
     fn iat_is_corrected_by_the_measured_offset() {
-        let minter = LoginTokenMinter::new(&store(), Clock::system());
+        let minter = LoginTokenMinter::new(&store(), Clock::system(), Arc::default());
         let now = crate::clock::system_now();
         // BigCommerce is 120 s ahead; the request took 2 s.
         assert_eq!(minter.record_bigcommerce_time(now + 121, now, now + 2), 120);
@@ -199,7 +201,7 @@ mod tests {
 
     #[test]
     fn storefront_url_appends_the_token_path() {
-        let minter = LoginTokenMinter::new(&store(), Clock::system());
+        let minter = LoginTokenMinter::new(&store(), Clock::system(), Arc::default());
         let channel = Channel {
             id: 1,
             storefront_url: Url::parse("https://shop.example.com/").unwrap(),

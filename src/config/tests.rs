@@ -43,11 +43,13 @@ fn valid_config_with_defaults() {
         "https://sso.example.com/oidc/callback"
     );
     assert_eq!(
-        c.store.api_base_url.as_str(),
+        c.store.declared.as_ref().unwrap().api_base_url.as_str(),
         "https://api.bigcommerce.com/"
     );
     assert_eq!(
-        c.store.channels[&1].default_redirect.as_str(),
+        c.store.declared.as_ref().unwrap().channels[&1]
+            .default_redirect
+            .as_str(),
         "/account.php"
     );
     let acme = c.connection("acme").unwrap();
@@ -79,6 +81,37 @@ fn empty_config_names_every_missing_setting() {
         assert!(all.contains(key), "no error names {key}: {all}");
     }
     assert!(all.contains("BCSSO_STORE_ACCESS_TOKEN"), "{all}");
+}
+
+/// Only the store hash in the file: the API account is entered in the admin console, which
+/// needs the admin token and the key that seals what it stores.
+#[test]
+fn store_account_from_the_console() {
+    const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+    let minimal = format!(
+        "[server]\npublic_url = \"https://sso.example.com\"\n[store]\nstore_hash = \"abc123\"\n\
+         [admin]\ntoken = \"{}\"\n[database]\nsecret_key = \"{KEY}\"\n",
+        "t".repeat(32)
+    );
+    let c = validate(parse(&minimal)).unwrap();
+    assert_eq!(c.store.store_hash, "abc123");
+    assert!(c.store.declared.is_none());
+    assert!(c.connections.is_empty());
+
+    let no_key = minimal.replace(&format!("[database]\nsecret_key = \"{KEY}\"\n"), "");
+    let e = errors(parse(&no_key)).join("\n");
+    assert!(
+        e.contains("database.secret_key") && e.contains("admin console"),
+        "{e}"
+    );
+
+    // Declaring any part of the account declares it: the rest is then required.
+    let mut raw = parse(&minimal);
+    raw.store.access_token = Some("tok".into());
+    let e = errors(raw).join("\n");
+    for key in ["store.client_id", "store.client_secret", "store.channels"] {
+        assert!(e.contains(key), "no error names {key}: {e}");
+    }
 }
 
 #[test]
@@ -168,8 +201,14 @@ fn env_overrides_and_secret_files() {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let c = load(Some(&path), &env).unwrap();
-    assert_eq!(c.store.access_token.expose(), "env-token");
-    assert_eq!(c.store.client_secret.expose(), "from-file");
+    assert_eq!(
+        c.store.declared.as_ref().unwrap().access_token.expose(),
+        "env-token"
+    );
+    assert_eq!(
+        c.store.declared.as_ref().unwrap().client_secret.expose(),
+        "from-file"
+    );
     assert_eq!(c.connections[0].client_secret.expose(), "env-idp-secret");
     assert_eq!(c.server.public_url.as_str(), "https://login.shop.test/");
     let mut raw = read_file(&path).unwrap();

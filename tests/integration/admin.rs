@@ -297,8 +297,8 @@ async fn admin_pages_show_no_secrets_and_sign_out_works() {
     let csrf = sign_in(&env).await;
     let c = &env.demo.state.config;
     let secrets = [
-        c.store.client_secret.expose(),
-        c.store.access_token.expose(),
+        c.store.declared.as_ref().unwrap().client_secret.expose(),
+        c.store.declared.as_ref().unwrap().access_token.expose(),
         c.connections[0].client_secret.expose(),
         c.admin_token.as_ref().unwrap().expose(),
     ];
@@ -314,7 +314,9 @@ async fn admin_pages_show_no_secrets_and_sign_out_works() {
     // Store settings are shown read-only, secrets only as "set".
     assert!(
         overview.body.contains("id=\"store-settings\"")
-            && overview.body.contains(&c.store.client_id)
+            && overview
+                .body
+                .contains(&c.store.declared.as_ref().unwrap().client_id)
     );
     let out = env
         .browser

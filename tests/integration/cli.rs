@@ -35,7 +35,7 @@ allowed_email_domains = ["example.com"]
         gateway = env.demo.gateway_url,
         hash = c.store.store_hash,
         api = env.demo.api_url,
-        client_id = c.store.client_id,
+        client_id = c.store.declared.as_ref().unwrap().client_id,
         storefront = env.demo.storefront_urls[0],
         issuer = c.connections[0].issuer.as_str(),
         idp_client = c.connections[0].client_id,
@@ -60,14 +60,20 @@ async fn check_reaches_the_idp_and_bigcommerce() {
     let secret_file = dir.join("bc_secret");
     std::fs::write(
         &secret_file,
-        format!("{}\n", c.store.client_secret.expose()),
+        format!(
+            "{}\n",
+            c.store.declared.as_ref().unwrap().client_secret.expose()
+        ),
     )
     .unwrap();
     let out = Command::new(BIN)
         .args(["check", "--config"])
         .arg(&config)
         // Secrets from env and from a file, as an operator would pass them.
-        .env("BCSSO_STORE_ACCESS_TOKEN", c.store.access_token.expose())
+        .env(
+            "BCSSO_STORE_ACCESS_TOKEN",
+            c.store.declared.as_ref().unwrap().access_token.expose(),
+        )
         .env("BCSSO_STORE_CLIENT_SECRET_FILE", &secret_file)
         .env(
             "BCSSO_CONNECTION_DEMO_CLIENT_SECRET",
@@ -126,7 +132,9 @@ async fn a_bad_config_stops_start_up_naming_each_setting() {
     for needle in [
         "server.public_url: must be https",
         "missing store.store_hash",
-        "missing store.access_token: set it in the config file or as env BCSSO_STORE_ACCESS_TOKEN",
+        // Without an admin token the console cannot supply the API account: the file must.
+        "store: set the API account (store.access_token",
+        "BCSSO_STORE_ACCESS_TOKEN",
         "connections",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");

@@ -454,8 +454,8 @@ async fn no_secret_is_in_a_page_an_api_answer_a_log_line_or_a_database_row() {
     let c = &env.demo.state.config;
     let secrets = [
         console_secret,
-        c.store.client_secret.expose(),
-        c.store.access_token.expose(),
+        c.store.declared.as_ref().unwrap().client_secret.expose(),
+        c.store.declared.as_ref().unwrap().access_token.expose(),
         c.connections[0].client_secret.expose(),
         c.admin_token.as_ref().unwrap().expose(),
     ];
@@ -538,17 +538,17 @@ async fn a_change_made_on_one_replica_reaches_the_others() {
     )
     .await;
     assert!(
-        other.refresh_connections().await.unwrap(),
+        other.refresh_settings().await.unwrap(),
         "the change is seen"
     );
     assert!(other.connections.get("other").is_some());
     assert!(
-        !other.refresh_connections().await.unwrap(),
+        !other.refresh_settings().await.unwrap(),
         "nothing new: no reload"
     );
     let csrf_only = vec![("csrf".to_owned(), csrf)];
     post(&env, "/admin/connections/other/disable", &csrf_only).await;
-    other.refresh_connections().await.unwrap();
+    other.refresh_settings().await.unwrap();
     assert!(
         other.connections.get("other").is_none(),
         "disabled on the other replica too"

@@ -311,7 +311,13 @@ async fn stale_login_token_is_refused_and_clock_skew_is_corrected() {
     assert_eq!(stale.location.as_ref().unwrap().path(), "/login.php");
     assert_eq!(refusals(&env), ["stale_iat"]);
     // After measuring GET /v2/time, iat is corrected and the same sign-in works.
-    let offset = env.demo.state.sync_bigcommerce_clock().await.unwrap();
+    let offset = env
+        .demo
+        .state
+        .sync_bigcommerce_clock()
+        .await
+        .unwrap()
+        .unwrap();
     assert!((offset - 300).abs() <= 2, "offset {offset}");
     let (_, page) = env.sign_in("", "ada").await;
     let ok = env.get(&page.location.unwrap()).await;
@@ -532,8 +538,24 @@ async fn logs_carry_no_codes_tokens_or_secrets() {
         jwt.as_str(),
         code.as_str(),
         state.as_str(),
-        env.demo.state.config.store.client_secret.expose(),
-        env.demo.state.config.store.access_token.expose(),
+        env.demo
+            .state
+            .config
+            .store
+            .declared
+            .as_ref()
+            .unwrap()
+            .client_secret
+            .expose(),
+        env.demo
+            .state
+            .config
+            .store
+            .declared
+            .as_ref()
+            .unwrap()
+            .access_token
+            .expose(),
         env.demo.state.config.connections[0].client_secret.expose(),
     ] {
         assert!(!logs.contains(secret), "a secret or token reached the log");
@@ -871,7 +893,15 @@ async fn profile_sync_updates_a_returning_customer_and_relinks_a_deleted_one() {
         .delete(url)
         .header(
             "X-Auth-Token",
-            env.demo.state.config.store.access_token.expose(),
+            env.demo
+                .state
+                .config
+                .store
+                .declared
+                .as_ref()
+                .unwrap()
+                .access_token
+                .expose(),
         )
         .send()
         .await

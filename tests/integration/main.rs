@@ -9,3 +9,4 @@ mod connections;
 mod flow;
 mod id_token;
 mod interop;
+mod store_settings;

@@ -213,7 +213,7 @@ pub(super) async fn api_check_store(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     api_admin(&app, &headers)?;
-    let checks = crate::bigcommerce::diagnose::diagnose(&app.bigcommerce, &app.config.store).await;
+    let checks = store_checks(&app).await;
     Ok(checks_json(&checks))
 }
 

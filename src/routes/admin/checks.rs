@@ -48,13 +48,26 @@ pub(super) async fn check_store(
     session: Session,
 ) -> Result<Response, Error> {
     let admin = signed_in(&session).await?;
-    let checks = crate::bigcommerce::diagnose::diagnose(&app.bigcommerce, &app.config.store).await;
+    let checks = store_checks(&app).await;
     Ok(checks_page(
         admin.csrf,
         format!("Store {}", app.config.store.store_hash),
         None,
         &checks,
     ))
+}
+
+/// The store checks against the settings in force; one failed check while none are set.
+pub(super) async fn store_checks(app: &AppState) -> Vec<Check> {
+    match app.store_settings.current() {
+        Some(api) => crate::bigcommerce::diagnose::diagnose(&api.client, &api.settings).await,
+        None => vec![Check::new(
+            "Store settings",
+            diagnostics::CheckStatus::Failed,
+            "the store's API account and storefront channels are not set yet: enter them under Store settings"
+                .to_owned(),
+        )],
+    }
 }
 
 /// "Test connection": discovery, issuer, endpoints, PKCE, algorithms, keys, scopes.

@@ -211,11 +211,19 @@ pub(super) async fn connection_page(
     errors: Vec<String>,
 ) -> Response {
     // The customer groups to map to, from BigCommerce; the form works without them.
-    let (groups, groups_error) = match app.bigcommerce.customer_groups().await {
+    let groups = match app.bigcommerce() {
+        Ok(api) => api
+            .client
+            .customer_groups()
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (groups, groups_error) = match groups {
         Ok(groups) => (groups.into_iter().map(|g| (g.id, g.name)).collect(), None),
         Err(e) => {
             tracing::warn!(error = %e, "could not list customer groups for the connection form");
-            (Vec::new(), Some(e.to_string()))
+            (Vec::new(), Some(e))
         }
     };
     let status = if errors.is_empty() {
@@ -297,22 +305,24 @@ pub(super) async fn save_from_form(
     let f = fields(body)?;
     admin::check_csrf(&admin, f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let form = ConnectionForm::from_fields(&f);
+    let configured: Vec<i64> = app
+        .store_settings
+        .current()
+        .map(|api| api.settings.channels.keys().copied().collect())
+        .unwrap_or_default();
     let raw = match form.to_raw() {
-        Ok(raw)
-            if raw
-                .channels
-                .iter()
-                .any(|c| !app.config.store.channels.contains_key(c)) =>
-        {
+        Ok(raw) if raw.channels.iter().any(|c| !configured.contains(c)) => {
             let errors = vec![format!(
                 "channels: only configured storefront channels can be chosen ({})",
-                app.config
-                    .store
-                    .channels
-                    .keys()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                if configured.is_empty() {
+                    "none is configured yet: see Store settings".to_owned()
+                } else {
+                    configured
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
             )];
             return Ok(connection_page(app, admin.csrf, editing, form, errors).await);
         }

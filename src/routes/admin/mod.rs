@@ -27,11 +27,13 @@ mod api;
 mod checks;
 mod connections;
 mod pages;
+mod store;
 
 use api::*;
 use checks::*;
 use connections::*;
 use pages::*;
+use store::*;
 
 pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let https = state.config.server.public_url.scheme() == "https";
@@ -83,6 +85,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/connections/{id}/delete", post(delete_connection))
         .route("/connections/{id}/try", post(try_sign_in))
         .route("/trials/{ticket}", get(trial_report))
+        .route("/store", get(store_settings_page).post(save_store_settings))
         .route("/checks/store", get(check_store))
         .route("/checks/connections/{id}", get(check_connection))
         .layer(sessions);
@@ -97,6 +100,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             "/connections/{id}",
             axum::routing::put(api_update_connection).delete(api_delete_connection),
         )
+        .route("/store", get(api_store).put(api_update_store))
         .route("/checks/store", get(api_check_store))
         .route("/checks/connections/{id}", get(api_check_connection));
     pages.nest("/api", api)

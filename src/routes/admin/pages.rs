@@ -116,13 +116,41 @@ pub(super) struct DashboardPage {
     redirect_uri: String,
     admin_redirect_uri: String,
     link_count: i64,
-    /// Store settings, from the configuration file/environment (read-only here).
-    api_base_url: String,
-    api_client_id: String,
-    /// (channel id, storefront URL, default redirect)
-    channels: Vec<(i64, String, String)>,
+    /// `None` until the store settings are set.
+    store: Option<StoreView>,
     connections: Vec<ConnectionView>,
     events: Vec<EventView>,
+}
+
+pub(super) struct StoreView {
+    from_file: bool,
+    api_base_url: String,
+    client_id: String,
+    /// (channel id, storefront URL, default redirect)
+    channels: Vec<(i64, String, String)>,
+}
+
+impl StoreView {
+    pub(super) fn of(app: &AppState) -> Option<StoreView> {
+        let api = app.store_settings.current()?;
+        let s = &api.settings;
+        Some(StoreView {
+            from_file: api.source == crate::connections::Source::File,
+            api_base_url: s.api_base_url.to_string(),
+            client_id: s.client_id.clone(),
+            channels: s
+                .channels
+                .values()
+                .map(|c| {
+                    (
+                        c.id,
+                        c.storefront_url.to_string(),
+                        c.default_redirect.as_str().to_owned(),
+                    )
+                })
+                .collect(),
+        })
+    }
 }
 
 pub(super) async fn dashboard(
@@ -158,21 +186,7 @@ pub(super) async fn dashboard(
         store_hash: store_hash.clone(),
         redirect_uri: app.config.redirect_uri().to_string(),
         admin_redirect_uri: app.config.admin_redirect_uri().to_string(),
-        api_base_url: app.config.store.api_base_url.to_string(),
-        api_client_id: app.config.store.client_id.clone(),
-        channels: app
-            .config
-            .store
-            .channels
-            .values()
-            .map(|c| {
-                (
-                    c.id,
-                    c.storefront_url.to_string(),
-                    c.default_redirect.as_str().to_owned(),
-                )
-            })
-            .collect(),
+        store: StoreView::of(&app),
         link_count: app.store.count_links(store_hash).await?,
         connections,
         events: recent.iter().map(EventView::from).collect(),

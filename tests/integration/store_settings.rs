@@ -1,0 +1,356 @@
+//! Store settings entered in the admin console: a gateway started with only its store hash
+//! (and admin token and key) is set up through the console or the API, and shoppers sign in.
+
+use std::sync::{Arc, Mutex};
+
+use bc_sso_gateway::AppState;
+use bc_sso_gateway::clock::Clock;
+use bc_sso_gateway::config::RawStore;
+use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_gateway::store::AuditKind;
+use reqwest::StatusCode;
+
+use crate::admin::{sign_in as admin_csrf, token};
+use crate::common::{Env, Page, all_logs, page_of};
+
+/// The demo with `[store]` cut down to the store hash; returns the API account the demo
+/// would have put there (the emulator's), for the admin to type in.
+async fn unset_store(database: Option<String>) -> (Env, RawStore) {
+    let taken = Arc::new(Mutex::new(RawStore::default()));
+    let slot = taken.clone();
+    let env = Env::with(DemoOptions::default(), move |c| {
+        *slot.lock().unwrap() = c.store.clone();
+        c.store = RawStore {
+            store_hash: c.store.store_hash.clone(),
+            ..RawStore::default()
+        };
+        if let Some(url) = database
+            && std::env::var("BCSSO_TEST_DATABASE_URL").is_err()
+        {
+            c.database.url = Some(url);
+        }
+    })
+    .await;
+    let account = taken.lock().unwrap().clone();
+    (env, account)
+}
+
+fn store_form(csrf: &str, account: &RawStore, token: &str) -> Vec<(String, String)> {
+    let channels = account
+        .channels
+        .iter()
+        .map(|c| format!("{} {} /account.php", c.id, c.storefront_url))
+        .collect::<Vec<_>>()
+        .join("\n");
+    [
+        ("csrf", csrf),
+        ("api_base_url", account.api_base_url.as_deref().unwrap()),
+        ("client_id", account.client_id.as_deref().unwrap()),
+        ("access_token", token),
+        ("client_secret", account.client_secret.as_deref().unwrap()),
+        ("channels", &channels),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+async fn post(env: &Env, path: &str, fields: &[(String, String)]) -> Page {
+    page_of(
+        env.browser
+            .post(env.gateway(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
+    let (env, account) = unset_store(None).await;
+    let token_value = account.access_token.clone().unwrap();
+    let secret_value = account.client_secret.clone().unwrap();
+
+    // Not set up: shoppers get a clear page, the console says what to do.
+    let login = env.get(&env.gateway("/login")).await;
+    login.assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_not_set_up");
+    let csrf = admin_csrf(&env).await;
+    let overview = env.get(&env.gateway("/admin")).await;
+    assert!(overview.body.contains("not set up"), "{}", overview.body);
+    let check = env.get(&env.gateway("/admin/checks/store")).await;
+    assert!(
+        check
+            .body
+            .contains("<strong id=\"overall\">failed</strong>")
+    );
+
+    // A form without the CSRF token changes nothing.
+    let mut forged = store_form("wrong", &account, &token_value);
+    forged.retain(|(k, _)| k != "csrf");
+    post(&env, "/admin/store", &forged)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    assert!(env.demo.state.store_settings.current().is_none());
+
+    // Bad input comes back with the values typed and every reason, and nothing is saved.
+    let mut bad = store_form(&csrf, &account, &token_value);
+    for (k, v) in &mut bad {
+        match k.as_str() {
+            "channels" => *v = format!("{v}\nsecond https://two.example.com"),
+            "api_base_url" => *v = "ftp://api.example.com".into(),
+            _ => {}
+        }
+    }
+    let refused = post(&env, "/admin/store", &bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("channels, line 2"),
+        "{}",
+        refused.body
+    );
+    let mut bad = store_form(&csrf, &account, &token_value);
+    for (k, v) in &mut bad {
+        match k.as_str() {
+            "api_base_url" => *v = "ftp://api.example.com".into(),
+            "client_id" => v.clear(),
+            _ => {}
+        }
+    }
+    let refused = post(&env, "/admin/store", &bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for reason in ["api_base_url", "client_id: required"] {
+        assert!(refused.body.contains(reason), "{reason}: {}", refused.body);
+    }
+    assert!(
+        refused.body.contains("ftp://api.example.com"),
+        "typed values kept"
+    );
+    assert!(env.demo.state.store_settings.current().is_none());
+
+    // A wrong token is saved (it is well-formed) and the check that follows says so.
+    let saved = post(
+        &env,
+        "/admin/store",
+        &store_form(&csrf, &account, "not-the-token"),
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(
+        saved.location.as_ref().unwrap().path(),
+        "/admin/checks/store"
+    );
+    let check = env.get(&saved.location.unwrap()).await;
+    assert!(
+        check
+            .body
+            .contains("<strong id=\"overall\">failed</strong>")
+            && check.body.contains("401"),
+        "{}",
+        check.body
+    );
+
+    // The right token; the client secret field left empty keeps the stored one.
+    let mut fixed = store_form(&csrf, &account, &token_value);
+    for (k, v) in &mut fixed {
+        if k == "client_secret" {
+            v.clear();
+        }
+    }
+    let saved = post(&env, "/admin/store", &fixed).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let check = env.get(&saved.location.unwrap()).await;
+    assert!(
+        !check
+            .body
+            .contains("<strong id=\"overall\">failed</strong>"),
+        "{}",
+        check.body
+    );
+
+    // A shopper signs in end to end: the login token is signed with the kept secret.
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let (url, landed) = env.follow(page.location.unwrap()).await;
+    assert_eq!(url.path(), "/account.php", "{}", landed.body);
+    assert_eq!(env.demo.emulator.customers().len(), 1);
+
+    // Audited twice, the secrets as "changed"/"unchanged" only.
+    let events = env
+        .demo
+        .state
+        .store
+        .audit_events(&env.demo.state.config.store.store_hash, 50)
+        .await
+        .unwrap();
+    let changes: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == AuditKind::StoreSettingsChanged)
+        .collect();
+    assert_eq!(changes.len(), 2);
+    let latest: serde_json::Value =
+        serde_json::from_str(changes[0].detail.as_deref().unwrap()).unwrap();
+    assert_eq!(latest["after"]["access_token"], "changed");
+    assert_eq!(latest["after"]["client_secret"], "unchanged");
+    assert_eq!(changes[0].actor.as_deref(), Some("bootstrap-token"));
+
+    // The plaintext of the token and secret is in no page, answer, log line or row.
+    let mut seen = String::new();
+    for path in [
+        "/admin",
+        "/admin/store",
+        "/admin/audit",
+        "/admin/checks/store",
+    ] {
+        seen.push_str(&env.get(&env.gateway(path)).await.body);
+    }
+    seen.push_str(
+        &env.browser
+            .get(env.gateway("/admin/api/store"))
+            .bearer_auth(token(&env))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    seen.push_str(&all_logs());
+    let row = env
+        .demo
+        .state
+        .store
+        .setting(&env.demo.state.config.store.store_hash, "store_account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.contains(account.client_id.as_deref().unwrap()));
+    seen.push_str(&row);
+    for s in [&token_value, &secret_value] {
+        assert!(
+            !seen.contains(s.as_str()),
+            "a store secret was shown or stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
+    let dir = std::env::temp_dir().join(format!("bcsso-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("gw.sqlite").display());
+    let (env, account) = unset_store(Some(db)).await;
+    let other = AppState::connect(env.demo.state.config.clone(), Clock::system())
+        .await
+        .unwrap();
+    let api = env.gateway("/admin/api/store");
+    let put = |body: serde_json::Value, bearer: Option<String>| {
+        let mut req = env.browser.put(api.clone()).json(&body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let mut body = serde_json::to_value(&account).unwrap();
+    body.as_object_mut()
+        .unwrap()
+        .retain(|_, v| !v.is_null() && v != &serde_json::json!([]));
+    body.as_object_mut().unwrap().remove("store_hash");
+
+    // No bearer token: refused, nothing changes.
+    let (status, answer) = put(body.clone(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer["error"], "admin_sign_in_required");
+    // The store hash is the file's.
+    let mut with_hash = body.clone();
+    with_hash["store_hash"] = "other".into();
+    let (status, answer) = put(with_hash, Some(token(&env))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    // Invalid settings: 422 naming each.
+    let mut invalid = body.clone();
+    invalid["channels"] = serde_json::json!([{ "id": 0, "storefront_url": "nope" }]);
+    invalid.as_object_mut().unwrap().remove("access_token");
+    let (status, answer) = put(invalid, Some(token(&env))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"], "invalid_store_settings");
+    let message = answer["message"].as_str().unwrap();
+    for reason in ["channels[0].id", "access_token: required"] {
+        assert!(message.contains(reason), "{reason}: {message}");
+    }
+    assert!(env.demo.state.store_settings.current().is_none());
+
+    let (status, answer) = put(body.clone(), Some(token(&env))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["managed_by"], "console");
+    assert_eq!(answer["data"]["client_id"], body["client_id"]);
+    assert!(answer["data"].get("access_token").is_none());
+
+    // The other replica picks the settings up at its next refresh; a restart loads them.
+    assert!(other.store_settings.current().is_none());
+    assert!(other.refresh_settings().await.unwrap());
+    assert!(
+        !other.refresh_settings().await.unwrap(),
+        "no change: no reload"
+    );
+    assert_eq!(
+        other.store_settings.current().unwrap().settings.client_id,
+        account.client_id.clone().unwrap()
+    );
+    let restarted = AppState::connect(env.demo.state.config.clone(), Clock::system())
+        .await
+        .unwrap();
+    let settings = &restarted.store_settings.current().unwrap().settings;
+    assert_eq!(
+        settings.access_token.expose(),
+        account.access_token.as_deref().unwrap()
+    );
+    assert_eq!(settings.channels.len(), account.channels.len());
+
+    // A restart with another key cannot open them, and says so.
+    let mut wrong_key = env.demo.state.config.clone();
+    wrong_key.database.secret_key = Some(bc_sso_gateway::secrets::SecretKey::generate());
+    let error = AppState::connect(wrong_key, Clock::system())
+        .await
+        .err()
+        .expect("a wrong key stops start-up")
+        .to_string();
+    assert!(error.contains("key"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn store_settings_from_the_file_are_read_only() {
+    let env = Env::start().await;
+    let csrf = admin_csrf(&env).await;
+    let page = env.get(&env.gateway("/admin/store")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("declared in the configuration file"));
+    assert!(page.body.contains("<fieldset disabled>"));
+    let account = env.demo.state.config.store.declared.clone().unwrap();
+    let raw = RawStore {
+        api_base_url: Some(account.api_base_url.to_string()),
+        client_id: Some(account.client_id.clone()),
+        client_secret: Some("x".into()),
+        channels: bc_sso_gateway::store_settings::to_raw(&account).channels,
+        ..RawStore::default()
+    };
+    post(&env, "/admin/store", &store_form(&csrf, &raw, "new-token"))
+        .await
+        .assert_error(StatusCode::CONFLICT, "managed_by_file");
+    let r = env
+        .browser
+        .put(env.gateway("/admin/api/store"))
+        .bearer_auth(token(&env))
+        .json(&serde_json::json!({ "client_id": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let api = env.demo.state.store_settings.current().unwrap();
+    assert_eq!(api.settings.access_token, account.access_token);
+}
