@@ -40,6 +40,9 @@ pub struct DemoOptions {
     pub idp: DemoIdp,
     /// Storefront channels to emulate (1 = just the default storefront).
     pub channels: i64,
+    /// Start the gateway as a new install: only the store hash, an admin token and a key.
+    /// The store's API account and the IdP connection are then entered in the console.
+    pub empty: bool,
 }
 
 impl Default for DemoOptions {
@@ -50,6 +53,7 @@ impl Default for DemoOptions {
                 users: crate::sandbox::idp::demo_users(),
             },
             channels: 1,
+            empty: false,
         }
     }
 }
@@ -134,7 +138,7 @@ pub fn demo_config(
     let (issuer, client_id, client_secret, domains) = match idp {
         DemoIdp::Dev { .. } => (
             idp_url.to_string(),
-            "bc-sso-gateway".to_owned(),
+            DEV_CLIENT_ID.to_owned(),
             DEV_CLIENT_SECRET.to_owned(),
             vec!["example.com".to_owned()],
         ),
@@ -204,6 +208,8 @@ pub fn demo_config(
     }
 }
 
+/// The gateway's client at the dev IdP.
+pub const DEV_CLIENT_ID: &str = "bc-sso-gateway";
 /// Secret of the gateway's client at the dev IdP. Only the loopback dev IdP knows it.
 pub const DEV_CLIENT_SECRET: &str = "dev-idp-client-secret";
 
@@ -252,7 +258,49 @@ pub async fn start(
     customize: impl FnOnce(&mut RawConfig),
 ) -> Result<Demo, DemoError> {
     let listeners = Listeners::bind(options.port, options.channels).await?;
-    start_on(listeners, options.idp, customize).await
+    let empty = options.empty;
+    start_on(listeners, options.idp, |raw| {
+        if empty {
+            make_empty(raw);
+        }
+        customize(raw)
+    })
+    .await
+}
+
+/// What a new install starts with: the store hash, the admin token and the secret key.
+pub fn make_empty(raw: &mut RawConfig) {
+    raw.store = RawStore {
+        store_hash: raw.store.store_hash.take(),
+        ..RawStore::default()
+    };
+    raw.connections.clear();
+    raw.admin.sso_connection = None;
+}
+
+/// The values an admin types into the console of an empty demo, as (label, value) rows.
+/// They are the demo's own throwaway credentials: showing them is the point.
+pub fn setup_values(demo: &Demo) -> Vec<(&'static str, String)> {
+    let e = demo.emulator.config();
+    let mut rows = vec![
+        ("API base URL", demo.api_url.to_string()),
+        ("API client id", e.client_id.clone()),
+        ("API access token", e.access_token.clone()),
+        ("API client secret", e.client_secret.clone()),
+    ];
+    for (url, id) in demo.storefront_urls.iter().zip(1..) {
+        rows.push(("storefront channel", format!("{id} {url}")));
+    }
+    if demo.idp.is_some() {
+        rows.push((
+            "IdP issuer",
+            demo.idp_url.as_str().trim_end_matches('/').to_owned(),
+        ));
+        rows.push(("IdP client id", DEV_CLIENT_ID.to_owned()));
+        rows.push(("IdP client secret", DEV_CLIENT_SECRET.to_owned()));
+        rows.push(("IdP email domain", "example.com".to_owned()));
+    }
+    rows
 }
 
 /// Starts the demo on sockets bound earlier.
@@ -315,16 +363,26 @@ pub async fn start_on(
         DemoIdp::Dev { users } => {
             let issuer = Url::parse(idp_bound_url.as_str().trim_end_matches('/'))
                 .map_err(|e| DemoError::Start(e.to_string()))?;
-            let clients = config
+            let redirect_uris = vec![config.redirect_uri(), config.admin_redirect_uri()];
+            let mut clients: Vec<DevClient> = config
                 .connections
                 .iter()
                 .filter(|c| c.issuer.url().origin() == issuer.origin())
                 .map(|c| DevClient {
                     client_id: c.client_id.clone(),
                     client_secret: c.client_secret.expose().to_owned(),
-                    redirect_uris: vec![config.redirect_uri(), config.admin_redirect_uri()],
+                    redirect_uris: redirect_uris.clone(),
                 })
                 .collect();
+            // The demo's own client is registered even when no connection uses it yet, so
+            // that an admin can add the connection in the console.
+            if !clients.iter().any(|c| c.client_id == DEV_CLIENT_ID) {
+                clients.push(DevClient {
+                    client_id: DEV_CLIENT_ID.into(),
+                    client_secret: DEV_CLIENT_SECRET.into(),
+                    redirect_uris,
+                });
+            }
             let idp = DevIdp::try_new(DevIdpConfig {
                 issuer,
                 clients,

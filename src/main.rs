@@ -60,6 +60,10 @@ enum Command {
         /// Number of storefront channels to emulate.
         #[arg(long, default_value_t = 1)]
         channels: i64,
+        /// Start as a new install: enter the store's API account and the IdP connection in
+        /// the admin console (the values to type are printed).
+        #[arg(long)]
+        empty: bool,
     },
 }
 
@@ -91,6 +95,7 @@ async fn main() -> ExitCode {
             client_secret,
             email_domains,
             channels,
+            empty,
         } => {
             let idp = match (issuer, client_id, client_secret) {
                 (Some(issuer), Some(client_id), Some(client_secret)) => DemoIdp::External {
@@ -117,6 +122,7 @@ async fn main() -> ExitCode {
                 port,
                 idp,
                 channels,
+                empty,
             })
             .await
         }
@@ -257,6 +263,14 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
             demo.gateway_url,
             token.expose()
         );
+    }
+    if demo.state.store_settings.current().is_none() {
+        println!();
+        println!("  This gateway starts empty. In the admin console, enter under Store settings");
+        println!("  and then Add a connection:");
+        for (label, value) in demo::setup_values(&demo) {
+            println!("    {label:<22} {value}");
+        }
     }
     println!();
     println!("  Ctrl-C stops everything.");

@@ -1,11 +1,13 @@
-// An IT admin, in Debian's chromium, connects a new identity provider (oidc-provider)
-// through the admin console alone (mapping its "buyers" group to customer group 2), tests
-// it, and then a shopper signs in with it from the
+// An IT admin, in Debian's chromium, starts from an empty gateway: enters the store's API
+// account and storefront in the admin console and checks them, connects a new identity
+// provider (oidc-provider) through the console alone (mapping its "buyers" group to
+// customer group 2), tests it, and then a shopper signs in with it from the
 // storefront: storefront -> "Sign in with company account" -> the gateway's chooser (email)
 // -> oidc-provider login (+ consent) -> storefront account page.
 //
 // Env: GATEWAY_URL, ADMIN_TOKEN, STOREFRONT_URL, ISSUER, CLIENT_ID, CLIENT_SECRET,
-// EMAIL_DOMAIN, OP_LOGIN (login at oidc-provider), EXPECT_EMAIL, ARTIFACTS_DIR,
+// EMAIL_DOMAIN, OP_LOGIN (login at oidc-provider), EXPECT_EMAIL, the store's API account
+// (API_BASE_URL, API_CLIENT_ID, API_ACCESS_TOKEN, API_CLIENT_SECRET), ARTIFACTS_DIR,
 // CHROMIUM_PATH, E2E_TIMEOUT_MS.
 
 import { required, runInBrowser, safeUrl } from './harness.mjs';
@@ -19,6 +21,10 @@ const clientSecret = required('CLIENT_SECRET');
 const emailDomain = required('EMAIL_DOMAIN');
 const opLogin = required('OP_LOGIN');
 const expectEmail = required('EXPECT_EMAIL');
+const apiBaseUrl = required('API_BASE_URL');
+const apiClientId = required('API_CLIENT_ID');
+const apiAccessToken = required('API_ACCESS_TOKEN');
+const apiClientSecret = required('API_CLIENT_SECRET');
 
 await runInBrowser('console', async (page, log) => {
   log('step 1: admin signs in');
@@ -29,8 +35,31 @@ await runInBrowser('console', async (page, log) => {
     page.getByRole('button', { name: 'Sign in' }).click(),
   ]);
 
-  log('step 2: add a connection');
+  log('step 2: the overview says the store is not set up; the admin enters its API account');
+  const store = (await page.locator('#store-settings').textContent()) ?? '';
+  if (!store.includes('not set up')) throw new Error(`store panel of an empty gateway: ${store}`);
+  await page.getByRole('link', { name: 'Enter the store settings' }).click();
+  await page.locator('#api_base_url').fill(apiBaseUrl);
+  await page.locator('#client_id').fill(apiClientId);
+  await page.locator('#access_token').fill(apiAccessToken);
+  await page.locator('#client_secret').fill(apiClientSecret);
+  await page.locator('#channels').fill(`1 ${storefrontUrl}`);
+  await Promise.all([
+    page.waitForURL((u) => u.pathname === '/admin/checks/store', { waitUntil: 'domcontentloaded' }),
+    page.getByRole('button', { name: 'Save and check' }).click(),
+  ]);
+  const storeCheck = (await page.locator('#overall').textContent())?.trim();
+  if (storeCheck === 'failed') {
+    const rows = await page.locator('tr.status-failed').allTextContents();
+    throw new Error(`store check failed: ${rows.join(' | ')}`);
+  }
+  log(`        store check: ${storeCheck}`);
+
+  log('step 2b: add a connection; the group mapping offers the store\'s customer groups');
+  await page.locator('header nav').getByRole('link', { name: 'Overview' }).click();
   await page.getByRole('link', { name: 'Add a connection' }).click();
+  const groupsHelp = (await page.locator('.groups-help').textContent()) ?? '';
+  if (!groupsHelp.includes('Wholesale')) throw new Error(`customer groups not offered: ${groupsHelp}`);
   await page.locator('#id').fill('acme');
   await page.locator('#display_name').fill('Acme Corp');
   await page.locator('#issuer').fill(issuer);
@@ -57,16 +86,22 @@ await runInBrowser('console', async (page, log) => {
   await page.getByRole('link', { name: 'Sign in', exact: true }).first().click();
   const sso = page.locator('a.bc-sso-button');
   await sso.waitFor({ state: 'visible' });
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/login', { waitUntil: 'domcontentloaded' }),
-    sso.click(),
-  ]);
+  await sso.click();
 
-  log('step 5: the chooser routes by email domain');
-  await page.locator('#email').fill(expectEmail);
-  await page.getByRole('button', { name: 'Continue' }).click();
+  // With one connection the gateway goes straight to the IdP; with several it asks for
+  // the email first and routes by its domain.
   const login = page.locator('input[name="login"]');
-  await login.waitFor({ state: 'visible' });
+  const chooser = page.locator('#email');
+  const first = await Promise.race([
+    login.waitFor({ state: 'visible' }).then(() => 'idp'),
+    chooser.waitFor({ state: 'visible' }).then(() => 'chooser'),
+  ]);
+  if (first === 'chooser') {
+    log('step 5: the chooser routes by email domain');
+    await chooser.fill(expectEmail);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await login.waitFor({ state: 'visible' });
+  }
   log(`        at the IdP ${safeUrl(page.url())}`);
   await login.fill(opLogin);
   await page.locator('input[name="password"]').fill('any-password');

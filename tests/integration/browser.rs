@@ -94,9 +94,10 @@ async fn chromium_admin_removes_a_link_and_finds_it_in_the_audit_log() {
 }
 
 #[tokio::test]
-async fn chromium_admin_connects_an_idp_in_the_console_and_a_shopper_signs_in_with_it() {
-    // The demo as shipped (dev IdP for example.com), plus oidc-provider for acme.test, which
-    // the admin connects through the console alone.
+async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_signs_in() {
+    // A new install (only the store hash, admin token and key), and oidc-provider for
+    // acme.test: the admin enters the store's API account and connects the IdP through the
+    // console alone.
     let listeners = bc_sso_gateway::demo::Listeners::bind(0, 1).await.unwrap();
     let accounts = serde_json::json!([
         { "sub": "kim-1", "email": "kim@acme.test", "email_verified": true,
@@ -110,10 +111,15 @@ async fn chromium_admin_connects_an_idp_in_the_console_and_a_shopper_signs_in_wi
         bc_sso_gateway::demo::DemoIdp::Dev {
             users: bc_sso_gateway::sandbox::idp::demo_users(),
         },
-        crate::common::use_test_database,
+        |c| {
+            crate::common::use_test_database(c);
+            bc_sso_gateway::demo::make_empty(c);
+        },
     )
     .await
     .unwrap();
+    assert!(demo.state.store_settings.current().is_none());
+    let emulator = demo.emulator.config().clone();
     let token = demo
         .state
         .config
@@ -135,6 +141,10 @@ async fn chromium_admin_connects_an_idp_in_the_console_and_a_shopper_signs_in_wi
             ("EMAIL_DOMAIN", "acme.test"),
             ("OP_LOGIN", "kim@acme.test"),
             ("EXPECT_EMAIL", "kim@acme.test"),
+            ("API_BASE_URL", demo.api_url.as_str()),
+            ("API_CLIENT_ID", emulator.client_id.as_str()),
+            ("API_ACCESS_TOKEN", emulator.access_token.as_str()),
+            ("API_CLIENT_SECRET", emulator.client_secret.as_str()),
         ],
     )
     .await;
