@@ -170,6 +170,7 @@ pub async fn sso_finish(
         params,
         &app.config.admin_redirect_uri(),
         &app.clock,
+        !sso.allowed_groups.is_empty(),
     )
     .await?;
     let email = identity

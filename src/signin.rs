@@ -193,6 +193,7 @@ async fn finish_sign_in(
         params,
         &app.config.redirect_uri(),
         &app.clock,
+        !conn.group_rules.is_empty(),
     )
     .await?;
     // `sub` only: emails and names are personal data and stay out of the log (the audit

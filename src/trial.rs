@@ -137,6 +137,7 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
         params,
         &app.config.redirect_uri(),
         &app.clock,
+        !conn.group_rules.is_empty(),
     )
     .await
     {

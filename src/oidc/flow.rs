@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreUserInfoClaims};
+use openidconnect::core::{CoreClient, CoreGenderClaim, CoreJwsSigningAlgorithm};
 use openidconnect::{
     AccessToken, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
@@ -12,6 +12,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::claims::OtherClaims;
 use super::registry::error_chain;
 use super::{Identity, OidcError, ProviderMetadata, Registry};
 use crate::clock::Clock;
@@ -112,6 +113,8 @@ impl CallbackParams {
 
 /// Checks the authorization response against the pending login, exchanges the code and
 /// verifies the ID token. The caller has already matched `state` to `pending`.
+/// `groups_needed`: the caller decides with the user's groups (group rules, admin groups),
+/// so they are fetched from userinfo when the ID token does not carry the groups claim.
 pub async fn finish(
     registry: &Registry,
     conn: &Connection,
@@ -119,6 +122,7 @@ pub async fn finish(
     params: CallbackParams,
     redirect_uri: &Url,
     clock: &Clock,
+    groups_needed: bool,
 ) -> Result<Identity, OidcError> {
     let metadata = registry.metadata(conn).await?;
     // RFC 9207: when the IdP says it sends `iss`, require it and require it to be ours.
@@ -179,7 +183,7 @@ pub async fn finish(
         other => other?,
     };
 
-    let (groups, company, hosted_domain) = extra_claims(&id_token.to_string(), conn);
+    let extra = super::claims::from_id_token(&id_token.to_string(), conn);
     let mut identity = Identity {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
@@ -188,17 +192,28 @@ pub async fn finish(
         given_name: localized(claims.given_name()),
         family_name: localized(claims.family_name()),
         name: localized(claims.name()),
-        groups,
-        company,
-        hosted_domain,
+        groups: extra.groups.clone().unwrap_or_default(),
+        company: extra.company.clone(),
+        hosted_domain: extra.hosted_domain,
     };
-    if identity.email.is_none() && metadata.userinfo_endpoint().is_some() {
+    // Userinfo fills what the ID token lacked: the email (conformant IdPs put it only
+    // there) and the groups or company claim the connection maps, when the ID token does
+    // not carry them at all (Okta's and Keycloak's defaults, for example).
+    let wants_groups = extra.groups.is_none() && groups_needed;
+    let wants_company = extra.company.is_none() && conn.company_claim.is_some();
+    if (identity.email.is_none() || wants_groups || wants_company)
+        && metadata.userinfo_endpoint().is_some()
+    {
         let userinfo =
             fetch_userinfo(registry, &client, response.access_token(), &identity).await?;
-        merge_userinfo(&mut identity, &userinfo);
+        merge_userinfo(&mut identity, &userinfo, conn);
     }
     Ok(identity)
 }
+
+/// A userinfo answer with every claim kept, so the connection's groups and company claims
+/// can be read from it.
+type UserInfo = openidconnect::UserInfoClaims<OtherClaims, CoreGenderClaim>;
 
 /// The relying-party client as built from discovery: authorize URL set, token and
 /// userinfo endpoints as the metadata has them.
@@ -343,7 +358,7 @@ async fn fetch_userinfo(
     client: &RpClient,
     access_token: &AccessToken,
     identity: &Identity,
-) -> Result<CoreUserInfoClaims, OidcError> {
+) -> Result<UserInfo, OidcError> {
     // Passing the expected `sub` makes the crate refuse a userinfo answer about someone else
     // (`rp-userinfo-bad-sub-claim`).
     let subject = openidconnect::SubjectIdentifier::new(identity.subject.clone());
@@ -351,7 +366,7 @@ async fn fetch_userinfo(
         .user_info(access_token.clone(), Some(subject))
         .map_err(|e| OidcError::Userinfo(e.to_string()))?;
     request
-        .request_async(registry.http())
+        .request_async::<OtherClaims, _, CoreGenderClaim>(registry.http())
         .await
         .map_err(|e| match e {
             openidconnect::UserInfoError::ClaimsVerification(
@@ -362,11 +377,19 @@ async fn fetch_userinfo(
 }
 
 /// Userinfo fills what the ID token lacked. `email_verified` is taken only together with the
-/// email from the same response (SECURITY.md rule 2).
-fn merge_userinfo(identity: &mut Identity, info: &CoreUserInfoClaims) {
+/// email from the same response (SECURITY.md rule 2). Groups and company the ID token
+/// carried are kept: the signed token wins over the userinfo answer.
+fn merge_userinfo(identity: &mut Identity, info: &UserInfo, conn: &Connection) {
     if let Some(email) = info.email() {
         identity.email = Some(email.to_string());
         identity.email_verified = info.email_verified().unwrap_or(false);
+    }
+    let extra = super::claims::from_claims(&info.additional_claims().0, conn);
+    if identity.groups.is_empty() {
+        identity.groups = extra.groups.unwrap_or_default();
+    }
+    if identity.company.is_none() {
+        identity.company = extra.company;
     }
     identity.given_name = identity
         .given_name
@@ -388,54 +411,9 @@ fn localized<T: std::ops::Deref<Target = String>>(
         .filter(|s| !s.trim().is_empty())
 }
 
-/// The groups and company claims the connection names, and Google's `hd`, read from the
-/// payload of the ID token *after* it was verified. (The crate's claim types know only
-/// standard claims, and these names are per connection.) Values are capped: they are
-/// untrusted input.
-fn extra_claims(
-    compact_jwt: &str,
-    conn: &Connection,
-) -> (Vec<String>, Option<String>, Option<String>) {
-    use base64::Engine;
-    let payload = compact_jwt
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .unwrap_or_default();
-    let text = |v: &serde_json::Value| {
-        v.as_str()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty() && s.chars().count() <= 255)
-            .map(str::to_owned)
-    };
-    let groups = match payload.get(&conn.groups_claim) {
-        Some(serde_json::Value::Array(items)) => items.iter().take(500).filter_map(text).collect(),
-        Some(single) => text(single).into_iter().collect(),
-        None => Vec::new(),
-    };
-    let company = conn
-        .company_claim
-        .as_ref()
-        .and_then(|claim| payload.get(claim))
-        .and_then(text);
-    let hosted_domain = payload.get("hd").and_then(text);
-    (groups, company, hosted_domain)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-
-    fn jwt(payload: serde_json::Value) -> String {
-        let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-        format!("{}.{}.sig", b(b"{}"), b(payload.to_string().as_bytes()))
-    }
 
     fn conn(groups_claim: &str, company_claim: Option<&str>) -> Connection {
         let mut raw: crate::config::RawConnection = toml::from_str(
@@ -446,34 +424,6 @@ mod tests {
         raw.company_claim = company_claim.map(Into::into);
         let mut errors = Vec::new();
         crate::config::validate_connection(0, raw, &mut errors).unwrap()
-    }
-
-    #[test]
-    fn groups_and_company_come_from_the_named_claims() {
-        let token = jwt(serde_json::json!({
-            "groups": ["a", "b", 7, ""], "roles": "buyer", "org": " Acme Ltd ", "long": "x".repeat(300)
-        }));
-        let (groups, company, _) = extra_claims(&token, &conn("groups", Some("org")));
-        assert_eq!(groups, ["a", "b"]);
-        assert_eq!(company.as_deref(), Some("Acme Ltd"));
-        let (groups, company, _) = extra_claims(&token, &conn("roles", None));
-        assert_eq!((groups, company), (vec!["buyer".to_owned()], None));
-        let (groups, company, _) = extra_claims(&token, &conn("long", Some("long")));
-        assert!(
-            groups.is_empty() && company.is_none(),
-            "over-long values are dropped"
-        );
-        assert_eq!(
-            extra_claims("garbage", &conn("groups", None)),
-            (vec![], None, None)
-        );
-        let google = jwt(serde_json::json!({ "hd": "acme.test" }));
-        assert_eq!(
-            extra_claims(&google, &conn("groups", None)).2.as_deref(),
-            Some("acme.test")
-        );
-        let odd = jwt(serde_json::json!({ "hd": 5 }));
-        assert_eq!(extra_claims(&odd, &conn("groups", None)).2, None);
     }
 
     #[test]

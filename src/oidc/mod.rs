@@ -1,6 +1,7 @@
 //! The OpenID Connect relying party: provider metadata and JWKS cache ([`registry`]), the
 //! code flow with PKCE ([`flow`]), and what we keep of the claims ([`Identity`]).
 
+pub mod claims;
 pub mod diagnose;
 pub mod flow;
 pub mod registry;

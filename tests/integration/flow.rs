@@ -818,6 +818,33 @@ async fn idp_groups_choose_the_customer_group_of_new_customers() {
     let (_, page) = env.sign_in("", "grace-2").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     assert_eq!(group("grace2@example.com"), 0);
+    assert_eq!(
+        env.idp().userinfo_request_count(),
+        0,
+        "the ID token had the groups: no userinfo call"
+    );
+
+    // An IdP that puts groups only in userinfo (Okta's and Keycloak's default): the gateway
+    // asks userinfo for them, once per sign-in.
+    env.idp().set_groups_in_id_token(false);
+    let mut users = env.idp().users();
+    users[1].sub = "grace-3".into();
+    users[1].email = Some("grace3@example.com".into());
+    users[1].groups = vec!["engineering".into()];
+    env.idp().set_users(users);
+    let (_, page) = env.sign_in("", "grace-3").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert_eq!(group("grace3@example.com"), 1);
+    assert_eq!(env.idp().userinfo_request_count(), 1);
+}
+
+#[tokio::test]
+async fn without_group_rules_no_userinfo_call_is_made_for_groups() {
+    let env = Env::start().await;
+    env.idp().set_groups_in_id_token(false);
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert_eq!(env.idp().userinfo_request_count(), 0);
 }
 
 #[tokio::test]

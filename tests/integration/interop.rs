@@ -85,6 +85,14 @@ pub async fn start_oidc_provider_with(
 
 /// The demo's storefront and gateway, signing in through `oidc-provider`.
 pub async fn env_with_oidc_provider(conform: bool) -> (Env, OidcProvider) {
+    env_with_oidc_provider_and(conform, |_| {}).await
+}
+
+/// As [`env_with_oidc_provider`], with the connection's settings changed by `customize`.
+pub async fn env_with_oidc_provider_and(
+    conform: bool,
+    customize: impl FnOnce(&mut bc_sso_gateway::config::RawConnection),
+) -> (Env, OidcProvider) {
     init_logs();
     let listeners = Listeners::bind(0, 1).await.unwrap();
     let op = start_oidc_provider(&listeners.redirect_uri(), conform).await;
@@ -99,6 +107,7 @@ pub async fn env_with_oidc_provider(conform: bool) -> (Env, OidcProvider) {
         // op.mjs serves its issuer without a trailing slash; keep the string exact.
         c.connections[0].issuer = Some(op.issuer.as_str().trim_end_matches('/').into());
         c.connections[0].scopes = Some(vec!["openid".into(), "email".into(), "profile".into()]);
+        customize(&mut c.connections[0]);
     })
     .await
     .unwrap();
@@ -188,6 +197,34 @@ async fn oidc_provider_conformant_id_token_uses_userinfo_for_the_email() {
     let page = env.get(&callback).await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     assert_eq!(env.demo.emulator.customers()[0].email, "ada@example.com");
+}
+
+#[tokio::test]
+async fn oidc_provider_groups_from_userinfo_choose_the_customer_group() {
+    // A conformant ID token carries no groups claim: the mapped group comes from userinfo.
+    let (env, _op) = env_with_oidc_provider_and(true, |c| {
+        c.scopes = Some(
+            ["openid", "email", "profile", "groups"]
+                .map(Into::into)
+                .to_vec(),
+        );
+        c.group_rules = vec![bc_sso_gateway::config::RawGroupRule {
+            group: "engineering".into(),
+            customer_group_id: 2,
+        }];
+        c.customer_group_id = Some(1);
+    })
+    .await;
+    let authorize = env.begin("").await;
+    let callback = through_oidc_provider(&env, authorize, "ada@example.com").await;
+    let page = env.get(&callback).await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let customers = env.demo.emulator.customers();
+    assert_eq!(customers[0].email, "ada@example.com");
+    assert_eq!(
+        customers[0].customer_group_id, 2,
+        "engineering = 2, from userinfo"
+    );
 }
 
 #[tokio::test]

@@ -274,9 +274,12 @@ struct Inner {
     endpoints: endpoints::Endpoints,
     clients: Vec<DevClient>,
     email_in_id_token: AtomicBool,
+    /// Off: `groups` only from userinfo, as Okta and Keycloak do by default.
+    groups_in_id_token: AtomicBool,
     send_iss_parameter: bool,
     jwks_fetches: AtomicU64,
     token_requests: AtomicU64,
+    userinfo_requests: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -356,9 +359,11 @@ impl DevIdp {
                 endpoints,
                 clients: config.clients,
                 email_in_id_token: AtomicBool::new(config.email_in_id_token),
+                groups_in_id_token: AtomicBool::new(true),
                 send_iss_parameter: config.send_iss_parameter,
                 jwks_fetches: AtomicU64::new(0),
                 token_requests: AtomicU64::new(0),
+                userinfo_requests: AtomicU64::new(0),
                 state: Mutex::new(State {
                     users: config.users,
                     misbehaviour: Misbehaviour::None,
@@ -441,12 +446,21 @@ impl DevIdp {
         self.inner.token_requests.load(Ordering::SeqCst)
     }
 
-    /// Replaces the users; tokens and userinfo issued afterwards use the new data.
+    pub fn userinfo_request_count(&self) -> u64 {
+        self.inner.userinfo_requests.load(Ordering::SeqCst)
+    }
+
     /// Switches between claims in the ID token and claims only from userinfo.
     pub fn set_email_in_id_token(&self, on: bool) {
         self.inner.email_in_id_token.store(on, Ordering::Relaxed);
     }
 
+    /// Off: the ID token carries no `groups` claim; userinfo still does.
+    pub fn set_groups_in_id_token(&self, on: bool) {
+        self.inner.groups_in_id_token.store(on, Ordering::Relaxed);
+    }
+
+    /// Replaces the users; tokens and userinfo issued afterwards use the new data.
     pub fn set_users(&self, users: Vec<DevUser>) {
         self.state().users = users;
     }

@@ -159,15 +159,15 @@ pub(crate) fn exchange_code(
         .find(|u| u.sub == grant.sub)
         .cloned()
         .ok_or_else(|| TokenError::invalid_grant("the user no longer exists"))?;
-    let user_claims = if idp
-        .inner
-        .email_in_id_token
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    let inner = &idp.inner;
+    let mut user_claims = if inner.email_in_id_token.load(Ordering::Relaxed) {
         scoped_claims(&user, &grant.scopes)
     } else {
         Map::new()
     };
+    if !inner.groups_in_id_token.load(Ordering::Relaxed) {
+        user_claims.remove("groups");
+    }
     let input = IdTokenInput {
         issuer: &idp.inner.issuer,
         client_id: &client.client_id,
@@ -293,6 +293,7 @@ pub(crate) fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
 // Userinfo
 
 pub(crate) async fn userinfo(State(idp): State<DevIdp>, headers: HeaderMap) -> Response {
+    idp.inner.userinfo_requests.fetch_add(1, Ordering::SeqCst);
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
