@@ -165,9 +165,14 @@ pub struct RawConnection {
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
-    /// Accept an email the IdP does not mark verified. Off by default; a warning is logged.
+    /// Accept an email the IdP does not mark verified, in every allowed domain. Off by
+    /// default; a warning is logged. Prefer `trusted_email_domains`.
     #[serde(default)]
     pub trust_unverified_email: bool,
+    /// The allowed domains whose unverified emails this IdP is authoritative for (it owns
+    /// them and users cannot set their own email), e.g. an Entra tenant's verified domains.
+    #[serde(default)]
+    pub trusted_email_domains: Vec<String>,
     pub customer_group_id: Option<i64>,
     /// The claim that lists the user's groups (default "groups").
     pub groups_claim: Option<String>,
@@ -301,7 +306,9 @@ pub struct Connection {
     pub client_secret: Secret,
     pub scopes: Vec<String>,
     pub allowed_email_domains: Vec<EmailDomain>,
-    pub trust_unverified_email: bool,
+    /// Domains (within the allowed ones) whose emails count as verified without
+    /// `email_verified` (SECURITY.md rule 3). Empty: none.
+    pub trusted_email_domains: Vec<EmailDomain>,
     /// Customer group of new customers when no group rule matches.
     pub customer_group_id: Option<i64>,
     pub groups_claim: String,
@@ -334,6 +341,11 @@ pub struct GroupRule {
 }
 
 impl Connection {
+    /// Whether this IdP is trusted for the unverified emails of `domain` (rule 3).
+    pub fn trusts_unverified_email(&self, domain: &str) -> bool {
+        self.trusted_email_domains.iter().any(|d| d.matches(domain))
+    }
+
     pub fn allows_channel(&self, channel_id: i64) -> bool {
         self.channels.is_empty() || self.channels.contains(&channel_id)
     }
@@ -927,10 +939,18 @@ pub fn validate_connection(
     };
     claim_name("groups_claim", &raw.groups_claim, errors);
     claim_name("company_claim", &raw.company_claim, errors);
-    if raw.trust_unverified_email {
+    let trusted_email_domains = trusted_domains(
+        &key("trusted_email_domains"),
+        &raw.trusted_email_domains,
+        raw.trust_unverified_email,
+        &domains,
+        errors,
+    );
+    if !trusted_email_domains.is_empty() {
         tracing::warn!(
             connection = raw.id.as_deref().unwrap_or("?"),
-            "trust_unverified_email is on: this IdP's unverified emails can sign in to matching store accounts"
+            domains = %trusted_email_domains.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "unverified emails of these domains can sign in to matching store accounts"
         );
     }
     let id = id?;
@@ -942,7 +962,7 @@ pub fn validate_connection(
         client_secret: client_secret?,
         scopes,
         allowed_email_domains: domains,
-        trust_unverified_email: raw.trust_unverified_email,
+        trusted_email_domains,
         customer_group_id: raw.customer_group_id,
         groups_claim: raw.groups_claim.unwrap_or_else(|| "groups".into()),
         group_rules: raw
@@ -965,6 +985,36 @@ pub fn validate_connection(
 }
 
 /// SECURITY.md rule 4: one email domain belongs to at most one connection.
+/// `trusted_email_domains`, each within the allowed domains; `trust_unverified_email`
+/// alone trusts every allowed domain.
+fn trusted_domains(
+    key: &str,
+    listed: &[String],
+    trust_all: bool,
+    allowed: &[EmailDomain],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<EmailDomain> {
+    if listed.is_empty() {
+        return if trust_all {
+            allowed.to_vec()
+        } else {
+            Vec::new()
+        };
+    }
+    let mut out = Vec::new();
+    for d in listed {
+        match EmailDomain::parse_pattern(d) {
+            Ok(d) if allowed.iter().any(|a| a.covers(&d)) => out.push(d),
+            Ok(d) => errors.push(invalid(
+                key,
+                format!("{d} is not one of this connection's allowed_email_domains"),
+            )),
+            Err(message) => errors.push(invalid(key, message)),
+        }
+    }
+    out
+}
+
 fn check_unique_connections(connections: &[Connection], errors: &mut Vec<ConfigError>) {
     for (i, a) in connections.iter().enumerate() {
         for b in &connections[i + 1..] {

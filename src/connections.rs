@@ -497,7 +497,12 @@ pub fn to_raw(c: &Connection) -> RawConnection {
             .iter()
             .map(ToString::to_string)
             .collect(),
-        trust_unverified_email: c.trust_unverified_email,
+        trust_unverified_email: false,
+        trusted_email_domains: c
+            .trusted_email_domains
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         customer_group_id: c.customer_group_id,
         groups_claim: Some(c.groups_claim.clone()),
         group_rules: c

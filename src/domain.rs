@@ -169,6 +169,15 @@ impl EmailDomain {
         }
     }
 
+    /// Whether every domain `other` matches is matched by this pattern too.
+    pub fn covers(&self, other: &EmailDomain) -> bool {
+        match (self.subdomains, other.subdomains) {
+            (_, false) => self.matches(&other.domain),
+            (true, true) => self.domain == other.domain || self.matches(&other.domain),
+            (false, true) => false,
+        }
+    }
+
     /// Whether some domain could be claimed by both patterns.
     pub fn overlaps(&self, other: &EmailDomain) -> bool {
         match (self.subdomains, other.subdomains) {

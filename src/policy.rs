@@ -83,11 +83,6 @@ pub fn check_hosted_domain(conn: &Connection, identity: &Identity) -> Result<(),
 pub fn check_email(conn: &Connection, identity: &Identity) -> Result<Email, PolicyError> {
     let raw = identity.email.as_deref().ok_or(PolicyError::EmailMissing)?;
     let email = Email::parse(raw)?;
-    // Absent `email_verified` counts as unverified; only an explicit per-connection trust
-    // setting (logged as a warning at start-up) lifts this.
-    if !identity.email_verified && !conn.trust_unverified_email {
-        return Err(PolicyError::EmailUnverified);
-    }
     if !conn
         .allowed_email_domains
         .iter()
@@ -97,6 +92,18 @@ pub fn check_email(conn: &Connection, identity: &Identity) -> Result<Email, Poli
             connection: conn.id.to_string(),
             domain: email.domain().to_owned(),
         });
+    }
+    // Absent `email_verified` counts as unverified (rule 2). Entra sends no
+    // `email_verified` but `xms_edov`, which says whether the tenant owns the email's
+    // domain: it decides when present (rule 3). Otherwise only the admin's per-domain trust
+    // (warned about at start-up and in the console) lifts the requirement.
+    let verified = identity.email_verified
+        || match identity.email_domain_verified {
+            Some(edov) => edov,
+            None => conn.trusts_unverified_email(email.domain()),
+        };
+    if !verified {
+        return Err(PolicyError::EmailUnverified);
     }
     Ok(email)
 }
@@ -108,6 +115,10 @@ mod tests {
     use crate::domain::{ConnectionId, EmailDomain, Secret};
 
     fn conn(trust: bool) -> Connection {
+        let allowed = vec![
+            EmailDomain::parse_pattern("acme.test").unwrap(),
+            EmailDomain::parse_pattern("*.acme.test").unwrap(),
+        ];
         Connection {
             id: ConnectionId::parse("acme").unwrap(),
             display_name: "Acme".into(),
@@ -115,11 +126,8 @@ mod tests {
             client_id: "c".into(),
             client_secret: Secret::new("s"),
             scopes: vec!["openid".into()],
-            allowed_email_domains: vec![
-                EmailDomain::parse_pattern("acme.test").unwrap(),
-                EmailDomain::parse_pattern("*.acme.test").unwrap(),
-            ],
-            trust_unverified_email: trust,
+            trusted_email_domains: if trust { allowed.clone() } else { Vec::new() },
+            allowed_email_domains: allowed,
             customer_group_id: None,
             groups_claim: "groups".into(),
             group_rules: Vec::new(),
@@ -189,6 +197,43 @@ mod tests {
         assert!(check_hosted_domain(&c, &id).is_err());
         id.hosted_domain = Some("ACME.test".into());
         assert!(check_hosted_domain(&c, &id).is_ok());
+    }
+
+    /// Rule 3: trust is per domain, and Entra's `xms_edov` decides when it is sent.
+    #[test]
+    fn trust_is_per_domain_and_xms_edov_decides() {
+        let mut c = conn(false);
+        c.trusted_email_domains = vec![EmailDomain::parse_pattern("eu.acme.test").unwrap()];
+        let unverified = |email: &str, edov: Option<bool>| {
+            let mut id = identity(Some(email), false);
+            id.email_domain_verified = edov;
+            check_email(&c, &id).map(|e| e.normalised())
+        };
+        assert!(unverified("ada@eu.acme.test", None).is_ok());
+        assert_eq!(
+            unverified("ada@acme.test", None).unwrap_err().code(),
+            "email_unverified",
+            "allowed but not trusted"
+        );
+        assert!(unverified("ada@acme.test", Some(true)).is_ok());
+        assert_eq!(
+            unverified("ada@eu.acme.test", Some(false))
+                .unwrap_err()
+                .code(),
+            "email_unverified",
+            "xms_edov false overrides the trust setting"
+        );
+        assert_eq!(
+            unverified("ada@other.test", Some(true)).unwrap_err().code(),
+            "domain_not_allowed",
+            "xms_edov never widens the allowed domains"
+        );
+        let mut verified = identity(Some("ada@acme.test"), true);
+        verified.email_domain_verified = Some(false);
+        assert!(
+            check_email(&c, &verified).is_ok(),
+            "email_verified true stands on its own"
+        );
     }
 
     #[test]

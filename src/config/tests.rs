@@ -56,7 +56,7 @@ fn valid_config_with_defaults() {
     assert_eq!(acme.issuer.as_str(), "https://login.acme.test");
     assert_eq!(acme.scopes, ["openid", "email", "profile"]);
     assert_eq!(acme.id_token_algs, ["RS256"]);
-    assert!(!acme.trust_unverified_email);
+    assert!(acme.trusted_email_domains.is_empty());
     assert!(acme.create_customers);
     assert_eq!(acme.channel_access, ChannelAccess::Channel);
     assert_eq!(c.server.request_ip, RequestIpSource::Off);
@@ -112,6 +112,32 @@ fn store_account_from_the_console() {
     for key in ["store.client_id", "store.client_secret", "store.channels"] {
         assert!(e.contains(key), "no error names {key}: {e}");
     }
+}
+
+/// Rule 3: trusted domains must be among the allowed ones; the old switch trusts them all.
+#[test]
+fn trusted_email_domains_lie_within_the_allowed_ones() {
+    let with = |extra: &str| {
+        VALID.replace(
+            "allowed_email_domains = [\"acme.test\"]",
+            &format!("allowed_email_domains = [\"acme.test\", \"*.acme.test\"]\n{extra}"),
+        )
+    };
+    let c = validate(parse(&with("trusted_email_domains = [\"eu.acme.test\"]"))).unwrap();
+    assert!(c.connections[0].trusts_unverified_email("eu.acme.test"));
+    assert!(!c.connections[0].trusts_unverified_email("acme.test"));
+    let c = validate(parse(&with("trust_unverified_email = true"))).unwrap();
+    assert!(c.connections[0].trusts_unverified_email("acme.test"));
+    assert!(c.connections[0].trusts_unverified_email("us.acme.test"));
+    let e = errors(parse(&with(
+        "trusted_email_domains = [\"other.test\", \"*.other.test\"]",
+    )))
+    .join("\n");
+    assert!(
+        e.contains("other.test is not one of this connection's allowed_email_domains")
+            && e.contains("*.other.test is not one"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub struct ExtraClaims {
     pub groups: Option<Vec<String>>,
     pub company: Option<String>,
     pub hosted_domain: Option<String>,
+    /// Entra's `xms_edov`: `true`, `"true"` or `1` (and their opposites); anything else is
+    /// treated as absent.
+    pub xms_edov: Option<bool>,
 }
 
 /// Reads the payload of a compact JWT. Call it only on an ID token already verified.
@@ -58,6 +61,13 @@ pub fn from_claims(claims: &Map<String, Value>, conn: &Connection) -> ExtraClaim
             .and_then(|claim| claims.get(claim))
             .and_then(text),
         hosted_domain: claims.get("hd").and_then(text),
+        xms_edov: claims.get("xms_edov").and_then(|v| match v {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => Some(true),
+            Value::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => Some(false),
+            Value::Number(n) => n.as_u64().filter(|n| *n <= 1).map(|n| n == 1),
+            _ => None,
+        }),
     }
 }
 
@@ -117,6 +127,19 @@ mod tests {
                 .as_deref(),
             Some("acme.test")
         );
+        let edov = |v: Value| {
+            from_id_token(
+                &jwt(serde_json::json!({ "xms_edov": v })),
+                &conn("groups", None),
+            )
+            .xms_edov
+        };
+        assert_eq!(edov(serde_json::json!(true)), Some(true));
+        assert_eq!(edov(serde_json::json!("1")), Some(true));
+        assert_eq!(edov(serde_json::json!(0)), Some(false));
+        assert_eq!(edov(serde_json::json!("FALSE")), Some(false));
+        assert_eq!(edov(serde_json::json!("yes")), None);
+        assert_eq!(edov(serde_json::json!(7)), None);
         let odd = jwt(serde_json::json!({ "hd": 5 }));
         assert_eq!(
             from_id_token(&odd, &conn("groups", None)).hosted_domain,

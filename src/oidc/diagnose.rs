@@ -809,7 +809,7 @@ mod tests {
             client_secret: Secret::new(SECRET),
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
             allowed_email_domains: vec![],
-            trust_unverified_email: false,
+            trusted_email_domains: Vec::new(),
             customer_group_id: None,
             groups_claim: "groups".into(),
             group_rules: Vec::new(),

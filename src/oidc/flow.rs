@@ -195,6 +195,7 @@ pub async fn finish(
         groups: extra.groups.clone().unwrap_or_default(),
         company: extra.company.clone(),
         hosted_domain: extra.hosted_domain,
+        email_domain_verified: extra.xms_edov,
     };
     // Userinfo fills what the ID token lacked: the email (conformant IdPs put it only
     // there) and the groups or company claim the connection maps, when the ID token does

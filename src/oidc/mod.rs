@@ -63,6 +63,9 @@ pub struct Identity {
     /// Google's `hd` claim: the Workspace domain of the account (absent for personal
     /// accounts, which share Google's issuer).
     pub hosted_domain: Option<String>,
+    /// Microsoft Entra's `xms_edov` from the ID token: whether the tenant has verified the
+    /// email's domain. `None` when the IdP does not send it.
+    pub email_domain_verified: Option<bool>,
 }
 
 /// Why a sign-in at the IdP did not produce a trustworthy identity.

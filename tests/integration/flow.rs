@@ -141,6 +141,56 @@ async fn unverified_email_is_refused() {
     let _ = seeded;
 }
 
+/// SECURITY.md rule 3: an unverified email passes only for a domain the admin trusts this
+/// IdP for, and Entra's `xms_edov` decides when the IdP sends it.
+#[tokio::test]
+async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_decides() {
+    let env = Env::with(DemoOptions::default(), |c| {
+        c.connections[0].allowed_email_domains = vec!["example.com".into(), "*.example.com".into()];
+        c.connections[0].trusted_email_domains = vec!["eu.example.com".into()];
+    })
+    .await;
+    let mut users = env.idp().users();
+    let eve = users.iter().find(|u| u.sub == "eve").unwrap().clone();
+    let user = |sub: &str, email: &str, edov: Option<serde_json::Value>| {
+        let mut u = eve.clone();
+        u.sub = sub.into();
+        u.email = Some(email.into());
+        u.xms_edov = edov;
+        u
+    };
+    users.extend([
+        user("eu-eve", "eve@eu.example.com", None),
+        user("edov-true", "ed@example.com", Some(serde_json::json!(true))),
+        user(
+            "edov-false",
+            "ef@eu.example.com",
+            Some(serde_json::json!(false)),
+        ),
+    ]);
+    env.idp().set_users(users);
+    // example.com is allowed but not trusted: Eve's unverified email is refused.
+    let (_, page) = env.sign_in("", "eve").await;
+    page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
+    // eu.example.com is trusted.
+    let (_, page) = env.sign_in("", "eu-eve").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    // xms_edov true: the tenant owns the domain; false overrides the trust setting.
+    let (_, page) = env.sign_in("", "edov-true").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let (_, page) = env.sign_in("", "edov-false").await;
+    page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
+    let mut emails: Vec<String> = env
+        .demo
+        .emulator
+        .customers()
+        .into_iter()
+        .map(|c| c.email)
+        .collect();
+    emails.sort();
+    assert_eq!(emails, ["ed@example.com", "eve@eu.example.com"]);
+}
+
 #[tokio::test]
 async fn disallowed_domain_is_refused() {
     let env = Env::start().await;

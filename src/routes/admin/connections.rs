@@ -15,7 +15,8 @@ pub(super) struct ConnectionForm {
     client_id: String,
     scopes: String,
     domains: String,
-    trust_unverified_email: bool,
+    /// Comma-separated: allowed domains whose unverified emails are trusted.
+    trusted_domains: String,
     create_customers: bool,
     sync_profile: bool,
     /// Channel ids, comma-separated; empty = all.
@@ -53,8 +54,8 @@ impl ConnectionForm {
             client_id: get("client_id"),
             scopes: get("scopes"),
             domains: get("allowed_email_domains"),
+            trusted_domains: get("trusted_email_domains"),
             // Unchecked boxes are not sent at all.
-            trust_unverified_email: f.contains_key("trust_unverified_email"),
             create_customers: f.contains_key("create_customers"),
             sync_profile: f.contains_key("sync_profile"),
             channels: get("channels"),
@@ -78,7 +79,7 @@ impl ConnectionForm {
             client_id: c.client_id.clone(),
             scopes: c.scopes.join(" "),
             domains: raw.allowed_email_domains.join(", "),
-            trust_unverified_email: c.trust_unverified_email,
+            trusted_domains: raw.trusted_email_domains.join(", "),
             create_customers: c.create_customers,
             sync_profile: c.sync_profile,
             channels: c
@@ -166,7 +167,8 @@ impl ConnectionForm {
             client_secret_file: None,
             scopes: Some(list(&self.scopes)).filter(|l| !l.is_empty()),
             allowed_email_domains: list(&self.domains),
-            trust_unverified_email: self.trust_unverified_email,
+            trust_unverified_email: false,
+            trusted_email_domains: list(&self.trusted_domains),
             customer_group_id,
             groups_claim: nonempty(&self.groups_claim),
             group_rules,

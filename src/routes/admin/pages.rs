@@ -104,7 +104,8 @@ pub(super) struct ConnectionView {
     display_name: String,
     issuer: String,
     domains: String,
-    trust_unverified_email: bool,
+    /// Domains whose unverified emails are trusted, comma-separated; empty = none.
+    trusted_domains: String,
     create_customers: bool,
 }
 
@@ -176,7 +177,12 @@ pub(super) async fn dashboard(
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
-            trust_unverified_email: c.trust_unverified_email,
+            trusted_domains: c
+                .trusted_email_domains
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             create_customers: c.create_customers,
         })
         .collect();

@@ -132,6 +132,7 @@ pub(crate) fn scoped_claims(user: &DevUser, scopes: &[String]) -> Map<String, Va
         put("email", user.email.clone().map(Value::from));
         put("email_verified", user.email_verified.clone());
         put("hd", user.hd.clone().map(Value::from));
+        put("xms_edov", user.xms_edov.clone());
     }
     if has("profile") {
         put("name", user.name.clone().map(Value::from));

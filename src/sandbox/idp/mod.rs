@@ -71,6 +71,10 @@ pub struct DevUser {
     /// Google's `hd` claim (Workspace domain), sent with the email when set.
     #[serde(default)]
     pub hd: Option<String>,
+    /// Microsoft Entra's `xms_edov` (the email's domain is verified by the tenant), sent
+    /// with the email when set.
+    #[serde(default)]
+    pub xms_edov: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +161,7 @@ pub fn demo_users() -> Vec<DevUser> {
             name: Some(format!("{given} {family}")),
             groups: vec![],
             hd: None,
+            xms_edov: None,
         };
     let mut ada = user("ada", "ada@example.com", true.into(), "Ada", "Lovelace");
     ada.groups = vec!["engineering".into(), "admins".into()];
