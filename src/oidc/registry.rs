@@ -25,20 +25,49 @@ pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 pub struct Registry {
     http: reqwest::Client,
-    /// One slot per connection, created on first use; each slot has its own lock.
-    providers: std::sync::Mutex<HashMap<ConnectionId, Arc<Mutex<Option<Cached>>>>>,
+    ttl: Duration,
+    /// One slot per connection, created on first use.
+    providers: std::sync::Mutex<HashMap<ConnectionId, Arc<Slot>>>,
 }
 
+#[derive(Default)]
+struct Slot {
+    cached: std::sync::Mutex<Option<Cached>>,
+    /// Held by the one request that fetches for this connection. While it refreshes
+    /// expired metadata, other sign-ins use the expired copy instead of queueing behind a
+    /// slow IdP; only when nothing is cached yet do they wait for it.
+    fetching: Mutex<()>,
+}
+
+#[derive(Clone)]
 struct Cached {
     metadata: Arc<ProviderMetadata>,
     fetched_at: Instant,
     last_forced_jwks: Option<Instant>,
 }
 
+impl Slot {
+    fn get(&self) -> Option<Cached> {
+        self.cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set(&self, c: Cached) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    }
+}
+
 impl Registry {
     pub fn new(http: reqwest::Client) -> Self {
+        Self::with_ttl(http, METADATA_TTL)
+    }
+
+    pub fn with_ttl(http: reqwest::Client, ttl: Duration) -> Self {
         Self {
             http,
+            ttl,
             providers: std::sync::Mutex::default(),
         }
     }
@@ -55,21 +84,30 @@ impl Registry {
         &self.http
     }
 
-    /// Cached metadata (with keys), discovered on first use and after the TTL.
+    /// Cached metadata (with keys), discovered on first use and after the TTL. One request
+    /// per connection fetches; meanwhile the others get the expired copy if there is one.
     pub async fn metadata(&self, conn: &Connection) -> Result<Arc<ProviderMetadata>, OidcError> {
         let slot = self.slot(conn);
-        let mut cached = slot.lock().await;
-        if let Some(c) = cached
-            .as_ref()
-            .filter(|c| c.fetched_at.elapsed() < METADATA_TTL)
-        {
+        let cached = slot.get();
+        let fresh = |c: &Cached| c.fetched_at.elapsed() < self.ttl;
+        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
+            return Ok(c.metadata.clone());
+        }
+        let _fetching = match (cached, slot.fetching.try_lock()) {
+            (_, Ok(guard)) => guard,
+            (Some(stale), Err(_)) => return Ok(stale.metadata),
+            (None, Err(_)) => slot.fetching.lock().await,
+        };
+        // Whoever held the lock before us may have fetched already.
+        let cached = slot.get();
+        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
             return Ok(c.metadata.clone());
         }
         let metadata = Arc::new(discover(&self.http, conn).await?);
-        *cached = Some(Cached {
+        slot.set(Cached {
             metadata: metadata.clone(),
             fetched_at: Instant::now(),
-            last_forced_jwks: cached.as_ref().and_then(|c| c.last_forced_jwks),
+            last_forced_jwks: cached.and_then(|c| c.last_forced_jwks),
         });
         Ok(metadata)
     }
@@ -82,8 +120,8 @@ impl Registry {
         conn: &Connection,
     ) -> Result<Option<Arc<ProviderMetadata>>, OidcError> {
         let slot = self.slot(conn);
-        let mut cached = slot.lock().await;
-        let Some(current) = cached.as_mut() else {
+        let _fetching = slot.fetching.lock().await;
+        let Some(mut current) = slot.get() else {
             return Ok(None);
         };
         if current
@@ -94,14 +132,17 @@ impl Registry {
             return Ok(None);
         }
         current.last_forced_jwks = Some(Instant::now());
+        // The throttle counts attempts, failed ones too.
+        slot.set(current.clone());
         let jwks = fetch_jwks(&self.http, current.metadata.jwks_uri()).await?;
         let updated = Arc::new((*current.metadata).clone().set_jwks(jwks));
         current.metadata = updated.clone();
+        slot.set(current);
         tracing::info!(connection = %conn.id, "JWKS refetched for an unknown key id");
         Ok(Some(updated))
     }
 
-    fn slot(&self, conn: &Connection) -> Arc<Mutex<Option<Cached>>> {
+    fn slot(&self, conn: &Connection) -> Arc<Slot> {
         self.providers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -182,4 +223,131 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::idp::{DevIdp, DevIdpConfig, demo_users};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::sync::Semaphore;
+    use url::Url;
+
+    /// The dev IdP behind a gate: while `hold` is set, discovery requests wait for a
+    /// permit of `release`, as a slow or hanging IdP would make them.
+    struct GatedIdp {
+        hold: Arc<AtomicBool>,
+        release: Arc<Semaphore>,
+        discoveries: Arc<AtomicUsize>,
+        conn: Connection,
+    }
+
+    async fn gated_idp() -> GatedIdp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let idp = DevIdp::new(DevIdpConfig {
+            issuer: Url::parse(&issuer).unwrap(),
+            clients: Vec::new(),
+            users: demo_users(),
+            email_in_id_token: true,
+            send_iss_parameter: true,
+        });
+        let (hold, release, discoveries) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(Semaphore::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let gate = {
+            let (hold, release, discoveries) = (hold.clone(), release.clone(), discoveries.clone());
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let (hold, release, discoveries) =
+                    (hold.clone(), release.clone(), discoveries.clone());
+                async move {
+                    if req.uri().path().ends_with("openid-configuration") {
+                        discoveries.fetch_add(1, Ordering::SeqCst);
+                        if hold.load(Ordering::SeqCst) {
+                            // Permits return when dropped: one release lets every waiter by.
+                            let _ = release.acquire().await;
+                        }
+                    }
+                    next.run(req).await
+                }
+            }
+        };
+        let app = idp.router().layer(axum::middleware::from_fn(gate));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let raw: crate::config::RawConnection = toml::from_str(&format!(
+            "id = \"acme\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"acme.test\"]"
+        ))
+        .unwrap();
+        let mut errors = Vec::new();
+        let conn = crate::config::validate_connection(0, raw, &mut errors).unwrap();
+        GatedIdp {
+            hold,
+            release,
+            discoveries,
+            conn,
+        }
+    }
+
+    /// Rule 10: metadata past its TTL is refreshed by one request; the others keep signing
+    /// in with the expired copy instead of queueing behind a slow IdP.
+    #[tokio::test]
+    async fn a_slow_refresh_does_not_hold_up_other_sign_ins() {
+        let idp = gated_idp().await;
+        let registry = Arc::new(Registry::with_ttl(
+            crate::http_client(Duration::from_secs(30)).unwrap(),
+            Duration::ZERO,
+        ));
+        registry.metadata(&idp.conn).await.unwrap();
+        assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
+
+        // The IdP now hangs. The first request past the TTL starts the refresh and waits.
+        idp.hold.store(true, Ordering::SeqCst);
+        let refreshing = {
+            let (registry, conn) = (registry.clone(), idp.conn.clone());
+            tokio::spawn(async move { registry.metadata(&conn).await })
+        };
+        while idp.discoveries.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // Others are answered from the expired copy at once (they would wait forever here if
+        // they queued behind the refresh), and start no second fetch.
+        for _ in 0..3 {
+            let answer =
+                tokio::time::timeout(Duration::from_secs(10), registry.metadata(&idp.conn)).await;
+            assert!(answer.expect("served while refreshing").is_ok());
+        }
+        assert_eq!(idp.discoveries.load(Ordering::SeqCst), 2);
+        assert!(!refreshing.is_finished());
+        idp.hold.store(false, Ordering::SeqCst);
+        idp.release.add_permits(1);
+        refreshing.await.unwrap().unwrap();
+    }
+
+    /// With nothing cached there is nothing to serve: concurrent first sign-ins share one
+    /// discovery instead of each fetching.
+    #[tokio::test]
+    async fn first_sign_ins_share_one_discovery() {
+        let idp = gated_idp().await;
+        let registry = Arc::new(Registry::new(
+            crate::http_client(Duration::from_secs(30)).unwrap(),
+        ));
+        idp.hold.store(true, Ordering::SeqCst);
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let (registry, conn) = (registry.clone(), idp.conn.clone());
+                tokio::spawn(async move { registry.metadata(&conn).await })
+            })
+            .collect();
+        while idp.discoveries.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        idp.hold.store(false, Ordering::SeqCst);
+        idp.release.add_permits(1);
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
+    }
 }
