@@ -43,7 +43,7 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 
 /// The console is on when a token or an SSO connection lets someone in.
 fn console_enabled(app: &AppState) -> Result<(), Error> {
-    if app.config.admin_token.is_some() || app.config.admin_sso.is_some() {
+    if app.config.admin_token.is_some() || app.admin_access.current().is_some() {
         Ok(())
     } else {
         Err(Error::AdminDisabled)
@@ -116,8 +116,14 @@ const SSO_PENDING_KEY: &str = "admin_sso_pending";
 
 fn sso_connection(
     app: &AppState,
-) -> Result<(&crate::config::AdminSso, crate::config::Connection), Error> {
-    let sso = app.config.admin_sso.as_ref().ok_or(Error::NotFound)?;
+) -> Result<
+    (
+        std::sync::Arc<crate::config::AdminSso>,
+        crate::config::Connection,
+    ),
+    Error,
+> {
+    let sso = app.admin_access.current().ok_or(Error::NotFound)?;
     let conn = app
         .connections
         .get(&sso.connection)
@@ -332,6 +338,36 @@ pub async fn save_store_settings(
     if let Err(e) = app.sync_bigcommerce_clock().await {
         tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)");
     }
+    Ok(())
+}
+
+/// Saves the console's admin sign-in settings and audits the change.
+pub async fn save_admin_access(
+    app: &AppState,
+    actor: &str,
+    raw: crate::admin_access::RawAdminSso,
+) -> Result<(), Error> {
+    let change = app
+        .admin_access
+        .save(
+            &app.store,
+            &app.config.store.store_hash,
+            &app.connections,
+            raw,
+        )
+        .await?;
+    let detail = serde_json::json!({ "before": change.before, "after": change.after });
+    tracing::info!(actor, "admin sign-in settings changed");
+    audit(
+        app,
+        AuditKind::AdminAccessChanged,
+        Some(actor),
+        Some(AuditEvent {
+            detail: Some(detail.to_string()),
+            ..AuditEvent::default()
+        }),
+    )
+    .await;
     Ok(())
 }
 

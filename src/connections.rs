@@ -149,6 +149,8 @@ pub enum ManageError {
     Invalid(Vec<ConfigError>),
     #[error("the store settings are not valid")]
     InvalidStore(Vec<ConfigError>),
+    #[error("the admin sign-in settings are not valid")]
+    InvalidAdminAccess(Vec<ConfigError>),
     #[error(
         "no secret key is configured, so secrets cannot be stored: set BCSSO_SECRET_KEY (bc-sso-gateway keygen makes one)"
     )]
@@ -157,6 +159,8 @@ pub enum ManageError {
     ManagedByFile(String),
     #[error("the store settings are declared in the configuration file; change them there")]
     StoreManagedByFile,
+    #[error("admin sign-in is declared in the configuration file ([admin]); change it there")]
+    AdminAccessManagedByFile,
     #[error("no connection {0}")]
     Unknown(String),
     #[error("cannot encrypt a secret: {0}")]

@@ -89,10 +89,13 @@ impl Error {
             Error::Manage(e) => {
                 use crate::connections::ManageError as M;
                 match e {
-                    M::Invalid(_) | M::InvalidStore(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                    M::NoSecretKey | M::ManagedByFile(_) | M::StoreManagedByFile => {
-                        StatusCode::CONFLICT
+                    M::Invalid(_) | M::InvalidStore(_) | M::InvalidAdminAccess(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
                     }
+                    M::NoSecretKey
+                    | M::ManagedByFile(_)
+                    | M::StoreManagedByFile
+                    | M::AdminAccessManagedByFile => StatusCode::CONFLICT,
                     M::Unknown(_) => StatusCode::NOT_FOUND,
                     M::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                     M::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -152,8 +155,11 @@ impl Error {
                 match e {
                     M::Invalid(_) => "invalid_connection",
                     M::InvalidStore(_) => "invalid_store_settings",
+                    M::InvalidAdminAccess(_) => "invalid_admin_access",
                     M::NoSecretKey => "no_secret_key",
-                    M::ManagedByFile(_) | M::StoreManagedByFile => "managed_by_file",
+                    M::ManagedByFile(_) | M::StoreManagedByFile | M::AdminAccessManagedByFile => {
+                        "managed_by_file"
+                    }
                     M::Unknown(_) => "unknown_connection",
                     M::Seal(_) => "seal_failed",
                     M::Store(_) => "database_unavailable",
@@ -246,6 +252,10 @@ impl Error {
             Error::AdminInput(detail) => ("The request is not valid", detail.clone()),
             Error::Manage(crate::connections::ManageError::Invalid(errors)) => (
                 "The connection settings are not valid",
+                errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
+            ),
+            Error::Manage(crate::connections::ManageError::InvalidAdminAccess(errors)) => (
+                "The admin sign-in settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),
             Error::Manage(crate::connections::ManageError::InvalidStore(errors)) => (

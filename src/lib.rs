@@ -4,6 +4,7 @@
 //! tests and the demo run exactly the code production runs.
 
 pub mod admin;
+pub mod admin_access;
 pub mod bigcommerce;
 pub mod client_ip;
 pub mod clock;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub oidc: oidc::Registry,
     /// The store's API account and channels: use [`AppState::bigcommerce`].
     pub store_settings: store_settings::StoreSettings,
+    /// Admin sign-in through an IdP, from the file or the console.
+    pub admin_access: admin_access::AdminAccess,
     pub connections: connections::Connections,
     pub store: store::Store,
     pub sessions: sessions::SessionBackend,
@@ -86,6 +89,12 @@ impl AppState {
             clock.clone(),
         )
         .await?;
+        let admin_access = admin_access::AdminAccess::load(
+            &store,
+            &config.store.store_hash,
+            config.admin_sso.clone(),
+        )
+        .await?;
         let sessions = match &config.server.sessions_url {
             Some(url) => sessions::SessionBackend::Redis(
                 sessions::RedisSessionStore::connect(url.expose(), "bcsso:session:")
@@ -100,6 +109,7 @@ impl AppState {
             oidc: oidc::Registry::new(http),
             connections: connections::Connections::new(entries),
             store_settings,
+            admin_access,
             store,
             config,
             clock,
@@ -198,7 +208,14 @@ impl AppState {
         if store {
             tracing::info!("store settings reloaded after a change on another replica");
         }
-        Ok(self.refresh_connections().await? || store)
+        let access = self
+            .admin_access
+            .refresh(&self.store, &self.config.store.store_hash)
+            .await?;
+        if access {
+            tracing::info!("admin sign-in settings reloaded after a change on another replica");
+        }
+        Ok(self.refresh_connections().await? || store || access)
     }
 
     /// Reloads the connections if the console changed them on another replica.

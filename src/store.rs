@@ -117,6 +117,7 @@ pub enum AuditKind {
     ConnectionUpdated,
     ConnectionDeleted,
     StoreSettingsChanged,
+    AdminAccessChanged,
 }
 
 impl AuditKind {
@@ -134,10 +135,11 @@ impl AuditKind {
             AuditKind::ConnectionUpdated => "connection_updated",
             AuditKind::ConnectionDeleted => "connection_deleted",
             AuditKind::StoreSettingsChanged => "store_settings_changed",
+            AuditKind::AdminAccessChanged => "admin_access_changed",
         }
     }
 
-    pub const ALL: [AuditKind; 12] = [
+    pub const ALL: [AuditKind; 13] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
@@ -150,6 +152,7 @@ impl AuditKind {
         AuditKind::ConnectionUpdated,
         AuditKind::ConnectionDeleted,
         AuditKind::StoreSettingsChanged,
+        AuditKind::AdminAccessChanged,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

@@ -685,3 +685,130 @@ async fn admin_sso_needs_a_verified_listed_email_or_a_listed_group() {
     let (_, page) = sso_as(&env, "ada").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
+
+/// Admin sign-in set up in the console: a refused form keeps what was typed and changes
+/// nothing; a saved one lets the listed admin in through the IdP, is audited, reaches
+/// another replica, and can be turned off again.
+#[tokio::test]
+async fn admin_sign_in_is_set_up_in_the_console() {
+    let env = Env::with(DemoOptions::default(), |c| {
+        c.admin.sso_connection = None;
+        c.admin.allowed_emails.clear();
+    })
+    .await;
+    let login = env.get(&env.gateway("/admin/login")).await;
+    assert!(!login.body.contains("admin-sso"), "off until set");
+    env.get(&env.gateway("/admin/sso"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+
+    let csrf = sign_in(&env).await;
+    let post = |fields: Vec<(&'static str, String)>| {
+        let browser = env.browser.clone();
+        let url = env.gateway("/admin/access");
+        async move { page_of(browser.post(url).form(&fields).send().await.unwrap()).await }
+    };
+    let refused = post(vec![
+        ("csrf", csrf.clone()),
+        ("connection", "nope".into()),
+        ("allowed_emails", "not-an-email".into()),
+    ])
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for reason in ["there is no connection \"nope\"", "\"not-an-email\""] {
+        assert!(
+            refused.body.contains(&reason.replace('"', "&#34;")),
+            "{reason}: {}",
+            refused.body
+        );
+    }
+    assert!(env.demo.state.admin_access.current().is_none());
+    post(vec![
+        ("connection", "demo".into()),
+        ("allowed_emails", "ada@example.com".into()),
+    ])
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+
+    let saved = post(vec![
+        ("csrf", csrf.clone()),
+        ("connection", "demo".into()),
+        ("allowed_emails", "Ada@Example.com\n".into()),
+        ("allowed_groups", "".into()),
+    ])
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let hash = &env.demo.state.config.store.store_hash;
+    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    assert_eq!(event.kind, AuditKind::AdminAccessChanged);
+    assert!(event.detail.as_deref().unwrap().contains("ada@example.com"));
+
+    // Signed out, Ada (on the list) signs in through the IdP; then Grace is refused.
+    let sign_out = |csrf: String| {
+        let browser = env.browser.clone();
+        let url = env.gateway("/admin/logout");
+        async move {
+            let r = browser
+                .post(url)
+                .form(&[("csrf", csrf)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        }
+    };
+    sign_out(csrf).await;
+    let (_, page) = sso_as(&env, "ada").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let overview = env.get(&env.gateway("/admin")).await;
+    assert_eq!(overview.status, StatusCode::OK);
+    sign_out(hidden_value(&overview.body, "csrf").unwrap()).await;
+    let (_, page) = sso_as(&env, "grace").await;
+    page.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
+
+    // The API shows it; turning it off there closes the SSO door (the token still works).
+    let api = env.gateway("/admin/api/access");
+    let shown: serde_json::Value = env
+        .browser
+        .get(api.clone())
+        .bearer_auth(token(&env))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["managed_by"], "console");
+    assert_eq!(shown["data"]["allowed_emails"][0], "ada@example.com");
+    let off = env
+        .browser
+        .put(api)
+        .bearer_auth(token(&env))
+        .json(&serde_json::json!({ "connection": null }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::OK);
+    env.get(&env.gateway("/admin/sso"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn admin_sign_in_from_the_file_is_read_only() {
+    let env = Env::start().await;
+    let csrf = sign_in(&env).await;
+    let page = env.get(&env.gateway("/admin/access")).await;
+    assert!(page.body.contains("declared in the configuration file"));
+    let r = env
+        .browser
+        .post(env.gateway("/admin/access"))
+        .form(&[("csrf", csrf.as_str()), ("connection", "")])
+        .send()
+        .await
+        .unwrap();
+    page_of(r)
+        .await
+        .assert_error(StatusCode::CONFLICT, "managed_by_file");
+    assert!(env.demo.state.admin_access.current().is_some());
+}

@@ -523,6 +523,9 @@ async fn a_change_made_on_one_replica_reaches_the_others() {
         if std::env::var("BCSSO_TEST_DATABASE_URL").is_err() {
             c.database.url = Some(db_url);
         }
+        // Admin sign-in set in the console, below.
+        c.admin.sso_connection = None;
+        c.admin.allowed_emails.clear();
     })
     .await;
     // A second replica on the same database and key.
@@ -553,5 +556,18 @@ async fn a_change_made_on_one_replica_reaches_the_others() {
         other.connections.get("other").is_none(),
         "disabled on the other replica too"
     );
+    // Admin sign-in settings travel the same way.
+    assert!(other.admin_access.current().is_none());
+    let r = env
+        .browser
+        .put(env.gateway("/admin/api/access"))
+        .bearer_auth(token(&env))
+        .json(&serde_json::json!({ "connection": "demo", "allowed_groups": ["it"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(other.refresh_settings().await.unwrap());
+    assert_eq!(other.admin_access.current().unwrap().allowed_groups, ["it"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

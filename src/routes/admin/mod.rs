@@ -23,12 +23,14 @@ use crate::diagnostics::{self, Check};
 use crate::error::Error;
 use crate::store::{AuditEvent, AuditFilter, AuditKind, IdentityLink};
 
+mod access;
 mod api;
 mod checks;
 mod connections;
 mod pages;
 mod store;
 
+use access::*;
 use api::*;
 use checks::*;
 use connections::*;
@@ -86,6 +88,10 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/connections/{id}/try", post(try_sign_in))
         .route("/trials/{ticket}", get(trial_report))
         .route("/store", get(store_settings_page).post(save_store_settings))
+        .route(
+            "/access",
+            get(access_settings_page).post(save_access_settings),
+        )
         .route("/checks/store", get(check_store))
         .route("/checks/connections/{id}", get(check_connection))
         .layer(sessions);
@@ -101,6 +107,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             axum::routing::put(api_update_connection).delete(api_delete_connection),
         )
         .route("/store", get(api_store).put(api_update_store))
+        .route("/access", get(api_access).put(api_update_access))
         .route("/checks/store", get(api_check_store))
         .route("/checks/connections/{id}", get(api_check_connection));
     pages.nest("/api", api)

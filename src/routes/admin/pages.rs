@@ -20,9 +20,8 @@ pub(super) fn login_page_view(
     error: Option<&'static str>,
 ) -> LoginPage {
     let sso = app
-        .config
-        .admin_sso
-        .as_ref()
+        .admin_access
+        .current()
         .and_then(|s| app.connections.get(&s.connection))
         .map(|c| c.display_name);
     LoginPage {
