@@ -21,6 +21,10 @@ pub enum PolicyError {
     HostedDomain,
     #[error("customer {customer_id} may not sign in on channel {channel_id}")]
     ChannelNotAllowed { customer_id: i64, channel_id: i64 },
+    #[error(
+        "connection {connection} creates global customers, but channel {channel_id} does not allow global logins"
+    )]
+    GlobalLoginsOff { connection: String, channel_id: i64 },
 }
 
 impl PolicyError {
@@ -33,6 +37,7 @@ impl PolicyError {
             PolicyError::NoAccount { .. } => "no_store_account",
             PolicyError::ChannelNotAllowed { .. } => "channel_not_allowed",
             PolicyError::HostedDomain => "hosted_domain_mismatch",
+            PolicyError::GlobalLoginsOff { .. } => "global_logins_not_allowed",
         }
     }
 
@@ -57,6 +62,10 @@ impl PolicyError {
             PolicyError::HostedDomain => (
                 "Use your work account",
                 "You signed in with an account outside your company's workspace (for example a personal account). Sign in again with your work account.".into(),
+            ),
+            PolicyError::GlobalLoginsOff { .. } => (
+                "Company sign-in is not available on this storefront",
+                "This storefront only accepts its own customer accounts, and your company's sign-in is set up to create accounts for all storefronts. No account was created. Please tell the store.".into(),
             ),
             PolicyError::ChannelNotAllowed { .. } => (
                 "Your account cannot sign in on this storefront",

@@ -52,9 +52,19 @@ pub async fn plan(
         }
         .into());
     }
-    Ok(Plan::Create(new_customer(
-        conn, identity, email, channel_id,
-    )))
+    let post = new_customer(conn, identity, email, channel_id);
+    // A global account (no `channel_ids`) can sign in only where the channel allows global
+    // logins: better to refuse now than to create a customer BigCommerce will not sign in.
+    if post.channel_ids.is_none()
+        && client.channel_allows_global_logins(channel_id).await? == Some(false)
+    {
+        return Err(PolicyError::GlobalLoginsOff {
+            connection: conn.id.to_string(),
+            channel_id,
+        }
+        .into());
+    }
+    Ok(Plan::Create(post))
 }
 
 #[tracing::instrument(skip_all, fields(connection = %conn.id, channel_id, customer_id = tracing::field::Empty))]

@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::wire::{
-    CustomerCollectionResponse, CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut,
-    ErrorResponse, Time, rate_limit_headers as rl,
+    CustomerChannelSettingsResponse, CustomerCollectionResponse, CustomerFull, CustomerGroupFull,
+    CustomerPost, CustomerPut, ErrorResponse, Time, rate_limit_headers as rl,
 };
 use crate::config::StoreConfig;
 use crate::domain::Secret;
@@ -222,6 +222,18 @@ impl Client {
             .send(Method::PUT, "v3/customers", &[], Some(items))
             .await?;
         Ok(response.data)
+    }
+
+    /// `GET /v3/customers/settings/channels/{id}`: whether customers without `channel_ids`
+    /// (global accounts) may sign in on the channel; `None` when the channel does not say.
+    pub async fn channel_allows_global_logins(
+        &self,
+        channel_id: i64,
+    ) -> Result<Option<bool>, ApiError> {
+        let path = format!("v3/customers/settings/channels/{channel_id}");
+        let r: CustomerChannelSettingsResponse =
+            self.send(Method::GET, &path, &[], None::<&()>).await?;
+        Ok(r.data.allow_global_logins)
     }
 
     /// `GET /v2/time`: BigCommerce's clock, the reference for the login JWT's `iat`.

@@ -22,13 +22,14 @@ use url::Url;
 
 use super::client::{ApiError, Client};
 use super::wire::CustomerGroupFull;
-use crate::config::{StoreConfig, is_loopback};
+use crate::config::{ChannelAccess, Connection, StoreConfig, is_loopback};
 
 pub const CUSTOMERS_API: &str = "Customers API";
 pub const CLOCK: &str = "Clock";
 pub const CUSTOMER_GROUPS: &str = "Customer groups";
 pub const STOREFRONT_URLS: &str = "Storefront URLs";
 pub const LOGIN_SCOPE: &str = "Customers Login scope";
+pub const GLOBAL_LOGINS: &str = "Global logins";
 
 /// Below this the offset is ordinary NTP jitter plus our ±1 s measurement error.
 const CLOCK_WARNING_SECS: i64 = 5;
@@ -42,7 +43,11 @@ pub use crate::diagnostics::{Check, CheckStatus};
 /// Runs every check against the store `client` was built for. `store` must be the
 /// configuration `client` was built from; it supplies the names and URLs the messages quote.
 #[tracing::instrument(skip_all, fields(store_hash = %store.store_hash))]
-pub async fn diagnose(client: &Client, store: &StoreConfig) -> Vec<Check> {
+pub async fn diagnose(
+    client: &Client,
+    store: &StoreConfig,
+    connections: &[Connection],
+) -> Vec<Check> {
     let (api, usable) = check_customers_api(client, store).await;
     let (clock, groups) = if usable {
         tokio::join!(
@@ -59,13 +64,16 @@ pub async fn diagnose(client: &Client, store: &StoreConfig) -> Vec<Check> {
         };
         (skipped(CLOCK), skipped(CUSTOMER_GROUPS))
     };
-    let checks = vec![
+    let mut checks = vec![
         api,
         clock,
         groups,
         check_storefront_urls(store),
         login_scope_note(),
     ];
+    if usable && let Some(global) = check_global_logins(client, store, connections).await {
+        checks.push(global);
+    }
     let count = |s| checks.iter().filter(|c| c.status == s).count();
     tracing::info!(
         failed = count(CheckStatus::Failed),
@@ -268,6 +276,68 @@ fn check_storefront_urls(store: &StoreConfig) -> Check {
     }
 }
 
+/// (f) Connections with `channel_access = "global"` create customers without
+/// `channel_ids`, who can sign in only on channels that allow global logins. `None` when no
+/// connection creates global customers.
+async fn check_global_logins(
+    client: &Client,
+    store: &StoreConfig,
+    connections: &[Connection],
+) -> Option<Check> {
+    let global: Vec<&Connection> = connections
+        .iter()
+        .filter(|c| c.channel_access == ChannelAccess::Global)
+        .collect();
+    if global.is_empty() {
+        return None;
+    }
+    let mut closed = Vec::new();
+    let mut unknown = Vec::new();
+    for channel in store.channels.keys() {
+        let users: Vec<&str> = global
+            .iter()
+            .filter(|c| c.allows_channel(*channel))
+            .map(|c| c.id.as_str())
+            .collect();
+        if users.is_empty() {
+            continue;
+        }
+        match client.channel_allows_global_logins(*channel).await {
+            Ok(Some(false)) => closed.push(format!("channel {channel} ({})", users.join(", "))),
+            Ok(_) => {}
+            Err(e) => unknown.push(format!("channel {channel}: {}", describe(&e, store))),
+        }
+    }
+    Some(if !closed.is_empty() {
+        Check::new(
+            GLOBAL_LOGINS,
+            CheckStatus::Failed,
+            format!(
+                "these channels do not allow global logins, yet connections create customers \
+                 for all channels there: {}. Their new shoppers are refused with \
+                 global_logins_not_allowed; allow global logins for the channel in BigCommerce \
+                 or set the connection's channel access to \"channel\"",
+                closed.join("; ")
+            ),
+        )
+    } else if !unknown.is_empty() {
+        Check::new(
+            GLOBAL_LOGINS,
+            CheckStatus::Warning,
+            format!(
+                "could not read the channels' customer settings: {}",
+                unknown.join("; ")
+            ),
+        )
+    } else {
+        Check::new(
+            GLOBAL_LOGINS,
+            CheckStatus::Ok,
+            "every channel the global connections sign in to allows global logins",
+        )
+    })
+}
+
 /// (e) See the module doc for why this is `Ok`.
 fn login_scope_note() -> Check {
     Check::new(
@@ -348,283 +418,5 @@ fn unix_seconds_f64() -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use tokio::net::TcpListener;
-    use tokio::task::JoinHandle;
-
-    use super::*;
-    use crate::config::Channel;
-    use crate::domain::Secret;
-    use crate::redirect::RelativePath;
-    use crate::sandbox::bigcommerce::{Emulator, EmulatorConfig};
-
-    const HASH: &str = "abc123";
-    const TOKEN: &str = "emulator-token-5f2a9c";
-
-    struct Env {
-        emulator: Emulator,
-        store: StoreConfig,
-        server: JoinHandle<()>,
-    }
-
-    impl Drop for Env {
-        fn drop(&mut self) {
-            self.server.abort();
-        }
-    }
-
-    impl Env {
-        fn client(&self) -> Client {
-            Client::new(
-                crate::http_client(Duration::from_secs(5)).unwrap(),
-                &self.store,
-            )
-        }
-
-        async fn diagnose(&self) -> Vec<Check> {
-            diagnose(&self.client(), &self.store).await
-        }
-    }
-
-    fn emulator_config() -> EmulatorConfig {
-        EmulatorConfig::new(HASH, TOKEN, "client-id", "client-secret")
-    }
-
-    fn store(api_base_url: Url, token: &str) -> StoreConfig {
-        let channel = |id, url: &str| Channel {
-            id,
-            storefront_url: Url::parse(url).unwrap(),
-            default_redirect: RelativePath::parse("/account.php").unwrap(),
-        };
-        StoreConfig {
-            store_hash: HASH.into(),
-            api_base_url,
-            access_token: Secret::new(token),
-            client_id: "client-id".into(),
-            client_secret: Secret::new("client-secret"),
-            clock_check_interval: Duration::from_secs(300),
-            channels: BTreeMap::from([
-                (1, channel(1, "https://shop.example.com/")),
-                (2, channel(2, "http://127.0.0.1:8081/")),
-            ]),
-        }
-    }
-
-    /// The emulator's API on 127.0.0.1:0, bound before the config that names it.
-    async fn start(config: EmulatorConfig, token: &str) -> Env {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        let emulator = Emulator::new(config);
-        let router = emulator.api_router();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Env {
-            emulator,
-            store: store(url, token),
-            server,
-        }
-    }
-
-    fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
-        checks
-            .iter()
-            .find(|c| c.name == name)
-            .unwrap_or_else(|| panic!("no {name} check in {checks:#?}"))
-    }
-
-    #[tokio::test]
-    async fn a_working_store_is_all_ok() {
-        let env = start(emulator_config(), TOKEN).await;
-        let checks = env.diagnose().await;
-        let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
-        assert_eq!(
-            names,
-            [
-                CUSTOMERS_API,
-                CLOCK,
-                CUSTOMER_GROUPS,
-                STOREFRONT_URLS,
-                LOGIN_SCOPE
-            ]
-        );
-        for c in &checks {
-            assert_eq!(c.status, CheckStatus::Ok, "{c:?}");
-            assert!(!c.message.contains(TOKEN), "{c:?}");
-        }
-        assert!(find(&checks, STOREFRONT_URLS).message.contains("channel 2"));
-    }
-
-    #[tokio::test]
-    async fn wrong_token_fails_without_printing_it() {
-        let wrong = "wrong-token-0d9e7b31";
-        let env = start(emulator_config(), wrong).await;
-        let checks = env.diagnose().await;
-        let api = find(&checks, CUSTOMERS_API);
-        assert_eq!(api.status, CheckStatus::Failed);
-        assert!(api.message.contains("wrong or revoked"), "{api:?}");
-        for c in &checks {
-            assert!(!c.message.contains(wrong), "token leaked: {c:?}");
-            assert!(!c.message.contains(TOKEN), "{c:?}");
-        }
-        // The other API checks would only repeat the 401.
-        assert_eq!(find(&checks, CLOCK).status, CheckStatus::Warning);
-        assert!(find(&checks, CLOCK).message.starts_with("not checked"));
-        assert_eq!(env.emulator.api_request_count(), 1);
-    }
-
-    #[tokio::test]
-    async fn missing_customers_scope_is_named() {
-        let mut config = emulator_config();
-        config.forbidden_paths = vec!["v3/customers".into()];
-        let env = start(config, TOKEN).await;
-        let checks = env.diagnose().await;
-        let api = find(&checks, CUSTOMERS_API);
-        assert_eq!(api.status, CheckStatus::Failed);
-        assert!(
-            api.message
-                .contains("the API account lacks the Customers scope"),
-            "{api:?}"
-        );
-        // The token is valid, so the clock is still measured.
-        assert_eq!(find(&checks, CLOCK).status, CheckStatus::Ok);
-    }
-
-    #[tokio::test]
-    async fn unknown_store_hash_is_named() {
-        let env = start(emulator_config(), TOKEN).await;
-        let mut store = env.store.clone();
-        store.store_hash = "nosuchstore".into();
-        let client = Client::new(crate::http_client(Duration::from_secs(5)).unwrap(), &store);
-        let checks = diagnose(&client, &store).await;
-        let api = find(&checks, CUSTOMERS_API);
-        assert_eq!(api.status, CheckStatus::Failed);
-        assert!(api.message.contains("store hash not found"), "{api:?}");
-        assert!(api.message.contains("nosuchstore"), "{api:?}");
-    }
-
-    #[tokio::test]
-    async fn clock_skew_of_12_seconds_is_a_warning_stating_it() {
-        let env = start(emulator_config(), TOKEN).await;
-        env.emulator.set_clock_skew(12);
-        let checks = env.diagnose().await;
-        let clock = find(&checks, CLOCK);
-        assert_eq!(clock.status, CheckStatus::Warning, "{clock:?}");
-        assert!(clock.message.contains("12 s behind"), "{clock:?}");
-        assert!(clock.message.contains("fix NTP"), "{clock:?}");
-    }
-
-    #[tokio::test]
-    async fn clock_skew_of_120_seconds_fails_and_says_what_the_gateway_does() {
-        let env = start(emulator_config(), TOKEN).await;
-        env.emulator.set_clock_skew(-120);
-        let checks = env.diagnose().await;
-        let clock = find(&checks, CLOCK);
-        assert_eq!(clock.status, CheckStatus::Failed, "{clock:?}");
-        assert!(clock.message.contains("120 s ahead of"), "{clock:?}");
-        assert!(clock.message.contains("adds the offset"), "{clock:?}");
-    }
-
-    #[test]
-    fn clock_thresholds() {
-        let every = Duration::from_secs(300);
-        assert_eq!(clock_verdict(0, every).status, CheckStatus::Ok);
-        assert!(clock_verdict(0, every).message.contains("to the second"));
-        assert_eq!(clock_verdict(-4, every).status, CheckStatus::Ok);
-        assert_eq!(clock_verdict(5, every).status, CheckStatus::Warning);
-        assert_eq!(clock_verdict(-24, every).status, CheckStatus::Warning);
-        assert_eq!(clock_verdict(25, every).status, CheckStatus::Failed);
-        assert!(clock_verdict(25, every).message.contains("every 300 s"));
-    }
-
-    #[tokio::test]
-    async fn customer_groups_are_listed_by_name() {
-        let env = start(emulator_config(), TOKEN).await;
-        let checks = env.diagnose().await;
-        let groups = find(&checks, CUSTOMER_GROUPS);
-        assert_eq!(groups.status, CheckStatus::Ok);
-        assert_eq!(
-            groups.message,
-            "2 customer groups: Retail (id 1, default), Wholesale (id 2)"
-        );
-    }
-
-    #[test]
-    fn long_group_lists_are_summarised() {
-        let groups: Vec<CustomerGroupFull> = (1..=25)
-            .map(|id| CustomerGroupFull {
-                id,
-                name: format!("G{id}"),
-                is_default: false,
-                category_access: None,
-                discount_rules: Vec::new(),
-                date_created: String::new(),
-                date_modified: String::new(),
-                is_group_for_guests: false,
-            })
-            .collect();
-        let message = list_groups(&groups);
-        assert!(message.starts_with("25 customer groups: G1 (id 1)"));
-        assert!(message.ends_with("G20 (id 20) and 5 more"), "{message}");
-    }
-
-    #[tokio::test]
-    async fn forbidden_customer_groups_are_a_warning() {
-        let mut config = emulator_config();
-        config.forbidden_paths = vec!["v2/customer_groups".into()];
-        let env = start(config, TOKEN).await;
-        let checks = env.diagnose().await;
-        let groups = find(&checks, CUSTOMER_GROUPS);
-        assert_eq!(groups.status, CheckStatus::Warning);
-        assert_eq!(
-            groups.message,
-            "Customer groups need the Customers read scope; group mapping will not be available"
-        );
-        assert_eq!(find(&checks, CUSTOMERS_API).status, CheckStatus::Ok);
-    }
-
-    #[tokio::test]
-    async fn dead_port_could_not_reach_naming_the_base_url() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        drop(listener);
-        let store = store(url.clone(), TOKEN);
-        let client = Client::new(crate::http_client(Duration::from_secs(5)).unwrap(), &store);
-        let checks = diagnose(&client, &store).await;
-        let api = find(&checks, CUSTOMERS_API);
-        assert_eq!(api.status, CheckStatus::Failed);
-        assert!(api.message.contains("could not reach"), "{api:?}");
-        assert!(api.message.contains(url.as_str()), "{api:?}");
-        assert!(!api.message.contains(TOKEN));
-        assert_eq!(find(&checks, CUSTOMER_GROUPS).status, CheckStatus::Warning);
-    }
-
-    #[test]
-    fn http_storefront_off_loopback_is_a_warning() {
-        let mut store = store(Url::parse("https://api.bigcommerce.com").unwrap(), TOKEN);
-        assert_eq!(check_storefront_urls(&store).status, CheckStatus::Ok);
-        if let Some(c) = store.channels.get_mut(&1) {
-            c.storefront_url = Url::parse("http://shop.example.com/").unwrap();
-        }
-        let check = check_storefront_urls(&store);
-        assert_eq!(check.status, CheckStatus::Warning);
-        assert!(
-            check
-                .message
-                .contains("channel 1 (http://shop.example.com/)"),
-            "{check:?}"
-        );
-        assert!(
-            !check.message.contains("channel 2"),
-            "loopback http is fine"
-        );
-        store.channels.clear();
-        assert_eq!(check_storefront_urls(&store).status, CheckStatus::Failed);
-    }
-
-    #[test]
-    fn shown_url_drops_credentials() {
-        let url = Url::parse("https://user:pw@api.example.com/base").unwrap();
-        assert_eq!(shown_url(&url).as_str(), "https://api.example.com/base");
-    }
-}
+#[path = "diagnose_tests.rs"]
+mod tests;

@@ -151,6 +151,19 @@ pub struct ErrorResponse {
     pub errors: std::collections::BTreeMap<String, String>,
 }
 
+/// `GET /v3/customers/settings/channels/{channel_id}` (`CustomerChannelSettingsObject`;
+/// CONTRACT.md §2.2). `null` means the channel does not override the store-wide default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerChannelSettings {
+    #[serde(default)]
+    pub allow_global_logins: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerChannelSettingsResponse {
+    pub data: CustomerChannelSettings,
+}
+
 /// `GET /v2/time` response (Store Information V2): BigCommerce's clock in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Time {

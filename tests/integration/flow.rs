@@ -130,6 +130,26 @@ async fn global_connection_creates_a_global_customer_with_group() {
     assert_eq!(c.customer_group_id, 2);
 }
 
+/// A global account can sign in only on channels that allow global logins, so none is
+/// created for a channel that does not (the demo's channel 2).
+#[tokio::test]
+async fn no_global_customer_is_created_for_a_channel_without_global_logins() {
+    let options = DemoOptions {
+        channels: 2,
+        ..DemoOptions::default()
+    };
+    let env = Env::with(options, |c| {
+        c.connections[0].channel_access = Some("global".into());
+    })
+    .await;
+    let (_, page) = env.sign_in("channel_id=2", "ada").await;
+    page.assert_error(StatusCode::FORBIDDEN, "global_logins_not_allowed");
+    assert!(env.demo.emulator.customers().is_empty());
+    let (_, page) = env.sign_in("channel_id=1", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert_eq!(env.demo.emulator.customers()[0].channel_ids, None);
+}
+
 #[tokio::test]
 async fn unverified_email_is_refused() {
     let env = Env::start().await;

@@ -60,7 +60,10 @@ pub(super) async fn check_store(
 /// The store checks against the settings in force; one failed check while none are set.
 pub(super) async fn store_checks(app: &AppState) -> Vec<Check> {
     match app.store_settings.current() {
-        Some(api) => crate::bigcommerce::diagnose::diagnose(&api.client, &api.settings).await,
+        Some(api) => {
+            let connections = app.connections.enabled();
+            crate::bigcommerce::diagnose::diagnose(&api.client, &api.settings, &connections).await
+        }
         None => vec![Check::new(
             "Store settings",
             diagnostics::CheckStatus::Failed,

@@ -31,6 +31,10 @@ pub(super) fn router(emu: Emulator) -> Router {
         )
         .route("/stores/{store_hash}/v2/time", get(get_time))
         .route("/stores/{store_hash}/v2/customer_groups", get(list_groups))
+        .route(
+            "/stores/{store_hash}/v3/customers/settings/channels/{channel_id}",
+            get(channel_settings),
+        )
         // No `/v3/customers/{id}` exists (CONTRACT.md §2, §8 item 6): it lands here.
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(emu.clone(), gate))
@@ -248,6 +252,26 @@ async fn get_time(State(emu): State<Emulator>) -> Json<Time> {
 /// `GET /v2/customer_groups` (CONTRACT.md §3.1): a bare array, ids ascending.
 async fn list_groups(State(emu): State<Emulator>) -> Response {
     Json(emu.customer_groups()).into_response()
+}
+
+/// `GET /v3/customers/settings/channels/{channel_id}` (CONTRACT.md §2.2). An unknown
+/// channel answers 404 (BigCommerce's answer there is unconfirmed).
+async fn channel_settings(
+    State(emu): State<Emulator>,
+    axum::extract::Path((_, channel_id)): axum::extract::Path<(String, i64)>,
+) -> Response {
+    match emu.config().channels.iter().find(|c| c.id == channel_id) {
+        Some(c) => Json(serde_json::json!({
+            "data": {
+                "privacy_settings": { "ask_shopper_for_tracking_consent": false, "policy_url": "" },
+                "customer_group_settings": { "guest_customer_group_id": 0, "default_customer_group_id": 0 },
+                "allow_global_logins": c.allow_global_logins,
+            },
+            "meta": {},
+        }))
+        .into_response(),
+        None => simple_error(StatusCode::NOT_FOUND, "Channel not found"),
+    }
 }
 
 #[cfg(test)]
