@@ -102,15 +102,13 @@ pub fn check_email(conn: &Connection, identity: &Identity) -> Result<Email, Poli
             domain: email.domain().to_owned(),
         });
     }
-    // Absent `email_verified` counts as unverified (rule 2). Entra sends no
-    // `email_verified` but `xms_edov`, which says whether the tenant owns the email's
-    // domain: it decides when present (rule 3). Otherwise only the admin's per-domain trust
-    // (warned about at start-up and in the console) lifts the requirement.
+    // Absent `email_verified` counts as unverified (rule 2). Only the admin's per-domain
+    // trust (warned about at start-up and in the console) lifts that (rule 3), and Entra's
+    // `xms_edov` can only narrow it: `false` says the tenant has not verified the domain.
+    // A claim any IdP could mint never widens what the admin allowed.
     let verified = identity.email_verified
-        || match identity.email_domain_verified {
-            Some(edov) => edov,
-            None => conn.trusts_unverified_email(email.domain()),
-        };
+        || (conn.trusts_unverified_email(email.domain())
+            && identity.email_domain_verified != Some(false));
     if !verified {
         return Err(PolicyError::EmailUnverified);
     }
@@ -208,7 +206,7 @@ mod tests {
         assert!(check_hosted_domain(&c, &id).is_ok());
     }
 
-    /// Rule 3: trust is per domain, and Entra's `xms_edov` decides when it is sent.
+    /// Rule 3: trust is per domain, and Entra's `xms_edov` can only narrow it.
     #[test]
     fn trust_is_per_domain_and_xms_edov_decides() {
         let mut c = conn(false);
@@ -224,7 +222,12 @@ mod tests {
             "email_unverified",
             "allowed but not trusted"
         );
-        assert!(unverified("ada@acme.test", Some(true)).is_ok());
+        assert_eq!(
+            unverified("ada@acme.test", Some(true)).unwrap_err().code(),
+            "email_unverified",
+            "xms_edov true does not stand in for the admin's trust"
+        );
+        assert!(unverified("ada@eu.acme.test", Some(true)).is_ok());
         assert_eq!(
             unverified("ada@eu.acme.test", Some(false))
                 .unwrap_err()

@@ -194,7 +194,7 @@ pub async fn finish(
         name: localized(claims.name()),
         groups: extra.groups.clone().unwrap_or_default(),
         company: extra.company.clone(),
-        hosted_domain: extra.hosted_domain,
+        hosted_domain: extra.hosted_domain.clone(),
         email_domain_verified: extra.xms_edov,
     };
     // Userinfo fills what the ID token lacked: the email (conformant IdPs put it only
@@ -207,7 +207,7 @@ pub async fn finish(
     {
         let userinfo =
             fetch_userinfo(registry, &client, response.access_token(), &identity).await?;
-        merge_userinfo(&mut identity, &userinfo, conn);
+        merge_userinfo(&mut identity, &userinfo, conn, &extra);
     }
     Ok(identity)
 }
@@ -377,19 +377,25 @@ async fn fetch_userinfo(
         })
 }
 
-/// Userinfo fills what the ID token lacked. `email_verified` is taken only together with the
-/// email from the same response (SECURITY.md rule 2). Groups and company the ID token
-/// carried are kept: the signed token wins over the userinfo answer.
-fn merge_userinfo(identity: &mut Identity, info: &UserInfo, conn: &Connection) {
+/// Userinfo fills what the ID token lacked. `email_verified` (and Entra's `xms_edov`) are
+/// taken only together with the email from the same response (SECURITY.md rule 2). Groups
+/// and company claims the ID token carried, even empty, are kept: the signed token wins.
+fn merge_userinfo(
+    identity: &mut Identity,
+    info: &UserInfo,
+    conn: &Connection,
+    from_id_token: &super::claims::ExtraClaims,
+) {
+    let extra = super::claims::from_claims(&info.additional_claims().0, conn);
     if let Some(email) = info.email() {
         identity.email = Some(email.to_string());
         identity.email_verified = info.email_verified().unwrap_or(false);
+        identity.email_domain_verified = extra.xms_edov;
     }
-    let extra = super::claims::from_claims(&info.additional_claims().0, conn);
-    if identity.groups.is_empty() {
+    if from_id_token.groups.is_none() {
         identity.groups = extra.groups.unwrap_or_default();
     }
-    if identity.company.is_none() {
+    if from_id_token.company.is_none() {
         identity.company = extra.company;
     }
     identity.given_name = identity

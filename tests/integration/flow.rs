@@ -162,9 +162,9 @@ async fn unverified_email_is_refused() {
 }
 
 /// SECURITY.md rule 3: an unverified email passes only for a domain the admin trusts this
-/// IdP for, and Entra's `xms_edov` decides when the IdP sends it.
+/// IdP for, and Entra's `xms_edov` can only narrow that trust.
 #[tokio::test]
-async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_decides() {
+async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_narrows() {
     let env = Env::with(DemoOptions::default(), |c| {
         c.connections[0].allowed_email_domains = vec!["example.com".into(), "*.example.com".into()];
         c.connections[0].trusted_email_domains = vec!["eu.example.com".into()];
@@ -172,21 +172,18 @@ async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_decides()
     .await;
     let mut users = env.idp().users();
     let eve = users.iter().find(|u| u.sub == "eve").unwrap().clone();
-    let user = |sub: &str, email: &str, edov: Option<serde_json::Value>| {
+    let user = |sub: &str, email: &str, edov: Option<bool>| {
         let mut u = eve.clone();
         u.sub = sub.into();
         u.email = Some(email.into());
-        u.xms_edov = edov;
+        u.xms_edov = edov.map(serde_json::Value::from);
         u
     };
     users.extend([
         user("eu-eve", "eve@eu.example.com", None),
-        user("edov-true", "ed@example.com", Some(serde_json::json!(true))),
-        user(
-            "edov-false",
-            "ef@eu.example.com",
-            Some(serde_json::json!(false)),
-        ),
+        user("edov-true", "ed@eu.example.com", Some(true)),
+        user("edov-untrusted", "eu@example.com", Some(true)),
+        user("edov-false", "ef@eu.example.com", Some(false)),
     ]);
     env.idp().set_users(users);
     // example.com is allowed but not trusted: Eve's unverified email is refused.
@@ -195,9 +192,12 @@ async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_decides()
     // eu.example.com is trusted.
     let (_, page) = env.sign_in("", "eu-eve").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
-    // xms_edov true: the tenant owns the domain; false overrides the trust setting.
+    // xms_edov true keeps the trust; it does not create it where the admin gave none.
     let (_, page) = env.sign_in("", "edov-true").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let (_, page) = env.sign_in("", "edov-untrusted").await;
+    page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
+    // xms_edov false: the tenant has not verified the domain; the trust setting yields.
     let (_, page) = env.sign_in("", "edov-false").await;
     page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
     let mut emails: Vec<String> = env
@@ -208,7 +208,7 @@ async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_decides()
         .map(|c| c.email)
         .collect();
     emails.sort();
-    assert_eq!(emails, ["ed@example.com", "eve@eu.example.com"]);
+    assert_eq!(emails, ["ed@eu.example.com", "eve@eu.example.com"]);
 }
 
 #[tokio::test]
