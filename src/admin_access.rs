@@ -15,9 +15,9 @@ use crate::store::Store;
 const SETTING: &str = "admin_sso";
 
 /// The settings as the form, the API and the stored row spell them. No `connection` (or an
-/// empty one) turns admin sign-in through an IdP off.
+/// empty one) turns admin sign-in through an IdP off. Unknown fields are ignored, so a row
+/// written by a newer version does not stop an older replica.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct RawAdminSso {
     pub connection: Option<String>,
     #[serde(default)]
@@ -88,7 +88,13 @@ impl AdminAccess {
         if self.declared.is_some() {
             return Ok(false);
         }
+        // Under the lock, so a poll cannot put back a row a local save just replaced.
+        let _one_at_a_time = self.edits.lock().await;
         let row = store.setting(store_hash, SETTING).await?;
+        self.apply(row)
+    }
+
+    fn apply(&self, row: Option<String>) -> Result<bool, LoadError> {
         if row.is_none() || row == self.row() {
             return Ok(false);
         }
@@ -124,10 +130,20 @@ impl AdminAccess {
         }
         let _one_at_a_time = self.edits.lock().await;
         let sso = build(raw, Some(connections)).map_err(ManageError::InvalidAdminAccess)?;
+        // The audit's "before" is what is stored now, whichever replica wrote it.
+        let stored_row = store.setting(store_hash, SETTING).await?;
+        if let Err(e) = self.apply(stored_row.clone()) {
+            tracing::warn!(error = %e, "the stored admin sign-in settings cannot be read; replacing them");
+        }
         let before = self.current();
         let stored = sso.as_ref().map(to_raw).unwrap_or_default();
         let row = serde_json::to_string(&stored).unwrap_or_default();
-        store.set_setting(store_hash, SETTING, &row).await?;
+        if !store
+            .replace_setting(store_hash, SETTING, stored_row.as_deref(), &row)
+            .await?
+        {
+            return Err(ManageError::ChangedElsewhere("admin sign-in settings"));
+        }
         self.swap(sso.clone().map(Arc::new), Some(row));
         Ok(Change {
             id: "admin_sso".into(),
@@ -139,7 +155,7 @@ impl AdminAccess {
 
 fn broken(reason: String) -> LoadError {
     LoadError::Broken {
-        id: "admin sign-in settings".into(),
+        what: "admin sign-in settings".into(),
         reason,
     }
 }

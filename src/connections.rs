@@ -161,6 +161,8 @@ pub enum ManageError {
     StoreManagedByFile,
     #[error("admin sign-in is declared in the configuration file ([admin]); change it there")]
     AdminAccessManagedByFile,
+    #[error("the {0} changed on another replica at the same moment; reload the page and try again")]
+    ChangedElsewhere(&'static str),
     #[error("no connection {0}")]
     Unknown(String),
     #[error("cannot encrypt a secret: {0}")]
@@ -177,8 +179,9 @@ pub enum LoadError {
     NoSecretKey(usize),
     #[error("{0}")]
     KeyMismatch(#[from] crate::secrets::OpenError),
-    #[error("stored connection {id} cannot be used: {reason}")]
-    Broken { id: String, reason: String },
+    /// `what`: "connection acme", "store settings", …
+    #[error("stored {what} cannot be used: {reason}")]
+    Broken { what: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -202,7 +205,7 @@ pub async fn load(
         (Some(key), Some(check)) => key.verify_key_check(&check)?,
         (Some(key), None) => {
             let check = key.key_check_value().map_err(|e| LoadError::Broken {
-                id: "-".into(),
+                what: "secret key check".into(),
                 reason: e.to_string(),
             })?;
             store.set_setting(store_hash, KEY_CHECK, &check).await?;
@@ -220,7 +223,7 @@ pub async fn load(
         .collect();
     for s in stored {
         let broken = |reason: String| LoadError::Broken {
-            id: s.id.clone(),
+            what: format!("connection {}", s.id),
             reason,
         };
         let Some(key) = key else { break };
@@ -344,6 +347,16 @@ impl Console<'_> {
         }
         let secret = match (secret.filter(|s| !s.is_empty()), &existing) {
             (Some(s), _) => Secret::new(s),
+            // The kept secret goes only to the IdP it was issued by: a new issuer (whose
+            // token endpoint would receive it) needs it typed again.
+            (None, Some(e))
+                if raw.issuer.as_deref().map(str::trim) != Some(e.connection.issuer.as_str()) =>
+            {
+                return Err(ManageError::Invalid(vec![ConfigError::Invalid {
+                    key: "client_secret".into(),
+                    message: "enter the client secret again: the issuer changed, and the stored secret is only sent to the IdP it was entered for".into(),
+                }]));
+            }
             (None, Some(e)) => e.connection.client_secret.clone(),
             (None, None) => {
                 return Err(ManageError::Invalid(vec![ConfigError::Invalid {

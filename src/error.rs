@@ -95,7 +95,8 @@ impl Error {
                     M::NoSecretKey
                     | M::ManagedByFile(_)
                     | M::StoreManagedByFile
-                    | M::AdminAccessManagedByFile => StatusCode::CONFLICT,
+                    | M::AdminAccessManagedByFile
+                    | M::ChangedElsewhere(_) => StatusCode::CONFLICT,
                     M::Unknown(_) => StatusCode::NOT_FOUND,
                     M::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                     M::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -156,6 +157,7 @@ impl Error {
                     M::Invalid(_) => "invalid_connection",
                     M::InvalidStore(_) => "invalid_store_settings",
                     M::InvalidAdminAccess(_) => "invalid_admin_access",
+                    M::ChangedElsewhere(_) => "changed_elsewhere",
                     M::NoSecretKey => "no_secret_key",
                     M::ManagedByFile(_) | M::StoreManagedByFile | M::AdminAccessManagedByFile => {
                         "managed_by_file"

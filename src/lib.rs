@@ -201,21 +201,37 @@ impl AppState {
     /// another replica. Returns whether anything reloaded.
     pub async fn refresh_settings(&self) -> Result<bool, connections::LoadError> {
         let key = self.config.database.secret_key.as_ref();
-        let store = self
-            .store_settings
-            .refresh(&self.store, &self.config.store, key)
-            .await?;
-        if store {
-            tracing::info!("store settings reloaded after a change on another replica");
+        let hash = &self.config.store.store_hash;
+        // Each kind on its own: one unreadable row must not hold back the others.
+        let results = [
+            (
+                "store settings",
+                self.store_settings
+                    .refresh(&self.store, &self.config.store, key)
+                    .await,
+            ),
+            (
+                "admin sign-in settings",
+                self.admin_access.refresh(&self.store, hash).await,
+            ),
+            ("connections", self.refresh_connections().await),
+        ];
+        let mut reloaded = false;
+        let mut first_error = None;
+        for (what, result) in results {
+            match result {
+                Ok(true) => {
+                    reloaded = true;
+                    tracing::info!(what, "reloaded after a change on another replica");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(what, error = %e, "could not reload; keeping the settings in force");
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        let access = self
-            .admin_access
-            .refresh(&self.store, &self.config.store.store_hash)
-            .await?;
-        if access {
-            tracing::info!("admin sign-in settings reloaded after a change on another replica");
-        }
-        Ok(self.refresh_connections().await? || store || access)
+        first_error.map_or(Ok(reloaded), Err)
     }
 
     /// Reloads the connections if the console changed them on another replica.
@@ -233,7 +249,6 @@ impl AppState {
             for e in self.connections.all().iter() {
                 self.oidc.forget(&e.connection.id);
             }
-            tracing::info!("connections reloaded after a change on another replica");
         }
         Ok(reloaded)
     }
@@ -244,9 +259,8 @@ pub fn spawn_settings_refresh(state: Arc<AppState>) -> tokio::task::JoinHandle<(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(SETTINGS_REFRESH).await;
-            if let Err(e) = state.refresh_settings().await {
-                tracing::error!(error = %e, "could not reload settings");
-            }
+            // Failures are logged, each with what failed, by `refresh_settings`.
+            let _ = state.refresh_settings().await;
         }
     })
 }

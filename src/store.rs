@@ -497,6 +497,42 @@ impl Store {
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
+    /// Writes `value` only if the row still holds `expected` (`None`: no row yet), so two
+    /// replicas saving at once cannot overwrite each other unseen. Returns whether it wrote.
+    pub async fn replace_setting(
+        &self,
+        store_hash: &str,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            match expected {
+                Some(old) => {
+                    sqlx::query(
+                        "UPDATE gateway_settings SET value = $3 \
+                     WHERE store_hash = $1 AND name = $2 AND value = $4",
+                    )
+                    .bind(store_hash)
+                    .bind(name)
+                    .bind(value)
+                    .bind(old)
+                    .execute(&self.pool)
+                    .await?
+                }
+                None => sqlx::query(
+                    "INSERT INTO gateway_settings (store_hash, name, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (store_hash, name) DO NOTHING",
+                )
+                .bind(store_hash)
+                .bind(name)
+                .bind(value)
+                .execute(&self.pool)
+                .await?,
+            };
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn set_setting(
         &self,
         store_hash: &str,
@@ -888,6 +924,30 @@ mod tests {
             assert_eq!(
                 store.setting(&hash, "k").await.unwrap().as_deref(),
                 Some("b")
+            );
+            // Compare-and-swap: only over the value the writer saw.
+            assert!(
+                !store
+                    .replace_setting(&hash, "k", Some("a"), "c")
+                    .await
+                    .unwrap()
+            );
+            assert!(!store.replace_setting(&hash, "k", None, "c").await.unwrap());
+            assert!(
+                store
+                    .replace_setting(&hash, "k", Some("b"), "c")
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .replace_setting(&hash, "new", None, "1")
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                store.setting(&hash, "k").await.unwrap().as_deref(),
+                Some("c")
             );
         }
     }

@@ -29,12 +29,64 @@ pub struct StoreApi {
     pub tokens: LoginTokenMinter,
 }
 
-/// The row as stored: the form's settings without secrets, and the secrets sealed.
+/// The row as stored: the form's settings without secrets, and the secrets sealed. Unknown
+/// fields are ignored (not refused, as in the file), so a row written by a newer version
+/// does not stop an older replica during a rolling upgrade.
 #[derive(Serialize, Deserialize)]
 struct Stored {
-    settings: RawStore,
+    settings: StoredAccount,
     access_token: String,
     client_secret: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredAccount {
+    api_base_url: Option<String>,
+    client_id: Option<String>,
+    #[serde(default)]
+    channels: Vec<StoredChannel>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredChannel {
+    id: i64,
+    storefront_url: String,
+    default_redirect: Option<String>,
+}
+
+impl StoredAccount {
+    fn from_raw(raw: &RawStore) -> Self {
+        StoredAccount {
+            api_base_url: raw.api_base_url.clone(),
+            client_id: raw.client_id.clone(),
+            channels: raw
+                .channels
+                .iter()
+                .map(|c| StoredChannel {
+                    id: c.id,
+                    storefront_url: c.storefront_url.clone(),
+                    default_redirect: c.default_redirect.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn into_raw(self) -> RawStore {
+        RawStore {
+            api_base_url: self.api_base_url,
+            client_id: self.client_id,
+            channels: self
+                .channels
+                .into_iter()
+                .map(|c| RawChannel {
+                    id: c.id,
+                    storefront_url: c.storefront_url,
+                    default_redirect: c.default_redirect,
+                })
+                .collect(),
+            ..RawStore::default()
+        }
+    }
 }
 
 pub struct StoreSettings {
@@ -130,23 +182,31 @@ impl StoreSettings {
         if section.declared.is_some() {
             return Ok(false);
         }
-        let row = store.setting(&section.store_hash, SETTING).await?;
-        if row.is_none() || row == self.loaded() {
-            return Ok(false);
-        }
+        // Under the lock, so a poll cannot put back a row a local save just replaced.
         let _one_at_a_time = self.edits.lock().await;
-        let Some(text) = row.clone() else {
+        let row = store.setting(&section.store_hash, SETTING).await?;
+        self.apply(row, section, key)
+    }
+
+    /// Makes `row` the settings in force unless it already is.
+    fn apply(
+        &self,
+        row: Option<String>,
+        section: &StoreSection,
+        key: Option<&SecretKey>,
+    ) -> Result<bool, LoadError> {
+        let Some(text) = row.as_deref().filter(|_| row != self.loaded()) else {
             return Ok(false);
         };
         let broken = |reason: String| LoadError::Broken {
-            id: "store settings".into(),
+            what: "store settings".into(),
             reason,
         };
         let key = key.ok_or_else(|| {
             broken("they hold encrypted secrets but no secret key is configured".into())
         })?;
-        let stored: Stored = serde_json::from_str(&text).map_err(|e| broken(e.to_string()))?;
-        let mut raw = stored.settings;
+        let stored: Stored = serde_json::from_str(text).map_err(|e| broken(e.to_string()))?;
+        let mut raw = stored.settings.into_raw();
         raw.access_token = Some(
             key.open(&stored.access_token, TOKEN_CONTEXT)?
                 .expose()
@@ -190,7 +250,14 @@ impl StoreSettings {
         }
         let key = key.ok_or(ManageError::NoSecretKey)?;
         let _one_at_a_time = self.edits.lock().await;
+        // Start from what is stored now, not from a snapshot another replica may have
+        // replaced since the last poll: kept secrets and the audit's "before" come from it.
+        let stored_row = store.setting(&section.store_hash, SETTING).await?;
+        if let Err(e) = self.apply(stored_row.clone(), section, Some(key)) {
+            tracing::warn!(error = %e, "the stored store settings cannot be read; replacing them");
+        }
         let before = self.current();
+        let token_given = access_token.as_ref().is_some_and(|t| !t.trim().is_empty());
         let keep = |given: Option<String>, kept: Option<&Secret>| {
             given
                 .filter(|s| !s.trim().is_empty())
@@ -239,13 +306,24 @@ impl StoreSettings {
                 };
             }
         }
+        // The kept token goes only to the address it was entered for: a new API base URL
+        // (which could be anyone's server) needs the token typed again.
+        if let (Some(b), Some(new)) = (&before, &settings)
+            && !token_given
+            && b.settings.api_base_url != new.api_base_url
+        {
+            errors.push(ConfigError::Invalid {
+                key: "store.access_token".into(),
+                message: "enter the access token again: the API base URL changed, and the stored token is only sent to the address it was entered for".into(),
+            });
+        }
         let (Some(settings), true, Some(token), Some(secret)) =
             (settings, errors.is_empty(), token, secret)
         else {
             return Err(ManageError::InvalidStore(errors));
         };
         let row = serde_json::to_string(&Stored {
-            settings: form,
+            settings: StoredAccount::from_raw(&form),
             access_token: key.seal(token.expose(), TOKEN_CONTEXT)?,
             client_secret: key.seal(secret.expose(), SECRET_CONTEXT)?,
         })
@@ -255,9 +333,12 @@ impl StoreSettings {
                 message: e.to_string(),
             }])
         })?;
-        store
-            .set_setting(&section.store_hash, SETTING, &row)
-            .await?;
+        if !store
+            .replace_setting(&section.store_hash, SETTING, stored_row.as_deref(), &row)
+            .await?
+        {
+            return Err(ManageError::ChangedElsewhere("store settings"));
+        }
         let mut after = describe(&settings);
         if let Some(obj) = after.as_object_mut() {
             let changed = |old: Option<&Secret>, new: &Secret| {

@@ -219,6 +219,19 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
         .iter_mut()
         .filter(|(k, _)| k == "display_name")
         .for_each(|(_, v)| *v = "Other Corporation".into());
+    // A new issuer with the secret left empty: the kept secret is not sent to another IdP.
+    let mut moved = fields.clone();
+    moved
+        .iter_mut()
+        .filter(|(k, _)| k == "issuer")
+        .for_each(|(_, v)| *v = "https://elsewhere.example".into());
+    let refused = post(&env, "/admin/connections/other/edit", &moved).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("enter the client secret again"),
+        "{}",
+        refused.body
+    );
     let saved = post(&env, "/admin/connections/other/edit", &fields).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let (_, page) = env.sign_in("connection=other", "oscar").await;

@@ -311,6 +311,117 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
     );
     assert_eq!(settings.channels.len(), account.channels.len());
 
+    // The other replica, its snapshot now behind, edits only the channels after this one
+    // rotated the token: it starts from the stored row, so the rotation is not undone.
+    let mut rotated = body.clone();
+    rotated["access_token"] = "rotated-token".into();
+    let (status, answer) = put(rotated, Some(token(&env))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let mut channels_only: RawStore = serde_json::from_value(body.clone()).unwrap();
+    channels_only.access_token = None;
+    channels_only.client_secret = None;
+    channels_only.channels[0].default_redirect = Some("/cart.php".into());
+    let change = other
+        .store_settings
+        .save(
+            &other.store,
+            &other.config.store,
+            other.config.database.secret_key.as_ref(),
+            channels_only,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(change.after.unwrap()["access_token"], "unchanged");
+    env.demo.state.refresh_settings().await.unwrap();
+    let here = env.demo.state.store_settings.current().unwrap();
+    assert_eq!(here.settings.access_token.expose(), "rotated-token");
+    assert_eq!(
+        here.settings.channels[&1].default_redirect.as_str(),
+        "/cart.php"
+    );
+
+    // A new API base URL needs the token typed again: the kept one is not sent elsewhere.
+    let mut moved = body.clone();
+    moved["api_base_url"] = "https://api.attacker.example/".into();
+    moved.as_object_mut().unwrap().remove("access_token");
+    let (status, answer) = put(moved, Some(token(&env))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("access_token: enter the access token again"),
+        "{answer}"
+    );
+
+    // A row from a newer version (an unknown field) still loads; an unreadable one is
+    // reported but does not hold back the other settings.
+    let hash = env.demo.state.config.store.store_hash.clone();
+    let row = env
+        .demo
+        .state
+        .store
+        .setting(&hash, "store_account")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut newer: serde_json::Value = serde_json::from_str(&row).unwrap();
+    newer["settings"]["added_later"] = true.into();
+    newer["added_later"] = true.into();
+    env.demo
+        .state
+        .store
+        .set_setting(&hash, "store_account", &newer.to_string())
+        .await
+        .unwrap();
+    assert!(other.refresh_settings().await.unwrap());
+    env.demo
+        .state
+        .store
+        .set_setting(&hash, "store_account", "{not json")
+        .await
+        .unwrap();
+    let r = env
+        .browser
+        .post(env.gateway("/admin/api/connections"))
+        .bearer_auth(token(&env))
+        .json(&serde_json::json!({
+            "id": "later", "issuer": "https://later.example", "client_id": "c",
+            "client_secret": "s", "allowed_email_domains": ["later.example"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let error = other.refresh_settings().await.unwrap_err().to_string();
+    assert!(
+        error.contains("stored store settings cannot be used"),
+        "{error}"
+    );
+    assert!(
+        other.connections.any("later").is_some(),
+        "connections still reloaded"
+    );
+    assert_eq!(
+        other
+            .store_settings
+            .current()
+            .unwrap()
+            .settings
+            .access_token
+            .expose(),
+        "rotated-token",
+        "the settings in force stay"
+    );
+    env.demo
+        .state
+        .store
+        .set_setting(&hash, "store_account", &row)
+        .await
+        .unwrap();
+
     // A restart with another key cannot open them, and says so.
     let mut wrong_key = env.demo.state.config.clone();
     wrong_key.database.secret_key = Some(bc_sso_gateway::secrets::SecretKey::generate());
