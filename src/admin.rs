@@ -169,6 +169,11 @@ pub async fn sso_finish(
     if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
         return Err(Error::PendingLoginExpired);
     }
+    // The admin connection can change in the console while an admin is at the IdP: the
+    // callback must come back for the connection and issuer it was started with (rule 8).
+    if pending.connection != conn.id.as_str() || pending.issuer != conn.issuer.as_str() {
+        return Err(Error::PendingLoginMissing);
+    }
     let identity = crate::oidc::flow::finish(
         &app.oidc,
         &conn,

@@ -22,6 +22,11 @@ use crate::domain::ConnectionId;
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// At most one forced JWKS refetch per connection in this interval.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// When a refresh fails, the expired copy is used and the next attempt waits this long,
+/// so an IdP that is down is not asked again by every sign-in.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// An expired copy older than this is not used any more: the refresh error is returned.
+pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Registry {
     http: reqwest::Client,
@@ -43,6 +48,8 @@ struct Slot {
 struct Cached {
     metadata: Arc<ProviderMetadata>,
     fetched_at: Instant,
+    /// After a failed refresh: no new attempt before this.
+    retry_at: Option<Instant>,
     last_forced_jwks: Option<Instant>,
 }
 
@@ -89,7 +96,9 @@ impl Registry {
     pub async fn metadata(&self, conn: &Connection) -> Result<Arc<ProviderMetadata>, OidcError> {
         let slot = self.slot(conn);
         let cached = slot.get();
-        let fresh = |c: &Cached| c.fetched_at.elapsed() < self.ttl;
+        let fresh = |c: &Cached| {
+            c.fetched_at.elapsed() < self.ttl || c.retry_at.is_some_and(|t| Instant::now() < t)
+        };
         if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
             return Ok(c.metadata.clone());
         }
@@ -103,11 +112,23 @@ impl Registry {
         if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
             return Ok(c.metadata.clone());
         }
-        let metadata = Arc::new(discover(&self.http, conn).await?);
+        let last_forced_jwks = cached.as_ref().and_then(|c| c.last_forced_jwks);
+        let metadata = match (discover(&self.http, conn).await, cached) {
+            (Ok(m), _) => Arc::new(m),
+            (Err(e), Some(mut stale)) if stale.fetched_at.elapsed() < MAX_STALE => {
+                tracing::warn!(connection = %conn.id, error = %e, "IdP metadata refresh failed; using the expired copy");
+                stale.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                let metadata = stale.metadata.clone();
+                slot.set(stale);
+                return Ok(metadata);
+            }
+            (Err(e), _) => return Err(e),
+        };
         slot.set(Cached {
             metadata: metadata.clone(),
             fetched_at: Instant::now(),
-            last_forced_jwks: cached.and_then(|c| c.last_forced_jwks),
+            retry_at: None,
+            last_forced_jwks,
         });
         Ok(metadata)
     }
@@ -237,6 +258,8 @@ mod tests {
     /// permit of `release`, as a slow or hanging IdP would make them.
     struct GatedIdp {
         hold: Arc<AtomicBool>,
+        /// While set, discovery answers 500.
+        fail: Arc<AtomicBool>,
         release: Arc<Semaphore>,
         discoveries: Arc<AtomicUsize>,
         conn: Connection,
@@ -252,19 +275,33 @@ mod tests {
             email_in_id_token: true,
             send_iss_parameter: true,
         });
+        let fail = Arc::new(AtomicBool::new(false));
         let (hold, release, discoveries) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(Semaphore::new(0)),
             Arc::new(AtomicUsize::new(0)),
         );
         let gate = {
-            let (hold, release, discoveries) = (hold.clone(), release.clone(), discoveries.clone());
+            let (hold, release, discoveries, fail) = (
+                hold.clone(),
+                release.clone(),
+                discoveries.clone(),
+                fail.clone(),
+            );
             move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let (hold, release, discoveries) =
-                    (hold.clone(), release.clone(), discoveries.clone());
+                let (hold, release, discoveries, fail) = (
+                    hold.clone(),
+                    release.clone(),
+                    discoveries.clone(),
+                    fail.clone(),
+                );
                 async move {
                     if req.uri().path().ends_with("openid-configuration") {
                         discoveries.fetch_add(1, Ordering::SeqCst);
+                        if fail.load(Ordering::SeqCst) {
+                            use axum::response::IntoResponse;
+                            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                        }
                         if hold.load(Ordering::SeqCst) {
                             // Permits return when dropped: one release lets every waiter by.
                             let _ = release.acquire().await;
@@ -284,6 +321,7 @@ mod tests {
         let conn = crate::config::validate_connection(0, raw, &mut errors).unwrap();
         GatedIdp {
             hold,
+            fail,
             release,
             discoveries,
             conn,
@@ -349,5 +387,35 @@ mod tests {
             c.await.unwrap().unwrap();
         }
         assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
+    }
+
+    /// An IdP that fails its discovery: the expired copy keeps sign-ins going, and the IdP
+    /// is asked again only after a pause, not by every sign-in. With nothing cached, the
+    /// error is the answer.
+    #[tokio::test]
+    async fn a_failed_refresh_uses_the_expired_copy_and_backs_off() {
+        let idp = gated_idp().await;
+        let http = crate::http_client(Duration::from_secs(30)).unwrap();
+        let registry = Registry::with_ttl(http.clone(), Duration::ZERO);
+        idp.fail.store(true, Ordering::SeqCst);
+        assert!(
+            registry.metadata(&idp.conn).await.is_err(),
+            "nothing cached yet"
+        );
+        idp.fail.store(false, Ordering::SeqCst);
+        registry.metadata(&idp.conn).await.unwrap();
+        let before = idp.discoveries.load(Ordering::SeqCst);
+        idp.fail.store(true, Ordering::SeqCst);
+        for _ in 0..3 {
+            registry
+                .metadata(&idp.conn)
+                .await
+                .expect("the expired copy");
+        }
+        assert_eq!(
+            idp.discoveries.load(Ordering::SeqCst),
+            before + 1,
+            "one failed attempt, then a pause"
+        );
     }
 }

@@ -766,6 +766,40 @@ async fn admin_sign_in_is_set_up_in_the_console() {
     let (_, page) = sso_as(&env, "grace").await;
     page.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
 
+    // An admin at the IdP while the admin connection is switched: the callback was
+    // started for the old connection and is refused (rule 8).
+    let issuer = env.demo.state.config.connections[0]
+        .issuer
+        .as_str()
+        .to_owned();
+    let created = env
+        .browser
+        .post(env.gateway("/admin/api/connections"))
+        .bearer_auth(token(&env))
+        .json(&serde_json::json!({
+            "id": "second", "issuer": issuer, "client_id": "bc-sso-gateway",
+            "client_secret": bc_sso_gateway::demo::DEV_CLIENT_SECRET,
+            "allowed_email_domains": ["second.test"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let start = env.get(&env.gateway("/admin/sso")).await;
+    let callback = env.pick_user(&start.location.unwrap(), "ada").await;
+    let switched = env
+        .browser
+        .put(env.gateway("/admin/api/access"))
+        .bearer_auth(token(&env))
+        .json(&serde_json::json!({ "connection": "second", "allowed_emails": ["ada@example.com"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), StatusCode::OK);
+    env.get(&callback)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
+
     // The API shows it; turning it off there closes the SSO door (the token still works).
     let api = env.gateway("/admin/api/access");
     let shown: serde_json::Value = env

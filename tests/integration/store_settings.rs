@@ -110,6 +110,20 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
         "{}",
         refused.body
     );
+    // Errors found by validation name the form's line too (blank lines count).
+    let mut bad = store_form(&csrf, &account, &token_value);
+    for (k, v) in &mut bad {
+        if k == "channels" {
+            *v = format!("{v}\n\n7 not-a-url");
+        }
+    }
+    let refused = post(&env, "/admin/store", &bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("channels, line 3, storefront_url"),
+        "{}",
+        refused.body
+    );
     let mut bad = store_form(&csrf, &account, &token_value);
     for (k, v) in &mut bad {
         match k.as_str() {

@@ -73,7 +73,8 @@ pub(super) async fn save_access_settings(
     let lines = |k: &str| -> Vec<String> {
         f.get(k)
             .map(|v| {
-                v.split(['\n', ','])
+                // Lines only: group names such as LDAP DNs contain commas.
+                v.lines()
                     .map(|l| l.trim().to_owned())
                     .filter(|l| !l.is_empty())
                     .collect()

@@ -53,21 +53,25 @@ impl StoreForm {
         }
     }
 
-    /// The form as `[store]` settings; a channel line that cannot be read is an error
-    /// naming its line.
-    fn to_raw(&self) -> Result<RawStore, Vec<String>> {
+    /// The form as `[store]` settings, with the form line of each channel; a channel line
+    /// that cannot be read is an error naming its line.
+    fn to_raw(&self) -> Result<(RawStore, Vec<usize>), Vec<String>> {
         let mut errors = Vec::new();
         let mut channels = Vec::new();
+        let mut lines = Vec::new();
         for (n, line) in self.channels.lines().enumerate() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 [] => {}
                 [id, url, rest @ ..] if rest.len() <= 1 => match id.parse::<i64>() {
-                    Ok(id) => channels.push(RawChannel {
-                        id,
-                        storefront_url: (*url).to_owned(),
-                        default_redirect: rest.first().map(|r| (*r).to_owned()),
-                    }),
+                    Ok(id) => {
+                        lines.push(n + 1);
+                        channels.push(RawChannel {
+                            id,
+                            storefront_url: (*url).to_owned(),
+                            default_redirect: rest.first().map(|r| (*r).to_owned()),
+                        })
+                    }
                     Err(_) => errors.push(format!(
                         "channels, line {}: {id:?} is not a channel id (a number such as 1)",
                         n + 1
@@ -81,12 +85,13 @@ impl StoreForm {
         }
         let nonempty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         if errors.is_empty() {
-            Ok(RawStore {
+            let raw = RawStore {
                 api_base_url: nonempty(&self.api_base_url),
                 client_id: nonempty(&self.client_id),
                 channels,
                 ..RawStore::default()
-            })
+            };
+            Ok((raw, lines))
         } else {
             Err(errors)
         }
@@ -148,8 +153,8 @@ pub(super) async fn save_store_settings(
     let f = fields(&body)?;
     admin::check_csrf(&admin, f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let form = StoreForm::from_fields(&f);
-    let raw = match form.to_raw() {
-        Ok(raw) => raw,
+    let (raw, lines) = match form.to_raw() {
+        Ok(parsed) => parsed,
         Err(errors) => return Ok(store_page(&app, admin.csrf, form, errors)),
     };
     let token = f.get("access_token").cloned();
@@ -157,9 +162,19 @@ pub(super) async fn save_store_settings(
     match admin::save_store_settings(&app, &admin.actor, raw, token, secret).await {
         Ok(()) => Ok(see_other("/admin/checks/store")),
         Err(Error::Manage(crate::connections::ManageError::InvalidStore(errors))) => {
+            // Validation counts channels from 0; the form counts lines from 1.
             let errors = errors
                 .iter()
-                .map(|e| crate::error::form_message(&e.to_string()))
+                .map(|e| {
+                    let mut m = crate::error::form_message(&e.to_string());
+                    for (i, line) in lines.iter().enumerate().rev() {
+                        m = m.replace(
+                            &format!("channels[{i}]."),
+                            &format!("channels, line {line}, "),
+                        );
+                    }
+                    m
+                })
                 .collect();
             Ok(store_page(&app, admin.csrf, form, errors))
         }
