@@ -3,11 +3,13 @@
 // provider (oidc-provider) through the console alone (mapping its "buyers" group to
 // customer group 2), tests it, and then a shopper signs in with it from the
 // storefront: storefront -> "Sign in with company account" -> the gateway's chooser (email)
-// -> oidc-provider login (+ consent) -> storefront account page.
+// -> oidc-provider login (+ consent) -> storefront account page. A second connection (the dev
+// IdP) makes the gateway ask for the email first.
 //
 // Env: GATEWAY_URL, ADMIN_TOKEN, STOREFRONT_URL, ISSUER, CLIENT_ID, CLIENT_SECRET,
 // EMAIL_DOMAIN, OP_LOGIN (login at oidc-provider), EXPECT_EMAIL, the store's API account
-// (API_BASE_URL, API_CLIENT_ID, API_ACCESS_TOKEN, API_CLIENT_SECRET), ARTIFACTS_DIR,
+// (API_BASE_URL, API_CLIENT_ID, API_ACCESS_TOKEN, API_CLIENT_SECRET), the dev IdP client
+// (DEV_ISSUER, DEV_CLIENT_ID, DEV_CLIENT_SECRET), ARTIFACTS_DIR,
 // CHROMIUM_PATH, E2E_TIMEOUT_MS.
 
 import { required, runInBrowser, safeUrl } from './harness.mjs';
@@ -25,6 +27,10 @@ const apiBaseUrl = required('API_BASE_URL');
 const apiClientId = required('API_CLIENT_ID');
 const apiAccessToken = required('API_ACCESS_TOKEN');
 const apiClientSecret = required('API_CLIENT_SECRET');
+// A second IdP (the dev IdP, for example.com), so that shoppers are asked for their email.
+const devIssuer = required('DEV_ISSUER');
+const devClientId = required('DEV_CLIENT_ID');
+const devClientSecret = required('DEV_CLIENT_SECRET');
 
 await runInBrowser('console', async (page, log) => {
   log('step 1: admin signs in');
@@ -81,6 +87,22 @@ await runInBrowser('console', async (page, log) => {
     throw new Error(`connection test says ${overall}: ${rows.join(' | ')}`);
   }
 
+  log('step 3b: add a second connection (the dev IdP, example.com) and test it');
+  await page.locator('header nav').getByRole('link', { name: 'Overview' }).click();
+  await page.getByRole('link', { name: 'Add a connection' }).click();
+  await page.locator('#id').fill('example');
+  await page.locator('#display_name').fill('Example Corp');
+  await page.locator('#issuer').fill(devIssuer);
+  await page.locator('#client_id').fill(devClientId);
+  await page.locator('#client_secret').fill(devClientSecret);
+  await page.locator('#allowed_email_domains').fill('example.com');
+  await Promise.all([
+    page.waitForURL((u) => u.pathname === '/admin/checks/connections/example', { waitUntil: 'domcontentloaded' }),
+    page.getByRole('button', { name: 'Add connection' }).click(),
+  ]);
+  const second = (await page.locator('#overall').textContent())?.trim();
+  if (second !== 'ok') throw new Error(`second connection test says ${second}`);
+
   log(`step 4: a shopper signs in from the storefront ${safeUrl(storefrontUrl)}`);
   await page.goto(storefrontUrl, { waitUntil: 'domcontentloaded' });
   await page.getByRole('link', { name: 'Sign in', exact: true }).first().click();
@@ -88,20 +110,13 @@ await runInBrowser('console', async (page, log) => {
   await sso.waitFor({ state: 'visible' });
   await sso.click();
 
-  // With one connection the gateway goes straight to the IdP; with several it asks for
-  // the email first and routes by its domain.
+  log('step 5: with two connections the gateway asks for the email and routes by its domain');
   const login = page.locator('input[name="login"]');
   const chooser = page.locator('#email');
-  const first = await Promise.race([
-    login.waitFor({ state: 'visible' }).then(() => 'idp'),
-    chooser.waitFor({ state: 'visible' }).then(() => 'chooser'),
-  ]);
-  if (first === 'chooser') {
-    log('step 5: the chooser routes by email domain');
-    await chooser.fill(expectEmail);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await login.waitFor({ state: 'visible' });
-  }
+  await chooser.waitFor({ state: 'visible' });
+  await chooser.fill(expectEmail);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await login.waitFor({ state: 'visible' });
   log(`        at the IdP ${safeUrl(page.url())}`);
   await login.fill(opLogin);
   await page.locator('input[name="password"]').fill('any-password');

@@ -145,6 +145,9 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
             ("API_CLIENT_ID", emulator.client_id.as_str()),
             ("API_ACCESS_TOKEN", emulator.access_token.as_str()),
             ("API_CLIENT_SECRET", emulator.client_secret.as_str()),
+            ("DEV_ISSUER", demo.idp_url.as_str().trim_end_matches('/')),
+            ("DEV_CLIENT_ID", bc_sso_gateway::demo::DEV_CLIENT_ID),
+            ("DEV_CLIENT_SECRET", bc_sso_gateway::demo::DEV_CLIENT_SECRET),
         ],
     )
     .await;
@@ -152,6 +155,7 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].email, "kim@acme.test");
     assert_eq!(customers[0].customer_group_id, 2, "the mapped group");
+    assert_eq!(demo.state.connections.all().len(), 2, "acme and example");
     let hash = &demo.state.config.store.store_hash;
     let link = demo
         .state
