@@ -243,8 +243,14 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
     println!();
     println!("  bc-sso-gateway demo is running");
     println!();
-    println!("  Open the storefront:   {}", demo.storefront_urls[0]);
-    println!("  then: Sign in -> Sign in with company account -> pick a user");
+    let empty = demo.state.store_settings.current().is_none();
+    if empty {
+        println!("  Set it up first in the admin console (below), then open the storefront:");
+        println!("                         {}", demo.storefront_urls[0]);
+    } else {
+        println!("  Open the storefront:   {}", demo.storefront_urls[0]);
+        println!("  then: Sign in -> Sign in with company account -> pick a user");
+    }
     println!();
     println!("  gateway                {}", demo.gateway_url);
     println!("  identity provider      {}", demo.idp_url);
@@ -264,7 +270,7 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
             token.expose()
         );
     }
-    if demo.state.store_settings.current().is_none() {
+    if empty {
         println!();
         println!("  This gateway starts empty. In the admin console, enter under Store settings");
         println!("  and then Add a connection:");

@@ -272,13 +272,9 @@ impl StoreSettings {
             client_secret,
             before.as_ref().map(|b| &b.settings.client_secret),
         );
-        // Only what the form sets is stored; the rest of `[store]` belongs to the file.
-        form.store_hash = None;
-        form.clock_check_interval_secs = None;
+        // Secrets come from the form's fields only, never from a path on this host.
         form.access_token_file = None;
         form.client_secret_file = None;
-        form.access_token = None;
-        form.client_secret = None;
         let mut errors = Vec::new();
         let mut raw = form.clone();
         raw.access_token = token.as_ref().map(|t| t.expose().to_owned());
