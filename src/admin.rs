@@ -408,7 +408,7 @@ pub async fn connection_action(
 async fn record_change(
     app: &AppState,
     actor: &str,
-    change: &crate::connections::Change,
+    change: &crate::managed::Change,
     kind: AuditKind,
 ) {
     // New settings take effect at the next sign-in: drop what discovery cached.

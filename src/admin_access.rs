@@ -7,8 +7,9 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AdminSso, ConfigError};
-use crate::connections::{Change, Connections, LoadError, ManageError};
+use crate::connections::Connections;
 use crate::domain::Email;
+use crate::managed::{Change, LoadError, ManageError, Source};
 use crate::store::Store;
 
 /// The `gateway_settings` row of the console's admin sign-in settings.
@@ -62,6 +63,14 @@ impl AdminAccess {
 
     pub fn from_file(&self) -> bool {
         self.declared.is_some()
+    }
+
+    pub fn source(&self) -> Source {
+        if self.from_file() {
+            Source::File
+        } else {
+            Source::Console
+        }
     }
 
     fn row(&self) -> Option<String> {

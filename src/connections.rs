@@ -5,14 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use crate::config::Connection;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Declared in the config file: shown read-only in the console.
-    File,
-    /// Created in the admin console and stored (secret encrypted) in the database.
-    Console,
-}
+use crate::managed::{Change, LoadError, ManageError, Source};
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -143,49 +136,6 @@ use crate::domain::Secret;
 use crate::secrets::SecretKey;
 use crate::store::{Store, StoreError, StoredConnection};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ManageError {
-    #[error("the connection settings are not valid")]
-    Invalid(Vec<ConfigError>),
-    #[error("the store settings are not valid")]
-    InvalidStore(Vec<ConfigError>),
-    #[error("the admin sign-in settings are not valid")]
-    InvalidAdminAccess(Vec<ConfigError>),
-    #[error(
-        "no secret key is configured, so secrets cannot be stored: set BCSSO_SECRET_KEY (bc-sso-gateway keygen makes one)"
-    )]
-    NoSecretKey,
-    #[error("connection {0} is declared in the configuration file; change it there")]
-    ManagedByFile(String),
-    #[error("the store settings are declared in the configuration file; change them there")]
-    StoreManagedByFile,
-    #[error("admin sign-in is declared in the configuration file ([admin]); change it there")]
-    AdminAccessManagedByFile,
-    #[error("the {0} changed on another replica at the same moment; reload the page and try again")]
-    ChangedElsewhere(&'static str),
-    #[error("no connection {0}")]
-    Unknown(String),
-    #[error("cannot encrypt a secret: {0}")]
-    Seal(#[from] crate::secrets::SealError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(
-        "the database holds {0} connection(s) with encrypted secrets but no secret key is configured: set BCSSO_SECRET_KEY to the key they were stored with"
-    )]
-    NoSecretKey(usize),
-    #[error("{0}")]
-    KeyMismatch(#[from] crate::secrets::OpenError),
-    /// `what`: "connection acme", "store settings", …
-    #[error("stored {what} cannot be used: {reason}")]
-    Broken { what: String, reason: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 const KEY_CHECK: &str = "secret_key_check";
 
 fn secret_context(id: &str) -> String {
@@ -228,8 +178,7 @@ pub async fn load(
         };
         let Some(key) = key else { break };
         let secret = key.open(&s.client_secret_sealed, &secret_context(&s.id))?;
-        let raw: RawConnection =
-            serde_json::from_str(&s.settings).map_err(|e| broken(e.to_string()))?;
+        let raw = stored_settings(&s.settings).map_err(broken)?;
         let connection = build(raw, secret, &entries, Some(&s.id)).map_err(|errors| {
             broken(
                 errors
@@ -246,6 +195,18 @@ pub async fn load(
         });
     }
     Ok(entries)
+}
+
+/// A stored connection's settings. Fields this version does not know are dropped rather
+/// than refused (the file refuses them): a row written by a newer version must not stop an
+/// older replica during a rolling upgrade.
+fn stored_settings(json: &str) -> Result<RawConnection, String> {
+    let mut value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let known = serde_json::to_value(RawConnection::default()).map_err(|e| e.to_string())?;
+    if let (Some(fields), Some(known)) = (value.as_object_mut(), known.as_object()) {
+        fields.retain(|k, _| known.contains_key(k));
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 /// Validates `raw` (with `secret`) as a connection that must coexist with `others`.
@@ -293,14 +254,6 @@ fn build(
     } else {
         Err(errors)
     }
-}
-
-/// What an admin change did, for the audit trail: settings before and after, the secret
-/// reduced to whether it changed.
-pub struct Change {
-    pub id: String,
-    pub before: Option<serde_json::Value>,
-    pub after: Option<serde_json::Value>,
 }
 
 fn public_settings(raw: &RawConnection, enabled: bool) -> serde_json::Value {
@@ -544,5 +497,25 @@ pub fn to_raw(c: &Connection) -> RawConnection {
         ),
         id_token_algs: Some(c.id_token_algs.clone()),
         clock_leeway_secs: Some(c.clock_leeway.as_secs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_rows_from_a_newer_version_still_load() {
+        let raw = stored_settings(
+            r#"{"id":"acme","issuer":"https://idp.acme.test","allowed_email_domains":["acme.test"],"added_later":{"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(raw.id.as_deref(), Some("acme"));
+        assert_eq!(raw.allowed_email_domains, ["acme.test"]);
+        assert!(stored_settings("{not json").is_err());
+        assert!(
+            stored_settings(r#"{"id":7}"#).is_err(),
+            "known fields keep their types"
+        );
     }
 }

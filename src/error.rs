@@ -70,7 +70,7 @@ pub enum Error {
     #[error("invalid admin request: {0}")]
     AdminInput(String),
     #[error(transparent)]
-    Manage(#[from] crate::connections::ManageError),
+    Manage(#[from] crate::managed::ManageError),
     #[error("page not found")]
     NotFound,
 }
@@ -87,7 +87,7 @@ impl Error {
             Error::CsrfRejected => StatusCode::FORBIDDEN,
             Error::AdminInput(_) => StatusCode::BAD_REQUEST,
             Error::Manage(e) => {
-                use crate::connections::ManageError as M;
+                use crate::managed::ManageError as M;
                 match e {
                     M::Invalid(_) | M::InvalidStore(_) | M::InvalidAdminAccess(_) => {
                         StatusCode::UNPROCESSABLE_ENTITY
@@ -152,7 +152,7 @@ impl Error {
             Error::CsrfRejected => "csrf_rejected",
             Error::AdminInput(_) => "bad_admin_request",
             Error::Manage(e) => {
-                use crate::connections::ManageError as M;
+                use crate::managed::ManageError as M;
                 match e {
                     M::Invalid(_) => "invalid_connection",
                     M::InvalidStore(_) => "invalid_store_settings",
@@ -252,15 +252,15 @@ impl Error {
                 "For your protection this form could not be accepted (its security token is missing or old). Reload the page and try again.".into(),
             ),
             Error::AdminInput(detail) => ("The request is not valid", detail.clone()),
-            Error::Manage(crate::connections::ManageError::Invalid(errors)) => (
+            Error::Manage(crate::managed::ManageError::Invalid(errors)) => (
                 "The connection settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),
-            Error::Manage(crate::connections::ManageError::InvalidAdminAccess(errors)) => (
+            Error::Manage(crate::managed::ManageError::InvalidAdminAccess(errors)) => (
                 "The admin sign-in settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),
-            Error::Manage(crate::connections::ManageError::InvalidStore(errors)) => (
+            Error::Manage(crate::managed::ManageError::InvalidStore(errors)) => (
                 "The store settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod diagnostics;
 pub mod domain;
 pub mod error;
+pub mod managed;
 pub mod oidc;
 pub mod pending;
 pub mod policy;
@@ -64,7 +65,7 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
-    Connections(#[from] connections::LoadError),
+    Connections(#[from] managed::LoadError),
     #[error("cannot reach the session store (server.sessions_url): {0}")]
     Sessions(String),
 }
@@ -199,7 +200,7 @@ pub const SETTINGS_REFRESH: Duration = Duration::from_secs(5);
 impl AppState {
     /// Reloads the connections and the store settings if the console changed them on
     /// another replica. Returns whether anything reloaded.
-    pub async fn refresh_settings(&self) -> Result<bool, connections::LoadError> {
+    pub async fn refresh_settings(&self) -> Result<bool, managed::LoadError> {
         let key = self.config.database.secret_key.as_ref();
         let hash = &self.config.store.store_hash;
         // Each kind on its own: one unreadable row must not hold back the others.
@@ -235,7 +236,7 @@ impl AppState {
     }
 
     /// Reloads the connections if the console changed them on another replica.
-    async fn refresh_connections(&self) -> Result<bool, connections::LoadError> {
+    async fn refresh_connections(&self) -> Result<bool, managed::LoadError> {
         let reloaded = self
             .connections
             .refresh(

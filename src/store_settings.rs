@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::bigcommerce::{Client, LoginTokenMinter};
 use crate::clock::Clock;
 use crate::config::{ConfigError, RawChannel, RawStore, StoreConfig, StoreSection, validate_store};
-use crate::connections::{Change, LoadError, ManageError, Source};
 use crate::domain::Secret;
+use crate::managed::{Change, LoadError, ManageError, Source};
 use crate::secrets::SecretKey;
 use crate::store::Store;
 

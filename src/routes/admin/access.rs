@@ -88,7 +88,7 @@ pub(super) async fn save_access_settings(
     };
     match admin::save_admin_access(&app, &admin.actor, raw.clone()).await {
         Ok(()) => Ok(see_other("/admin")),
-        Err(Error::Manage(crate::connections::ManageError::InvalidAdminAccess(errors))) => {
+        Err(Error::Manage(crate::managed::ManageError::InvalidAdminAccess(errors))) => {
             let errors = errors.iter().map(ToString::to_string).collect();
             Ok(access_page(&app, admin.csrf, raw, errors))
         }
@@ -99,7 +99,7 @@ pub(super) async fn save_access_settings(
 fn access_json(app: &AppState) -> serde_json::Value {
     let current = app.admin_access.current();
     serde_json::json!({
-        "managed_by": current.as_ref().map(|_| if app.admin_access.from_file() { "file" } else { "console" }),
+        "managed_by": current.as_ref().map(|_| app.admin_access.source().as_str()),
         "data": current.map(|s| crate::admin_access::describe(&s)),
     })
 }

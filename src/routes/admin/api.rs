@@ -128,11 +128,7 @@ pub(super) async fn api_connections(
         .map(|e| {
             let mut v = crate::connections::describe(&e.connection, e.enabled);
             if let Some(obj) = v.as_object_mut() {
-                let source = match e.source {
-                    crate::connections::Source::File => "file",
-                    crate::connections::Source::Console => "console",
-                };
-                obj.insert("managed_by".into(), source.into());
+                obj.insert("managed_by".into(), e.source.as_str().into());
             }
             v
         })

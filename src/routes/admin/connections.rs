@@ -272,8 +272,8 @@ pub(super) async fn edit_connection(
         .iter()
         .find(|e| e.connection.id.as_str() == id)
         .ok_or_else(|| Error::UnknownConnection(id.clone()))?;
-    if entry.source == crate::connections::Source::File {
-        return Err(crate::connections::ManageError::ManagedByFile(id).into());
+    if entry.source == crate::managed::Source::File {
+        return Err(crate::managed::ManageError::ManagedByFile(id).into());
     }
     let form = ConnectionForm::from_connection(&entry.connection);
     Ok(connection_page(&app, admin.csrf, Some(id), form, Vec::new()).await)
@@ -334,7 +334,7 @@ pub(super) async fn save_from_form(
     let secret = f.get("client_secret").cloned();
     match admin::save_connection(app, &admin.actor, raw, secret, editing.as_deref()).await {
         Ok(id) => Ok(see_other(&format!("/admin/checks/connections/{id}"))),
-        Err(Error::Manage(crate::connections::ManageError::Invalid(errors))) => {
+        Err(Error::Manage(crate::managed::ManageError::Invalid(errors))) => {
             let errors = errors
                 .iter()
                 .map(|e| crate::error::form_message(&e.to_string()))

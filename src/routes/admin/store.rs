@@ -161,7 +161,7 @@ pub(super) async fn save_store_settings(
     let secret = f.get("client_secret").cloned();
     match admin::save_store_settings(&app, &admin.actor, raw, token, secret).await {
         Ok(()) => Ok(see_other("/admin/checks/store")),
-        Err(Error::Manage(crate::connections::ManageError::InvalidStore(errors))) => {
+        Err(Error::Manage(crate::managed::ManageError::InvalidStore(errors))) => {
             // Validation counts channels from 0; the form counts lines from 1.
             let errors = errors
                 .iter()
@@ -189,10 +189,7 @@ fn store_json(app: &AppState) -> serde_json::Value {
     let current = app.store_settings.current();
     serde_json::json!({
         "store_hash": app.config.store.store_hash,
-        "managed_by": current.as_ref().map(|api| match api.source {
-            crate::connections::Source::File => "file",
-            crate::connections::Source::Console => "console",
-        }),
+        "managed_by": current.as_ref().map(|api| api.source.as_str()),
         "data": current.map(|api| crate::store_settings::describe(&api.settings)),
     })
 }
