@@ -207,6 +207,19 @@ pub async fn page_of(response: reqwest::Response) -> Page {
     }
 }
 
+/// Posts a form from the env's browser (the admin's, once signed in).
+pub async fn post(env: &Env, path: &str, fields: &[(String, String)]) -> Page {
+    page_of(
+        env.browser
+            .post(env.gateway(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 /// Value of `<input type="hidden" name="NAME" value="…">`.
 pub fn hidden_value(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");

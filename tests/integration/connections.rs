@@ -8,7 +8,7 @@ use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 
 use crate::admin::{sign_in as admin_csrf, token};
-use crate::common::{Env, Page, page_of};
+use crate::common::{Env, post};
 
 /// The fields of the "Add a connection" form for a connection to the demo's dev IdP.
 fn form(env: &Env, csrf: &str, id: &str, domains: &str) -> Vec<(String, String)> {
@@ -32,18 +32,6 @@ fn form(env: &Env, csrf: &str, id: &str, domains: &str) -> Vec<(String, String)>
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
-}
-
-async fn post(env: &Env, path: &str, fields: &[(String, String)]) -> Page {
-    page_of(
-        env.browser
-            .post(env.gateway(path))
-            .form(fields)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 
 use crate::admin::{sign_in as admin_csrf, token};
-use crate::common::{Env, Page, all_logs, page_of};
+use crate::common::{Env, all_logs, post};
 
 /// The demo with `[store]` cut down to the store hash; returns the API account the demo
 /// would have put there (the emulator's), for the admin to type in.
@@ -53,18 +53,6 @@ fn store_form(csrf: &str, account: &RawStore, token: &str) -> Vec<(String, Strin
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
-}
-
-async fn post(env: &Env, path: &str, fields: &[(String, String)]) -> Page {
-    page_of(
-        env.browser
-            .post(env.gateway(path))
-            .form(fields)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 #[tokio::test]
