@@ -327,18 +327,8 @@ pub async fn save_store_settings(
             client_secret,
         )
         .await?;
-    let detail = serde_json::json!({ "before": change.before, "after": change.after });
     tracing::info!(actor, "store settings changed");
-    audit(
-        app,
-        AuditKind::StoreSettingsChanged,
-        Some(actor),
-        Some(AuditEvent {
-            detail: Some(detail.to_string()),
-            ..AuditEvent::default()
-        }),
-    )
-    .await;
+    audit_change(app, actor, AuditKind::StoreSettingsChanged, &change, None).await;
     // Measure the (possibly new) store's clock now rather than at the next interval.
     if let Err(e) = app.sync_bigcommerce_clock().await {
         tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)");
@@ -361,18 +351,8 @@ pub async fn save_admin_access(
             raw,
         )
         .await?;
-    let detail = serde_json::json!({ "before": change.before, "after": change.after });
     tracing::info!(actor, "admin sign-in settings changed");
-    audit(
-        app,
-        AuditKind::AdminAccessChanged,
-        Some(actor),
-        Some(AuditEvent {
-            detail: Some(detail.to_string()),
-            ..AuditEvent::default()
-        }),
-    )
-    .await;
+    audit_change(app, actor, AuditKind::AdminAccessChanged, &change, None).await;
     Ok(())
 }
 
@@ -415,14 +395,26 @@ async fn record_change(
     if let Ok(id) = crate::domain::ConnectionId::parse(&change.id) {
         app.oidc.forget(&id);
     }
-    let detail = serde_json::json!({ "before": change.before, "after": change.after });
     tracing::info!(actor, connection = %change.id, kind = kind.as_str(), "connection changed");
+    audit_change(app, actor, kind, change, Some(change.id.clone())).await;
+}
+
+/// An admin change in the audit trail: who, and the settings before and after (secrets
+/// already reduced to "changed"/"unchanged" by whoever made the `Change`).
+async fn audit_change(
+    app: &AppState,
+    actor: &str,
+    kind: AuditKind,
+    change: &crate::managed::Change,
+    connection: Option<String>,
+) {
+    let detail = serde_json::json!({ "before": change.before, "after": change.after });
     audit(
         app,
         kind,
         Some(actor),
         Some(AuditEvent {
-            connection: Some(change.id.clone()),
+            connection,
             detail: Some(detail.to_string()),
             ..AuditEvent::default()
         }),
