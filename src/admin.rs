@@ -59,6 +59,52 @@ fn configured_token(app: &AppState) -> Result<&str, Error> {
         .ok_or(Error::AdminDisabled)
 }
 
+/// Changes to who may sign in as an admin (admin access, and the connection admins sign in
+/// with) need the bootstrap token typed again (SECURITY.md rule 21). Otherwise whoever holds
+/// a console session, perhaps through that very connection, could plant an IdP of their own
+/// that outlives a rotation of the token. The API already authenticates with the token.
+pub async fn confirm_with_token(
+    app: &AppState,
+    actor: &str,
+    typed: Option<&str>,
+) -> Result<(), Error> {
+    let token = configured_token(app).map_err(|_| Error::BootstrapTokenRequired)?;
+    match typed {
+        Some(t) if same_secret(t.trim(), token) => Ok(()),
+        typed => {
+            // A wrong guess by someone who holds a console session is worth a record.
+            if typed.is_some_and(|t| !t.is_empty()) {
+                audit(
+                    app,
+                    AuditKind::AdminSignInRefused,
+                    Some(actor),
+                    Some(AuditEvent {
+                        reason: Some("admin_token_rejected".into()),
+                        ..AuditEvent::default()
+                    }),
+                )
+                .await;
+            }
+            Err(Error::BootstrapTokenRequired)
+        }
+    }
+}
+
+/// Whether `id` is the connection admins sign in with and the console may change it (one
+/// declared in the file is read-only anyway).
+pub fn is_admin_connection(app: &AppState, id: &str) -> bool {
+    let console_managed = app
+        .connections
+        .all()
+        .iter()
+        .any(|e| e.connection.id.as_str() == id && e.source == crate::managed::Source::Console);
+    console_managed
+        && app
+            .admin_access
+            .current()
+            .is_some_and(|sso| sso.connection == id)
+}
+
 /// Checks a bearer token of the admin API.
 pub fn check_api_token(app: &AppState, presented: Option<&str>) -> Result<String, Error> {
     let token = configured_token(app)?;
@@ -184,14 +230,31 @@ pub async fn sso_finish(
         !sso.allowed_groups.is_empty(),
     )
     .await?;
-    let email = identity
-        .email
-        .as_deref()
-        .filter(|_| identity.email_verified)
-        .map(|e| e.trim().to_lowercase());
-    let by_email = email
-        .as_ref()
-        .is_some_and(|e| sso.allowed_emails.contains(e));
+    // Every check a shopper's sign-in passes (verified email, allowed domain, ASCII local
+    // part, Google's `hd`) comes before the admin lists (SECURITY.md rule 21): an account
+    // the connection would refuse as a shopper must not reach the console.
+    let email = match crate::policy::check_hosted_domain(&conn, &identity)
+        .and_then(|()| crate::policy::check_email(&conn, &identity))
+    {
+        Ok(email) => email.normalised(),
+        Err(e) => {
+            audit(
+                app,
+                AuditKind::AdminSignInRefused,
+                None,
+                Some(AuditEvent {
+                    connection: Some(conn.id.to_string()),
+                    subject: Some(identity.subject.clone()),
+                    email: identity.email.clone(),
+                    reason: Some(e.code().into()),
+                    ..AuditEvent::default()
+                }),
+            )
+            .await;
+            return Err(e.into());
+        }
+    };
+    let by_email = sso.allowed_emails.contains(&email);
     let by_group = identity
         .groups
         .iter()
@@ -214,7 +277,7 @@ pub async fn sso_finish(
     }
     session.cycle_id().await?;
     let admin = AdminSession {
-        actor: format!("sso:{}", email.unwrap_or_else(|| identity.subject.clone())),
+        actor: format!("sso:{email}"),
         csrf: random_token(),
         signed_in_at: app.clock.now(),
     };

@@ -13,7 +13,7 @@ use openidconnect::IssuerUrl;
 use serde::Deserialize;
 use url::Url;
 
-use crate::domain::{ConnectionId, EmailDomain, Secret};
+use crate::domain::{ConnectionId, Email, EmailDomain, Secret};
 use crate::redirect::RelativePath;
 
 /// Prefix of every environment variable the gateway reads.
@@ -192,6 +192,16 @@ pub struct RawConnection {
     #[serde(default)]
     pub channels: Vec<i64>,
     pub create_customers: Option<bool>,
+    /// A first sign-in whose email matches a customer this gateway did not create (for
+    /// example one registered with a password on the storefront, where BigCommerce does not
+    /// verify the email): "reset_password" (default) links it and forces a password reset,
+    /// so whoever registered the address first loses password access; "refuse" refuses the
+    /// sign-in; "link" links it as it is (SECURITY.md rule 20).
+    pub link_existing: Option<String>,
+    /// Accept emails whose part before '@' is not ASCII. Off by default: such addresses can
+    /// fold into someone else's under Unicode case rules (SECURITY.md rule 19).
+    #[serde(default)]
+    pub allow_non_ascii_email: bool,
     /// "channel" (default): new customers may sign in only on the channel they came from;
     /// "global": new customers get no `channel_ids` and may use every channel that allows it.
     pub channel_access: Option<String>,
@@ -320,6 +330,8 @@ pub struct Connection {
     /// Empty = every configured channel.
     pub channels: Vec<i64>,
     pub create_customers: bool,
+    pub link_existing: LinkExisting,
+    pub allow_non_ascii_email: bool,
     pub channel_access: ChannelAccess,
     pub id_token_algs: Vec<String>,
     pub clock_leeway: Duration,
@@ -359,6 +371,42 @@ impl Connection {
             .find(|r| groups.contains(&r.group))
             .map(|r| r.customer_group_id)
             .or(self.customer_group_id)
+    }
+}
+
+/// What a first sign-in does with a customer that exists at BigCommerce before it
+/// (SECURITY.md rule 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkExisting {
+    /// Refuse the sign-in (`existing_customer_not_linked`); an admin creates the link.
+    Refuse,
+    /// Link it and set `authentication.force_password_reset`, so a password somebody else
+    /// chose for the address stops working.
+    #[default]
+    ResetPassword,
+    /// Link it as it is: for stores whose customers were all created by a trusted import.
+    Link,
+}
+
+impl LinkExisting {
+    pub const CHOICES: [(LinkExisting, &'static str); 3] = [
+        (LinkExisting::ResetPassword, "reset_password"),
+        (LinkExisting::Refuse, "refuse"),
+        (LinkExisting::Link, "link"),
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::CHOICES
+            .iter()
+            .find(|(_, name)| *name == s.trim())
+            .map(|(v, _)| *v)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::CHOICES
+            .iter()
+            .find(|(v, _)| *v == self)
+            .map_or("reset_password", |(_, name)| name)
     }
 }
 
@@ -581,9 +629,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
                 "list the admins' emails (or admin.allowed_groups) who may sign in through admin.sso_connection",
             ));
         }
+        // The same normalisation as a shopper's email (SECURITY.md rule 19): ASCII case
+        // folding only, IDNA domain, so an internationalised admin domain still matches.
+        let mut allowed_emails = Vec::new();
+        for e in raw.admin.allowed_emails.iter().map(|e| e.trim()) {
+            match Email::parse(e) {
+                Ok(email) => allowed_emails.push(email.normalised()),
+                Err(err) => errors.push(invalid("admin.allowed_emails", format!("{e:?}: {err}"))),
+            }
+        }
         AdminSso {
             connection,
-            allowed_emails: raw.admin.allowed_emails.iter().map(|e| e.trim().to_lowercase()).collect(),
+            allowed_emails,
             allowed_groups: raw.admin.allowed_groups,
         }
     });
@@ -764,7 +821,7 @@ pub fn validate_store(
             continue;
         };
         let default_redirect =
-            match RelativePath::parse(c.default_redirect.as_deref().unwrap_or("/account.php")) {
+            match RelativePath::landing(c.default_redirect.as_deref().unwrap_or("/account.php")) {
                 Ok(p) => p,
                 Err(e) => {
                     errors.push(invalid(
@@ -881,6 +938,16 @@ pub fn validate_connection(
             None
         }
     };
+    let link_existing = match raw.link_existing.as_deref() {
+        None => Some(LinkExisting::default()),
+        Some(v) => LinkExisting::parse(v).or_else(|| {
+            errors.push(invalid(
+                key("link_existing"),
+                format!("expected \"reset_password\", \"refuse\" or \"link\" (got {v:?})"),
+            ));
+            None
+        }),
+    };
     let algs = raw.id_token_algs.unwrap_or_else(|| vec!["RS256".into()]);
     if algs.is_empty() {
         errors.push(invalid(
@@ -978,6 +1045,8 @@ pub fn validate_connection(
         sync_profile: raw.sync_profile,
         channels: raw.channels,
         create_customers: raw.create_customers.unwrap_or(true),
+        link_existing: link_existing?,
+        allow_non_ascii_email: raw.allow_non_ascii_email,
         channel_access: channel_access?,
         id_token_algs: algs,
         clock_leeway: Duration::from_secs(leeway.min(300)),

@@ -488,6 +488,8 @@ pub fn to_raw(c: &Connection) -> RawConnection {
         sync_profile: c.sync_profile,
         channels: c.channels.clone(),
         create_customers: Some(c.create_customers),
+        link_existing: Some(c.link_existing.as_str().into()),
+        allow_non_ascii_email: c.allow_non_ascii_email,
         channel_access: Some(
             match c.channel_access {
                 crate::config::ChannelAccess::Channel => "channel",

@@ -110,11 +110,24 @@ impl Email {
     pub fn local_part(&self) -> &str {
         &self.local
     }
-    /// The form used to query and compare with BigCommerce. Its email matching is not
-    /// documented as case-insensitive, so we lowercase the whole address and compare
-    /// case-insensitively on the way back too (CONTRACT.md §2.1).
+    /// Whether the part before `@` is plain ASCII. A non-ASCII local part can fold into
+    /// someone else's address wherever addresses are compared with Unicode case rules
+    /// (U+212A KELVIN SIGN lowercases to `k`), so the policy refuses it unless a connection
+    /// opts in (SECURITY.md rule 19).
+    pub fn is_ascii(&self) -> bool {
+        self.local.is_ascii()
+    }
+    /// The form used to query and compare with BigCommerce, and to compare admin
+    /// allow-lists. Only ASCII letters are case-folded: Unicode case folding maps distinct
+    /// addresses onto one (`\u{212A}im@` and `kim@`), which would hand one person's account
+    /// to another (SECURITY.md rule 19). The domain is already lowercase ASCII (IDNA).
     pub fn normalised(&self) -> String {
-        format!("{}@{}", self.local.to_lowercase(), self.domain)
+        format!("{}@{}", self.local.to_ascii_lowercase(), self.domain)
+    }
+
+    /// Whether `other` is this address under [`Email::normalised`]'s comparison.
+    pub fn same_address(&self, other: &str) -> bool {
+        Email::parse(other).is_ok_and(|o| o.normalised() == self.normalised())
     }
 }
 
@@ -230,6 +243,30 @@ mod tests {
         assert_eq!(e.domain(), "xn--exmple-cua.com");
         assert_eq!(e.normalised(), "ada@xn--exmple-cua.com");
         assert_eq!(e.to_string(), "Ada@xn--exmple-cua.com");
+    }
+
+    /// SECURITY.md rule 19: Rust's `to_lowercase` maps U+212A KELVIN SIGN to `k`, which made
+    /// `\u{212A}im@example.com` and `kim@example.com` one account.
+    #[test]
+    fn kelvin_sign_does_not_fold_into_ascii_k() {
+        let kelvin = Email::parse("\u{212A}im@example.com").unwrap();
+        let kim = Email::parse("Kim@Example.com").unwrap();
+        assert_ne!(kelvin.normalised(), kim.normalised());
+        assert_eq!(kim.normalised(), "kim@example.com");
+        assert!(!kelvin.is_ascii());
+        assert!(kim.is_ascii());
+        assert!(!kelvin.same_address("kim@example.com"));
+        assert!(kim.same_address("KIM@example.COM"));
+        // Other characters that case rules map onto ASCII: DOTLESS I uppercases to `I`,
+        // LONG S to `S`. None of them may meet its look-alike.
+        for (tricky, lookalike) in [
+            ("\u{131}da@example.com", "ida@example.com"),
+            ("\u{17F}am@example.com", "sam@example.com"),
+        ] {
+            let e = Email::parse(tricky).unwrap();
+            assert!(!e.is_ascii());
+            assert!(!e.same_address(lookalike));
+        }
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub enum Error {
     AdminTokenRejected,
     #[error("signed in at the IdP, but not on the admin lists")]
     NotAnAdmin,
+    #[error("changing admin sign-in needs the admin token typed again")]
+    BootstrapTokenRequired,
     #[error("form CSRF token missing or wrong")]
     CsrfRejected,
     #[error("invalid admin request: {0}")]
@@ -83,7 +85,7 @@ impl Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::AdminDisabled => StatusCode::NOT_FOUND,
             Error::AdminSignInRequired | Error::AdminTokenRejected => StatusCode::UNAUTHORIZED,
-            Error::NotAnAdmin => StatusCode::FORBIDDEN,
+            Error::NotAnAdmin | Error::BootstrapTokenRequired => StatusCode::FORBIDDEN,
             Error::CsrfRejected => StatusCode::FORBIDDEN,
             Error::AdminInput(_) => StatusCode::BAD_REQUEST,
             Error::Manage(e) => {
@@ -149,6 +151,7 @@ impl Error {
             Error::AdminSignInRequired => "admin_sign_in_required",
             Error::AdminTokenRejected => "admin_token_rejected",
             Error::NotAnAdmin => "not_an_admin",
+            Error::BootstrapTokenRequired => "bootstrap_token_required",
             Error::CsrfRejected => "csrf_rejected",
             Error::AdminInput(_) => "bad_admin_request",
             Error::Manage(e) => {
@@ -246,6 +249,10 @@ impl Error {
             Error::NotAnAdmin => (
                 "You are not an admin of this gateway",
                 "Your company sign-in worked, but your account is not on this gateway's admin list. Ask the person who set up the gateway.".into(),
+            ),
+            Error::BootstrapTokenRequired => (
+                "Type the admin token to change admin sign-in",
+                "Who may sign in to this console, and the connection admins sign in with, change only with the admin token (the bootstrap token from the gateway's configuration) typed again. Go back, type it in the admin token field and save again.".into(),
             ),
             Error::CsrfRejected => (
                 "The form expired",

@@ -13,6 +13,19 @@ pub enum PolicyError {
     EmailInvalid(#[from] EmailError),
     #[error("the IdP has not verified the email address")]
     EmailUnverified,
+    #[error(
+        "the email address has non-ASCII characters before '@' and connection {connection} does not accept them"
+    )]
+    EmailNotAscii { connection: String },
+    #[error(
+        "customer {customer_id} existed before this sign-in and connection {connection} does not link existing customers"
+    )]
+    ExistingCustomerNotLinked {
+        connection: String,
+        customer_id: i64,
+    },
+    #[error("customer {customer_id} is already linked to another subject of issuer {issuer}")]
+    CustomerAlreadyLinked { issuer: String, customer_id: i64 },
     #[error("email domain {domain:?} is not allowed for connection {connection}")]
     DomainNotAllowed { connection: String, domain: String },
     #[error("no store account for this email and connection {connection} does not create accounts")]
@@ -33,6 +46,9 @@ impl PolicyError {
             PolicyError::EmailMissing => "email_missing",
             PolicyError::EmailInvalid(_) => "email_invalid",
             PolicyError::EmailUnverified => "email_unverified",
+            PolicyError::EmailNotAscii { .. } => "email_not_ascii",
+            PolicyError::ExistingCustomerNotLinked { .. } => "existing_customer_not_linked",
+            PolicyError::CustomerAlreadyLinked { .. } => "customer_already_linked",
             PolicyError::DomainNotAllowed { .. } => "domain_not_allowed",
             PolicyError::NoAccount { .. } => "no_store_account",
             PolicyError::ChannelNotAllowed { .. } => "channel_not_allowed",
@@ -50,6 +66,18 @@ impl PolicyError {
             PolicyError::EmailUnverified => (
                 "Your email address is not verified",
                 "Your company's sign-in service says your email address is not verified yet, so we cannot link it to a store account. Verify it there, or ask your IT team.".into(),
+            ),
+            PolicyError::EmailNotAscii { .. } => (
+                "Your email address cannot be used for company sign-in here",
+                "Your email address has characters other than plain letters, digits and punctuation before the @. Such addresses can look like someone else's, so this store does not accept them for company sign-in. Use your store password, or ask your IT team.".into(),
+            ),
+            PolicyError::ExistingCustomerNotLinked { .. } => (
+                "Your store account has to be linked first",
+                "There already is a store account with your email address, and this store does not connect existing accounts to company sign-in on its own. Nothing was changed. Contact the store to have your account linked.".into(),
+            ),
+            PolicyError::CustomerAlreadyLinked { .. } => (
+                "This store account belongs to another company login",
+                "The store account with your email address is already linked to a different user of your company's sign-in service (for example someone who had the address before you). Nothing was changed. Contact the store: an admin can remove the old link.".into(),
             ),
             PolicyError::DomainNotAllowed { .. } => (
                 "This company login cannot be used with your email",
@@ -92,6 +120,11 @@ pub fn check_hosted_domain(conn: &Connection, identity: &Identity) -> Result<(),
 pub fn check_email(conn: &Connection, identity: &Identity) -> Result<Email, PolicyError> {
     let raw = identity.email.as_deref().ok_or(PolicyError::EmailMissing)?;
     let email = Email::parse(raw)?;
+    if !email.is_ascii() && !conn.allow_non_ascii_email {
+        return Err(PolicyError::EmailNotAscii {
+            connection: conn.id.to_string(),
+        });
+    }
     if !conn
         .allowed_email_domains
         .iter()
@@ -143,6 +176,8 @@ mod tests {
             sync_profile: false,
             channels: Vec::new(),
             create_customers: true,
+            link_existing: crate::config::LinkExisting::default(),
+            allow_non_ascii_email: false,
             channel_access: ChannelAccess::Channel,
             id_token_algs: vec!["RS256".into()],
             clock_leeway: std::time::Duration::from_secs(60),
@@ -185,6 +220,29 @@ mod tests {
             code(Some("ada@acme.test.evil.com"), true),
             "domain_not_allowed"
         );
+    }
+
+    /// SECURITY.md rule 19: a verified `\u{212A}im@` is not Kim, and is refused by default.
+    #[test]
+    fn non_ascii_local_part_is_refused_unless_the_connection_opts_in() {
+        let mut c = conn(false);
+        let kelvin = identity(Some("\u{212A}im@acme.test"), true);
+        assert_eq!(
+            check_email(&c, &kelvin).unwrap_err().code(),
+            "email_not_ascii"
+        );
+        c.allow_non_ascii_email = true;
+        let e = check_email(&c, &kelvin).unwrap();
+        assert_eq!(
+            e.normalised(),
+            "\u{212A}im@acme.test",
+            "never folded to kim@"
+        );
+        // A non-ASCII domain is IDNA-normalised, not refused.
+        c.allow_non_ascii_email = false;
+        let mut idn = conn(false);
+        idn.allowed_email_domains = vec![EmailDomain::parse_pattern("exämple.test").unwrap()];
+        assert!(check_email(&idn, &identity(Some("ada@EXÄMPLE.test"), true)).is_ok());
     }
 
     #[test]

@@ -5,11 +5,12 @@ use tracing::Span;
 
 use crate::bigcommerce::wire::{CustomerFull, CustomerPost, CustomerPut};
 use crate::bigcommerce::{ApiError, Client};
-use crate::config::{ChannelAccess, Connection};
+use crate::config::{ChannelAccess, Connection, LinkExisting};
 use crate::domain::Email;
 use crate::error::Error;
 use crate::oidc::Identity;
 use crate::policy::PolicyError;
+use crate::store::IdentityLink;
 
 /// The customer a sign-in resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,54 @@ pub async fn resolve(
         channel_ids: c.channel_ids.clone(),
         created: true,
     })
+}
+
+/// How a first sign-in's customer gets linked (SECURITY.md rule 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkAction {
+    /// Created by this sign-in, already linked from another issuer, or `link_existing = "link"`.
+    Link,
+    /// A customer that existed before: force a password reset, then link.
+    ResetPasswordAndLink,
+}
+
+/// Decides whether `identity` may be linked to `customer`, given the customer's existing
+/// links. Reads nothing and writes nothing, so "Try sign-in" shows the same decision.
+///
+/// - A customer already linked to another subject of the same issuer is never linked again:
+///   a recycled address, or an IdP that lets two accounts share one, would otherwise hand
+///   the first person's account to the second.
+/// - A customer the gateway did not create (and no other IdP already links) may have been
+///   registered on the storefront by anybody, since BigCommerce does not verify emails: the
+///   connection's `link_existing` decides.
+pub fn link_action(
+    conn: &Connection,
+    identity: &Identity,
+    customer: &CustomerRef,
+    links: &[IdentityLink],
+) -> Result<LinkAction, PolicyError> {
+    if links
+        .iter()
+        .any(|l| l.issuer == identity.issuer && l.subject != identity.subject)
+    {
+        return Err(PolicyError::CustomerAlreadyLinked {
+            issuer: identity.issuer.clone(),
+            customer_id: customer.id,
+        });
+    }
+    // Linked through another issuer: the gateway linked it under that IdP's verified email
+    // before (an admin moved the domain to this connection).
+    if customer.created || !links.is_empty() {
+        return Ok(LinkAction::Link);
+    }
+    match conn.link_existing {
+        LinkExisting::Refuse => Err(PolicyError::ExistingCustomerNotLinked {
+            connection: conn.id.to_string(),
+            customer_id: customer.id,
+        }),
+        LinkExisting::ResetPassword => Ok(LinkAction::ResetPasswordAndLink),
+        LinkExisting::Link => Ok(LinkAction::Link),
+    }
 }
 
 /// What a profile sync found.

@@ -45,6 +45,8 @@ pub enum RedirectError {
     TooLong,
     #[error("redirect target has invalid percent-encoding")]
     BadEncoding,
+    #[error("redirect target is a storefront sign-in or sign-out endpoint")]
+    LoginEndpoint,
 }
 
 impl RedirectError {
@@ -59,6 +61,7 @@ impl RedirectError {
             RedirectError::DotSegment => "dot_segment",
             RedirectError::TooLong => "too_long",
             RedirectError::BadEncoding => "bad_encoding",
+            RedirectError::LoginEndpoint => "login_endpoint",
         }
     }
 }
@@ -89,9 +92,46 @@ impl RelativePath {
         Ok(RelativePath(input.to_owned()))
     }
 
+    /// Validates a place to land after sign-in: [`RelativePath::parse`], and not a
+    /// storefront sign-in or sign-out endpoint (SECURITY.md rule 24). A shopper sent through
+    /// a real sign-in to `/login/token/<attacker's unused token>` would end up signed in as
+    /// the attacker (login CSRF); `/login.php?action=logout` would undo the sign-in.
+    pub fn landing(input: &str) -> Result<RelativePath, RedirectError> {
+        let path = RelativePath::parse(input)?;
+        // `parse` accepted both the raw and the once-decoded form; check both here too.
+        let decoded = percent_decode_str(input)
+            .decode_utf8()
+            .map_err(|_| RedirectError::BadEncoding)?;
+        if is_login_endpoint(input) || is_login_endpoint(&decoded) {
+            return Err(RedirectError::LoginEndpoint);
+        }
+        Ok(path)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `/login/token/…`, `/login.php?action=…` (logout, reset, create account, …) and
+/// `/logout…`, compared case-insensitively (storefront routing is).
+fn is_login_endpoint(s: &str) -> bool {
+    let (path, query) = match s.split_once('?') {
+        Some((p, q)) => (p, q.split('#').next().unwrap_or_default()),
+        None => (s.split('#').next().unwrap_or_default(), ""),
+    };
+    let path = path.to_ascii_lowercase();
+    let path = path.trim_end_matches('/');
+    let logout = path == "/logout" || path.starts_with("/logout.") || path.starts_with("/logout/");
+    if logout || path == "/login/token" || path.starts_with("/login/token/") {
+        return true;
+    }
+    path == "/login.php"
+        && query.split(['&', ';']).any(|pair| {
+            pair.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("action"))
+        })
 }
 
 impl fmt::Display for RelativePath {
@@ -121,7 +161,7 @@ pub fn or_default(input: Option<&str>, default: &RelativePath) -> RelativePath {
     let Some(raw) = input else {
         return default.clone();
     };
-    match RelativePath::parse(raw) {
+    match RelativePath::landing(raw) {
         Ok(path) => path,
         Err(err) => {
             tracing::debug!(
@@ -455,6 +495,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// SECURITY.md rule 24 (login CSRF): a victim sent through a real sign-in must not land
+    /// on `/login/token/<the attacker's unused token>`, nor be signed out again.
+    #[test]
+    fn forced_sign_in_through_redirect_to_login_token_is_refused() {
+        for bad in [
+            "/login/token/eyJhbGciOiJIUzI1NiJ9.e30.sig",
+            "/LOGIN/Token/abc",
+            "/login/token",
+            "/login/token/",
+            "/login%2Ftoken%2Fabc",
+            "/%6Cogin/token/abc",
+            "/login.php?action=logout",
+            "/login.php?foo=1&action=reset_password",
+            "/login.php?ACTION=create_account",
+            "/Login.PHP?action=logout#x",
+            "/login.php%3Faction%3Dlogout",
+            "/logout",
+            "/logout.php?x=1",
+        ] {
+            assert_eq!(
+                RelativePath::landing(bad),
+                Err(LoginEndpoint),
+                "{bad:?} must be refused"
+            );
+            let default = RelativePath::parse("/account.php").unwrap();
+            assert_eq!(or_default(Some(bad), &default), default, "{bad:?}");
+        }
+        for good in [
+            "/login.php",
+            "/account.php?action=order_status",
+            "/cart.php",
+            "/products/login-token-holder/",
+            "/blog/logout-tips",
+            "/logout-tips",
+        ] {
+            assert!(RelativePath::landing(good).is_ok(), "{good:?} must pass");
+        }
+        // The gateway's own sign-out token still names the logout page.
+        assert!(RelativePath::parse("/login.php?action=logout").is_ok());
     }
 
     #[test]

@@ -258,6 +258,19 @@ async fn customer_for(
     }
     let email = policy::check_email(conn, identity)?;
     let customer = provisioning::resolve(&api.client, conn, identity, &email, channel_id).await?;
+    let links = app.store.links_of_customer(store_hash, customer.id).await?;
+    let action = match provisioning::link_action(conn, identity, &customer, &links) {
+        Ok(action) => action,
+        Err(e) => return Err(link_refused(app, audit, customer.id, e).await),
+    };
+    // Before the link exists: if the reset fails, the sign-in fails and nothing is linked.
+    if action == provisioning::LinkAction::ResetPasswordAndLink {
+        api.client.force_password_reset(customer.id).await?;
+        tracing::info!(
+            customer_id = customer.id,
+            "existing customer must reset its password"
+        );
+    }
     let link = app
         .store
         .insert_link(&IdentityLink {
@@ -272,11 +285,34 @@ async fn customer_for(
             last_sign_in_at: now,
         })
         .await?;
+    // Two subjects of one issuer linking the same customer at once both passed the check
+    // above. The earliest link (then the smallest subject) wins, which every racer computes
+    // alike; the others take theirs back.
+    let first_of_issuer = app
+        .store
+        .links_of_customer(store_hash, link.customer_id)
+        .await?
+        .into_iter()
+        .find(|l| l.issuer == identity.issuer);
+    if let Some(first) = first_of_issuer
+        && first.subject != identity.subject
+    {
+        app.store
+            .delete_link(store_hash, &link.issuer, &link.subject)
+            .await?;
+        let e = policy::PolicyError::CustomerAlreadyLinked {
+            issuer: identity.issuer.clone(),
+            customer_id: link.customer_id,
+        };
+        return Err(link_refused(app, audit, link.customer_id, e).await);
+    }
     // The first-sign-in event goes in before the sign-in's own event.
-    let kind = if customer.created {
-        AuditKind::CustomerCreated
-    } else {
-        AuditKind::CustomerLinked
+    let kind = match (customer.created, action) {
+        (true, _) => AuditKind::CustomerCreated,
+        (false, provisioning::LinkAction::ResetPasswordAndLink) => {
+            AuditKind::CustomerLinkedPasswordReset
+        }
+        (false, provisioning::LinkAction::Link) => AuditKind::CustomerLinked,
     };
     app.audit(AuditEvent {
         kind,
@@ -285,6 +321,24 @@ async fn customer_for(
     })
     .await;
     Ok(link.customer_id)
+}
+
+/// Audits a refused link as its own event (before the sign-in's refusal) and returns the error.
+async fn link_refused(
+    app: &AppState,
+    audit: &AuditEvent,
+    customer_id: i64,
+    e: policy::PolicyError,
+) -> Error {
+    tracing::warn!(customer_id, reason = e.code(), "customer not linked");
+    app.audit(AuditEvent {
+        kind: AuditKind::LinkRefused,
+        customer_id: Some(customer_id),
+        reason: Some(e.code().to_owned()),
+        ..audit.clone()
+    })
+    .await;
+    e.into()
 }
 
 /// A returning identity: its link decides the customer. With `sync_profile` the customer

@@ -109,6 +109,10 @@ pub enum AuditKind {
     SignInRefused,
     CustomerCreated,
     CustomerLinked,
+    /// An existing customer linked under `link_existing = "reset_password"`.
+    CustomerLinkedPasswordReset,
+    /// A first sign-in's customer was not linked (`reason` says why).
+    LinkRefused,
     CustomerUpdated,
     AdminSignedIn,
     AdminSignInRefused,
@@ -127,6 +131,8 @@ impl AuditKind {
             AuditKind::SignInRefused => "sign_in_refused",
             AuditKind::CustomerCreated => "customer_created",
             AuditKind::CustomerLinked => "customer_linked",
+            AuditKind::CustomerLinkedPasswordReset => "customer_linked_password_reset",
+            AuditKind::LinkRefused => "link_refused",
             AuditKind::CustomerUpdated => "customer_updated",
             AuditKind::AdminSignedIn => "admin_signed_in",
             AuditKind::AdminSignInRefused => "admin_sign_in_refused",
@@ -139,11 +145,13 @@ impl AuditKind {
         }
     }
 
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 15] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
         AuditKind::CustomerLinked,
+        AuditKind::CustomerLinkedPasswordReset,
+        AuditKind::LinkRefused,
         AuditKind::CustomerUpdated,
         AuditKind::AdminSignedIn,
         AuditKind::AdminSignInRefused,

@@ -186,10 +186,24 @@ async fn decide(
     let email = crate::policy::check_email(conn, identity)?;
     let api = app.bigcommerce()?;
     match provisioning::plan(&api.client, conn, identity, &email, channel_id).await? {
-        Plan::Existing(c) => Ok((
-            "First sign-in: the existing customer with this email would be linked.".into(),
-            CustomerOutcome::Existing { customer_id: c.id },
-        )),
+        Plan::Existing(c) => {
+            let links = app
+                .store
+                .links_of_customer(&app.config.store.store_hash, c.id)
+                .await?;
+            let explanation = match provisioning::link_action(conn, identity, &c, &links)? {
+                provisioning::LinkAction::ResetPasswordAndLink => {
+                    "First sign-in: the existing customer with this email would be linked, and its password reset (it was not created by this gateway)."
+                }
+                provisioning::LinkAction::Link => {
+                    "First sign-in: the existing customer with this email would be linked."
+                }
+            };
+            Ok((
+                explanation.into(),
+                CustomerOutcome::Existing { customer_id: c.id },
+            ))
+        }
         Plan::Create(post) => Ok((
             "First sign-in: no customer has this email, so this one would be created.".into(),
             CustomerOutcome::WouldCreate {

@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::wire::{
-    CustomerChannelSettingsResponse, CustomerCollectionResponse, CustomerFull, CustomerGroupFull,
-    CustomerPost, CustomerPut, ErrorResponse, Time, rate_limit_headers as rl,
+    CustomerAuthentication, CustomerChannelSettingsResponse, CustomerCollectionResponse,
+    CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, ErrorResponse, Time,
+    rate_limit_headers as rl,
 };
 use crate::config::StoreConfig;
 use crate::domain::Secret;
@@ -222,6 +223,21 @@ impl Client {
             .send(Method::PUT, "v3/customers", &[], Some(items))
             .await?;
         Ok(response.data)
+    }
+
+    /// `PUT /v3/customers [{id, authentication: {force_password_reset: true}}]`: the
+    /// customer must choose a new password (by the store's reset email) before a password
+    /// sign-in works again.
+    pub async fn force_password_reset(&self, customer_id: i64) -> Result<(), ApiError> {
+        let put = CustomerPut {
+            id: customer_id,
+            authentication: Some(CustomerAuthentication {
+                force_password_reset: true,
+            }),
+            ..CustomerPut::default()
+        };
+        self.update_customers(std::slice::from_ref(&put)).await?;
+        Ok(())
     }
 
     /// `GET /v3/customers/settings/channels/{id}`: whether customers without `channel_ids`

@@ -81,6 +81,8 @@ pub struct CustomerPut {
     pub customer_group_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_ids: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<CustomerAuthentication>,
 }
 
 /// `GetCustomerCollectionResponse` / `CustomerCollectionResponse`: `{data, meta}`.

@@ -818,6 +818,8 @@ mod tests {
             sync_profile: false,
             channels: Vec::new(),
             create_customers: true,
+            link_existing: crate::config::LinkExisting::default(),
+            allow_non_ascii_email: false,
             channel_access: ChannelAccess::Channel,
             id_token_algs: vec!["RS256".into()],
             clock_leeway: Duration::from_secs(60),

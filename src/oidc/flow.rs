@@ -40,7 +40,7 @@ pub struct PendingLogin {
 
 impl PendingLogin {
     pub fn redirect_to(&self) -> Option<RelativePath> {
-        RelativePath::parse(&self.redirect_to).ok()
+        RelativePath::landing(&self.redirect_to).ok()
     }
 }
 

@@ -659,9 +659,10 @@ async fn every_admin_form_needs_its_csrf_token() {
 #[tokio::test]
 async fn admin_sso_needs_a_verified_listed_email_or_a_listed_group() {
     // Listed by email in another case but unverified at the IdP: refused.
+    // The shopper's checks come first (SECURITY.md rule 21), so the reason is the email's.
     let env = Env::with_users(|u| u[0].email_verified = Some(serde_json::json!(false))).await;
     let (_, page) = sso_as(&env, "ada").await;
-    page.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
+    page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
 
     // Grace is admitted by group, with the groups scope requested.
     let env = Env::with(DemoOptions::default(), |c| {
@@ -708,10 +709,22 @@ async fn admin_sign_in_is_set_up_in_the_console() {
         let url = env.gateway("/admin/access");
         async move { page_of(browser.post(url).form(&fields).send().await.unwrap()).await }
     };
+    // Without the bootstrap token typed again nothing changes (SECURITY.md rule 21).
+    let no_token = post(vec![
+        ("csrf", csrf.clone()),
+        ("connection", "demo".into()),
+        ("allowed_emails", "ada@example.com".into()),
+        ("bootstrap_token", "not-the-token".into()),
+    ])
+    .await;
+    assert_eq!(no_token.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(no_token.body.contains("admin token"), "{}", no_token.body);
+    assert!(env.demo.state.admin_access.current().is_none());
     let refused = post(vec![
         ("csrf", csrf.clone()),
         ("connection", "nope".into()),
         ("allowed_emails", "not-an-email".into()),
+        ("bootstrap_token", token(&env)),
     ])
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -735,6 +748,7 @@ async fn admin_sign_in_is_set_up_in_the_console() {
         ("connection", "demo".into()),
         ("allowed_emails", "Ada@Example.com\n".into()),
         ("allowed_groups", "".into()),
+        ("bootstrap_token", token(&env)),
     ])
     .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);

@@ -149,9 +149,19 @@ impl Env {
     /// Starts a sign-in with `query` and signs in at the IdP as `sub`; returns the
     /// gateway's answer to the callback.
     pub async fn sign_in(&self, query: &str, sub: &str) -> (Url, Page) {
-        let authorize = self.begin(query).await;
-        let callback = self.pick_user(&authorize, sub).await;
-        let page = self.get(&callback).await;
+        self.sign_in_with(&self.browser, query, sub).await
+    }
+
+    /// [`Env::sign_in`] from another browser (its own cookies).
+    pub async fn sign_in_with(
+        &self,
+        browser: &reqwest::Client,
+        query: &str,
+        sub: &str,
+    ) -> (Url, Page) {
+        let authorize = self.begin_with(browser, query).await;
+        let callback = self.pick_user_with(browser, &authorize, sub).await;
+        let page = page_of(browser.get(callback.clone()).send().await.unwrap()).await;
         (callback, page)
     }
 

@@ -2,6 +2,7 @@
 //! `oidc-provider`) on ephemeral loopback ports. One test binary, so the crate links once.
 
 mod admin;
+mod admin_hardening;
 mod browser;
 mod cli;
 mod common;
@@ -9,4 +10,6 @@ mod connections;
 mod flow;
 mod id_token;
 mod interop;
+mod linking;
+mod properties;
 mod store_settings;

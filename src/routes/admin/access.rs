@@ -86,6 +86,17 @@ pub(super) async fn save_access_settings(
         allowed_emails: lines("allowed_emails"),
         allowed_groups: lines("allowed_groups"),
     };
+    // Settings declared in the file are refused as such (409) by the save.
+    if !app.admin_access.from_file()
+        && let Err(e) = admin::confirm_with_token(
+            &app,
+            &admin.actor,
+            f.get("bootstrap_token").map(String::as_str),
+        )
+        .await
+    {
+        return Ok(access_page(&app, admin.csrf, raw, vec![e.to_string()]));
+    }
     match admin::save_admin_access(&app, &admin.actor, raw.clone()).await {
         Ok(()) => Ok(see_other("/admin")),
         Err(Error::Manage(crate::managed::ManageError::InvalidAdminAccess(errors))) => {

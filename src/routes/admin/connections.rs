@@ -18,6 +18,9 @@ pub(super) struct ConnectionForm {
     /// Comma-separated: allowed domains whose unverified emails are trusted.
     trusted_domains: String,
     create_customers: bool,
+    /// `LinkExisting` by name.
+    link_existing: String,
+    allow_non_ascii_email: bool,
     sync_profile: bool,
     /// Channel ids, comma-separated; empty = all.
     channels: String,
@@ -38,6 +41,7 @@ impl ConnectionForm {
             scopes: "openid email profile".into(),
             groups_claim: "groups".into(),
             create_customers: true,
+            link_existing: crate::config::LinkExisting::default().as_str().into(),
             channel_access: "channel".into(),
             id_token_algs: "RS256".into(),
             clock_leeway_secs: "60".into(),
@@ -57,6 +61,8 @@ impl ConnectionForm {
             trusted_domains: get("trusted_email_domains"),
             // Unchecked boxes are not sent at all.
             create_customers: f.contains_key("create_customers"),
+            link_existing: get("link_existing"),
+            allow_non_ascii_email: f.contains_key("allow_non_ascii_email"),
             sync_profile: f.contains_key("sync_profile"),
             channels: get("channels"),
             customer_group_id: get("customer_group_id"),
@@ -81,6 +87,8 @@ impl ConnectionForm {
             domains: raw.allowed_email_domains.join(", "),
             trusted_domains: raw.trusted_email_domains.join(", "),
             create_customers: c.create_customers,
+            link_existing: c.link_existing.as_str().into(),
+            allow_non_ascii_email: c.allow_non_ascii_email,
             sync_profile: c.sync_profile,
             channels: c
                 .channels
@@ -177,6 +185,8 @@ impl ConnectionForm {
             sync_profile: self.sync_profile,
             channels,
             create_customers: Some(self.create_customers),
+            link_existing: nonempty(&self.link_existing),
+            allow_non_ascii_email: self.allow_non_ascii_email,
             channel_access: nonempty(&self.channel_access),
             id_token_algs: Some(list(&self.id_token_algs)).filter(|l| !l.is_empty()),
             clock_leeway_secs: leeway.map(|l| l.max(0) as u64),
@@ -196,6 +206,8 @@ pub(super) struct ConnectionPage {
     csrf: String,
     /// `None` when creating.
     editing: Option<String>,
+    /// The connection admins sign in with: saving it needs the admin token typed again.
+    admin_connection: bool,
     form: ConnectionForm,
     errors: Vec<String>,
     has_secret_key: bool,
@@ -235,6 +247,9 @@ pub(super) async fn connection_page(
     };
     let page = render(&ConnectionPage {
         csrf,
+        admin_connection: editing
+            .as_deref()
+            .is_some_and(|id| admin::is_admin_connection(app, id)),
         editing,
         form,
         errors,
@@ -331,6 +346,23 @@ pub(super) async fn save_from_form(
         Ok(raw) => raw,
         Err(errors) => return Ok(connection_page(app, admin.csrf, editing, form, errors).await),
     };
+    if let Some(id) = editing
+        .as_deref()
+        .filter(|id| admin::is_admin_connection(app, id))
+        && let Err(e) = admin::confirm_with_token(
+            app,
+            &admin.actor,
+            f.get("bootstrap_token").map(String::as_str),
+        )
+        .await
+    {
+        tracing::debug!(
+            connection = id,
+            "admin connection edit without the admin token"
+        );
+        let errors = vec![e.to_string()];
+        return Ok(connection_page(app, admin.csrf, editing, form, errors).await);
+    }
     let secret = f.get("client_secret").cloned();
     match admin::save_connection(app, &admin.actor, raw, secret, editing.as_deref()).await {
         Ok(id) => Ok(see_other(&format!("/admin/checks/connections/{id}"))),
@@ -382,10 +414,16 @@ pub(super) async fn connection_action(
     action: Action,
 ) -> Result<Response, Error> {
     let admin = signed_in(session).await?;
-    admin::check_csrf(
-        &admin,
-        fields(body)?.get("csrf").map(String::as_str).unwrap_or(""),
-    )?;
+    let f = fields(body)?;
+    admin::check_csrf(&admin, f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    if admin::is_admin_connection(app, id) {
+        admin::confirm_with_token(
+            app,
+            &admin.actor,
+            f.get("bootstrap_token").map(String::as_str),
+        )
+        .await?;
+    }
     admin::connection_action(app, &admin.actor, id, action).await?;
     Ok(see_other("/admin"))
 }

@@ -106,6 +106,10 @@ pub(super) struct ConnectionView {
     /// Domains whose unverified emails are trusted, comma-separated; empty = none.
     trusted_domains: String,
     create_customers: bool,
+    /// `LinkExisting` by name.
+    link_existing: &'static str,
+    /// Admins sign in through it: disabling or deleting it needs the admin token.
+    admin_connection: bool,
 }
 
 #[derive(Template)]
@@ -183,6 +187,8 @@ pub(super) async fn dashboard(
                 .collect::<Vec<_>>()
                 .join(", "),
             create_customers: c.create_customers,
+            link_existing: c.link_existing.as_str(),
+            admin_connection: admin::is_admin_connection(&app, c.id.as_str()),
         })
         .collect();
     let recent = app.store.audit_events(store_hash, 10).await?;

@@ -69,6 +69,10 @@ fn v2_date(at: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
+/// One item of a PUT that passed validation: the item, its `channel_ids` change (`Some(None)`
+/// = make it global), and its `authentication.force_password_reset`.
+type AcceptedPut = (CustomerPut, Option<Option<Vec<i64>>>, Option<bool>);
+
 /// A customer as stored: the API view plus what the API accepts but never returns.
 #[derive(Debug, Clone)]
 pub struct StoredCustomer {
@@ -333,7 +337,7 @@ impl Store {
         const TITLE: &str = "Update customers failed.";
         let items = batch_items(body, TITLE)?;
         let mut errors = BTreeMap::new();
-        let mut accepted: Vec<(CustomerPut, Option<Option<Vec<i64>>>)> = Vec::new();
+        let mut accepted: Vec<AcceptedPut> = Vec::new();
         let mut batch_emails: HashSet<String> = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             if !item.is_object() {
@@ -394,13 +398,17 @@ impl Store {
                     format!("The email address '{email}' is already in use by another customer"),
                 );
             }
-            accepted.push((put, channel_change));
+            let force_reset = item
+                .get("authentication")
+                .and_then(|a| a.get("force_password_reset"))
+                .and_then(Value::as_bool);
+            accepted.push((put, channel_change, force_reset));
         }
         if !errors.is_empty() {
             return Err(error(422, TITLE, ERROR_TYPE_SHORT, errors));
         }
         let mut updated = Vec::with_capacity(accepted.len());
-        for (put, channel_change) in accepted {
+        for (put, channel_change, force_reset) in accepted {
             let Some(stored) = self.customers.get_mut(&put.id) else {
                 continue; // checked above; unreachable while we hold the lock
             };
@@ -422,6 +430,11 @@ impl Store {
             }
             if let Some(v) = channel_change {
                 c.channel_ids = v;
+            }
+            if let Some(v) = force_reset {
+                c.authentication
+                    .get_or_insert_with(Default::default)
+                    .force_password_reset = v;
             }
             c.date_modified = rfc3339(now);
             stored.modified = now;

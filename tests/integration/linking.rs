@@ -1,0 +1,283 @@
+//! Who gets linked to which customer (SECURITY.md rules 19 and 20): each test is one of
+//! the outside review's attacks, and fails on the code it was found in.
+
+use bc_sso_gateway::bigcommerce::wire::CustomerPost;
+use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_gateway::sandbox::idp::DevUser;
+use bc_sso_gateway::store::AuditKind;
+use reqwest::StatusCode;
+
+use bc_sso_gateway::sandbox::bigcommerce::LoginOutcome;
+
+use crate::common::{Env, Page, new_browser, page_of};
+
+fn user(sub: &str, email: &str) -> DevUser {
+    DevUser {
+        sub: sub.into(),
+        email: Some(email.into()),
+        email_verified: Some(true.into()),
+        given_name: Some("Test".into()),
+        family_name: Some(sub.into()),
+        name: None,
+        groups: vec![],
+        hd: None,
+        xms_edov: None,
+    }
+}
+
+fn seed(env: &Env, email: &str) -> i64 {
+    env.demo
+        .emulator
+        .seed_customer(CustomerPost {
+            email: email.into(),
+            first_name: "Registered".into(),
+            last_name: "OnStorefront".into(),
+            company: None,
+            customer_group_id: None,
+            origin_channel_id: None,
+            channel_ids: None,
+            trigger_account_created_notification: None,
+        })
+        .id
+}
+
+/// The customer id in the login token the gateway redirected to, as the storefront saw it.
+/// Every sign-in redirect is followed to the storefront, which records the login.
+fn signed_in_customers(env: &Env) -> Vec<i64> {
+    env.demo
+        .emulator
+        .login_attempts()
+        .iter()
+        .filter_map(|a| match a.outcome {
+            LoginOutcome::Ok { customer_id, .. } => Some(customer_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Signs `sub` in from `browser` and, when the gateway redirects, uses the login token at
+/// the storefront as the browser would. Returns the gateway's answer.
+async fn sign_in(env: &Env, browser: &reqwest::Client, sub: &str) -> Page {
+    let (_, page) = env.sign_in_with(browser, "", sub).await;
+    if page.status == StatusCode::FOUND
+        && let Some(token_url) = &page.location
+    {
+        browser.get(token_url.clone()).send().await.unwrap();
+    }
+    page
+}
+
+async fn audit_kinds(env: &Env) -> Vec<(AuditKind, Option<String>)> {
+    let hash = &env.demo.state.config.store.store_hash;
+    let mut events = env.demo.state.store.audit_events(hash, 50).await.unwrap();
+    events.reverse();
+    events.into_iter().map(|e| (e.kind, e.reason)).collect()
+}
+
+/// Rule 19: a verified `\u{212A}im@example.com` (KELVIN SIGN) lowercased by Rust's
+/// `to_lowercase` is `kim@example.com`, so it was linked to Kim's existing customer.
+#[tokio::test]
+async fn kelvin_sign_email_is_not_linked_to_kims_account() {
+    let env = Env::with_users(|users| {
+        users.push(user("kim", "kim@example.com"));
+        users.push(user("mallory", "\u{212A}im@example.com"));
+    })
+    .await;
+    let kim = seed(&env, "kim@example.com");
+    let page = sign_in(&env, &env.browser, "kim").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+
+    let attacker = new_browser();
+    let page = sign_in(&env, &attacker, "mallory").await;
+    page.assert_error(StatusCode::FORBIDDEN, "email_not_ascii");
+    assert_eq!(signed_in_customers(&env), vec![kim], "only Kim signed in");
+    assert_eq!(env.demo.emulator.customers().len(), 1, "nothing created");
+}
+
+/// Rule 19 with the opt-in: the address is kept as it is and never meets Kim's.
+#[tokio::test]
+async fn kelvin_sign_email_with_opt_in_gets_its_own_customer_or_none() {
+    let options = DemoOptions {
+        idp: bc_sso_gateway::demo::DemoIdp::Dev {
+            users: vec![user("mallory", "\u{212A}im@example.com")],
+        },
+        ..Default::default()
+    };
+    let env = Env::with(options, |c| c.connections[0].allow_non_ascii_email = true).await;
+    let kim = seed(&env, "kim@example.com");
+    let page = sign_in(&env, &env.browser, "mallory").await;
+    // The emulator, like a store whose database compares with Unicode rules, may refuse the
+    // new address as taken; whatever it does, Kim's customer is never the answer.
+    assert!(!signed_in_customers(&env).contains(&kim), "{}", page.body);
+    let links = env
+        .demo
+        .state
+        .store
+        .links_of_customer(&env.demo.state.config.store.store_hash, kim)
+        .await
+        .unwrap();
+    assert!(links.is_empty(), "{links:?}");
+}
+
+/// Rule 20 (a): somebody registered `victim@example.com` on the storefront with a password
+/// before the victim's first SSO sign-in. By default the customer is linked and its password
+/// is reset, so the registrant loses password access; the audit says so.
+#[tokio::test]
+async fn pre_registered_customer_is_linked_only_with_a_forced_password_reset() {
+    let env = Env::with_users(|users| users.push(user("victim", "victim@example.com"))).await;
+    let squatted = seed(&env, "victim@example.com");
+    let page = sign_in(&env, &env.browser, "victim").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert_eq!(signed_in_customers(&env), vec![squatted]);
+    let c = env
+        .demo
+        .emulator
+        .customers()
+        .into_iter()
+        .find(|c| c.id == squatted)
+        .unwrap();
+    assert_eq!(
+        c.authentication.map(|a| a.force_password_reset),
+        Some(true),
+        "the squatter's password must stop working"
+    );
+    let kinds = audit_kinds(&env).await;
+    assert!(
+        kinds.contains(&(AuditKind::CustomerLinkedPasswordReset, None)),
+        "{kinds:?}"
+    );
+    // A returning sign-in goes by the link and resets nothing again.
+    let page = sign_in(&env, &env.browser, "victim").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let resets = audit_kinds(&env)
+        .await
+        .into_iter()
+        .filter(|(k, _)| *k == AuditKind::CustomerLinkedPasswordReset)
+        .count();
+    assert_eq!(resets, 1);
+}
+
+/// Rule 20 (a) with `link_existing = "refuse"`: nothing is linked, nothing is changed.
+#[tokio::test]
+async fn pre_registered_customer_is_refused_when_the_connection_says_so() {
+    let options = DemoOptions {
+        idp: bc_sso_gateway::demo::DemoIdp::Dev {
+            users: vec![user("victim", "victim@example.com")],
+        },
+        ..Default::default()
+    };
+    let env = Env::with(options, |c| {
+        c.connections[0].link_existing = Some("refuse".into())
+    })
+    .await;
+    let squatted = seed(&env, "victim@example.com");
+    let page = sign_in(&env, &env.browser, "victim").await;
+    page.assert_error(StatusCode::FORBIDDEN, "existing_customer_not_linked");
+    assert!(signed_in_customers(&env).is_empty());
+    let c = &env.demo.emulator.customers()[0];
+    assert_eq!(c.id, squatted);
+    assert_ne!(
+        c.authentication.as_ref().map(|a| a.force_password_reset),
+        Some(true),
+        "a refusal changes nothing"
+    );
+    let kinds = audit_kinds(&env).await;
+    assert!(
+        kinds.contains(&(
+            AuditKind::LinkRefused,
+            Some("existing_customer_not_linked".into())
+        )),
+        "{kinds:?}"
+    );
+    // A customer the gateway created itself is not "existing": a first sign-in still works.
+    let env2 = Env::with(DemoOptions::default(), |c| {
+        c.connections[0].link_existing = Some("refuse".into())
+    })
+    .await;
+    let (_, page) = env2.sign_in("", "grace").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+}
+
+/// Rule 20 (b): a second `sub` of the same issuer with the same verified email (a recycled
+/// address) was linked to the customer of the first `sub`.
+#[tokio::test]
+async fn recycled_address_is_not_linked_to_the_previous_holders_customer() {
+    let env = Env::with_users(|users| {
+        users.push(user("alice-2019", "sales@example.com"));
+        users.push(user("bob-2026", "sales@example.com"));
+    })
+    .await;
+    let page = sign_in(&env, &env.browser, "alice-2019").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let alice = signed_in_customers(&env)[0];
+
+    let bob = new_browser();
+    let page = sign_in(&env, &bob, "bob-2026").await;
+    page.assert_error(StatusCode::FORBIDDEN, "customer_already_linked");
+    assert_eq!(signed_in_customers(&env), vec![alice]);
+    let kinds = audit_kinds(&env).await;
+    assert!(
+        kinds.contains(&(
+            AuditKind::LinkRefused,
+            Some("customer_already_linked".into())
+        )),
+        "{kinds:?}"
+    );
+    // The admin removes the old link (the person left): the new holder is linked.
+    let hash = &env.demo.state.config.store.store_hash;
+    let issuer = env.demo.idp_url.as_str().trim_end_matches('/').to_owned();
+    let links = env
+        .demo
+        .state
+        .store
+        .links_of_customer(hash, alice)
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    env.demo
+        .state
+        .store
+        .delete_link(hash, &links[0].issuer, "alice-2019")
+        .await
+        .unwrap();
+    let page = sign_in(&env, &bob, "bob-2026").await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert!(links[0].issuer.starts_with(&issuer));
+}
+
+/// Rule 20 (b) at the same moment: two subjects of one issuer with one email, signing in
+/// concurrently, end with one link, never two.
+#[tokio::test]
+async fn two_subjects_racing_for_one_customer_end_with_one_link() {
+    let env = Env::with_users(|users| {
+        users.push(user("twin-a", "shared@example.com"));
+        users.push(user("twin-b", "shared@example.com"));
+    })
+    .await;
+    let customer = seed(&env, "shared@example.com");
+    let (a, b) = (new_browser(), new_browser());
+    let cb_a = env
+        .pick_user_with(&a, &env.begin_with(&a, "").await, "twin-a")
+        .await;
+    let cb_b = env
+        .pick_user_with(&b, &env.begin_with(&b, "").await, "twin-b")
+        .await;
+    let (pa, pb) = tokio::join!(
+        async { page_of(a.get(cb_a).send().await.unwrap()).await },
+        async { page_of(b.get(cb_b).send().await.unwrap()).await }
+    );
+    let ok = [&pa, &pb]
+        .iter()
+        .filter(|p| p.status == StatusCode::FOUND)
+        .count();
+    assert!(ok <= 1, "both signed in: {} / {}", pa.body, pb.body);
+    let links = env
+        .demo
+        .state
+        .store
+        .links_of_customer(&env.demo.state.config.store.store_hash, customer)
+        .await
+        .unwrap();
+    assert!(links.len() <= 1, "{links:?}");
+    assert_eq!(links.len(), ok);
+}
