@@ -14,9 +14,9 @@ use crate::clock::Clock;
 use crate::config::{
     RawAdmin, RawChannel, RawConfig, RawConnection, RawDatabase, RawServer, RawStore,
 };
-use crate::sandbox::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
-use crate::sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser};
 use crate::{AppState, app};
+use bc_sso_sandbox::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
+use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser};
 
 /// The IdP the demo signs in with.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl Default for DemoOptions {
         Self {
             port: 0,
             idp: DemoIdp::Dev {
-                users: crate::sandbox::idp::demo_users(),
+                users: bc_sso_sandbox::idp::demo_users(),
             },
             channels: 1,
             empty: false,

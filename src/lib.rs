@@ -22,7 +22,7 @@ pub mod provisioning;
 pub mod rate_limit;
 pub mod redirect;
 pub mod routes;
-pub mod sandbox;
+
 pub mod secrets;
 pub mod sessions;
 pub mod signin;

@@ -106,14 +106,14 @@ async fn main() -> ExitCode {
                 },
                 _ => {
                     let users = match users {
-                        Some(path) => match bc_sso_gateway::sandbox::idp::load_users(&path) {
+                        Some(path) => match bc_sso_sandbox::idp::load_users(&path) {
                             Ok(u) => u,
                             Err(e) => {
                                 eprintln!("error: {e}");
                                 return ExitCode::FAILURE;
                             }
                         },
-                        None => bc_sso_gateway::sandbox::idp::demo_users(),
+                        None => bc_sso_sandbox::idp::demo_users(),
                     };
                     DemoIdp::Dev { users }
                 }

@@ -7,7 +7,7 @@ use super::*;
 use crate::config::Channel;
 use crate::domain::Secret;
 use crate::redirect::RelativePath;
-use crate::sandbox::bigcommerce::{Emulator, EmulatorConfig};
+use bc_sso_sandbox::bigcommerce::{Emulator, EmulatorConfig};
 
 const HASH: &str = "abc123";
 const TOKEN: &str = "emulator-token-5f2a9c";
@@ -293,7 +293,7 @@ async fn global_connections_need_channels_that_allow_global_logins() {
     let mut config = emulator_config();
     config
         .channels
-        .push(crate::sandbox::bigcommerce::EmulatedChannel {
+        .push(bc_sso_sandbox::bigcommerce::EmulatedChannel {
             id: 2,
             name: "Wholesale".into(),
             allow_global_logins: false,

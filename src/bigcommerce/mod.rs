@@ -4,7 +4,7 @@
 pub mod client;
 pub mod diagnose;
 pub mod login_token;
-pub mod wire;
+pub use bigcommerce_wire as wire;
 
 pub use client::{ApiError, Client};
 pub use login_token::LoginTokenMinter;

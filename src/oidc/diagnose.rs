@@ -746,7 +746,7 @@ mod tests {
     use super::*;
     use crate::config::ChannelAccess;
     use crate::domain::{ConnectionId, Secret};
-    use crate::sandbox::idp::{DevClient, DevIdp, DevIdpConfig, Misbehaviour, demo_users};
+    use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, Misbehaviour, demo_users};
     use openidconnect::IssuerUrl;
 
     /// Distinctive, so a leak into any message is found by a plain `contains`.

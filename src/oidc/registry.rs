@@ -249,7 +249,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::idp::{DevIdp, DevIdpConfig, demo_users};
+    use bc_sso_sandbox::idp::{DevIdp, DevIdpConfig, demo_users};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::sync::Semaphore;
     use url::Url;

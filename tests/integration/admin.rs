@@ -367,7 +367,7 @@ async fn store_check_and_connection_test_report_in_plain_words() {
 
     // The same through the API, and a broken IdP is reported as failed.
     env.idp()
-        .set_misbehaviour(bc_sso_gateway::sandbox::idp::Misbehaviour::JwksDown);
+        .set_misbehaviour(bc_sso_sandbox::idp::Misbehaviour::JwksDown);
     let report: serde_json::Value = env
         .browser
         .get(env.gateway("/admin/api/checks/connections/demo"))

@@ -109,7 +109,7 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
     let demo = bc_sso_gateway::demo::start_on(
         listeners,
         bc_sso_gateway::demo::DemoIdp::Dev {
-            users: bc_sso_gateway::sandbox::idp::demo_users(),
+            users: bc_sso_sandbox::idp::demo_users(),
         },
         |c| {
             crate::common::use_test_database(c);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bc_sso_gateway::config::RawConfig;
 use bc_sso_gateway::demo::{self, Demo, DemoIdp, DemoOptions};
-use bc_sso_gateway::sandbox::idp::{DevIdp, DevUser};
+use bc_sso_sandbox::idp::{DevIdp, DevUser};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use url::Url;
@@ -73,7 +73,7 @@ impl Env {
 
     /// The demo with the dev IdP's demo users changed by `edit`.
     pub async fn with_users(edit: impl FnOnce(&mut Vec<DevUser>)) -> Env {
-        let mut users = bc_sso_gateway::sandbox::idp::demo_users();
+        let mut users = bc_sso_sandbox::idp::demo_users();
         edit(&mut users);
         let options = DemoOptions {
             idp: DemoIdp::Dev { users },

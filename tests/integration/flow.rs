@@ -2,7 +2,7 @@
 
 use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_gateway::demo::DemoOptions;
-use bc_sso_gateway::sandbox::bigcommerce::LoginOutcome;
+use bc_sso_sandbox::bigcommerce::LoginOutcome;
 use reqwest::StatusCode;
 
 use crate::common::{Env, log_lines_with};
@@ -1091,7 +1091,7 @@ async fn with_redis_sessions_another_replica_finishes_the_sign_in() {
 #[tokio::test]
 async fn a_google_workspace_connection_refuses_accounts_outside_the_workspace() {
     // Ada's account carries hd=example.com; Grace's is like a personal account (no hd).
-    let mut users = bc_sso_gateway::sandbox::idp::demo_users();
+    let mut users = bc_sso_sandbox::idp::demo_users();
     users[0].hd = Some("example.com".into());
     let env = Env::with(
         DemoOptions {

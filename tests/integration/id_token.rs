@@ -3,7 +3,7 @@
 //! the OpenID RP certification cases where one matches.
 
 use bc_sso_gateway::demo::DemoOptions;
-use bc_sso_gateway::sandbox::idp::Misbehaviour;
+use bc_sso_sandbox::idp::Misbehaviour;
 use reqwest::StatusCode;
 
 use crate::common::Env;

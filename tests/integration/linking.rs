@@ -3,11 +3,11 @@
 
 use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_gateway::demo::DemoOptions;
-use bc_sso_gateway::sandbox::idp::DevUser;
 use bc_sso_gateway::store::AuditKind;
+use bc_sso_sandbox::idp::DevUser;
 use reqwest::StatusCode;
 
-use bc_sso_gateway::sandbox::bigcommerce::LoginOutcome;
+use bc_sso_sandbox::bigcommerce::LoginOutcome;
 
 use crate::common::{Env, Page, new_browser, page_of};
 

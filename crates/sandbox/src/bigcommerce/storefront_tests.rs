@@ -11,10 +11,8 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::bigcommerce::wire::{CustomerFull, CustomerPost};
-use crate::sandbox::bigcommerce::{
-    EmulatedChannel, Emulator, EmulatorConfig, LoginOutcome, RefusalReason,
-};
+use crate::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig, LoginOutcome, RefusalReason};
+use bigcommerce_wire::{CustomerFull, CustomerPost};
 
 const SECRET: &str = "client-secret";
 const CLIENT_ID: &str = "client-id";
@@ -586,8 +584,11 @@ async fn real_listener_with_connect_info() {
 /// its attributes (it is served to every shopper on the sign-in page).
 #[test]
 fn sso_button_script_builds_dom_safely() {
-    let js = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/static/sso-button.js"))
-        .unwrap();
+    let js = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../static/sso-button.js"
+    ))
+    .unwrap();
     for forbidden in [
         "innerHTML",
         "outerHTML",

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::bigcommerce::wire::{CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse};
+use bigcommerce_wire::{CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse};
 
 pub use state::StoredCustomer;
 

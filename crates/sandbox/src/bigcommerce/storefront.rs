@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Emulator, LoginAttempt, LoginOutcome, RefusalReason};
-use crate::bigcommerce::wire::{CustomerFull, CustomerLoginClaims};
+use bigcommerce_wire::{CustomerFull, CustomerLoginClaims};
 
 /// BigCommerce's storefront session cookie name.
 pub(super) const SESSION_COOKIE: &str = "SHOP_SESSION_TOKEN";

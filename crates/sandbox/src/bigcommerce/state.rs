@@ -10,7 +10,7 @@ use time::macros::format_description;
 
 use super::EmulatedChannel;
 use super::query::{Cursor, ListQuery, SortField, cursor_block, parse_int_csv};
-use crate::bigcommerce::wire::{
+use bigcommerce_wire::{
     CategoryAccess, CollectionMeta, CustomerAuthentication, CustomerCollectionResponse,
     CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, ErrorResponse, Pagination,
     PaginationLinks,

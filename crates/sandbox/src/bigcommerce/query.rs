@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use super::state::{ERROR_TYPE_FULL, StoredCustomer, one_error};
-use crate::bigcommerce::wire::{CursorPagination, CustomerFull, ErrorResponse, PaginationLinks};
+use bigcommerce_wire::{CursorPagination, CustomerFull, ErrorResponse, PaginationLinks};
 
 /// Platform default/maximum page size, assumed for customers (CONTRACT.md §2.1, unconfirmed).
 const DEFAULT_LIMIT: i64 = 50;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::Emulator;
 use super::rate_limit::RateSnapshot;
 use super::state::{ERROR_TYPE_FULL, ERROR_TYPE_SHORT, error};
-use crate::bigcommerce::wire::{
+use bigcommerce_wire::{
     CollectionMeta, CustomerCollectionResponse, ErrorResponse, Time, rate_limit_headers,
 };
 

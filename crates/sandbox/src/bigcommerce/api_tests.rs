@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::bigcommerce::wire::{
+use crate::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
+use bigcommerce_wire::{
     CustomerCollectionResponse, CustomerGroupFull, CustomerPost, ErrorResponse, Time,
     rate_limit_headers as rl,
 };
-use crate::sandbox::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
 
 const TOKEN: &str = "test-access-token";
 
