@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::clock::Clock;
-use crate::config::{
+use bc_sso_gateway::clock::Clock;
+use bc_sso_gateway::config::{
     RawAdmin, RawChannel, RawConfig, RawConnection, RawDatabase, RawServer, RawStore,
 };
-use crate::{AppState, app};
+use bc_sso_gateway::{AppState, app};
 use bc_sso_sandbox::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
 use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser};
 
@@ -166,7 +166,7 @@ pub fn demo_config(
             url: Some("sqlite::memory:".into()),
             audit_retention_days: None,
             // Connections added in the console are stored encrypted, as in production.
-            secret_key: Some(crate::secrets::SecretKey::generate().to_base64()),
+            secret_key: Some(bc_sso_gateway::secrets::SecretKey::generate().to_base64()),
             secret_key_file: None,
         },
         // A fresh admin token per run, printed in the banner.
@@ -247,7 +247,7 @@ impl Listeners {
 
     /// The redirect URI to register at an external IdP.
     pub fn redirect_uri(&self) -> Url {
-        crate::config::join_path(&self.gateway.1, "oidc/callback")
+        bc_sso_gateway::config::join_path(&self.gateway.1, "oidc/callback")
     }
 }
 
@@ -349,7 +349,7 @@ pub async fn start_on(
         &idp_choice,
     );
     customize(&mut raw);
-    let config = crate::config::validate(raw).map_err(|errors| {
+    let config = bc_sso_gateway::config::validate(raw).map_err(|errors| {
         DemoError::Config(
             errors
                 .iter()

@@ -1,6 +1,6 @@
 //! The admin console and API: access control, CSRF, identity links, audit trail.
 
-use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 
@@ -792,7 +792,7 @@ async fn admin_sign_in_is_set_up_in_the_console() {
         .bearer_auth(token(&env))
         .json(&serde_json::json!({
             "id": "second", "issuer": issuer, "client_id": "bc-sso-gateway",
-            "client_secret": bc_sso_gateway::demo::DEV_CLIENT_SECRET,
+            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
             "allowed_email_domains": ["second.test"]
         }))
         .send()

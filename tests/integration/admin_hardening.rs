@@ -1,7 +1,7 @@
 //! SECURITY.md rule 21: admin sign-in is at least as strict as a shopper's, and who may
 //! sign in to the console changes only with the bootstrap token.
 
-use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 
@@ -74,7 +74,7 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
         "/admin/api/connections",
         serde_json::json!({
             "id": "admins", "issuer": issuer, "client_id": "bc-sso-gateway",
-            "client_secret": bc_sso_gateway::demo::DEV_CLIENT_SECRET,
+            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
             "allowed_email_domains": ["admins.test"]
         }),
     )

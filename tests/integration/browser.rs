@@ -98,7 +98,7 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
     // A new install (only the store hash, admin token and key), and oidc-provider for
     // acme.test: the admin enters the store's API account and connects the IdP through the
     // console alone.
-    let listeners = bc_sso_gateway::demo::Listeners::bind(0, 1).await.unwrap();
+    let listeners = bc_sso_dev::demo::Listeners::bind(0, 1).await.unwrap();
     let accounts = serde_json::json!([
         { "sub": "kim-1", "email": "kim@acme.test", "email_verified": true,
           "given_name": "Kim", "family_name": "Acme", "name": "Kim Acme", "groups": ["staff", "buyers"] }
@@ -106,14 +106,14 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
     let op =
         crate::interop::start_oidc_provider_with(&listeners.redirect_uri(), false, accounts).await;
     crate::common::init_logs();
-    let demo = bc_sso_gateway::demo::start_on(
+    let demo = bc_sso_dev::demo::start_on(
         listeners,
-        bc_sso_gateway::demo::DemoIdp::Dev {
+        bc_sso_dev::demo::DemoIdp::Dev {
             users: bc_sso_sandbox::idp::demo_users(),
         },
         |c| {
             crate::common::use_test_database(c);
-            bc_sso_gateway::demo::make_empty(c);
+            bc_sso_dev::demo::make_empty(c);
         },
     )
     .await
@@ -146,8 +146,8 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
             ("API_ACCESS_TOKEN", emulator.access_token.as_str()),
             ("API_CLIENT_SECRET", emulator.client_secret.as_str()),
             ("DEV_ISSUER", demo.idp_url.as_str().trim_end_matches('/')),
-            ("DEV_CLIENT_ID", bc_sso_gateway::demo::DEV_CLIENT_ID),
-            ("DEV_CLIENT_SECRET", bc_sso_gateway::demo::DEV_CLIENT_SECRET),
+            ("DEV_CLIENT_ID", bc_sso_dev::demo::DEV_CLIENT_ID),
+            ("DEV_CLIENT_SECRET", bc_sso_dev::demo::DEV_CLIENT_SECRET),
         ],
     )
     .await;

@@ -8,7 +8,7 @@ use tokio::process::Command;
 
 use crate::common::Env;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-gateway");
+const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-dev");
 
 fn write_config(env: &Env, dir: &std::path::Path) -> std::path::PathBuf {
     let c = &env.demo.state.config;
@@ -16,6 +16,9 @@ fn write_config(env: &Env, dir: &std::path::Path) -> std::path::PathBuf {
         r#"
 [server]
 public_url = "{gateway}"
+
+[database]
+url = "sqlite://{db}"
 
 [store]
 store_hash = "{hash}"
@@ -33,6 +36,8 @@ client_id = "{idp_client}"
 allowed_email_domains = ["example.com"]
 "#,
         gateway = env.demo.gateway_url,
+        // Its own database file, never one in the working directory.
+        db = dir.join("gateway.sqlite").display(),
         hash = c.store.store_hash,
         api = env.demo.api_url,
         client_id = c.store.declared.as_ref().unwrap().client_id,

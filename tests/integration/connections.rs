@@ -3,7 +3,7 @@
 
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
-use bc_sso_gateway::demo::{DEV_CLIENT_SECRET, DemoOptions};
+use bc_sso_dev::demo::{DEV_CLIENT_SECRET, DemoOptions};
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 

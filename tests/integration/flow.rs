@@ -1,7 +1,7 @@
 //! The sign-in flow end to end, and the ways it must refuse.
 
 use bc_sso_gateway::bigcommerce::wire::CustomerPost;
-use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_dev::demo::DemoOptions;
 use bc_sso_sandbox::bigcommerce::LoginOutcome;
 use reqwest::StatusCode;
 
@@ -1095,7 +1095,7 @@ async fn a_google_workspace_connection_refuses_accounts_outside_the_workspace() 
     users[0].hd = Some("example.com".into());
     let env = Env::with(
         DemoOptions {
-            idp: bc_sso_gateway::demo::DemoIdp::Dev { users },
+            idp: bc_sso_dev::demo::DemoIdp::Dev { users },
             ..Default::default()
         },
         |c| c.connections[0].hosted_domain = Some("Example.com".into()),

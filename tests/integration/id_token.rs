@@ -2,7 +2,7 @@
 //! error page, creates no customer, mints no token, and logs a reason code. Names follow
 //! the OpenID RP certification cases where one matches.
 
-use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_dev::demo::DemoOptions;
 use bc_sso_sandbox::idp::Misbehaviour;
 use reqwest::StatusCode;
 

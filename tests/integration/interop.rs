@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use bc_sso_gateway::demo::{self, DemoIdp, Listeners};
+use bc_sso_dev::demo::{self, DemoIdp, Listeners};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -2,7 +2,7 @@
 //! the outside review's attacks, and fails on the code it was found in.
 
 use bc_sso_gateway::bigcommerce::wire::CustomerPost;
-use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::store::AuditKind;
 use bc_sso_sandbox::idp::DevUser;
 use reqwest::StatusCode;
@@ -98,7 +98,7 @@ async fn kelvin_sign_email_is_not_linked_to_kims_account() {
 #[tokio::test]
 async fn kelvin_sign_email_with_opt_in_gets_its_own_customer_or_none() {
     let options = DemoOptions {
-        idp: bc_sso_gateway::demo::DemoIdp::Dev {
+        idp: bc_sso_dev::demo::DemoIdp::Dev {
             users: vec![user("mallory", "\u{212A}im@example.com")],
         },
         ..Default::default()
@@ -161,7 +161,7 @@ async fn pre_registered_customer_is_linked_only_with_a_forced_password_reset() {
 #[tokio::test]
 async fn pre_registered_customer_is_refused_when_the_connection_says_so() {
     let options = DemoOptions {
-        idp: bc_sso_gateway::demo::DemoIdp::Dev {
+        idp: bc_sso_dev::demo::DemoIdp::Dev {
             users: vec![user("victim", "victim@example.com")],
         },
         ..Default::default()

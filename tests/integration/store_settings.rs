@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
 use bc_sso_gateway::config::RawStore;
-use bc_sso_gateway::demo::DemoOptions;
+use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 

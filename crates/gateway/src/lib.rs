@@ -1,0 +1,369 @@
+//! bc-sso-gateway: a storefront SSO gateway for BigCommerce.
+//!
+//! The library holds everything; `main.rs` only wires the CLI to it, so the integration
+//! tests and the demo run exactly the code production runs.
+
+pub mod admin;
+pub mod admin_access;
+pub mod bigcommerce;
+pub mod cli;
+pub mod client_ip;
+pub mod clock;
+pub mod config;
+pub mod connections;
+
+pub mod diagnostics;
+pub mod domain;
+pub mod error;
+pub mod managed;
+pub mod oidc;
+pub mod pending;
+pub mod policy;
+pub mod provisioning;
+pub mod rate_limit;
+pub mod redirect;
+pub mod routes;
+
+pub mod secrets;
+pub mod sessions;
+pub mod signin;
+pub mod store;
+pub mod store_settings;
+pub mod telemetry;
+pub mod trial;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
+
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// Everything a request needs, built once at start-up. Each cache inside owns its lock.
+pub struct AppState {
+    pub config: Config,
+    pub oidc: oidc::Registry,
+    /// The store's API account and channels: use [`AppState::bigcommerce`].
+    pub store_settings: store_settings::StoreSettings,
+    /// Admin sign-in through an IdP, from the file or the console.
+    pub admin_access: admin_access::AdminAccess,
+    pub connections: connections::Connections,
+    pub store: store::Store,
+    pub sessions: sessions::SessionBackend,
+    pub clock: Clock,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Connections(#[from] managed::LoadError),
+    #[error("cannot reach the session store (server.sessions_url): {0}")]
+    Sessions(String),
+}
+
+impl AppState {
+    /// Builds the state: HTTP client, caches, and the database (created and migrated).
+    pub async fn connect(config: Config, clock: Clock) -> Result<Self, StartError> {
+        let http = http_client(config.server.http_timeout)?;
+        let store = store::Store::connect(&config.database.url).await?;
+        let entries = connections::load(
+            &store,
+            &config.store.store_hash,
+            config.database.secret_key.as_ref(),
+            &config.connections,
+        )
+        .await?;
+        let store_settings = store_settings::StoreSettings::load(
+            &store,
+            &config.store,
+            config.database.secret_key.as_ref(),
+            http.clone(),
+            clock.clone(),
+        )
+        .await?;
+        let admin_access = admin_access::AdminAccess::load(
+            &store,
+            &config.store.store_hash,
+            config.admin_sso.clone(),
+        )
+        .await?;
+        let sessions = match &config.server.sessions_url {
+            Some(url) => sessions::SessionBackend::Redis(
+                sessions::RedisSessionStore::connect(url.expose(), "bcsso:session:")
+                    .await
+                    // Redis errors name the host, not the password.
+                    .map_err(|e| StartError::Sessions(e.to_string()))?,
+            ),
+            None => sessions::SessionBackend::Memory(sessions::MemorySessionStore::default()),
+        };
+        Ok(Self {
+            sessions,
+            oidc: oidc::Registry::new(http),
+            connections: connections::Connections::new(entries),
+            store_settings,
+            admin_access,
+            store,
+            config,
+            clock,
+        })
+    }
+
+    /// The admin console's view of connection management.
+    pub fn console(&self) -> connections::Console<'_> {
+        connections::Console {
+            store: &self.store,
+            store_hash: &self.config.store.store_hash,
+            key: self.config.database.secret_key.as_ref(),
+            current: &self.connections,
+            now: self.clock.now(),
+        }
+    }
+
+    /// Writes an audit event stamped with the current time. The audit trail must not turn
+    /// a working sign-in into a failure: a write error is logged loudly instead.
+    pub async fn audit(&self, mut event: store::AuditEvent) {
+        event.at = self.clock.now();
+        if event.store_hash.is_empty() {
+            event.store_hash = self.config.store.store_hash.clone();
+        }
+        if event.correlation_id.is_none() {
+            event.correlation_id = Some(telemetry::RequestCtx::current().correlation_id);
+        }
+        if let Err(e) = self.store.record(&event).await {
+            tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
+        }
+    }
+
+    /// The store's API client, login-token minter and channels in force, or
+    /// [`error::Error::StoreNotSetUp`] until an admin has entered them in the console.
+    pub fn bigcommerce(&self) -> Result<Arc<store_settings::StoreApi>, error::Error> {
+        self.store_settings
+            .current()
+            .ok_or(error::Error::StoreNotSetUp)
+    }
+
+    /// Measures BigCommerce's clock once and corrects the login token's `iat` by it.
+    /// `Ok(None)`: no store is set up yet.
+    pub async fn sync_bigcommerce_clock(&self) -> Result<Option<i64>, bigcommerce::ApiError> {
+        let Some(api) = self.store_settings.current() else {
+            return Ok(None);
+        };
+        let before = clock::system_now();
+        let bc = api.client.time().await?;
+        let after = clock::system_now();
+        Ok(Some(api.tokens.record_bigcommerce_time(bc, before, after)))
+    }
+}
+
+/// One HTTP client for the IdPs and BigCommerce. No redirects are followed: an IdP or API
+/// that redirects a back-channel call is misconfigured or hostile (SSRF).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("bc-sso-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Re-measures BigCommerce's clock every `clock_check_interval` for the life of the process.
+pub fn spawn_clock_sync(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let interval = state.config.store.clock_check_interval;
+        loop {
+            match state.sync_bigcommerce_clock().await {
+                Ok(Some(offset)) => {
+                    tracing::debug!(offset_secs = offset, "BigCommerce clock measured")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)")
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+/// How often a replica looks for console changes made through another replica.
+pub const SETTINGS_REFRESH: Duration = Duration::from_secs(5);
+
+impl AppState {
+    /// Reloads the connections and the store settings if the console changed them on
+    /// another replica. Returns whether anything reloaded.
+    pub async fn refresh_settings(&self) -> Result<bool, managed::LoadError> {
+        let key = self.config.database.secret_key.as_ref();
+        let hash = &self.config.store.store_hash;
+        // Each kind on its own: one unreadable row must not hold back the others.
+        let results = [
+            (
+                "store settings",
+                self.store_settings
+                    .refresh(&self.store, &self.config.store, key)
+                    .await,
+            ),
+            (
+                "admin sign-in settings",
+                self.admin_access.refresh(&self.store, hash).await,
+            ),
+            ("connections", self.refresh_connections().await),
+        ];
+        let mut reloaded = false;
+        let mut first_error = None;
+        for (what, result) in results {
+            match result {
+                Ok(true) => {
+                    reloaded = true;
+                    tracing::info!(what, "reloaded after a change on another replica");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(what, error = %e, "could not reload; keeping the settings in force");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(reloaded), Err)
+    }
+
+    /// Reloads the connections if the console changed them on another replica.
+    async fn refresh_connections(&self) -> Result<bool, managed::LoadError> {
+        let reloaded = self
+            .connections
+            .refresh(
+                &self.store,
+                &self.config.store.store_hash,
+                self.config.database.secret_key.as_ref(),
+                &self.config.connections,
+            )
+            .await?;
+        if reloaded {
+            for e in self.connections.all().iter() {
+                self.oidc.forget(&e.connection.id);
+            }
+        }
+        Ok(reloaded)
+    }
+}
+
+/// Keeps this replica's connections and store settings in step with the database.
+pub fn spawn_settings_refresh(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SETTINGS_REFRESH).await;
+            // Failures are logged, each with what failed, by `refresh_settings`.
+            let _ = state.refresh_settings().await;
+        }
+    })
+}
+
+/// Deletes audit events past the retention period, hourly, for the life of the process.
+pub fn spawn_audit_pruning(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let cutoff = state.clock.now() - state.config.database.audit_retention.as_secs() as i64;
+            match state.store.prune_audit(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "old audit events pruned"),
+                Err(e) => tracing::warn!(error = %e, "could not prune audit events"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    })
+}
+
+/// The gateway with its configured session store (in memory by default, or Redis).
+pub fn app(state: Arc<AppState>) -> Router {
+    let store = state.sessions.clone();
+    app_with_store(state, store)
+}
+
+pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -> Router {
+    let https = state.config.server.public_url.scheme() == "https";
+    // `__Host-` pins the cookie to this host and path and requires Secure, so it is only
+    // possible when the gateway is served over https (SECURITY.md rule 12).
+    let name = if https { "__Host-bcsso" } else { "bcsso" };
+    let ttl = state.config.server.pending_login_ttl.as_secs() as i64;
+    let sessions = SessionManagerLayer::new(store)
+        .with_name(name)
+        .with_secure(https)
+        .with_http_only(true)
+        // Lax, not Strict: the IdP returns the browser with a top-level GET from its site.
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(ttl)));
+    let mut sign_in = Router::new()
+        .route("/login", get(routes::login::start))
+        .route("/oidc/callback", get(routes::callback::finish));
+    let server = &state.config.server;
+    if let Some(limit) = rate_limit::config(
+        server.request_ip,
+        server.rate_limit_per_minute,
+        server.rate_limit_burst,
+    ) {
+        sign_in = sign_in.route_layer(rate_limit::layer(limit));
+    }
+    Router::new()
+        .route("/", get(routes::login::index))
+        .merge(sign_in)
+        .route("/healthz", get(routes::health::live))
+        .route("/static/gateway.css", get(routes::assets::css))
+        .route("/static/sso-button.js", get(routes::assets::sso_button))
+        .route("/static/admin.js", get(routes::assets::admin_js))
+        .layer(sessions)
+        .nest("/admin", routes::admin::router(&state))
+        .fallback(|| async { error::Error::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_span,
+        ))
+        // Every gateway response: nothing may be framed (clickjacking of the chooser),
+        // sniffed, cached (the callback's redirect carries a login token), or leak its URL
+        // in a Referer.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ))
+        .with_state(state)
+}
+
+/// The request span, with the storefront the error page links back to: the first channel
+/// of the store settings in force at the time of the request.
+async fn request_span(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let home_url = app.store_settings.current().and_then(|api| {
+        api.settings
+            .channels
+            .values()
+            .next()
+            .map(|c| Arc::from(c.storefront_url.as_str()))
+    });
+    telemetry::request_span(axum::extract::State(home_url), req, next).await
+}
