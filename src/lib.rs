@@ -138,8 +138,15 @@ impl AppState {
         if event.store_hash.is_empty() {
             event.store_hash = self.config.store.store_hash.clone();
         }
+        let ctx = telemetry::RequestCtx::current();
         if event.correlation_id.is_none() {
-            event.correlation_id = Some(telemetry::RequestCtx::current().correlation_id);
+            event.correlation_id = Some(ctx.correlation_id);
+        }
+        if event.client_ip.is_none() {
+            event.client_ip = ctx.client_ip.map(|ip| ip.to_string());
+        }
+        if event.user_agent.is_none() {
+            event.user_agent = ctx.user_agent;
         }
         if let Err(e) = self.store.record(&event).await {
             tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");

@@ -85,6 +85,8 @@ pub(super) struct ApiEvent {
     actor: Option<String>,
     detail: Option<serde_json::Value>,
     correlation_id: Option<String>,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
 }
 
 pub(super) async fn api_audit(
@@ -111,6 +113,8 @@ pub(super) async fn api_audit(
             actor: e.actor,
             detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
             correlation_id: e.correlation_id,
+            client_ip: e.client_ip,
+            user_agent: e.user_agent,
         })
         .collect();
     Ok(Json(serde_json::json!({ "data": data })).into_response())

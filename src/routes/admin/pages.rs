@@ -283,6 +283,8 @@ pub(super) struct EventView {
     reason: String,
     actor: String,
     correlation_id: String,
+    client_ip: String,
+    user_agent: String,
 }
 
 impl From<&AuditEvent> for EventView {
@@ -300,6 +302,8 @@ impl From<&AuditEvent> for EventView {
             reason: e.reason.clone().unwrap_or_default(),
             actor: e.actor.clone().unwrap_or_default(),
             correlation_id: e.correlation_id.clone().unwrap_or_default(),
+            client_ip: e.client_ip.clone().unwrap_or_default(),
+            user_agent: e.user_agent.clone().unwrap_or_default(),
         }
     }
 }
