@@ -19,6 +19,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use super::{found, render, see_other};
 use crate::AppState;
 use crate::admin::{self, AdminSession};
+use crate::client_ip::ClientIp;
 use crate::config::RawConnection;
 use crate::diagnostics::{self, Check};
 use crate::error::Error;
@@ -111,7 +112,14 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/store", get(api_store).put(api_update_store))
         .route("/access", get(api_access).put(api_update_access))
         .route("/checks/store", get(api_check_store))
-        .route("/checks/connections/{id}", get(api_check_connection));
+        .route("/checks/connections/{id}", get(api_check_connection))
+        // Every API route, whatever its handler checks: the token, then (outermost) the
+        // client's budget of failed attempts.
+        .route_layer(from_fn_with_state(state.clone(), api_token))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::admin_attempts,
+        ));
     pages.nest("/api", api)
 }
 
