@@ -153,4 +153,3 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
     drop(demo);
     ExitCode::SUCCESS
 }
-

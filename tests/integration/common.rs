@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bc_sso_gateway::config::RawConfig;
 use bc_sso_dev::demo::{self, Demo, DemoIdp, DemoOptions};
+use bc_sso_gateway::config::RawConfig;
 use bc_sso_sandbox::idp::{DevIdp, DevUser};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;

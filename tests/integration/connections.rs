@@ -1,9 +1,9 @@
 //! IdP connections managed in the admin console: validation, encryption at rest,
 //! enable/disable/delete, restart, and the API.
 
+use bc_sso_dev::demo::{DEV_CLIENT_SECRET, DemoOptions};
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
-use bc_sso_dev::demo::{DEV_CLIENT_SECRET, DemoOptions};
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 

@@ -1,7 +1,7 @@
 //! The sign-in flow end to end, and the ways it must refuse.
 
-use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_dev::demo::DemoOptions;
+use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_sandbox::bigcommerce::LoginOutcome;
 use reqwest::StatusCode;
 

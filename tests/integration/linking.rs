@@ -1,8 +1,8 @@
 //! Who gets linked to which customer (SECURITY.md rules 19 and 20): each test is one of
 //! the outside review's attacks, and fails on the code it was found in.
 
-use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_dev::demo::DemoOptions;
+use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_gateway::store::AuditKind;
 use bc_sso_sandbox::idp::DevUser;
 use reqwest::StatusCode;

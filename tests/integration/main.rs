@@ -2,9 +2,11 @@
 //! `oidc-provider`) on ephemeral loopback ports. One test binary, so the crate links once.
 
 mod admin;
+mod admin_guard;
 mod admin_hardening;
 mod browser;
 mod cli;
+mod client_ip;
 mod common;
 mod connections;
 mod flow;

@@ -3,10 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
 use bc_sso_gateway::config::RawStore;
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 

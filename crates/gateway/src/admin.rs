@@ -143,7 +143,7 @@ pub async fn sign_in(
         return Err(Error::CsrfRejected);
     }
     if !same_secret(token, expected) {
-        audit(app, AuditKind::AdminSignInRefused, None, None).await;
+        refused(app, Error::AdminTokenRejected.code(), None).await;
         return Err(Error::AdminTokenRejected);
     }
     session.cycle_id().await?;
@@ -284,6 +284,27 @@ pub async fn sso_finish(
     session.insert(SESSION_KEY, &admin).await?;
     audit(app, AuditKind::AdminSignedIn, Some(&admin.actor), None).await;
     Ok(admin)
+}
+
+/// Audits a refused admin SSO callback. Refusals after the ID token was verified
+/// (`NotAnAdmin`, a policy refusal) are audited by [`sso_finish`] itself, with the identity.
+pub async fn sso_refused(app: &AppState, error: &Error) {
+    if matches!(error, Error::NotAnAdmin | Error::Policy(_)) {
+        return;
+    }
+    let connection = app.admin_access.current().map(|s| s.connection.clone());
+    refused(app, error.code(), connection).await;
+}
+
+/// A refused admin sign-in or API call in the audit trail; the client's IP and user agent
+/// come with every audit event.
+pub async fn refused(app: &AppState, reason: &str, connection: Option<String>) {
+    let event = AuditEvent {
+        connection,
+        reason: Some(reason.to_owned()),
+        ..AuditEvent::default()
+    };
+    audit(app, AuditKind::AdminSignInRefused, None, Some(event)).await;
 }
 
 pub async fn sign_out(session: &Session) -> Result<(), Error> {

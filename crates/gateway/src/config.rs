@@ -5,7 +5,6 @@
 //! reported, not only the first, and each message names the setting and what is expected.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +14,10 @@ use url::Url;
 
 use crate::domain::{ConnectionId, Email, EmailDomain, Secret};
 use crate::redirect::RelativePath;
+
+mod server;
+use server::validate_server;
+pub use server::{ClientIpSource, RawServer, ServerConfig};
 
 /// Prefix of every environment variable the gateway reads.
 pub const ENV_PREFIX: &str = "BCSSO_";
@@ -107,24 +110,6 @@ pub struct RawDatabase {
     /// Encrypts the secrets the admin console stores (32 bytes, base64 or hex).
     pub secret_key: Option<String>,
     pub secret_key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawServer {
-    pub listen: Option<String>,
-    pub public_url: Option<String>,
-    pub http_timeout_secs: Option<u64>,
-    pub pending_login_ttl_secs: Option<u64>,
-    /// Where the shopper's IP comes from for the JWT's `request_ip`: "off" (default),
-    /// "peer", or "x-forwarded-for".
-    pub request_ip: Option<String>,
-    pub trusted_proxy_hops: Option<usize>,
-    /// Sign-in requests (`/login`, `/oidc/callback`) per client per minute; 0 = no limit.
-    pub rate_limit_per_minute: Option<u32>,
-    pub rate_limit_burst: Option<u32>,
-    /// `redis://…` to keep sessions in Redis, so replicas share them; default in memory.
-    pub sessions_url: Option<String>,
 }
 
 /// `[store]`: the store hash always; the API account and channels either here (then
@@ -247,30 +232,6 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("secret_key", &self.secret_key)
             .finish()
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    /// The gateway's external URL; the OIDC redirect URI is `<public_url>/oidc/callback`.
-    pub public_url: Url,
-    pub http_timeout: Duration,
-    pub pending_login_ttl: Duration,
-    pub request_ip: RequestIpSource,
-    pub rate_limit_per_minute: u32,
-    pub rate_limit_burst: u32,
-    /// Redis URL (may hold a password); `None` = in memory.
-    pub sessions_url: Option<Secret>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestIpSource {
-    /// Send no `request_ip` (the default: proxies in front of the storefront break it).
-    Off,
-    /// The TCP peer address of the request.
-    Peer,
-    /// The entry `hops` places from the right of `X-Forwarded-For`, written by trusted proxies.
-    ForwardedFor { hops: usize },
 }
 
 /// The store this gateway serves. `store_hash` also keys every row the gateway keeps in
@@ -492,9 +453,8 @@ pub fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Vec<Stri
         let name = &key[ENV_PREFIX.len()..];
         match name {
             "CONFIG" | "LOG" | "LOG_FORMAT" => {}
-            "SERVER_LISTEN" => raw.server.listen = Some(value),
-            "SERVER_PUBLIC_URL" => raw.server.public_url = Some(value),
-            "SERVER_SESSIONS_URL" => raw.server.sessions_url = Some(value),
+            _ if name.starts_with("SERVER_")
+                && server::apply_env(&mut raw.server, name, value.clone()) => {}
             "STORE_HASH" => raw.store.store_hash = Some(value),
             "STORE_API_BASE_URL" => raw.store.api_base_url = Some(value),
             "STORE_ACCESS_TOKEN" => raw.store.access_token = Some(value),
@@ -655,69 +615,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         }),
         _ => Err(errors),
     }
-}
-
-fn validate_server(raw: RawServer, errors: &mut Vec<ConfigError>) -> Option<ServerConfig> {
-    let listen = match raw.listen.as_deref().unwrap_or("127.0.0.1:8080").parse() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            errors.push(invalid(
-                "server.listen",
-                "expected an address with port, e.g. 0.0.0.0:8080",
-            ));
-            None
-        }
-    };
-    let public_url = match raw.public_url {
-        None => {
-            errors.push(ConfigError::Missing {
-                key: "server.public_url".into(),
-                env: format!("{ENV_PREFIX}SERVER_PUBLIC_URL"),
-            });
-            None
-        }
-        Some(s) => parse_web_url("server.public_url", &s, errors),
-    };
-    let request_ip = match raw.request_ip.as_deref().unwrap_or("off") {
-        "off" => Some(RequestIpSource::Off),
-        "peer" => Some(RequestIpSource::Peer),
-        "x-forwarded-for" => Some(RequestIpSource::ForwardedFor {
-            hops: raw.trusted_proxy_hops.unwrap_or(1).max(1),
-        }),
-        other => {
-            errors.push(invalid(
-                "server.request_ip",
-                format!("expected \"off\", \"peer\" or \"x-forwarded-for\" (got {other:?})"),
-            ));
-            None
-        }
-    };
-    Some(ServerConfig {
-        listen: listen?,
-        public_url: public_url?,
-        http_timeout: Duration::from_secs(raw.http_timeout_secs.unwrap_or(10).clamp(1, 120)),
-        pending_login_ttl: Duration::from_secs(
-            raw.pending_login_ttl_secs.unwrap_or(600).clamp(30, 3600),
-        ),
-        request_ip: request_ip?,
-        // Generous: a B2B office signs in through one NAT address, and a real sign-in
-        // costs two requests.
-        sessions_url: match raw.sessions_url.filter(|u| !u.trim().is_empty()) {
-            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
-                Some(Secret::new(u))
-            }
-            Some(_) => {
-                errors.push(invalid(
-                    "server.sessions_url",
-                    "expected redis://host:port (or rediss://)",
-                ));
-                None
-            }
-            None => None,
-        },
-        rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(120),
-        rate_limit_burst: raw.rate_limit_burst.unwrap_or(60),
-    })
 }
 
 /// Whether `[store]` (with env overrides) declares the API account: any of its settings

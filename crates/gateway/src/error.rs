@@ -57,6 +57,8 @@ pub enum Error {
     Template(#[from] askama::Error),
     #[error("too many sign-in requests from this client; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    #[error("too many sign-in requests for this connection; retry in {retry_after} s")]
+    ConnectionRateLimited { retry_after: u64 },
     #[error("the admin console is disabled (no admin token configured)")]
     AdminDisabled,
     #[error("admin sign-in required")]
@@ -82,7 +84,9 @@ impl Error {
         match self {
             Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
             Error::NoConnections | Error::StoreNotSetUp => StatusCode::SERVICE_UNAVAILABLE,
-            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyRequests { .. } | Error::ConnectionRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Error::AdminDisabled => StatusCode::NOT_FOUND,
             Error::AdminSignInRequired | Error::AdminTokenRejected => StatusCode::UNAUTHORIZED,
             Error::NotAnAdmin | Error::BootstrapTokenRequired => StatusCode::FORBIDDEN,
@@ -147,6 +151,7 @@ impl Error {
             Error::Template(_) => "page_render_failed",
             Error::NotFound => "not_found",
             Error::TooManyRequests { .. } => "too_many_requests",
+            Error::ConnectionRateLimited { .. } => "connection_rate_limited",
             Error::AdminDisabled => "admin_disabled",
             Error::AdminSignInRequired => "admin_sign_in_required",
             Error::AdminTokenRejected => "admin_token_rejected",
@@ -274,7 +279,11 @@ impl Error {
             Error::Manage(e) => ("The change was not made", e.to_string()),
             Error::TooManyRequests { retry_after } => (
                 "Too many sign-in attempts",
-                format!("Too many sign-in attempts came from your network. Please wait {retry_after} seconds and try again."),
+                format!("Too many sign-in attempts came from your network. Please try again in {}.", seconds(*retry_after)),
+            ),
+            Error::ConnectionRateLimited { retry_after } => (
+                "Too many sign-ins with this company account right now",
+                format!("Too many people are signing in through your company's sign-in at once. Please try again in {}.", seconds(*retry_after)),
             ),
         }
     }
@@ -330,7 +339,8 @@ impl IntoResponse for Error {
             self.html(&ctx, title, &message)
         };
         let retry_after = match &self {
-            Error::TooManyRequests { retry_after } => Some(*retry_after),
+            Error::TooManyRequests { retry_after }
+            | Error::ConnectionRateLimited { retry_after } => Some((*retry_after).max(1)),
             Error::BigCommerce(ApiError::RateLimited { retry_after }) => {
                 Some(retry_after.as_secs().max(1))
             }
@@ -362,6 +372,14 @@ impl Error {
             )
         });
         (self.status(), Html(html)).into_response()
+    }
+}
+
+/// "1 second", "30 seconds": the wait a 429 page states, the same as its `Retry-After`.
+fn seconds(n: u64) -> String {
+    match n.max(1) {
+        1 => "1 second".to_owned(),
+        n => format!("{n} seconds"),
     }
 }
 

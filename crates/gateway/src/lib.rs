@@ -57,6 +57,8 @@ pub struct AppState {
     pub store: store::Store,
     pub sessions: sessions::SessionBackend,
     pub clock: Clock,
+    /// Rate limits by client IP and by connection, and the admin failure budget.
+    pub limits: rate_limit::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,7 @@ impl AppState {
             None => sessions::SessionBackend::Memory(sessions::MemorySessionStore::default()),
         };
         Ok(Self {
+            limits: rate_limit::Limits::new(&config.server),
             sessions,
             oidc: oidc::Registry::new(http),
             connections: connections::Connections::new(entries),
@@ -136,8 +139,15 @@ impl AppState {
         if event.store_hash.is_empty() {
             event.store_hash = self.config.store.store_hash.clone();
         }
+        let ctx = telemetry::RequestCtx::current();
         if event.correlation_id.is_none() {
-            event.correlation_id = Some(telemetry::RequestCtx::current().correlation_id);
+            event.correlation_id = Some(ctx.correlation_id);
+        }
+        if event.client_ip.is_none() {
+            event.client_ip = ctx.client_ip.map(|ip| ip.to_string());
+        }
+        if event.user_agent.is_none() {
+            event.user_agent = ctx.user_agent;
         }
         if let Err(e) = self.store.record(&event).await {
             tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
@@ -302,17 +312,13 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(ttl)));
-    let mut sign_in = Router::new()
+    let sign_in = Router::new()
         .route("/login", get(routes::login::start))
-        .route("/oidc/callback", get(routes::callback::finish));
-    let server = &state.config.server;
-    if let Some(limit) = rate_limit::config(
-        server.request_ip,
-        server.rate_limit_per_minute,
-        server.rate_limit_burst,
-    ) {
-        sign_in = sign_in.route_layer(rate_limit::layer(limit));
-    }
+        .route("/oidc/callback", get(routes::callback::finish))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::sign_in_requests,
+        ));
     Router::new()
         .route("/", get(routes::login::index))
         .merge(sign_in)
@@ -351,13 +357,20 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .with_state(state)
 }
 
-/// The request span, with the storefront the error page links back to: the first channel
-/// of the store settings in force at the time of the request.
+/// The request span, with the client's IP (resolved once, here, for everything after) and
+/// the storefront the error page links back to: the first channel of the store settings
+/// in force at the time of the request.
 async fn request_span(
     axum::extract::State(app): axum::extract::State<Arc<AppState>>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip());
+    let client_ip = client_ip::resolve(&app.config.server.client_ip, peer, req.headers());
+    req.extensions_mut().insert(client_ip::ClientIp(client_ip));
     let home_url = app.store_settings.current().and_then(|api| {
         api.settings
             .channels
@@ -365,5 +378,9 @@ async fn request_span(
             .next()
             .map(|c| Arc::from(c.storefront_url.as_str()))
     });
-    telemetry::request_span(axum::extract::State(home_url), req, next).await
+    let info = telemetry::RequestInfo {
+        home_url,
+        client_ip,
+    };
+    telemetry::request_span(axum::extract::State(info), req, next).await
 }

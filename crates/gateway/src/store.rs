@@ -88,6 +88,10 @@ pub struct AuditEvent {
     pub actor: Option<String>,
     /// What an admin change changed: JSON with `before`/`after`, secrets masked.
     pub detail: Option<String>,
+    /// The client's IP, as resolved through the trusted proxies.
+    pub client_ip: Option<String>,
+    /// The client's `User-Agent`, printable characters only, cut short.
+    pub user_agent: Option<String>,
 }
 
 /// Filters of the audit log view; all optional, combined with AND.
@@ -300,7 +304,8 @@ impl Store {
     pub async fn record(&self, e: &AuditEvent) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_events (store_hash, at, kind, connection, subject, email, customer_id, \
-             reason, correlation_id, actor, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             reason, correlation_id, actor, detail, client_ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&e.store_hash)
         .bind(e.at)
@@ -313,6 +318,8 @@ impl Store {
         .bind(e.correlation_id.as_deref())
         .bind(e.actor.as_deref())
         .bind(e.detail.as_deref())
+        .bind(e.client_ip.as_deref())
+        .bind(e.user_agent.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -343,7 +350,7 @@ impl Store {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT store_hash, at, kind, connection, subject, email, customer_id, reason, \
-             correlation_id, actor, detail FROM audit_events \
+             correlation_id, actor, detail, client_ip, user_agent FROM audit_events \
              WHERE store_hash = $1 \
              AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) \
              AND ($4 IS NULL OR connection = $4) AND ($5 IS NULL OR kind = $5) \
@@ -674,6 +681,8 @@ fn event_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {
         correlation_id: r.try_get("correlation_id")?,
         actor: r.try_get("actor")?,
         detail: r.try_get("detail")?,
+        client_ip: r.try_get("client_ip")?,
+        user_agent: r.try_get("user_agent")?,
     })
 }
 
@@ -782,6 +791,8 @@ mod tests {
                         kind,
                         reason: (kind == AuditKind::SignInRefused)
                             .then(|| "email_unverified".into()),
+                        client_ip: Some("2001:db8::7".into()),
+                        user_agent: Some("Mozilla/5.0 (test)".into()),
                         ..Default::default()
                     })
                     .await
@@ -791,6 +802,8 @@ mod tests {
             assert_eq!(events.len(), 2);
             assert_eq!(events[0].kind, AuditKind::SignInSucceeded);
             assert_eq!(events[1].reason.as_deref(), Some("email_unverified"));
+            assert_eq!(events[1].client_ip.as_deref(), Some("2001:db8::7"));
+            assert_eq!(events[1].user_agent.as_deref(), Some("Mozilla/5.0 (test)"));
             assert!(store.prune_audit(15).await.unwrap() >= 1);
             assert_eq!(store.audit_events(&hash, 10).await.unwrap().len(), 1);
         }

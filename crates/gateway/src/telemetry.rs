@@ -4,6 +4,7 @@
 //! pages and must be ours). The span names the matched route, not the URI, because the
 //! callback's query holds the authorization code and state (SECURITY.md rule 18).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +24,17 @@ pub struct RequestCtx {
     pub wants_json: bool,
     /// Where an error page sends the shopper back to: the default storefront.
     pub home_url: Option<Arc<str>>,
+    /// The client's IP as `server.trusted_proxies` resolves it, for the audit trail.
+    pub client_ip: Option<IpAddr>,
+    /// Its `User-Agent`, cleaned and cut short, for the audit trail.
+    pub user_agent: Option<String>,
+}
+
+/// What the gateway knows about a request before the span starts.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub home_url: Option<Arc<str>>,
+    pub client_ip: Option<IpAddr>,
 }
 
 impl RequestCtx {
@@ -41,7 +53,10 @@ pub const CORRELATION_HEADER: &str = "x-request-id";
 
 /// Middleware: correlation id, request span, one access-log line per request.
 pub async fn request_span(
-    State(home_url): State<Option<Arc<str>>>,
+    State(RequestInfo {
+        home_url,
+        client_ip,
+    }): State<RequestInfo>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -62,6 +77,7 @@ pub async fn request_span(
         correlation_id = %correlation_id,
         method = %req.method(),
         route = %route,
+        client_ip = client_ip.map(tracing::field::display),
         connection = tracing::field::Empty,
         customer_id = tracing::field::Empty,
     );
@@ -69,6 +85,8 @@ pub async fn request_span(
         correlation_id: correlation_id.clone(),
         wants_json,
         home_url,
+        client_ip,
+        user_agent: crate::client_ip::user_agent(req.headers()),
     };
     let started = Instant::now();
     let mut response = REQUEST_CTX

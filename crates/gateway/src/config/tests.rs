@@ -59,7 +59,8 @@ fn valid_config_with_defaults() {
     assert!(acme.trusted_email_domains.is_empty());
     assert!(acme.create_customers);
     assert_eq!(acme.channel_access, ChannelAccess::Channel);
-    assert_eq!(c.server.request_ip, RequestIpSource::Off);
+    assert_eq!(c.server.client_ip, ClientIpSource::Peer);
+    assert!(!c.server.send_request_ip);
     // Secrets never print.
     assert!(!format!("{c:?}").contains("csecret"));
     assert!(!format!("{c:?}").contains("idp-secret"));

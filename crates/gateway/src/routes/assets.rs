@@ -39,3 +39,38 @@ pub async fn admin_js() -> impl IntoResponse {
         ADMIN_JS,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Script Manager snippet must stay dependency-free and must not build markup from
+    /// its attributes (it is served to every shopper on the sign-in page).
+    #[test]
+    fn sso_button_script_builds_dom_safely() {
+        let js = SSO_BUTTON_JS;
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "fetch(",
+            "XMLHttpRequest",
+            "import ",
+        ] {
+            assert!(!js.contains(forbidden), "sso-button.js uses {forbidden}");
+        }
+        for required in [
+            "document.currentScript",
+            "data-gateway-url",
+            "URLSearchParams",
+            "searchParams",
+            "textContent",
+            "bc-sso-button",
+            "DOMContentLoaded",
+            ".login-form",
+        ] {
+            assert!(js.contains(required), "sso-button.js lacks {required}");
+        }
+    }
+}

@@ -1,14 +1,12 @@
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use tower_sessions::Session;
 
 use super::found;
 use crate::AppState;
+use crate::client_ip::ClientIp;
 use crate::error::Error;
 use crate::oidc::CallbackParams;
 use crate::signin;
@@ -18,8 +16,7 @@ pub async fn finish(
     State(app): State<Arc<AppState>>,
     session: Session,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientIp(client_ip): ClientIp,
 ) -> Result<Response, Error> {
     let params = CallbackParams::parse_strict(query.as_deref()).map_err(Error::CallbackParams)?;
     let state = params.state.as_deref().ok_or(Error::PendingLoginMissing)?;
@@ -30,9 +27,13 @@ pub async fn finish(
     // a failed code exchange or BigCommerce outage must not leave the state reusable
     // (SECURITY.md rule 7).
     session.save().await?;
-    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    let client_ip = crate::client_ip::resolve(app.config.server.request_ip, peer, &headers);
-    let url = signin::complete(&app, pending, params, client_ip).await?;
+    // Before the code exchange: that is the call to the connection's IdP a flood would
+    // multiply. The pending login is spent either way; the shopper starts again.
+    app.limits.connection_request(&pending.connection)?;
+    // The IP goes into the login token only when chosen: BigCommerce refuses the token
+    // when it differs from the address the storefront sees (SECURITY.md rules 14, 22).
+    let request_ip = client_ip.filter(|_| app.config.server.send_request_ip);
+    let url = signin::complete(&app, pending, params, request_ip).await?;
     // A new session id once the sign-in is complete (session fixation, SECURITY.md rule 12).
     session.cycle_id().await?;
     Ok(found(url.as_str()))

@@ -19,6 +19,8 @@ pub async fn start(
     let request = LoginRequest::parse(query.as_deref())?;
     match signin::begin(&app, request).await? {
         Begin::Redirect { url, pending } => {
+            // Counted only once the connection is known; the browser goes to its IdP next.
+            app.limits.connection_request(&pending.connection)?;
             crate::pending::remember(&session, *pending).await?;
             Ok(found(url.as_str()))
         }

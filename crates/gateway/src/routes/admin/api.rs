@@ -7,12 +7,37 @@ use super::*;
 // JSON API: the same operations for automation, with `Authorization: Bearer <admin token>`.
 
 pub(super) fn api_admin(app: &AppState, headers: &HeaderMap) -> Result<String, Error> {
-    let presented = headers
+    admin::check_api_token(app, bearer(headers))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    admin::check_api_token(app, presented)
+        .map(str::trim)
+}
+
+/// Middleware of every API route: a request that presents a wrong token is a guess. It
+/// costs the client one of its failed attempts and is audited with its IP and user agent;
+/// a request with no token at all guesses nothing and is only refused.
+pub(super) async fn api_token(
+    State(app): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = bearer(req.headers()).is_some();
+    match api_admin(&app, req.headers()) {
+        Ok(_) => next.run(req).await,
+        Err(Error::AdminSignInRequired) if presented => {
+            app.limits.admin_failed(ip);
+            admin::refused(&app, "api_token_rejected", None).await;
+            tracing::info!(reason = "api_token_rejected", "admin API call refused");
+            Error::AdminSignInRequired.into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 #[derive(Serialize)]
@@ -85,6 +110,8 @@ pub(super) struct ApiEvent {
     actor: Option<String>,
     detail: Option<serde_json::Value>,
     correlation_id: Option<String>,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
 }
 
 pub(super) async fn api_audit(
@@ -111,6 +138,8 @@ pub(super) async fn api_audit(
             actor: e.actor,
             detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
             correlation_id: e.correlation_id,
+            client_ip: e.client_ip,
+            user_agent: e.user_agent,
         })
         .collect();
     Ok(Json(serde_json::json!({ "data": data })).into_response())

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawForm, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
@@ -18,6 +19,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use super::{found, render, see_other};
 use crate::AppState;
 use crate::admin::{self, AdminSession};
+use crate::client_ip::ClientIp;
 use crate::config::RawConnection;
 use crate::diagnostics::{self, Check};
 use crate::error::Error;
@@ -53,20 +55,21 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .with_same_site(SameSite::Lax)
         .with_path("/admin")
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
-    // Signing in is rate-limited per client like the shoppers' sign-in: it guesses tokens
-    // and creates sessions.
-    let mut sign_in = Router::new()
+    // Signing in counts against the client's sign-in requests like a shopper's (it creates
+    // sessions and starts IdP sign-ins), and a client out of failed admin attempts is
+    // refused before its token or callback is looked at.
+    let sign_in = Router::new()
         .route("/login", get(login_page).post(login))
         .route("/sso", get(sso_start))
-        .route("/oidc/callback", get(sso_callback));
-    let server = &state.config.server;
-    if let Some(limit) = crate::rate_limit::config(
-        server.request_ip,
-        server.rate_limit_per_minute,
-        server.rate_limit_burst,
-    ) {
-        sign_in = sign_in.route_layer(crate::rate_limit::layer(limit));
-    }
+        .route("/oidc/callback", get(sso_callback))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::sign_in_requests,
+        ))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::admin_attempts,
+        ));
     let pages = Router::new()
         .route("/", get(dashboard))
         .merge(sign_in)
@@ -109,7 +112,14 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/store", get(api_store).put(api_update_store))
         .route("/access", get(api_access).put(api_update_access))
         .route("/checks/store", get(api_check_store))
-        .route("/checks/connections/{id}", get(api_check_connection));
+        .route("/checks/connections/{id}", get(api_check_connection))
+        // Every API route, whatever its handler checks: the token, then (outermost) the
+        // client's budget of failed attempts.
+        .route_layer(from_fn_with_state(state.clone(), api_token))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::admin_attempts,
+        ));
     pages.nest("/api", api)
 }
 

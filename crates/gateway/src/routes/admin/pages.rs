@@ -46,6 +46,7 @@ pub(super) async fn login_page(
 pub(super) async fn login(
     State(app): State<Arc<AppState>>,
     session: Session,
+    ClientIp(ip): ClientIp,
     RawForm(body): RawForm,
 ) -> Result<Response, Error> {
     let form = fields(&body)?;
@@ -54,6 +55,7 @@ pub(super) async fn login(
     match admin::sign_in(&app, &session, token.trim(), csrf).await {
         Ok(_) => Ok(see_other("/admin")),
         Err(Error::AdminTokenRejected) => {
+            app.limits.admin_failed(ip);
             tracing::info!(reason = "admin_token_rejected", "admin sign-in refused");
             let csrf = admin::login_csrf(&app, &session).await?;
             let page = render(&login_page_view(
@@ -78,11 +80,19 @@ pub(super) async fn sso_start(
 pub(super) async fn sso_callback(
     State(app): State<Arc<AppState>>,
     session: Session,
+    ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let params = crate::oidc::CallbackParams::parse_strict(query.as_deref())
-        .map_err(Error::CallbackParams)?;
-    admin::sso_finish(&app, &session, params).await?;
+    let finished = match crate::oidc::CallbackParams::parse_strict(query.as_deref()) {
+        Ok(params) => admin::sso_finish(&app, &session, params).await,
+        Err(e) => Err(Error::CallbackParams(e)),
+    };
+    // Every refused admin callback costs the client one failed attempt and is audited.
+    if let Err(e) = &finished {
+        app.limits.admin_failed(ip);
+        admin::sso_refused(&app, e).await;
+    }
+    finished?;
     Ok(see_other("/admin"))
 }
 
@@ -289,6 +299,8 @@ pub(super) struct EventView {
     reason: String,
     actor: String,
     correlation_id: String,
+    client_ip: String,
+    user_agent: String,
 }
 
 impl From<&AuditEvent> for EventView {
@@ -306,6 +318,8 @@ impl From<&AuditEvent> for EventView {
             reason: e.reason.clone().unwrap_or_default(),
             actor: e.actor.clone().unwrap_or_default(),
             correlation_id: e.correlation_id.clone().unwrap_or_default(),
+            client_ip: e.client_ip.clone().unwrap_or_default(),
+            user_agent: e.user_agent.clone().unwrap_or_default(),
         }
     }
 }
