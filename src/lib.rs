@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod admin_access;
 pub mod bigcommerce;
+pub mod capped_body;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
