@@ -108,7 +108,7 @@ impl AppState {
         };
         Ok(Self {
             sessions,
-            oidc: oidc::Registry::new(http),
+            oidc: oidc::Registry::new(http).with_clock(clock.clone()),
             connections: connections::Connections::new(entries),
             store_settings,
             admin_access,
