@@ -89,8 +89,12 @@ async fn discovery_with_jwks_uri_on_unspecified_address_is_refused_before_any_fe
     let (env, idp, port) = start().await;
     idp.edit(|d| d["jwks_uri"] = json!(format!("http://0.0.0.0:{port}/jwks")));
     let page = env.get(&env.gateway("/login")).await;
+    assert_eq!(
+        idp.jwks_fetches.load(Ordering::SeqCst),
+        0,
+        "fetched before the check"
+    );
     page.assert_error(StatusCode::BAD_GATEWAY, "idp_endpoint_refused");
-    assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 0);
     // Refused documents are not fetched again by every sign-in either.
     for _ in 0..5 {
         let page = env.get(&env.gateway("/login")).await;
@@ -105,8 +109,12 @@ async fn discovery_with_ipv4_mapped_loopback_is_refused() {
     let (env, idp, port) = start().await;
     idp.edit(|d| d["jwks_uri"] = json!(format!("http://[::ffff:127.0.0.1]:{port}/jwks")));
     let page = env.get(&env.gateway("/login")).await;
+    assert_eq!(
+        idp.jwks_fetches.load(Ordering::SeqCst),
+        0,
+        "fetched before the check"
+    );
     page.assert_error(StatusCode::BAD_GATEWAY, "idp_endpoint_refused");
-    assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 0);
 }
 
 /// Any endpoint of the document, not only the ones the gateway calls at once.
@@ -115,8 +123,12 @@ async fn discovery_with_plain_http_end_session_endpoint_is_refused_before_any_fe
     let (env, idp, _) = start().await;
     idp.edit(|d| d["end_session_endpoint"] = json!("http://idp.example/logout"));
     let page = env.get(&env.gateway("/login")).await;
+    assert_eq!(
+        idp.jwks_fetches.load(Ordering::SeqCst),
+        0,
+        "fetched before the check"
+    );
     page.assert_error(StatusCode::BAD_GATEWAY, "idp_endpoint_refused");
-    assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 0);
 }
 
 /// The finding: each anonymous `/login` repeated the failed discovery. Now the first
@@ -188,13 +200,12 @@ async fn oversized_jwks_is_refused_without_buffering() {
     idp.edit(|d| d["jwks_uri"] = json!(format!("{endless}/jwks")));
     let started = Instant::now();
     let page = env.get(&env.gateway("/login")).await;
-    page.assert_error(StatusCode::BAD_GATEWAY, "idp_response_too_large");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let written = sent.load(Ordering::SeqCst);
+    eprintln!("oversized JWKS: answered in {took:?}, {written} body bytes written by the server");
+    page.assert_error(StatusCode::BAD_GATEWAY, "idp_response_too_large");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // The cap plus what the socket buffers held when the gateway stopped reading.
     assert!(written < 32 * 1024 * 1024, "{written} bytes written");
 }
