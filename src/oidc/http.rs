@@ -57,10 +57,6 @@ impl IdpHttp {
         &self.client
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// The body of `response`, capped.
     pub async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
         read_capped(response, self.limit).await
