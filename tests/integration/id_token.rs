@@ -175,8 +175,14 @@ async fn jwks_endpoint_down() {
     env.idp().set_misbehaviour(Misbehaviour::JwksDown);
     let page = env.get(&env.gateway("/login")).await;
     page.assert_error(StatusCode::BAD_GATEWAY, "idp_unreachable");
-    // The IdP recovers; the gateway recovers without restart.
+    // The IdP recovers; the gateway leaves it alone for the back-off (SECURITY.md rule 23),
+    // then recovers without restart.
     env.idp().set_misbehaviour(Misbehaviour::None);
+    let fetches = env.idp().jwks_fetch_count();
+    let page = env.get(&env.gateway("/login")).await;
+    page.assert_error(StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable");
+    assert_eq!(env.idp().jwks_fetch_count(), fetches);
+    env.demo.clock.advance(30);
     let (_, page) = env.sign_in("", "ada").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
 }

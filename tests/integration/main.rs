@@ -14,4 +14,5 @@ mod id_token;
 mod interop;
 mod linking;
 mod properties;
+mod ssrf;
 mod store_settings;

@@ -1112,14 +1112,10 @@ fn parse_web_url(key: &str, value: &str, errors: &mut Vec<ConfigError>) -> Optio
     Some(url)
 }
 
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+// The loopback test and the check of IdP-published URLs (SECURITY.md rule 23) live in
+// their own file so sign-in, discovery and the admin checks share one strict version.
+mod urls;
+pub use urls::{UrlRefusal, check_idp_url, check_idp_url_str, is_loopback};
 
 #[cfg(test)]
 mod tests;

@@ -144,6 +144,9 @@ impl Error {
             Error::Oidc(e) => e.code(),
             Error::Policy(e) => e.code(),
             Error::BigCommerce(ApiError::RateLimited { .. }) => "bigcommerce_rate_limited",
+            Error::BigCommerce(ApiError::ResponseTooLarge { .. }) => {
+                "bigcommerce_response_too_large"
+            }
             Error::BigCommerce(_) => "bigcommerce_unavailable",
             Error::Session(_) => "session_store_failed",
             Error::Store(_) => "database_unavailable",

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod admin_access;
 pub mod bigcommerce;
+pub mod capped_body;
 pub mod cli;
 pub mod client_ip;
 pub mod clock;
@@ -111,7 +112,7 @@ impl AppState {
         Ok(Self {
             limits: rate_limit::Limits::new(&config.server),
             sessions,
-            oidc: oidc::Registry::new(http),
+            oidc: oidc::Registry::new(http).with_clock(clock.clone()),
             connections: connections::Connections::new(entries),
             store_settings,
             admin_access,

@@ -19,6 +19,7 @@ use super::wire::{
     CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, ErrorResponse, Time,
     rate_limit_headers as rl,
 };
+use crate::capped_body::{BodyError, read_capped};
 use crate::config::StoreConfig;
 use crate::domain::Secret;
 
@@ -32,6 +33,11 @@ const CUSTOMER_GROUPS_PAGE_LIMIT: u32 = 250;
 /// Upper bound on customer-group pages. 20 × 250 groups is far beyond any real store; the
 /// cap keeps a server that never returns a short page from holding us in a loop.
 const CUSTOMER_GROUPS_MAX_PAGES: u32 = 20;
+
+/// The largest answer read from the API (SECURITY.md rule 23). A full page of 250 customers
+/// with addresses and attributes is a few hundred KiB; anything past this is not an answer
+/// we asked for, and is not read (see [`crate::capped_body`]).
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -56,6 +62,8 @@ pub enum ApiError {
     Status { status: u16 },
     #[error("BigCommerce answered with an unexpected body: {0}")]
     Decode(String),
+    #[error("BigCommerce's answer is larger than {} KiB; it was not read", limit / 1024)]
+    ResponseTooLarge { limit: usize },
 }
 
 impl ApiError {
@@ -299,10 +307,12 @@ impl Client {
                 }
                 return Err(ApiError::RateLimited { retry_after: wait });
             }
-            let bytes = response
-                .bytes()
+            let bytes = read_capped(response, MAX_RESPONSE_BYTES)
                 .await
-                .map_err(|e| ApiError::Transport(without_url(e)))?;
+                .map_err(|e| match e {
+                    BodyError::TooLarge { limit } => ApiError::ResponseTooLarge { limit },
+                    BodyError::Transport(e) => ApiError::Transport(without_url(e)),
+                })?;
             // A 204 or an empty 200 reads as JSON `null`: callers that accept an empty answer
             // (V2 lists, CONTRACT.md §2.1) ask for `Option<T>`; for everyone else it stays a
             // decode error, as before.
@@ -491,6 +501,10 @@ mod tests {
                 requests: requests.clone(),
             });
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (client_for(base), requests)
+    }
+
+    fn client_for(base: Url) -> Client {
         let store = StoreConfig {
             store_hash: "h".into(),
             api_base_url: base,
@@ -501,7 +515,35 @@ mod tests {
             channels: BTreeMap::new(),
         };
         let http = crate::http_client(Duration::from_secs(5)).unwrap();
-        (Client::new(http, &store), requests)
+        Client::new(http, &store)
+    }
+
+    /// SECURITY.md rule 23: an API (or something posing as it at store.api_base_url) that
+    /// answers without end is cut off at the cap; the body is never buffered whole.
+    #[tokio::test]
+    async fn oversized_bigcommerce_response_is_refused() {
+        let (base, sent) = crate::capped_body::test_server::endless_json().await;
+        let client = client_for(Url::parse(&base).unwrap());
+        let err = client.customer_groups().await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::ResponseTooLarge { limit } if limit == MAX_RESPONSE_BYTES),
+            "{err:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let written = sent.load(Ordering::SeqCst);
+        assert!(written < 8 * MAX_RESPONSE_BYTES, "{written} bytes written");
+        let code = crate::error::Error::BigCommerce(err).code();
+        assert_eq!(code, "bigcommerce_response_too_large");
+    }
+
+    #[tokio::test]
+    async fn oversized_bigcommerce_content_length_is_refused_before_reading() {
+        let (base, _) = crate::capped_body::test_server::declares_a_gigabyte().await;
+        let client = client_for(Url::parse(&base).unwrap());
+        let started = std::time::Instant::now();
+        let err = client.time().await.unwrap_err();
+        assert!(matches!(err, ApiError::ResponseTooLarge { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
 
     fn ids(groups: &[CustomerGroupFull]) -> Vec<i64> {

@@ -402,6 +402,10 @@ fn describe(e: &ApiError, store: &StoreConfig) -> String {
         ApiError::Decode(detail) => format!(
             "the answer from {base} is not what BigCommerce sends ({detail}); is store.api_base_url the BigCommerce API?"
         ),
+        ApiError::ResponseTooLarge { limit } => format!(
+            "the answer from {base} is larger than {} KiB, which no BigCommerce answer the gateway asks for is; is store.api_base_url the BigCommerce API?",
+            limit / 1024
+        ),
     }
 }
 

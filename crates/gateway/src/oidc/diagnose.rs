@@ -12,7 +12,7 @@
 //! |---------------------|-------------------------------------------------------------------|
 //! | `discovery`         | `<issuer>/.well-known/openid-configuration` answers 200 with JSON the gateway can read |
 //! | `issuer`            | the document's `issuer` equals the configured issuer exactly (SECURITY.md rule 10) |
-//! | `endpoints`         | authorization, token, JWKS and userinfo endpoints are https (http only on loopback) |
+//! | `endpoints`         | every endpoint URL passes the sign-in rule (https, no credentials, no odd addresses; http only on loopback) |
 //! | `response_type`     | `response_types_supported` has `code`                              |
 //! | `pkce`              | `code_challenge_methods_supported` has `S256` (SECURITY.md rule 7)  |
 //! | `id_token_algs`     | the IdP's ID-token algorithms meet the connection's allow-list      |
@@ -29,6 +29,10 @@
 //! that is JSON but not readable by the gateway's OIDC library still fails `discovery`, and
 //! the other checks still run on it, because they usually name the broken field plainly.
 //!
+//! Like sign-in (SECURITY.md rule 23), nothing the document names is fetched unless every
+//! endpoint URL in it passes [`check_idp_url`]: the console must not be a way to make the
+//! gateway call `http://0.0.0.0:…` because a document says so. A refused URL is reported.
+//!
 //! Messages quote strings the IdP sent (issuer, URLs). They are untrusted: they are cut to a
 //! sane length here and must be escaped by whatever page shows them. The client secret is
 //! never read by this module, so it cannot appear in a message.
@@ -39,32 +43,34 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::ProviderMetadata;
+use super::discovery::endpoint_urls;
+use super::http::IdpHttp;
 use super::registry::error_chain;
-use crate::config::{Connection, is_loopback};
+use crate::capped_body::BodyError;
+use crate::config::{Connection, check_idp_url, check_idp_url_str};
 
 pub use crate::diagnostics::{Check, CheckStatus};
 
-/// Discovery documents and key sets are a few KiB; a bigger answer is not one, and reading
-/// it all would let a broken or hostile endpoint fill the gateway's memory.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// IdP-supplied strings are cut to this many characters in messages.
 const MAX_SHOWN_CHARS: usize = 200;
 
 /// Runs every check against `conn`'s IdP. `http` should be the gateway's own client
-/// ([`crate::http_client`]): no redirects and the same timeouts as sign-in, so the answer
-/// matches what a real sign-in would meet. `redirect_uri` is the gateway's callback URL.
+/// ([`crate::oidc::Registry::http`]): no redirects, the same timeouts and body cap as
+/// sign-in, so the answer matches what a real sign-in would meet. `redirect_uri` is the
+/// gateway's callback URL.
 #[tracing::instrument(skip_all, fields(connection = %conn.id))]
-pub async fn diagnose(http: &reqwest::Client, conn: &Connection, redirect_uri: &Url) -> Vec<Check> {
+pub async fn diagnose(http: &IdpHttp, conn: &Connection, redirect_uri: &Url) -> Vec<Check> {
     let mut checks = Vec::new();
     let (discovery, doc) = check_discovery(http, conn).await;
     checks.push(discovery);
     if let Some(doc) = &doc {
         checks.push(check_issuer(conn, doc));
         checks.push(check_endpoints(conn, doc));
+        let endpoints_safe = refused_urls(conn, doc) == 0;
         checks.push(check_response_type(doc));
         checks.push(check_pkce(doc));
         checks.push(check_id_token_algs(conn, doc));
-        checks.push(check_jwks(http, conn, doc).await);
+        checks.push(check_jwks(http, conn, doc, endpoints_safe).await);
     }
     checks.push(check_scopes(conn, doc.as_ref()));
     if let Some(doc) = &doc {
@@ -100,10 +106,7 @@ fn failed(name: &'static str, message: String) -> Check {
 // ---------------------------------------------------------------------------------------
 // 1. Discovery
 
-async fn check_discovery(
-    http: &reqwest::Client,
-    conn: &Connection,
-) -> (Check, Option<Map<String, Value>>) {
+async fn check_discovery(http: &IdpHttp, conn: &Connection) -> (Check, Option<Map<String, Value>>) {
     // The same URL the openidconnect crate builds, so a pass here means a pass at sign-in.
     let url = match conn.issuer.join(".well-known/openid-configuration") {
         Ok(url) => url,
@@ -120,6 +123,17 @@ async fn check_discovery(
             );
         }
     };
+    if let Err(reason) = check_idp_url(&url, conn.issuer.url()) {
+        return (
+            failed(
+                "discovery",
+                format!(
+                    "The discovery URL {url} was not fetched: it {reason}. The remaining checks need the document and were not run."
+                ),
+            ),
+            None,
+        );
+    }
     let value = match fetch_json(http, &url).await {
         Ok(v) => v,
         Err(problem) => {
@@ -179,7 +193,7 @@ enum FetchProblem {
         status: u16,
         location: Option<String>,
     },
-    TooLarge,
+    TooLarge(usize),
     NotJson(String),
     Other(String),
 }
@@ -203,9 +217,9 @@ impl FetchProblem {
                     .map(|l| format!(" to {}", shown(l)))
                     .unwrap_or_default()
             ),
-            FetchProblem::TooLarge => format!(
-                "{what} at {url} is larger than {} KiB, so it cannot be the expected JSON.",
-                MAX_BODY_BYTES / 1024
+            FetchProblem::TooLarge(limit) => format!(
+                "{what} at {url} is larger than {} KiB, so it cannot be the expected JSON; the gateway stopped reading it.",
+                limit / 1024
             ),
             FetchProblem::NotJson(e) => format!(
                 "{what} at {url} answered, but not with JSON ({e}); it may be an HTML login or error page."
@@ -217,8 +231,9 @@ impl FetchProblem {
     }
 }
 
-async fn fetch_json(http: &reqwest::Client, url: &Url) -> Result<Value, FetchProblem> {
-    let mut response = http
+async fn fetch_json(http: &IdpHttp, url: &Url) -> Result<Value, FetchProblem> {
+    let response = http
+        .client()
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
@@ -239,13 +254,10 @@ async fn fetch_json(http: &reqwest::Client, url: &Url) -> Result<Value, FetchPro
     if status != reqwest::StatusCode::OK {
         return Err(FetchProblem::Status(status.as_u16()));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(request_problem)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(FetchProblem::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = http.read_body(response).await.map_err(|e| match e {
+        BodyError::TooLarge { limit } => FetchProblem::TooLarge(limit),
+        BodyError::Transport(e) => request_problem(e),
+    })?;
     serde_json::from_slice(&body).map_err(|e| FetchProblem::NotJson(cut(&e.to_string())))
 }
 
@@ -320,44 +332,40 @@ fn check_issuer(conn: &Connection, doc: &Map<String, Value>) -> Check {
 // ---------------------------------------------------------------------------------------
 // 3. Endpoints
 
-/// Same rule as sign-in (registry::check_metadata): plain http only when both the issuer
-/// and the endpoint are on this machine, i.e. a local test IdP.
-fn transport_allowed(conn: &Connection, url: &Url) -> bool {
-    url.scheme() == "https"
-        || (url.scheme() == "http" && is_loopback(conn.issuer.url()) && is_loopback(url))
+/// How many endpoint URLs of `doc` sign-in would refuse ([`check_idp_url`]).
+fn refused_urls(conn: &Connection, doc: &Map<String, Value>) -> usize {
+    endpoint_urls(doc)
+        .into_iter()
+        .filter(|(_, raw)| check_idp_url_str(raw, conn.issuer.url()).is_err())
+        .count()
 }
 
+/// Every endpoint URL through the rule sign-in applies, plus the endpoints sign-in needs.
 fn check_endpoints(conn: &Connection, doc: &Map<String, Value>) -> Check {
-    let fields = [
-        ("authorization_endpoint", true),
-        ("token_endpoint", true),
-        ("jwks_uri", true),
-        // Optional: the gateway calls userinfo only when the ID token lacks the email.
-        ("userinfo_endpoint", false),
-    ];
     let mut problems = Vec::new();
-    let mut local_http = false;
-    for (field, required) in fields {
+    for field in ["authorization_endpoint", "token_endpoint", "jwks_uri"] {
         match doc.get(field) {
-            None | Some(Value::Null) => {
-                if required {
-                    problems.push(format!("{field} is missing"));
-                }
-            }
-            Some(Value::String(s)) => match Url::parse(s) {
-                Err(_) => problems.push(format!("{field} {} is not a valid URL", shown(s))),
-                Ok(url) if url.scheme() == "https" => {}
-                Ok(url) if transport_allowed(conn, &url) => local_http = true,
-                Ok(_) => problems.push(format!("{field} {} is not https", shown(s))),
-            },
+            None | Some(Value::Null) => problems.push(format!("{field} is missing")),
+            Some(Value::String(_)) => {}
             Some(_) => problems.push(format!("{field} is not a URL string")),
+        }
+    }
+    let mut local_http = false;
+    for (field, raw) in endpoint_urls(doc) {
+        match check_idp_url_str(raw, conn.issuer.url()) {
+            Ok(url) => local_http |= url.scheme() == "http",
+            Err(reason) => problems.push(format!(
+                "{} {} is refused: it {reason}",
+                field_name(&field),
+                shown(raw)
+            )),
         }
     }
     if !problems.is_empty() {
         return failed(
             "endpoints",
             format!(
-                "Problems with the identity provider's endpoints: {}. Endpoints must use https (plain http is allowed only when the issuer and the endpoint are both on localhost).",
+                "Problems with the identity provider's endpoints: {}. Sign-in refuses such a discovery document and fetches nothing it names. Endpoints must use https without a user name or password (plain http is allowed only when the issuer and the endpoint are both on localhost).",
                 problems.join("; ")
             ),
         );
@@ -494,7 +502,12 @@ fn key_type_for(alg: &str) -> Option<CoreJsonWebKeyType> {
     }
 }
 
-async fn check_jwks(http: &reqwest::Client, conn: &Connection, doc: &Map<String, Value>) -> Check {
+async fn check_jwks(
+    http: &IdpHttp,
+    conn: &Connection,
+    doc: &Map<String, Value>,
+    endpoints_safe: bool,
+) -> Check {
     let Some(url) = doc
         .get("jwks_uri")
         .and_then(Value::as_str)
@@ -506,13 +519,13 @@ async fn check_jwks(http: &reqwest::Client, conn: &Connection, doc: &Map<String,
         );
     };
     // Sign-in refuses such an IdP before it fetches anything, so the test does not fetch
-    // either: the admin console should not be a way to make the gateway call plain-http
-    // hosts that a discovery document names.
-    if !transport_allowed(conn, &url) {
+    // either: the admin console must not be a way to make the gateway call hosts that a
+    // discovery document names.
+    if !endpoints_safe {
         return failed(
             "jwks",
             format!(
-                "The key set was not fetched because jwks_uri {} is not https (see the endpoints check).",
+                "The key set at {} was not fetched because the discovery document names endpoints the gateway refuses (see the endpoints check).",
                 shown(url.as_str())
             ),
         );
@@ -713,6 +726,20 @@ fn check_token_auth_method(doc: &Map<String, Value>) -> Check {
     }
 }
 
+/// A document's field name as messages show it: plain when it looks like one, otherwise
+/// quoted like any other untrusted string.
+fn field_name(field: &str) -> String {
+    if field.len() <= 80
+        && field
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        field.to_owned()
+    } else {
+        shown(field)
+    }
+}
+
 /// Error text from our own libraries: not quoted, only cut to a length a page can show.
 fn cut(s: &str) -> String {
     if s.chars().count() > MAX_SHOWN_CHARS {
@@ -827,6 +854,8 @@ mod tests {
     }
 
     async fn run_with(http: &reqwest::Client, conn: &Connection) -> Vec<Check> {
+        let http = IdpHttp::new(http.clone());
+        let http = &http;
         let checks = diagnose(http, conn, &redirect_uri()).await;
         // Every case doubles as a leak test: the secret is in the connection and the IdP.
         for c in &checks {
@@ -1095,7 +1124,8 @@ mod tests {
     async fn several_problems_are_reported_in_one_run() {
         let issuer = start_custom(
             |_, doc| {
-                doc["token_endpoint"] = json!("http://idp.example/token");
+                // Missing rather than refused: a refused URL would stop the JWKS fetch.
+                doc.as_object_mut().unwrap().remove("token_endpoint");
                 doc["response_types_supported"] = json!(["id_token"]);
                 doc["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
                 doc["authorization_response_iss_parameter_supported"] = json!(false);
@@ -1109,7 +1139,7 @@ mod tests {
             &checks,
             "endpoints",
             CheckStatus::Failed,
-            "token_endpoint \"http://idp.example/token\" is not https",
+            "token_endpoint is missing",
         );
         assert_status(&checks, "response_type", CheckStatus::Failed, "not code");
         assert_status(
@@ -1131,6 +1161,91 @@ mod tests {
             "does not announce",
         );
         assert_status(&checks, "issuer", CheckStatus::Ok, "matches");
+    }
+
+    /// Serves the good document edited by `edit` (which gets the issuer) and counts the
+    /// requests for `/jwks`.
+    async fn start_counting(
+        edit: impl FnOnce(&str, &mut Value),
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (listener, issuer) = bind().await;
+        let mut doc = good_doc(&issuer);
+        edit(&issuer, &mut doc);
+        let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = fetches.clone();
+        let app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(doc) }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(json!({ "keys": [rsa_key(Some("k1"))] }))
+                }),
+            );
+        serve(listener, app);
+        (issuer, fetches)
+    }
+
+    // SECURITY.md rule 23: the check reports a refused URL and, like sign-in, fetches
+    // nothing the document names. `0.0.0.0` reaches this machine on Linux, so the key set
+    // would have been served had it been fetched.
+    #[tokio::test]
+    async fn test_connection_reports_jwks_uri_on_unspecified_address_without_fetching() {
+        let (issuer, fetches) = start_counting(|issuer, doc| {
+            doc["jwks_uri"] = json!(issuer.replace("127.0.0.1", "0.0.0.0") + "/jwks");
+        })
+        .await;
+        let checks = run(&connection(&issuer)).await;
+        assert_status(
+            &checks,
+            "endpoints",
+            CheckStatus::Failed,
+            "jwks_uri \"http://0.0.0.0:",
+        );
+        assert_status(
+            &checks,
+            "endpoints",
+            CheckStatus::Failed,
+            "names the address 0.0.0.0",
+        );
+        assert_status(&checks, "jwks", CheckStatus::Failed, "was not fetched");
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn test_connection_reports_any_refused_endpoint_and_fetches_no_keys() {
+        for (field, bad) in [
+            ("end_session_endpoint", "http://idp.example/logout"),
+            ("token_endpoint", "https://user@idp.example/token"),
+            ("revocation_endpoint", "http://[::ffff:127.0.0.1]:9/revoke"),
+            ("userinfo_endpoint", "http://localhost.evil.com/userinfo"),
+        ] {
+            let (issuer, fetches) = start_counting(|_, doc| doc[field] = json!(bad)).await;
+            let checks = run(&connection(&issuer)).await;
+            assert_status(&checks, "endpoints", CheckStatus::Failed, field);
+            assert_status(&checks, "jwks", CheckStatus::Failed, "was not fetched");
+            assert_eq!(
+                fetches.load(std::sync::atomic::Ordering::SeqCst),
+                0,
+                "{field}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_discovery_document_is_reported() {
+        let (base, _) = crate::capped_body::test_server::endless_json().await;
+        let checks = run(&connection(&base)).await;
+        assert_status(
+            &checks,
+            "discovery",
+            CheckStatus::Failed,
+            "larger than 1024 KiB",
+        );
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 
 pub mod claims;
 pub mod diagnose;
+pub mod discovery;
 pub mod flow;
+pub mod http;
 pub mod registry;
 
 use axum::http::StatusCode;
@@ -15,6 +17,7 @@ use openidconnect::core::{
 use serde::{Deserialize, Serialize};
 
 pub use flow::{CallbackParams, PendingLogin};
+pub use http::IdpHttp;
 pub use registry::Registry;
 
 /// Discovery fields beyond OIDC Discovery 1.0 that we act on.
@@ -75,6 +78,24 @@ pub enum OidcError {
     Discovery(String),
     #[error("identity provider metadata rejected: {0}")]
     Metadata(String),
+    /// SECURITY.md rule 23: the discovery document names a URL the gateway will not call;
+    /// nothing it names was fetched.
+    #[error("identity provider endpoint {field:?} = {url:?} refused: it {reason}")]
+    EndpointRefused {
+        field: String,
+        url: String,
+        reason: crate::config::UrlRefusal,
+    },
+    #[error("identity provider {what} is larger than {} KiB", limit / 1024)]
+    ResponseTooLarge { what: &'static str, limit: usize },
+    /// Discovery failed moments ago; until the back-off ends no request goes to the IdP.
+    #[error(
+        "identity provider discovery failed recently ({cause}); next attempt in {retry_in_secs} s"
+    )]
+    Unavailable {
+        cause: &'static str,
+        retry_in_secs: u64,
+    },
     #[error("identity provider returned error {error:?}")]
     ProviderError { error: String },
     #[error("authorization response iss {got:?} does not match the connection's issuer")]
@@ -101,8 +122,11 @@ impl OidcError {
         match self {
             OidcError::Discovery(_)
             | OidcError::Metadata(_)
+            | OidcError::EndpointRefused { .. }
+            | OidcError::ResponseTooLarge { .. }
             | OidcError::CodeExchange(_)
             | OidcError::Userinfo(_) => StatusCode::BAD_GATEWAY,
+            OidcError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             OidcError::ProviderError { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -112,6 +136,9 @@ impl OidcError {
         match self {
             OidcError::Discovery(_) => "idp_unreachable",
             OidcError::Metadata(_) => "idp_metadata_rejected",
+            OidcError::EndpointRefused { .. } => "idp_endpoint_refused",
+            OidcError::ResponseTooLarge { .. } => "idp_response_too_large",
+            OidcError::Unavailable { .. } => "idp_unavailable",
             OidcError::ProviderError { error } if error == "access_denied" => "idp_access_denied",
             OidcError::ProviderError { .. } => "idp_error",
             OidcError::IssuerMismatch { .. } => "iss_mismatch",
@@ -126,9 +153,17 @@ impl OidcError {
 
     pub fn public_message(&self) -> (&'static str, String) {
         match self {
-            OidcError::Discovery(_) | OidcError::Metadata(_) | OidcError::CodeExchange(_) | OidcError::Userinfo(_) => (
+            OidcError::Discovery(_) | OidcError::Metadata(_) | OidcError::ResponseTooLarge { .. } | OidcError::CodeExchange(_) | OidcError::Userinfo(_) => (
                 "Your company's sign-in service is not answering",
                 "We could not complete the sign-in with your company's identity provider. Please try again in a minute; if it keeps happening, tell your IT team.".into(),
+            ),
+            OidcError::Unavailable { .. } => (
+                "Your company's sign-in service is unavailable",
+                "Your company's identity provider did not answer properly a moment ago, so we are giving it a short break. Please try again in a minute; if it keeps happening, tell your IT team.".into(),
+            ),
+            OidcError::EndpointRefused { .. } => (
+                "Your company's sign-in service is not set up safely",
+                "Your company's identity provider names an address this gateway does not call, so sign-in through it is off. Please tell your IT team the reference below.".into(),
             ),
             OidcError::ProviderError { error } if error == "access_denied" => (
                 "Sign-in was cancelled",

@@ -10,60 +10,90 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openidconnect::JsonWebKeySetUrl;
-use openidconnect::core::CoreJsonWebKeySet;
 use tokio::sync::Mutex;
 
-use super::{OidcError, ProviderMetadata};
-use crate::config::{Connection, is_loopback};
+use super::discovery::{discover, fetch_jwks};
+use super::{IdpHttp, OidcError, ProviderMetadata};
+use crate::clock::Clock;
+use crate::config::Connection;
 use crate::domain::ConnectionId;
 
 /// How long discovery metadata and keys are trusted before they are fetched again.
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// At most one forced JWKS refetch per connection in this interval.
 pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-/// When a refresh fails, the expired copy is used and the next attempt waits this long,
-/// so an IdP that is down is not asked again by every sign-in.
-pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// After a failed discovery the IdP is not asked again for this long; each further failure
+/// in a row doubles it, up to [`MAX_BACKOFF`] (SECURITY.md rule 23). Meanwhile sign-ins use
+/// the expired copy if there is one, and otherwise get `idp_unavailable` at once, so
+/// anonymous `/login` requests cannot make the gateway hammer an IdP that is down (or
+/// repeat a fetch the checks refuse).
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// An expired copy older than this is not used any more: the refresh error is returned.
 pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Registry {
-    http: reqwest::Client,
+    http: IdpHttp,
     ttl: Duration,
+    /// Times the back-off; tests move it instead of sleeping.
+    clock: Clock,
     /// One slot per connection, created on first use.
     providers: std::sync::Mutex<HashMap<ConnectionId, Arc<Slot>>>,
 }
 
 #[derive(Default)]
 struct Slot {
-    cached: std::sync::Mutex<Option<Cached>>,
+    state: std::sync::Mutex<State>,
     /// Held by the one request that fetches for this connection. While it refreshes
     /// expired metadata, other sign-ins use the expired copy instead of queueing behind a
     /// slow IdP; only when nothing is cached yet do they wait for it.
     fetching: Mutex<()>,
 }
 
+#[derive(Clone, Default)]
+struct State {
+    cached: Option<Cached>,
+    failure: Option<Failure>,
+}
+
 #[derive(Clone)]
 struct Cached {
     metadata: Arc<ProviderMetadata>,
     fetched_at: Instant,
-    /// After a failed refresh: no new attempt before this.
-    retry_at: Option<Instant>,
     last_forced_jwks: Option<Instant>,
 }
 
+/// The last discoveries failed: how many in a row, and when the IdP may be asked again.
+#[derive(Clone, Copy)]
+struct Failure {
+    in_a_row: u32,
+    retry_at: i64,
+    cause: &'static str,
+}
+
+/// The pause after `in_a_row` failed discoveries (1 = the first).
+pub fn backoff(in_a_row: u32) -> Duration {
+    let doublings = in_a_row.saturating_sub(1).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
+}
+
 impl Slot {
-    fn get(&self) -> Option<Cached> {
-        self.cached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn get(&self) -> State {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set(&self, c: Cached) {
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    fn update(&self, f: impl FnOnce(&mut State)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
     }
+}
+
+/// What a sign-in gets without asking the IdP, if anything.
+enum Answer {
+    Use(Arc<ProviderMetadata>),
+    Refuse(OidcError),
+    Fetch,
 }
 
 impl Registry {
@@ -73,13 +103,20 @@ impl Registry {
 
     pub fn with_ttl(http: reqwest::Client, ttl: Duration) -> Self {
         Self {
-            http,
+            http: IdpHttp::new(http),
             ttl,
+            clock: Clock::system(),
             providers: std::sync::Mutex::default(),
         }
     }
 
-    /// Forgets what was cached for a connection (its settings changed).
+    /// Times the back-off with `clock` (the application's, which tests move).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Forgets what was cached for a connection, failures included (its settings changed).
     pub fn forget(&self, id: &ConnectionId) {
         self.providers
             .lock()
@@ -87,50 +124,96 @@ impl Registry {
             .remove(id);
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    /// The client for every call to an IdP: capped bodies, no redirects.
+    pub fn http(&self) -> &IdpHttp {
         &self.http
     }
 
     /// Cached metadata (with keys), discovered on first use and after the TTL. One request
     /// per connection fetches; meanwhile the others get the expired copy if there is one.
+    /// After a failure the IdP is left alone for the back-off ([`backoff`]).
     pub async fn metadata(&self, conn: &Connection) -> Result<Arc<ProviderMetadata>, OidcError> {
         let slot = self.slot(conn);
-        let cached = slot.get();
-        let fresh = |c: &Cached| {
-            c.fetched_at.elapsed() < self.ttl || c.retry_at.is_some_and(|t| Instant::now() < t)
-        };
-        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
-            return Ok(c.metadata.clone());
+        match self.without_fetching(&slot.get()) {
+            Answer::Use(m) => return Ok(m),
+            Answer::Refuse(e) => return Err(e),
+            Answer::Fetch => {}
         }
-        let _fetching = match (cached, slot.fetching.try_lock()) {
+        let _fetching = match (slot.get().cached, slot.fetching.try_lock()) {
             (_, Ok(guard)) => guard,
             (Some(stale), Err(_)) => return Ok(stale.metadata),
             (None, Err(_)) => slot.fetching.lock().await,
         };
-        // Whoever held the lock before us may have fetched already.
-        let cached = slot.get();
-        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
-            return Ok(c.metadata.clone());
+        // Whoever held the lock before us may have fetched, or failed, already.
+        let state = slot.get();
+        match self.without_fetching(&state) {
+            Answer::Use(m) => return Ok(m),
+            Answer::Refuse(e) => return Err(e),
+            Answer::Fetch => {}
         }
-        let last_forced_jwks = cached.as_ref().and_then(|c| c.last_forced_jwks);
-        let metadata = match (discover(&self.http, conn).await, cached) {
-            (Ok(m), _) => Arc::new(m),
-            (Err(e), Some(mut stale)) if stale.fetched_at.elapsed() < MAX_STALE => {
-                tracing::warn!(connection = %conn.id, error = %e, "IdP metadata refresh failed; using the expired copy");
-                stale.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
-                let metadata = stale.metadata.clone();
-                slot.set(stale);
-                return Ok(metadata);
+        match discover(&self.http, conn).await {
+            Ok(m) => {
+                let metadata = Arc::new(m);
+                let last_forced_jwks = state.cached.and_then(|c| c.last_forced_jwks);
+                slot.update(|s| {
+                    s.cached = Some(Cached {
+                        metadata: metadata.clone(),
+                        fetched_at: Instant::now(),
+                        last_forced_jwks,
+                    });
+                    s.failure = None;
+                });
+                Ok(metadata)
             }
-            (Err(e), _) => return Err(e),
+            Err(e) => {
+                let in_a_row = state.failure.map_or(0, |f| f.in_a_row) + 1;
+                let pause = backoff(in_a_row);
+                slot.update(|s| {
+                    s.failure = Some(Failure {
+                        in_a_row,
+                        retry_at: self.clock.now() + pause.as_secs() as i64,
+                        cause: e.code(),
+                    })
+                });
+                match state.cached.filter(|c| c.fetched_at.elapsed() < MAX_STALE) {
+                    Some(stale) => {
+                        tracing::warn!(connection = %conn.id, reason = e.code(), error = %e, retry_in_secs = pause.as_secs(), "IdP metadata refresh failed; using the expired copy");
+                        Ok(stale.metadata)
+                    }
+                    None => {
+                        tracing::warn!(connection = %conn.id, reason = e.code(), error = %e, retry_in_secs = pause.as_secs(), "IdP discovery failed; backing off");
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The answer from what the slot holds: fresh metadata; during a back-off the expired
+    /// copy or the refusal; otherwise a fetch is due.
+    fn without_fetching(&self, state: &State) -> Answer {
+        if let Some(c) = state
+            .cached
+            .as_ref()
+            .filter(|c| c.fetched_at.elapsed() < self.ttl)
+        {
+            return Answer::Use(c.metadata.clone());
+        }
+        let now = self.clock.now();
+        let Some(failure) = state.failure.filter(|f| now < f.retry_at) else {
+            return Answer::Fetch;
         };
-        slot.set(Cached {
-            metadata: metadata.clone(),
-            fetched_at: Instant::now(),
-            retry_at: None,
-            last_forced_jwks,
-        });
-        Ok(metadata)
+        match state
+            .cached
+            .as_ref()
+            .filter(|c| c.fetched_at.elapsed() < MAX_STALE)
+        {
+            Some(stale) => Answer::Use(stale.metadata.clone()),
+            None => Answer::Refuse(OidcError::Unavailable {
+                cause: failure.cause,
+                retry_in_secs: (failure.retry_at - now).max(1) as u64,
+            }),
+        }
     }
 
     /// Refetches the JWKS because an ID token named a key we do not have. Returns the new
@@ -142,7 +225,7 @@ impl Registry {
     ) -> Result<Option<Arc<ProviderMetadata>>, OidcError> {
         let slot = self.slot(conn);
         let _fetching = slot.fetching.lock().await;
-        let Some(mut current) = slot.get() else {
+        let Some(mut current) = slot.get().cached else {
             return Ok(None);
         };
         if current
@@ -154,11 +237,13 @@ impl Registry {
         }
         current.last_forced_jwks = Some(Instant::now());
         // The throttle counts attempts, failed ones too.
-        slot.set(current.clone());
+        let attempt = current.clone();
+        slot.update(|s| s.cached = Some(attempt));
+        // jwks_uri passed the URL checks when this metadata was discovered.
         let jwks = fetch_jwks(&self.http, current.metadata.jwks_uri()).await?;
         let updated = Arc::new((*current.metadata).clone().set_jwks(jwks));
         current.metadata = updated.clone();
-        slot.set(current);
+        slot.update(|s| s.cached = Some(current));
         tracing::info!(connection = %conn.id, "JWKS refetched for an unknown key id");
         Ok(Some(updated))
     }
@@ -171,67 +256,6 @@ impl Registry {
             .or_default()
             .clone()
     }
-}
-
-/// Discovery, with the checks RP certification asks for: the document's `issuer` must equal
-/// the configured issuer exactly (`rp-discovery-issuer-not-matching-config`, done by the
-/// crate), endpoints must be https unless the IdP is on loopback, PKCE S256 must be offered
-/// when the IdP lists its PKCE methods at all.
-pub async fn discover(
-    http: &reqwest::Client,
-    conn: &Connection,
-) -> Result<ProviderMetadata, OidcError> {
-    let issuer = conn.issuer.clone();
-    let metadata = ProviderMetadata::discover_async(issuer, http)
-        .await
-        .map_err(|e| match e {
-            openidconnect::DiscoveryError::Validation(msg) => OidcError::Metadata(msg),
-            other => OidcError::Discovery(error_chain(&other)),
-        })?;
-    check_metadata(conn, &metadata)?;
-    Ok(metadata)
-}
-
-fn check_metadata(conn: &Connection, m: &ProviderMetadata) -> Result<(), OidcError> {
-    let loopback_ok = is_loopback(conn.issuer.url());
-    let endpoints = [
-        Some(m.authorization_endpoint().url()),
-        m.token_endpoint().map(|u| u.url()),
-        Some(m.jwks_uri().url()),
-        m.userinfo_endpoint().map(|u| u.url()),
-    ];
-    for url in endpoints.into_iter().flatten() {
-        if url.scheme() != "https" && !(loopback_ok && url.scheme() == "http" && is_loopback(url)) {
-            return Err(OidcError::Metadata(format!(
-                "endpoint {} is not https",
-                url.as_str()
-            )));
-        }
-        if url.host_str() != conn.issuer.url().host_str() {
-            // Legitimate for some IdPs (CDN-hosted keys), so a warning rather than a refusal.
-            tracing::warn!(connection = %conn.id, host = url.host_str().unwrap_or(""), "IdP endpoint on another host than the issuer");
-        }
-    }
-    if m.token_endpoint().is_none() {
-        return Err(OidcError::Metadata("no token_endpoint".into()));
-    }
-    if let Some(methods) = &m.additional_metadata().code_challenge_methods_supported
-        && !methods.iter().any(|x| x == "S256")
-    {
-        return Err(OidcError::Metadata(
-            "the IdP does not support PKCE S256".into(),
-        ));
-    }
-    Ok(())
-}
-
-async fn fetch_jwks(
-    http: &reqwest::Client,
-    url: &JsonWebKeySetUrl,
-) -> Result<CoreJsonWebKeySet, OidcError> {
-    CoreJsonWebKeySet::fetch_async(url, http)
-        .await
-        .map_err(|e| OidcError::Discovery(format!("JWKS fetch failed: {}", error_chain(&e))))
 }
 
 /// The whole `source()` chain on one line: the crate's top-level messages are terse.
@@ -298,13 +322,13 @@ mod tests {
                 async move {
                     if req.uri().path().ends_with("openid-configuration") {
                         discoveries.fetch_add(1, Ordering::SeqCst);
-                        if fail.load(Ordering::SeqCst) {
-                            use axum::response::IntoResponse;
-                            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                        }
                         if hold.load(Ordering::SeqCst) {
                             // Permits return when dropped: one release lets every waiter by.
                             let _ = release.acquire().await;
+                        }
+                        if fail.load(Ordering::SeqCst) {
+                            use axum::response::IntoResponse;
+                            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
                         }
                     }
                     next.run(req).await
@@ -391,18 +415,21 @@ mod tests {
 
     /// An IdP that fails its discovery: the expired copy keeps sign-ins going, and the IdP
     /// is asked again only after a pause, not by every sign-in. With nothing cached, the
-    /// error is the answer.
+    /// error is the answer, then `idp_unavailable` until the pause is over.
     #[tokio::test]
     async fn a_failed_refresh_uses_the_expired_copy_and_backs_off() {
         let idp = gated_idp().await;
         let http = crate::http_client(Duration::from_secs(30)).unwrap();
-        let registry = Registry::with_ttl(http.clone(), Duration::ZERO);
+        let clock = Clock::system();
+        let registry = Registry::with_ttl(http.clone(), Duration::ZERO).with_clock(clock.clone());
         idp.fail.store(true, Ordering::SeqCst);
-        assert!(
-            registry.metadata(&idp.conn).await.is_err(),
-            "nothing cached yet"
-        );
+        let first = registry.metadata(&idp.conn).await.unwrap_err();
+        assert_eq!(first.code(), "idp_unreachable", "nothing cached yet");
         idp.fail.store(false, Ordering::SeqCst);
+        let again = registry.metadata(&idp.conn).await.unwrap_err();
+        assert_eq!(again.code(), "idp_unavailable", "backing off");
+        assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
+        clock.advance(FIRST_BACKOFF.as_secs() as i64);
         registry.metadata(&idp.conn).await.unwrap();
         let before = idp.discoveries.load(Ordering::SeqCst);
         idp.fail.store(true, Ordering::SeqCst);
@@ -417,5 +444,104 @@ mod tests {
             before + 1,
             "one failed attempt, then a pause"
         );
+    }
+
+    /// SECURITY.md rule 23: a failed discovery is remembered. Sign-ins during the pause get
+    /// `idp_unavailable` without a request; each failure in a row doubles the pause (capped);
+    /// a success ends it.
+    #[tokio::test]
+    async fn failed_discovery_backs_off_longer_each_time_and_recovers() {
+        let idp = gated_idp().await;
+        let clock = Clock::system();
+        let registry = Registry::new(crate::http_client(Duration::from_secs(30)).unwrap())
+            .with_clock(clock.clone());
+        let count = || idp.discoveries.load(Ordering::SeqCst);
+        idp.fail.store(true, Ordering::SeqCst);
+        assert_eq!(
+            registry.metadata(&idp.conn).await.unwrap_err().code(),
+            "idp_unreachable"
+        );
+        for _ in 0..5 {
+            let e = registry.metadata(&idp.conn).await.unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    OidcError::Unavailable {
+                        cause: "idp_unreachable",
+                        retry_in_secs: 30
+                    }
+                ),
+                "{e:?}"
+            );
+        }
+        assert_eq!(count(), 1);
+        clock.advance(30);
+        assert_eq!(
+            registry.metadata(&idp.conn).await.unwrap_err().code(),
+            "idp_unreachable"
+        );
+        assert_eq!(count(), 2);
+        // The second failure in a row: 60 s.
+        clock.advance(30);
+        assert_eq!(
+            registry.metadata(&idp.conn).await.unwrap_err().code(),
+            "idp_unavailable"
+        );
+        assert_eq!(count(), 2);
+        clock.advance(30);
+        idp.fail.store(false, Ordering::SeqCst);
+        registry.metadata(&idp.conn).await.unwrap();
+        assert_eq!(count(), 3);
+        // Forgetting the connection (its settings changed) also forgets the failures.
+        idp.fail.store(true, Ordering::SeqCst);
+        registry.forget(&idp.conn.id);
+        assert!(registry.metadata(&idp.conn).await.is_err());
+        registry.forget(&idp.conn.id);
+        assert!(registry.metadata(&idp.conn).await.is_err());
+        assert_eq!(count(), 5);
+    }
+
+    /// Concurrent first sign-ins against a failing IdP: one request, and the ones that
+    /// waited for it get the back-off answer instead of each asking in turn.
+    #[tokio::test]
+    async fn concurrent_sign_ins_share_one_failed_discovery() {
+        let idp = gated_idp().await;
+        let registry = Arc::new(Registry::new(
+            crate::http_client(Duration::from_secs(30)).unwrap(),
+        ));
+        idp.fail.store(true, Ordering::SeqCst);
+        idp.hold.store(true, Ordering::SeqCst);
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let (registry, conn) = (registry.clone(), idp.conn.clone());
+                tokio::spawn(async move { registry.metadata(&conn).await })
+            })
+            .collect();
+        while idp.discoveries.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        idp.release.add_permits(1);
+        let mut codes: Vec<_> = Vec::new();
+        for c in calls {
+            codes.push(c.await.unwrap().unwrap_err().code());
+        }
+        codes.sort();
+        assert_eq!(
+            codes,
+            [
+                "idp_unavailable",
+                "idp_unavailable",
+                "idp_unavailable",
+                "idp_unreachable"
+            ]
+        );
+        assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let secs: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
     }
 }
