@@ -205,6 +205,7 @@ pub fn demo_config(
             allowed_email_domains: domains,
             ..Default::default()
         }],
+        ..Default::default()
     }
 }
 

@@ -36,9 +36,6 @@ pub struct RawServer {
     pub admin_failures_per_minute: Option<u32>,
     /// `redis://…` to keep sessions in Redis, so replicas share them; default in memory.
     pub sessions_url: Option<String>,
-    /// Environment overrides that did not parse: (variable, what was expected).
-    #[serde(skip)]
-    pub env_errors: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,62 +67,10 @@ pub enum ClientIpSource {
     Hops(usize),
 }
 
-/// Applies a `BCSSO_SERVER_*` variable (`name` without the prefix); `false` if unknown.
-pub(super) fn apply_env(raw: &mut RawServer, name: &str, value: String) -> bool {
-    let env = format!("{ENV_PREFIX}{name}");
-    match name {
-        "SERVER_LISTEN" => raw.listen = Some(value),
-        "SERVER_PUBLIC_URL" => raw.public_url = Some(value),
-        "SERVER_SESSIONS_URL" => raw.sessions_url = Some(value),
-        "SERVER_TRUSTED_PROXIES" => {
-            raw.trusted_proxies = Some(
-                value
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            )
-        }
-        "SERVER_TRUSTED_PROXY_HOPS" => raw.trusted_proxy_hops = number(raw, env, &value),
-        "SERVER_SEND_REQUEST_IP" => {
-            raw.send_request_ip = match value.trim() {
-                "true" | "1" => Some(true),
-                "false" | "0" => Some(false),
-                _ => {
-                    raw.env_errors.push((env, "expected true or false".into()));
-                    None
-                }
-            }
-        }
-        "SERVER_RATE_LIMIT_PER_MINUTE" => raw.rate_limit_per_minute = number(raw, env, &value),
-        "SERVER_RATE_LIMIT_BURST" => raw.rate_limit_burst = number(raw, env, &value),
-        "SERVER_CONNECTION_RATE_LIMIT_PER_MINUTE" => {
-            raw.connection_rate_limit_per_minute = number(raw, env, &value)
-        }
-        "SERVER_ADMIN_FAILURES_PER_MINUTE" => {
-            raw.admin_failures_per_minute = number(raw, env, &value)
-        }
-        _ => return false,
-    }
-    true
-}
-
-fn number<T: std::str::FromStr>(raw: &mut RawServer, env: String, value: &str) -> Option<T> {
-    let parsed = value.trim().parse().ok();
-    if parsed.is_none() {
-        raw.env_errors
-            .push((env, format!("expected a whole number, got {value:?}")));
-    }
-    parsed
-}
-
 pub(super) fn validate_server(
     raw: RawServer,
     errors: &mut Vec<ConfigError>,
 ) -> Option<ServerConfig> {
-    for (env, message) in &raw.env_errors {
-        errors.push(invalid(env.clone(), message.clone()));
-    }
     let listen = match raw.listen.as_deref().unwrap_or("127.0.0.1:8080").parse() {
         Ok(addr) => Some(addr),
         Err(_) => {
@@ -371,33 +316,5 @@ mod tests {
         })
         .unwrap_err();
         assert!(e[0].contains("send_request_ip replaces it"), "{e:?}");
-    }
-
-    #[test]
-    fn env_overrides_parse_or_say_why() {
-        let mut raw = RawServer::default();
-        for (name, value) in [
-            ("SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
-            ("SERVER_SEND_REQUEST_IP", "true"),
-            ("SERVER_RATE_LIMIT_PER_MINUTE", "30"),
-            ("SERVER_CONNECTION_RATE_LIMIT_PER_MINUTE", "0"),
-            ("SERVER_ADMIN_FAILURES_PER_MINUTE", "5"),
-        ] {
-            assert!(apply_env(&mut raw, name, value.into()));
-        }
-        assert!(!apply_env(&mut raw, "SERVER_NOPE", "1".into()));
-        assert_eq!(
-            raw.trusted_proxies.as_deref(),
-            Some(&["10.0.0.0/8".to_owned(), "127.0.0.1".to_owned()][..])
-        );
-        assert_eq!(raw.send_request_ip, Some(true));
-        assert_eq!(raw.connection_rate_limit_per_minute, Some(0));
-        assert_eq!(raw.admin_failures_per_minute, Some(5));
-        assert!(raw.env_errors.is_empty());
-        apply_env(&mut raw, "SERVER_RATE_LIMIT_BURST", "lots".into());
-        apply_env(&mut raw, "SERVER_SEND_REQUEST_IP", "yes".into());
-        let e = source(raw).unwrap_err().join("\n");
-        assert!(e.contains("BCSSO_SERVER_RATE_LIMIT_BURST"), "{e}");
-        assert!(e.contains("BCSSO_SERVER_SEND_REQUEST_IP"), "{e}");
     }
 }
