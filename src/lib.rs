@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admin_access;
+pub mod admin_session;
 pub mod bigcommerce;
 pub mod client_ip;
 pub mod clock;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub connections: connections::Connections,
     pub store: store::Store,
     pub sessions: sessions::SessionBackend,
+    /// Admin sessions: their own store (map or key prefix), apart from shoppers'.
+    pub admin_sessions: sessions::SessionBackend,
     pub clock: Clock,
 }
 
@@ -106,6 +109,7 @@ impl AppState {
             None => sessions::SessionBackend::Memory(sessions::MemorySessionStore::default()),
         };
         Ok(Self {
+            admin_sessions: sessions.for_admins(),
             sessions,
             oidc: oidc::Registry::new(http),
             connections: connections::Connections::new(entries),

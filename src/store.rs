@@ -118,6 +118,8 @@ pub enum AuditKind {
     ConnectionDeleted,
     StoreSettingsChanged,
     AdminAccessChanged,
+    /// "Sign out all admin sessions" in the console or the API.
+    AdminSessionsRevoked,
 }
 
 impl AuditKind {
@@ -136,10 +138,11 @@ impl AuditKind {
             AuditKind::ConnectionDeleted => "connection_deleted",
             AuditKind::StoreSettingsChanged => "store_settings_changed",
             AuditKind::AdminAccessChanged => "admin_access_changed",
+            AuditKind::AdminSessionsRevoked => "admin_sessions_revoked",
         }
     }
 
-    pub const ALL: [AuditKind; 13] = [
+    pub const ALL: [AuditKind; 14] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
@@ -153,6 +156,7 @@ impl AuditKind {
         AuditKind::ConnectionDeleted,
         AuditKind::StoreSettingsChanged,
         AuditKind::AdminAccessChanged,
+        AuditKind::AdminSessionsRevoked,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
