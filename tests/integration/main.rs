@@ -9,4 +9,5 @@ mod connections;
 mod flow;
 mod id_token;
 mod interop;
+mod sessions;
 mod store_settings;
