@@ -98,7 +98,13 @@ pub async fn revalidate(app: &AppState, session: &Session) -> Result<Option<Admi
     };
     match ended {
         Some(reason) => {
-            tracing::info!(reason, actor = %admin.actor, "admin session ended");
+            // Not the actor: an SSO admin's is an email, and emails stay out of the log.
+            let via = match admin.via {
+                Some(AdminVia::Token { .. }) => "token",
+                Some(AdminVia::Sso { .. }) => "sso",
+                None => "unknown",
+            };
+            tracing::info!(reason, via, "admin session ended");
             session.flush().await?;
             Ok(None)
         }
@@ -193,7 +199,8 @@ pub async fn sign_out_all(app: &AppState, actor: &str) -> Result<u64, Error> {
             break next;
         }
     };
-    tracing::info!(actor, generation = next, "all admin sessions signed out");
+    // Who did it is in the audit trail (an email, for an SSO admin).
+    tracing::info!(generation = next, "all admin sessions signed out");
     app.audit(AuditEvent {
         kind: AuditKind::AdminSessionsRevoked,
         actor: Some(actor.to_owned()),

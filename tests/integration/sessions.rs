@@ -405,10 +405,17 @@ async fn forged_newline_in_a_form_field_name_does_not_forge_a_log_line() {
         .env("BCSSO_LOG", "info")
         .env_remove("BCSSO_LOG_FORMAT")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Drained as it comes (a full pipe would stop the demo), shown if it exits early.
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut err = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut err).await;
+        err
+    });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     tokio::spawn(async move {
@@ -427,7 +434,8 @@ async fn forged_newline_in_a_form_field_name_does_not_forge_a_log_line() {
                 return (url.join("/").unwrap(), token.to_owned());
             }
         }
-        panic!("the demo exited: {seen:#?}");
+        let err = stderr.await.unwrap_or_default();
+        panic!("the demo exited: {seen:#?}\n{err}");
     })
     .await
     .expect("the demo printed its URLs");
