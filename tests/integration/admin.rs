@@ -574,6 +574,7 @@ const ADMIN_POSTS: &[&str] = &[
     "/admin/connections/other/disable",
     "/admin/connections/other/delete",
     "/admin/connections/demo/try",
+    "/admin/sessions/revoke",
 ];
 const ADMIN_API: &[(&str, &str)] = &[
     ("GET", "/admin/api/links?email=a"),
@@ -585,6 +586,7 @@ const ADMIN_API: &[(&str, &str)] = &[
     ("DELETE", "/admin/api/connections/other"),
     ("GET", "/admin/api/checks/store"),
     ("GET", "/admin/api/checks/connections/demo"),
+    ("POST", "/admin/api/sessions/revoke"),
 ];
 
 #[tokio::test]

@@ -14,5 +14,6 @@ mod id_token;
 mod interop;
 mod linking;
 mod properties;
+mod sessions;
 mod ssrf;
 mod store_settings;

@@ -4,25 +4,19 @@
 use std::sync::Arc;
 
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use crate::AppState;
 use crate::error::Error;
 use crate::store::{AuditEvent, AuditKind, IdentityLink};
 
-const SESSION_KEY: &str = "admin";
-const LOGIN_CSRF_KEY: &str = "admin_login_csrf";
+use crate::admin_session::establish;
+pub use crate::admin_session::{
+    ADMIN_SESSION_LIFETIME_SECS, AdminSession, AdminVia, current, keep_lifetime, revalidate,
+    sign_out_all, token_fingerprint,
+};
 
-/// What the admin's session remembers once signed in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AdminSession {
-    /// Who, for the audit trail.
-    pub actor: String,
-    /// The CSRF token every form of this session must carry.
-    pub csrf: String,
-    pub signed_in_at: i64,
-}
+const LOGIN_CSRF_KEY: &str = "admin_login_csrf";
 
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -114,10 +108,6 @@ pub fn check_api_token(app: &AppState, presented: Option<&str>) -> Result<String
     }
 }
 
-pub async fn current(session: &Session) -> Result<Option<AdminSession>, Error> {
-    Ok(session.get(SESSION_KEY).await?)
-}
-
 /// The CSRF token of the sign-in form, created on first view.
 pub async fn login_csrf(app: &AppState, session: &Session) -> Result<String, Error> {
     console_enabled(app)?;
@@ -146,16 +136,11 @@ pub async fn sign_in(
         refused(app, Error::AdminTokenRejected.code(), None).await;
         return Err(Error::AdminTokenRejected);
     }
-    session.cycle_id().await?;
     session.remove::<String>(LOGIN_CSRF_KEY).await?;
-    let admin = AdminSession {
-        actor: "bootstrap-token".into(),
-        csrf: random_token(),
-        signed_in_at: app.clock.now(),
+    let via = AdminVia::Token {
+        fingerprint: token_fingerprint(expected),
     };
-    session.insert(SESSION_KEY, &admin).await?;
-    audit(app, AuditKind::AdminSignedIn, Some(&admin.actor), None).await;
-    Ok(admin)
+    establish(app, session, "bootstrap-token".into(), via).await
 }
 
 const SSO_PENDING_KEY: &str = "admin_sso_pending";
@@ -275,15 +260,18 @@ pub async fn sso_finish(
         .await;
         return Err(Error::NotAnAdmin);
     }
-    session.cycle_id().await?;
-    let admin = AdminSession {
-        actor: format!("sso:{email}"),
-        csrf: random_token(),
-        signed_in_at: app.clock.now(),
+    let via = AdminVia::Sso {
+        connection: conn.id.to_string(),
+        issuer: conn.issuer.as_str().to_owned(),
+        email: Some(email.clone()),
+        groups: identity
+            .groups
+            .iter()
+            .filter(|g| sso.allowed_groups.contains(g))
+            .cloned()
+            .collect(),
     };
-    session.insert(SESSION_KEY, &admin).await?;
-    audit(app, AuditKind::AdminSignedIn, Some(&admin.actor), None).await;
-    Ok(admin)
+    establish(app, session, format!("sso:{email}"), via).await
 }
 
 /// Audits a refused admin SSO callback. Refusals after the ID token was verified

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admin_access;
+pub mod admin_session;
 pub mod bigcommerce;
 pub mod capped_body;
 pub mod cli;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub connections: connections::Connections,
     pub store: store::Store,
     pub sessions: sessions::SessionBackend,
+    /// Admin sessions: their own store (map or key prefix), apart from shoppers'.
+    pub admin_sessions: sessions::SessionBackend,
     pub clock: Clock,
     /// Rate limits by client IP and by connection, and the admin failure budget.
     pub limits: rate_limit::Limits,
@@ -111,6 +114,7 @@ impl AppState {
         };
         Ok(Self {
             limits: rate_limit::Limits::new(&config.server),
+            admin_sessions: sessions.for_admins(),
             sessions,
             oidc: oidc::Registry::new(http).with_clock(clock.clone()),
             connections: connections::Connections::new(entries),

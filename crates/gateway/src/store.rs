@@ -126,6 +126,8 @@ pub enum AuditKind {
     ConnectionDeleted,
     StoreSettingsChanged,
     AdminAccessChanged,
+    /// "Sign out all admin sessions" in the console or the API.
+    AdminSessionsRevoked,
 }
 
 impl AuditKind {
@@ -146,10 +148,11 @@ impl AuditKind {
             AuditKind::ConnectionDeleted => "connection_deleted",
             AuditKind::StoreSettingsChanged => "store_settings_changed",
             AuditKind::AdminAccessChanged => "admin_access_changed",
+            AuditKind::AdminSessionsRevoked => "admin_sessions_revoked",
         }
     }
 
-    pub const ALL: [AuditKind; 15] = [
+    pub const ALL: [AuditKind; 16] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
@@ -165,6 +168,7 @@ impl AuditKind {
         AuditKind::ConnectionDeleted,
         AuditKind::StoreSettingsChanged,
         AuditKind::AdminAccessChanged,
+        AuditKind::AdminSessionsRevoked,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

@@ -44,7 +44,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     // Lax, not Strict: the admin SSO callback is a top-level GET from the IdP's site, and
     // a Strict cookie would not come with it. Cross-site POSTs still carry no cookie, and
     // every form has a CSRF token. The path keeps the cookie away from shopper pages.
-    let sessions = SessionManagerLayer::new(state.sessions.for_admins())
+    let sessions = SessionManagerLayer::new(state.admin_sessions.clone())
         .with_name(if https {
             "__Secure-bcsso-admin"
         } else {
@@ -54,7 +54,12 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_path("/admin")
-        .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+        // Anonymous sessions (the sign-in form's CSRF token, a pending SSO sign-in) live as
+        // long as a pending login; signing in gives the session the admin's absolute
+        // lifetime (`admin_session::establish`). Nothing anonymous gets the long one.
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            state.config.server.pending_login_ttl.as_secs() as i64,
+        )));
     // Signing in counts against the client's sign-in requests like a shopper's (it creates
     // sessions and starts IdP sign-ins), and a client out of failed admin attempts is
     // refused before its token or callback is looked at.
@@ -74,6 +79,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/", get(dashboard))
         .merge(sign_in)
         .route("/logout", post(logout))
+        .route("/sessions/revoke", post(sign_out_all))
         .route("/links", get(links))
         .route("/links/remove", post(remove_link))
         .route("/audit", get(audit))
@@ -97,6 +103,10 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/checks/store", get(check_store))
         .route("/checks/connections/{id}", get(check_connection))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin_session,
+        ))
         .layer(sessions);
     let api = Router::new()
         .route("/links", get(api_links).delete(api_remove_link))
@@ -113,6 +123,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/access", get(api_access).put(api_update_access))
         .route("/checks/store", get(api_check_store))
         .route("/checks/connections/{id}", get(api_check_connection))
+        .route("/sessions/revoke", post(api_sign_out_all))
         // Every API route, whatever its handler checks: the token, then (outermost) the
         // client's budget of failed attempts.
         .route_layer(from_fn_with_state(state.clone(), api_token))
@@ -123,6 +134,26 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     pages.nest("/api", api)
 }
 
+/// Around every console request: the session's admin is checked again first (lifetime,
+/// "sign out all", allow-lists; an invalid session is ended), and a session written to
+/// keeps the admin's absolute expiry.
+async fn admin_session(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(e) = admin::revalidate(&app, &session).await {
+        return e.into_response();
+    }
+    let response = next.run(request).await;
+    if let Err(e) = admin::keep_lifetime(&app, &session).await {
+        return e.into_response();
+    }
+    response
+}
+
+/// The admin signed in to this session ([`admin_session`] has checked it this request).
 pub(super) async fn signed_in(session: &Session) -> Result<AdminSession, Error> {
     admin::current(session)
         .await?
@@ -145,7 +176,8 @@ pub(super) fn fields(body: &[u8]) -> Result<HashMap<String, String>, Error> {
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         if out.insert(k.to_string(), v.into_owned()).is_some() {
-            return Err(Error::AdminInput(format!("field {k} is given twice")));
+            // `{:?}`: the name is the client's text, and goes to the log (rule 25).
+            return Err(Error::AdminInput(format!("field {k:?} is given twice")));
         }
     }
     Ok(out)

@@ -106,6 +106,33 @@ pub(super) async fn logout(session: Session, RawForm(body): RawForm) -> Result<R
     Ok(see_other("/admin/login"))
 }
 
+/// "Sign out all admin sessions" (the Admin sign-in page): every admin session on every
+/// replica ends at its next request, this one at once.
+pub(super) async fn sign_out_all(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    RawForm(body): RawForm,
+) -> Result<Response, Error> {
+    let admin = signed_in(&session).await?;
+    admin::check_csrf(
+        &admin,
+        fields(&body)?.get("csrf").map(String::as_str).unwrap_or(""),
+    )?;
+    admin::sign_out_all(&app, &admin.actor).await?;
+    admin::sign_out(&session).await?;
+    Ok(see_other("/admin/login"))
+}
+
+/// `POST /admin/api/sessions/revoke`: the same for automation; `{"data": {"generation": n}}`.
+pub(super) async fn api_sign_out_all(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let actor = api_admin(&app, &headers)?;
+    let generation = admin::sign_out_all(&app, &actor).await?;
+    Ok(Json(serde_json::json!({ "data": { "generation": generation } })).into_response())
+}
+
 pub(super) struct ConnectionView {
     enabled: bool,
     from_file: bool,
