@@ -53,6 +53,12 @@ fn configured_token(app: &AppState) -> Result<&str, Error> {
         .ok_or(Error::AdminDisabled)
 }
 
+/// How an admin is signed in, for log lines: `sso`, `bootstrap-token` or `api-token`. An SSO
+/// admin's actor is their email, which stays in the audit trail and out of the logs.
+pub fn actor_kind(actor: &str) -> &str {
+    actor.split(':').next().unwrap_or(actor)
+}
+
 /// Changes to who may sign in as an admin (admin access, and the connection admins sign in
 /// with) need the bootstrap token typed again (SECURITY.md rule 21). Otherwise whoever holds
 /// a console session, perhaps through that very connection, could plant an IdP of their own
@@ -348,7 +354,7 @@ pub async fn remove_link(
     )
     .await;
     tracing::info!(
-        actor,
+        actor = actor_kind(actor),
         customer_id = link.customer_id,
         "identity link removed"
     );
@@ -399,7 +405,7 @@ pub async fn save_store_settings(
             client_secret,
         )
         .await?;
-    tracing::info!(actor, "store settings changed");
+    tracing::info!(actor = actor_kind(actor), "store settings changed");
     audit_change(app, actor, AuditKind::StoreSettingsChanged, &change, None).await;
     // Measure the (possibly new) store's clock now rather than at the next interval.
     if let Err(e) = app.sync_bigcommerce_clock().await {
@@ -423,7 +429,7 @@ pub async fn save_admin_access(
             raw,
         )
         .await?;
-    tracing::info!(actor, "admin sign-in settings changed");
+    tracing::info!(actor = actor_kind(actor), "admin sign-in settings changed");
     audit_change(app, actor, AuditKind::AdminAccessChanged, &change, None).await;
     Ok(())
 }
@@ -467,7 +473,7 @@ async fn record_change(
     if let Ok(id) = crate::domain::ConnectionId::parse(&change.id) {
         app.oidc.forget(&id);
     }
-    tracing::info!(actor, connection = %change.id, kind = kind.as_str(), "connection changed");
+    tracing::info!(actor = actor_kind(actor), connection = %change.id, kind = kind.as_str(), "connection changed");
     audit_change(app, actor, kind, change, Some(change.id.clone())).await;
 }
 

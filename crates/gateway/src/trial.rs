@@ -31,7 +31,7 @@ pub async fn begin(app: &AppState, actor: &str, connection: &str) -> Result<Stri
             app.clock.now(),
         )
         .await?;
-    tracing::info!(actor, connection = %conn.id, "trial sign-in started");
+    tracing::info!(actor = crate::admin::actor_kind(actor), connection = %conn.id, "trial sign-in started");
     Ok(format!("/login?trial={ticket}"))
 }
 
