@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Gateway(cli::Command),
+    /// Run one sandbox service on its own (Docker Compose, the local-topology test).
+    #[command(subcommand)]
+    Sandbox(bc_sso_sandbox::cli::Command),
     /// Start a dev IdP, a BigCommerce emulator and the gateway on localhost.
     Demo {
         /// First of four consecutive ports: storefront, gateway, dev IdP, emulated API.
@@ -59,6 +62,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Gateway(command) => cli::run(command).await,
+        Command::Sandbox(command) => bc_sso_sandbox::cli::run(command).await,
         Command::Demo {
             port,
             users,

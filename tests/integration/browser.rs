@@ -12,6 +12,13 @@ use crate::interop::{e2e_dir, env_with_oidc_provider};
 
 /// Runs a script of tests/e2e in node with chromium; panics with its output on failure.
 async fn run_script(script: &str, env: &[(&str, &str)]) {
+    if let Err(out) = try_script(script, env).await {
+        panic!("{out}");
+    }
+}
+
+/// Runs a script of tests/e2e in node with chromium; its output on failure.
+pub async fn try_script(script: &str, env: &[(&str, &str)]) -> Result<(), String> {
     let dir = e2e_dir();
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),
@@ -34,18 +41,21 @@ async fn run_script(script: &str, env: &[(&str, &str)]) {
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
-        .expect("browser script timed out after 120 s")
-        .expect("node is needed for the browser tests");
+        .map_err(|_| format!("{script} timed out after 120 s"))?
+        .map_err(|e| format!("node is needed for the browser tests: {e}"))?;
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "{script} failed (screenshot in {}):\n{log}",
-        artifacts.display()
-    );
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{script} failed (screenshot in {}):\n{log}",
+            artifacts.display()
+        ))
+    }
 }
 
 #[tokio::test]

@@ -17,3 +17,4 @@ mod properties;
 mod sessions;
 mod ssrf;
 mod store_settings;
+mod topology;

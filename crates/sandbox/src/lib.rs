@@ -3,4 +3,5 @@
 //! share nothing with the gateway but `bigcommerce::wire`.
 
 pub mod bigcommerce;
+pub mod cli;
 pub mod idp;

@@ -1,0 +1,231 @@
+//! The sandbox services as processes of their own (`bc-sso-dev sandbox bigcommerce`,
+//! `bc-sso-dev sandbox idp`), configured by flags or `BCSSO_SANDBOX_*` variables, so Docker
+//! Compose and the local-topology test run them beside real gateway replicas. Each prints
+//! what it serves and the values a gateway needs, then runs until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use url::Url;
+
+use crate::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
+use crate::idp::{DevClient, DevIdp, DevIdpConfig};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// The BigCommerce emulator: the REST API and one storefront per channel.
+    Bigcommerce(BigcommerceArgs),
+    /// The development OpenID Provider.
+    Idp(IdpArgs),
+}
+
+#[derive(Args)]
+pub struct BigcommerceArgs {
+    /// Address of the REST API (`/stores/<hash>/v3/...`).
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_API_LISTEN",
+        default_value = "127.0.0.1:4003"
+    )]
+    api_listen: SocketAddr,
+    /// Address of a storefront; repeat for channels 1, 2, ...
+    #[arg(
+        long = "storefront-listen",
+        env = "BCSSO_SANDBOX_STOREFRONT_LISTEN",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:4000"
+    )]
+    storefront_listen: Vec<SocketAddr>,
+    #[arg(long, env = "BCSSO_SANDBOX_STORE_HASH", default_value = "sandbox")]
+    store_hash: String,
+    /// The API account's access token (`X-Auth-Token`).
+    #[arg(long, env = "BCSSO_SANDBOX_ACCESS_TOKEN", hide_env_values = true)]
+    access_token: String,
+    /// The API account's client id (`iss` of accepted login tokens).
+    #[arg(long, env = "BCSSO_SANDBOX_CLIENT_ID")]
+    client_id: String,
+    /// The API account's client secret (HS256 key of accepted login tokens).
+    #[arg(long, env = "BCSSO_SANDBOX_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: String,
+    /// API requests per window, as a store's plan allows (Standard: 150 per 30 s).
+    #[arg(long, env = "BCSSO_SANDBOX_QUOTA", default_value_t = 150)]
+    quota: u32,
+    #[arg(long, env = "BCSSO_SANDBOX_QUOTA_WINDOW_SECS", default_value_t = 30)]
+    quota_window_secs: u64,
+    /// The gateway's public URL: the storefront sign-in page loads the button from it.
+    #[arg(long, env = "BCSSO_SANDBOX_GATEWAY_URL")]
+    gateway_url: Option<Url>,
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_STORE_NAME",
+        default_value = "Sandbox Store"
+    )]
+    store_name: String,
+}
+
+#[derive(Args)]
+pub struct IdpArgs {
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_IDP_LISTEN",
+        default_value = "127.0.0.1:4002"
+    )]
+    listen: SocketAddr,
+    /// The issuer as the gateway reaches it (no trailing slash), e.g. http://127.0.0.1:4002.
+    #[arg(long, env = "BCSSO_SANDBOX_IDP_ISSUER")]
+    issuer: Url,
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_IDP_CLIENT_ID",
+        default_value = "bc-sso-gateway"
+    )]
+    client_id: String,
+    #[arg(long, env = "BCSSO_SANDBOX_IDP_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: String,
+    /// Allowed redirect URIs of the client (comma-separated or repeated): the gateway's
+    /// `<public_url>/oidc/callback` and `<public_url>/admin/oidc/callback`.
+    #[arg(
+        long = "redirect-uri",
+        env = "BCSSO_SANDBOX_IDP_REDIRECT_URIS",
+        value_delimiter = ',',
+        required = true
+    )]
+    redirect_uris: Vec<Url>,
+    /// Users from a TOML file ([[users]] with sub, email, email_verified, ...); default: the
+    /// demo users.
+    #[arg(long, env = "BCSSO_SANDBOX_IDP_USERS")]
+    users: Option<PathBuf>,
+}
+
+pub async fn run(command: Command) -> ExitCode {
+    let result = match command {
+        Command::Bigcommerce(args) => bigcommerce(args).await,
+        Command::Idp(args) => idp(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+async fn bigcommerce(args: BigcommerceArgs) -> Result<(), String> {
+    let mut config = EmulatorConfig::new(
+        args.store_hash,
+        args.access_token,
+        args.client_id,
+        args.client_secret,
+    );
+    config.rate_limit_quota = args.quota;
+    config.rate_limit_window = Duration::from_secs(args.quota_window_secs.max(1));
+    config.gateway_url = args.gateway_url;
+    config.store_name = args.store_name;
+    for id in 2..=args.storefront_listen.len() as i64 {
+        config.channels.push(EmulatedChannel {
+            id,
+            name: format!("Storefront {id}"),
+            allow_global_logins: false,
+        });
+    }
+    let emulator = Emulator::new(config);
+    let api = bind(args.api_listen).await?;
+    let mut servers = JoinSet::new();
+    serve(&mut servers, api, emulator.api_router());
+    println!(
+        "bigcommerce sandbox: API on http://{}/stores/{}/ (quota {} per {} s)",
+        args.api_listen,
+        emulator.config().store_hash,
+        args.quota,
+        args.quota_window_secs
+    );
+    for (addr, id) in args.storefront_listen.into_iter().zip(1..) {
+        let listener = bind(addr).await?;
+        serve(&mut servers, listener, emulator.storefront_router(id));
+        println!("bigcommerce sandbox: storefront of channel {id} on http://{addr}/");
+    }
+    wait(servers).await
+}
+
+async fn idp(args: IdpArgs) -> Result<(), String> {
+    let users = match &args.users {
+        Some(path) => crate::idp::load_users(path).map_err(|e| e.to_string())?,
+        None => crate::idp::demo_users(),
+    };
+    let issuer = Url::parse(args.issuer.as_str().trim_end_matches('/'))
+        .map_err(|e| format!("--issuer: {e}"))?;
+    let idp = DevIdp::try_new(DevIdpConfig {
+        issuer: issuer.clone(),
+        clients: vec![DevClient {
+            client_id: args.client_id.clone(),
+            client_secret: args.client_secret,
+            redirect_uris: args.redirect_uris,
+        }],
+        users,
+        email_in_id_token: true,
+        send_iss_parameter: true,
+    })
+    .map_err(|e| e.to_string())?;
+    let listener = bind(args.listen).await?;
+    println!(
+        "idp sandbox: issuer {} on http://{} (client {})",
+        issuer.as_str().trim_end_matches('/'),
+        args.listen,
+        args.client_id
+    );
+    let mut servers = JoinSet::new();
+    serve(&mut servers, listener, idp.router());
+    wait(servers).await
+}
+
+fn serve(servers: &mut JoinSet<String>, listener: TcpListener, router: axum::Router) {
+    servers.spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        match axum::serve(listener, service).await {
+            Ok(()) => "server stopped".to_owned(),
+            Err(e) => format!("server failed: {e}"),
+        }
+    });
+}
+
+/// Runs until a server stops (an error) or SIGTERM/Ctrl-C (a clean stop).
+async fn wait(mut servers: JoinSet<String>) -> Result<(), String> {
+    tokio::select! {
+        stopped = servers.join_next() => Err(match stopped {
+            Some(Ok(message)) => message,
+            Some(Err(e)) => format!("server task failed: {e}"),
+            None => "nothing to serve".to_owned(),
+        }),
+        () = shutdown_signal() => Ok(()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
