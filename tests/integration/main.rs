@@ -13,6 +13,7 @@ mod flow;
 mod id_token;
 mod interop;
 mod linking;
+mod operations;
 mod properties;
 mod sessions;
 mod ssrf;

@@ -27,6 +27,16 @@ pub enum Command {
     },
     /// Print a new secret key for BCSSO_SECRET_KEY (encrypts secrets stored by the console).
     Keygen,
+    /// Ask a running gateway whether it is live (or, with --ready, ready); exit 0 or 1.
+    /// For container health checks: the image needs no curl.
+    Healthcheck {
+        /// The gateway's listen address; 0.0.0.0 and [::] mean this machine.
+        #[arg(long, env = "BCSSO_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Check /readyz (database, sessions, store settings) instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 pub async fn run(command: Command) -> ExitCode {
@@ -39,9 +49,45 @@ pub async fn run(command: Command) -> ExitCode {
             Some(config) => check(config).await,
             None => ExitCode::FAILURE,
         },
+        Command::Healthcheck { listen, ready } => healthcheck(&listen, ready).await,
         Command::Keygen => {
             println!("{}", crate::secrets::SecretKey::generate().to_base64());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// GET /healthz (or /readyz) on the local listener.
+pub async fn healthcheck(listen: &str, ready: bool) -> ExitCode {
+    let addr = listen
+        .replace("0.0.0.0:", "127.0.0.1:")
+        .replace("[::]:", "[::1]:");
+    let path = if ready { "readyz" } else { "healthz" };
+    let url = format!("http://{addr}/{path}");
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => {
+            println!("{path}: ok");
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            eprintln!("{path}: {status} {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{path}: {url} does not answer: {e}");
+            ExitCode::FAILURE
         }
     }
 }

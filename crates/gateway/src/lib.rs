@@ -328,6 +328,7 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .route("/", get(routes::login::index))
         .merge(sign_in)
         .route("/healthz", get(routes::health::live))
+        .route("/readyz", get(routes::health::ready))
         .route("/static/gateway.css", get(routes::assets::css))
         .route("/static/sso-button.js", get(routes::assets::sso_button))
         .route("/static/admin.js", get(routes::assets::admin_js))

@@ -228,6 +228,12 @@ impl Store {
         self.backend
     }
 
+    /// `SELECT 1`: whether the database answers now (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn find_link(
         &self,
         store_hash: &str,

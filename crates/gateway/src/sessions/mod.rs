@@ -62,6 +62,15 @@ pub enum SessionBackend {
 }
 
 impl SessionBackend {
+    /// Whether the store answers: always for memory; `PING` for Redis.
+    pub async fn ping(&self) -> Result<(), String> {
+        match self {
+            SessionBackend::Memory(_) => Ok(()),
+            // Redis errors name the host, never the password.
+            SessionBackend::Redis(r) => r.ping().await.map_err(|e| e.to_string()),
+        }
+    }
+
     /// A separate store for admin sessions: its own map, or its own key prefix. Few admins
     /// sign in, so the map is smaller; an anonymous flood of the sign-in page evicts its own
     /// 10-minute sessions first, not the signed-in admins' later-expiring ones.

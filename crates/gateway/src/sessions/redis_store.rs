@@ -36,6 +36,15 @@ impl RedisSessionStore {
         })
     }
 
+    /// `PING`: whether Redis answers now (readiness).
+    pub async fn ping(&self) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+    }
+
     /// The same connection under another key prefix (admin sessions apart from shoppers').
     pub fn with_prefix(&self, prefix: &str) -> Self {
         Self {
