@@ -2,4 +2,5 @@
 //! sandbox's BigCommerce emulator and dev IdP, and is also the integration tests'
 //! environment. Nothing here is in the production binary.
 
+pub mod cli;
 pub mod demo;

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod client_ip;
 mod common;
+mod compose;
 mod connections;
 mod flow;
 mod id_token;

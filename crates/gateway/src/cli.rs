@@ -7,10 +7,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::{AppState, clock::Clock};
+
+/// `bc-sso-gateway`: the production binary.
+#[derive(Parser)]
+#[command(
+    name = "bc-sso-gateway",
+    version,
+    about = "Storefront SSO gateway for BigCommerce"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
 #[derive(Subcommand)]
 pub enum Command {

@@ -5,16 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[derive(Parser)]
-#[command(
-    name = "bc-sso-gateway",
-    version,
-    about = "Storefront SSO gateway for BigCommerce"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: bc_sso_gateway::cli::Command,
-}
+use bc_sso_gateway::cli::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {

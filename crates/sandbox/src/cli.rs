@@ -44,14 +44,38 @@ pub struct BigcommerceArgs {
     #[arg(long, env = "BCSSO_SANDBOX_STORE_HASH", default_value = "sandbox")]
     store_hash: String,
     /// The API account's access token (`X-Auth-Token`).
-    #[arg(long, env = "BCSSO_SANDBOX_ACCESS_TOKEN", hide_env_values = true)]
-    access_token: String,
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_ACCESS_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "access_token_file"
+    )]
+    access_token: Option<String>,
+    /// Or: a file holding it (a Compose or Kubernetes secret).
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_ACCESS_TOKEN_FILE",
+        conflicts_with = "access_token"
+    )]
+    access_token_file: Option<PathBuf>,
     /// The API account's client id (`iss` of accepted login tokens).
     #[arg(long, env = "BCSSO_SANDBOX_CLIENT_ID")]
     client_id: String,
     /// The API account's client secret (HS256 key of accepted login tokens).
-    #[arg(long, env = "BCSSO_SANDBOX_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: String,
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_CLIENT_SECRET",
+        hide_env_values = true,
+        required_unless_present = "client_secret_file"
+    )]
+    client_secret: Option<String>,
+    /// Or: a file holding it.
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_CLIENT_SECRET_FILE",
+        conflicts_with = "client_secret"
+    )]
+    client_secret_file: Option<PathBuf>,
     /// API requests per window, as a store's plan allows (Standard: 150 per 30 s).
     #[arg(long, env = "BCSSO_SANDBOX_QUOTA", default_value_t = 150)]
     quota: u32,
@@ -85,8 +109,20 @@ pub struct IdpArgs {
         default_value = "bc-sso-gateway"
     )]
     client_id: String,
-    #[arg(long, env = "BCSSO_SANDBOX_IDP_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: String,
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_IDP_CLIENT_SECRET",
+        hide_env_values = true,
+        required_unless_present = "client_secret_file"
+    )]
+    client_secret: Option<String>,
+    /// Or: a file holding it.
+    #[arg(
+        long,
+        env = "BCSSO_SANDBOX_IDP_CLIENT_SECRET_FILE",
+        conflicts_with = "client_secret"
+    )]
+    client_secret_file: Option<PathBuf>,
     /// Allowed redirect URIs of the client (comma-separated or repeated): the gateway's
     /// `<public_url>/oidc/callback` and `<public_url>/admin/oidc/callback`.
     #[arg(
@@ -116,6 +152,17 @@ pub async fn run(command: Command) -> ExitCode {
     }
 }
 
+/// A secret given inline or as a file (trailing newline dropped, as secret files have one).
+fn secret(value: Option<String>, file: Option<PathBuf>, flag: &str) -> Result<String, String> {
+    match (value, file) {
+        (Some(v), _) => Ok(v),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+            .map_err(|e| format!("--{flag}-file {}: {e}", path.display())),
+        (None, None) => Err(format!("--{flag} or --{flag}-file is required")),
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(addr)
         .await
@@ -125,9 +172,9 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 async fn bigcommerce(args: BigcommerceArgs) -> Result<(), String> {
     let mut config = EmulatorConfig::new(
         args.store_hash,
-        args.access_token,
+        secret(args.access_token, args.access_token_file, "access-token")?,
         args.client_id,
-        args.client_secret,
+        secret(args.client_secret, args.client_secret_file, "client-secret")?,
     );
     config.rate_limit_quota = args.quota;
     config.rate_limit_window = Duration::from_secs(args.quota_window_secs.max(1));
@@ -170,7 +217,7 @@ async fn idp(args: IdpArgs) -> Result<(), String> {
         issuer: issuer.clone(),
         clients: vec![DevClient {
             client_id: args.client_id.clone(),
-            client_secret: args.client_secret,
+            client_secret: secret(args.client_secret, args.client_secret_file, "client-secret")?,
             redirect_uris: args.redirect_uris,
         }],
         users,
