@@ -179,10 +179,10 @@ fn compose_services_run_real_commands_with_known_settings() {
         let command = strings(&s["command"]);
         parse(image, &command).unwrap_or_else(|e| panic!("{name}: {command:?}: {e}"));
         let check = strings(&s["healthcheck"]["test"]);
-        if let Some((_, args)) = check.split_first().filter(|(cmd, _)| *cmd == "CMD") {
-            if args[0].starts_with("bc-sso-") {
-                parse(&args[0], &args[1..]).unwrap_or_else(|e| panic!("{name}: healthcheck: {e}"));
-            }
+        if let Some((_, args)) = check.split_first().filter(|(cmd, _)| *cmd == "CMD")
+            && args[0].starts_with("bc-sso-")
+        {
+            parse(&args[0], &args[1..]).unwrap_or_else(|e| panic!("{name}: healthcheck: {e}"));
         }
         let known = known_variables(image);
         for (k, _) in s["environment"].as_hash().into_iter().flatten() {
