@@ -13,6 +13,7 @@ mod flow;
 mod id_token;
 mod interop;
 mod linking;
+mod negative;
 mod properties;
 mod ssrf;
 mod store_settings;
