@@ -14,6 +14,7 @@ mod flow;
 mod id_token;
 mod interop;
 mod linking;
+mod negative;
 mod operations;
 mod properties;
 mod sessions;

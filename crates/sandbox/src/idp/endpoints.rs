@@ -96,7 +96,42 @@ async fn discovery(State(idp): State<DevIdp>) -> Response {
     if inner.send_iss_parameter {
         doc["authorization_response_iss_parameter_supported"] = json!(true);
     }
+    match idp.misbehaviour() {
+        Misbehaviour::DiscoveryPlainHttp => {
+            for (field, path) in [
+                ("authorization_endpoint", "authorize"),
+                ("token_endpoint", "token"),
+                ("userinfo_endpoint", "userinfo"),
+                ("jwks_uri", "jwks"),
+            ] {
+                doc[field] = json!(format!("http://{PLAIN_HTTP_HOST}/{path}"));
+            }
+        }
+        Misbehaviour::JwksUriOtherHost => {
+            doc["jwks_uri"] = json!(other_host(&inner.endpoints.jwks));
+        }
+        _ => {}
+    }
     axum::Json(doc).into_response()
+}
+
+/// The host `DiscoveryPlainHttp` names: not loopback, and never resolved by a careful client.
+pub(crate) const PLAIN_HTTP_HOST: &str = "idp.example.net";
+
+/// `url` with `localhost` for `127.0.0.1` (or the other way round): the same server under
+/// another host name.
+fn other_host(url: &str) -> String {
+    let Ok(mut url) = Url::parse(url) else {
+        return url.to_owned();
+    };
+    let other = if url.host_str() == Some("localhost") {
+        "127.0.0.1"
+    } else {
+        "localhost"
+    };
+    // Cannot fail: the URL is http(s) and both names are valid hosts.
+    let _ = url.set_host(Some(other));
+    url.into()
 }
 
 async fn jwks(State(idp): State<DevIdp>) -> Response {

@@ -20,6 +20,8 @@ pub(crate) const SKEW: i64 = 600;
 pub(crate) const WRONG_ISSUER: &str = "https://wrong-issuer.example";
 /// Audience / azp that is not the client.
 pub(crate) const OTHER_CLIENT: &str = "someone-else";
+/// The tenant of `OtherTenant`: a well-formed Entra tenant id no relying party configured.
+pub(crate) const OTHER_TENANT: &str = "7e57e57e-0000-4000-8000-0000000e7e11";
 
 /// The honest content of an ID token.
 pub(crate) struct IdTokenInput<'a> {
@@ -151,6 +153,18 @@ pub(crate) fn mint(
         Misbehaviour::NoKid => {
             header.kid = None;
         }
+        Misbehaviour::OtherTenant => {
+            claims.insert(
+                "iss".into(),
+                json!(format!("https://login.microsoftonline.com/{OTHER_TENANT}/v2.0")),
+            );
+            claims.insert("tid".into(), json!(OTHER_TENANT));
+        }
+        Misbehaviour::Rs512Signature => {
+            return signer
+                .sign(Algorithm::RS512, header, &claims)
+                .map(Some);
+        }
         Misbehaviour::None
         | Misbehaviour::BadSignature
         | Misbehaviour::UserinfoWrongSub
@@ -160,7 +174,11 @@ pub(crate) fn mint(
         | Misbehaviour::JwksDown
         | Misbehaviour::AuthorizeError(_)
         | Misbehaviour::IssParameterWrong
-        | Misbehaviour::IssParameterMissing => {}
+        | Misbehaviour::IssParameterMissing
+        // Token response or discovery misbehaviours: the token itself is honest.
+        | Misbehaviour::ReplayIdToken
+        | Misbehaviour::DiscoveryPlainHttp
+        | Misbehaviour::JwksUriOtherHost => {}
     }
 
     let token = signer.sign_rs256(header, &claims)?;

@@ -123,10 +123,20 @@ impl SigningKey {
     /// RS256 compact JWS; `header.alg` is forced to RS256.
     pub(crate) fn sign_rs256<T: Serialize>(
         &self,
+        header: Header,
+        claims: &T,
+    ) -> Result<String, IdpError> {
+        self.sign(jsonwebtoken::Algorithm::RS256, header, claims)
+    }
+
+    /// Compact JWS with this RSA key under `alg` (an RSA algorithm); `header.alg` is set to it.
+    pub(crate) fn sign<T: Serialize>(
+        &self,
+        alg: jsonwebtoken::Algorithm,
         mut header: Header,
         claims: &T,
     ) -> Result<String, IdpError> {
-        header.alg = jsonwebtoken::Algorithm::RS256;
+        header.alg = alg;
         jsonwebtoken::encode(&header, claims, &self.pair.encoding).map_err(IdpError::Signing)
     }
 }

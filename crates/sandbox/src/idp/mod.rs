@@ -40,6 +40,7 @@ mod authorize;
 mod endpoints;
 mod id_token;
 mod keys;
+mod misbehaviour;
 #[cfg(test)]
 mod tests;
 mod token;
@@ -54,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use keys::SigningKey;
+pub use misbehaviour::Misbehaviour;
 
 /// One user who can sign in at the dev IdP.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -211,62 +213,6 @@ pub struct DevIdpConfig {
     pub send_iss_parameter: bool,
 }
 
-/// Ways the dev IdP can misbehave; each drives one negative test of SECURITY.md.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Misbehaviour {
-    #[default]
-    None,
-    // ID token tampering (SECURITY.md negative tests):
-    /// RS256 with signature bytes altered.
-    BadSignature,
-    /// Header alg "none", empty signature.
-    AlgNone,
-    /// alg HS256, HMAC keyed with the RSA public key PEM bytes (alg confusion).
-    Hs256WithPublicKey,
-    /// iss = `https://wrong-issuer.example`.
-    WrongIssuer,
-    MissingIssuer,
-    /// aud = "someone-else" (azp stays the client id).
-    WrongAudience,
-    /// No aud (azp stays the client id).
-    MissingAudience,
-    /// aud [client_id, "someone-else"], no azp.
-    ExtraAudienceNoAzp,
-    /// azp present and != client_id.
-    WrongAzp,
-    MissingSub,
-    MissingIat,
-    /// iat = now + 10 min (exp moved along).
-    IatInFuture,
-    /// exp = now - 10 min.
-    Expired,
-    MissingExp,
-    WrongNonce,
-    MissingNonce,
-    /// Signed with a different key pair whose kid is not in the JWKS; JWKS unchanged.
-    UnknownKid,
-    /// Header without kid, signed with the current key.
-    NoKid,
-    /// Token response without id_token.
-    NoIdToken,
-    /// Userinfo returns a different sub.
-    UserinfoWrongSub,
-    /// Token endpoint answers this status with an OAuth error body.
-    TokenEndpointStatus(u16),
-    /// Token endpoint never answers (sleeps an hour) — for timeout tests.
-    TokenEndpointHang,
-    /// Discovery document's issuer differs from the configured issuer.
-    DiscoveryWrongIssuer,
-    /// jwks_uri answers 503.
-    JwksDown,
-    /// Authorize redirects back with error=<this> (e.g. "access_denied") & state.
-    AuthorizeError(String),
-    /// Authorization response carries a wrong RFC 9207 iss (even if not advertised).
-    IssParameterWrong,
-    /// `iss` is advertised in discovery but left out of the authorization response.
-    IssParameterMissing,
-}
-
 /// The dev OpenID Provider. Cheap to clone; all clones share state.
 #[derive(Clone)]
 pub struct DevIdp {
@@ -294,6 +240,8 @@ struct State {
     signing: SigningKey,
     extra_keys: Vec<SigningKey>,
     bogus: Option<SigningKey>,
+    /// The ID token of the last honest exchange, for [`Misbehaviour::ReplayIdToken`].
+    last_id_token: Option<String>,
     pending: HashMap<String, PendingAuthorization>,
     codes: HashMap<String, CodeGrant>,
     access_tokens: HashMap<String, AccessGrant>,
@@ -375,6 +323,7 @@ impl DevIdp {
                     signing,
                     extra_keys: Vec::new(),
                     bogus: None,
+                    last_id_token: None,
                     pending: HashMap::new(),
                     codes: HashMap::new(),
                     access_tokens: HashMap::new(),

@@ -1117,3 +1117,133 @@ async fn repeated_token_parameters_are_invalid_request() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
 }
+
+/// The misbehaviours added for tests/integration/negative.rs, each changing one thing.
+#[tokio::test]
+async fn rs512_and_other_tenant_tokens_have_the_intended_shape_and_fail_verification() {
+    let env = start().await;
+    env.idp.set_misbehaviour(Misbehaviour::Rs512Signature);
+    let (login, token) = env.id_token().await;
+    let (h, p, _) = decode(&token);
+    assert_eq!(h["alg"], "RS512");
+    assert_eq!(h["kid"], env.idp.current_kid());
+    assert_eq!(p["iss"], env.idp.issuer());
+    // A real RS512 signature by the current key, so only the alg allow-list refuses it.
+    let jwks: Value = env
+        .http
+        .get(env.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
+        key["n"].as_str().unwrap(),
+        key["e"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS512);
+    validation.set_audience(&[CLIENT_ID]);
+    jsonwebtoken::decode::<Value>(&token, &decoding, &validation).unwrap();
+    assert!(
+        env.verify_independently(&token, &login.nonce)
+            .await
+            .is_err()
+    );
+
+    env.idp.set_misbehaviour(Misbehaviour::OtherTenant);
+    let (login, token) = env.id_token().await;
+    let (h, p, _) = decode(&token);
+    assert_eq!(h["alg"], "RS256");
+    assert_eq!(p["tid"], id_token::OTHER_TENANT);
+    assert_eq!(
+        p["iss"],
+        format!(
+            "https://login.microsoftonline.com/{}/v2.0",
+            id_token::OTHER_TENANT
+        )
+    );
+    assert_eq!(p["sub"], "ada");
+    assert!(
+        env.verify_independently(&token, &login.nonce)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn replay_returns_the_last_honest_id_token() {
+    let env = start().await;
+    // Nothing to replay yet: the token is honest.
+    env.idp.set_misbehaviour(Misbehaviour::ReplayIdToken);
+    let (login, first) = env.id_token().await;
+    env.verify_independently(&first, &login.nonce)
+        .await
+        .unwrap();
+
+    env.idp.set_misbehaviour(Misbehaviour::None);
+    let (_, honest) = env.id_token().await;
+    env.idp.set_misbehaviour(Misbehaviour::ReplayIdToken);
+    let login = env.login("grace", "openid email").await;
+    let body: Value = env.exchange(&login).await.json().await.unwrap();
+    assert_eq!(
+        body["id_token"],
+        honest.as_str(),
+        "the earlier token, verbatim"
+    );
+    assert!(body["access_token"].is_string());
+    // Replays are not recorded: the next replay is still the honest one.
+    let (_, again) = env.id_token().await;
+    assert_eq!(again, honest);
+}
+
+#[tokio::test]
+async fn discovery_plain_http_and_jwks_uri_on_another_host() {
+    let env = start().await;
+    let discover = || async {
+        env.http
+            .get(env.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    env.idp.set_misbehaviour(Misbehaviour::DiscoveryPlainHttp);
+    let doc = discover().await;
+    assert_eq!(doc["issuer"], env.idp.issuer());
+    for field in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+    ] {
+        let url = Url::parse(doc[field].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (url.scheme(), url.host_str()),
+            ("http", Some(endpoints::PLAIN_HTTP_HOST)),
+            "{field}"
+        );
+    }
+
+    env.idp.set_misbehaviour(Misbehaviour::JwksUriOtherHost);
+    let doc = discover().await;
+    let jwks_uri = Url::parse(doc["jwks_uri"].as_str().unwrap()).unwrap();
+    assert_eq!(jwks_uri.host_str(), Some("localhost"));
+    assert_eq!(jwks_uri.port(), env.issuer.port());
+    assert_eq!(doc["token_endpoint"], format!("{}/token", env.idp.issuer()));
+    // The same server: the keys are there.
+    let jwks: Value = env
+        .http
+        .get(jwks_uri)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], env.idp.current_kid());
+}

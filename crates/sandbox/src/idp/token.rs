@@ -181,7 +181,7 @@ pub(crate) fn exchange_code(
         current: &st.signing,
         bogus: st.bogus.as_ref(),
     };
-    let id_token = id_token::mint(&input, &keys, &st.misbehaviour).map_err(|e| {
+    let mut id_token = id_token::mint(&input, &keys, &st.misbehaviour).map_err(|e| {
         tracing::error!(error = %e, "dev IdP: cannot mint ID token");
         TokenError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,6 +189,14 @@ pub(crate) fn exchange_code(
             "cannot mint the ID token",
         )
     })?;
+    match st.misbehaviour {
+        // A captured token from an earlier sign-in instead of this one's.
+        Misbehaviour::ReplayIdToken if st.last_id_token.is_some() => {
+            id_token = st.last_id_token.clone();
+        }
+        Misbehaviour::None => st.last_id_token = id_token.clone(),
+        _ => {}
+    }
     let access_token = random_token();
     let now = Instant::now();
     st.access_tokens.retain(|_, a| a.expires > now);
