@@ -246,9 +246,9 @@ impl Listeners {
         &self.gateway.1
     }
 
-    /// The redirect URI to register at an external IdP.
-    pub fn redirect_uri(&self) -> Url {
-        bc_sso_gateway::config::join_path(&self.gateway.1, "oidc/callback")
+    /// The redirect URI of connection `id` to register at an external IdP.
+    pub fn redirect_uri(&self, id: &str) -> Url {
+        bc_sso_gateway::config::join_path(&self.gateway.1, &format!("oidc/callback/{id}"))
     }
 }
 
@@ -364,24 +364,33 @@ pub async fn start_on(
         DemoIdp::Dev { users } => {
             let issuer = Url::parse(idp_bound_url.as_str().trim_end_matches('/'))
                 .map_err(|e| DemoError::Start(e.to_string()))?;
-            let redirect_uris = vec![config.redirect_uri(), config.admin_redirect_uri()];
-            let mut clients: Vec<DevClient> = config
+            // One client per client id; each connection has its own redirect URI. Admins add
+            // connections in the console under ids not known yet, so the demo's clients
+            // also take any URI under `<gateway>/oidc/callback/`.
+            let callbacks = bc_sso_gateway::config::join_path(&gateway_url, "oidc/callback/");
+            let mut clients: Vec<DevClient> = Vec::new();
+            let at_this_idp = config
                 .connections
                 .iter()
                 .filter(|c| c.issuer.url().origin() == issuer.origin())
-                .map(|c| DevClient {
-                    client_id: c.client_id.clone(),
-                    client_secret: c.client_secret.expose().to_owned(),
-                    redirect_uris: redirect_uris.clone(),
-                })
-                .collect();
-            // The demo's own client is registered even when no connection uses it yet, so
-            // that an admin can add the connection in the console.
-            if !clients.iter().any(|c| c.client_id == DEV_CLIENT_ID) {
+                .map(|c| (c.client_id.clone(), c.client_secret.expose().to_owned()))
+                .chain([(DEV_CLIENT_ID.to_owned(), DEV_CLIENT_SECRET.to_owned())]);
+            for (client_id, client_secret) in at_this_idp {
+                if clients.iter().any(|c| c.client_id == client_id) {
+                    continue;
+                }
+                let mut redirect_uris: Vec<Url> = config
+                    .connections
+                    .iter()
+                    .filter(|c| c.client_id == client_id)
+                    .map(|c| config.redirect_uri(c.id.as_str()))
+                    .collect();
+                redirect_uris.push(config.admin_redirect_uri());
                 clients.push(DevClient {
-                    client_id: DEV_CLIENT_ID.into(),
-                    client_secret: DEV_CLIENT_SECRET.into(),
+                    client_id,
+                    client_secret,
                     redirect_uris,
+                    redirect_uri_prefixes: vec![callbacks.clone()],
                 });
             }
             let idp = DevIdp::try_new(DevIdpConfig {

@@ -84,10 +84,12 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
         "  BigCommerce API        {}stores/{}/v3/customers",
         demo.api_url, demo.state.config.store.store_hash
     );
-    println!(
-        "  redirect URI           {}",
-        demo.state.config.redirect_uri()
-    );
+    for conn in &demo.state.config.connections {
+        println!(
+            "  redirect URI           {}",
+            demo.state.config.redirect_uri(conn.id.as_str())
+        );
+    }
     if let Some(token) = &demo.state.config.admin_token {
         // The demo's own throwaway token: printing it is the point.
         println!(

@@ -24,7 +24,7 @@ await runInBrowser('admin', async (page, log) => {
     page.getByRole('button', { name: 'Sign in' }).click(),
   ]);
   const redirectUri = await page.locator('#redirect-uri').inputValue();
-  if (!redirectUri.endsWith('/oidc/callback')) throw new Error(`redirect URI shown: ${redirectUri}`);
+  if (!redirectUri.endsWith('/oidc/callback/CONNECTION-ID')) throw new Error(`redirect URI shown: ${redirectUri}`);
   await page.getByRole('button', { name: 'Copy' }).click();
   await page.getByRole('button', { name: 'Copied' }).waitFor();
   log('        overview shows the redirect URI; copy button works');

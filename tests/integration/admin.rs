@@ -310,7 +310,11 @@ async fn admin_pages_show_no_secrets_and_sign_out_works() {
         }
     }
     let overview = env.get(&env.gateway("/admin")).await;
-    assert!(overview.body.contains(&c.redirect_uri().to_string()));
+    assert!(
+        overview
+            .body
+            .contains(&c.redirect_uri("CONNECTION-ID").to_string())
+    );
     // Store settings are shown read-only, secrets only as "set".
     assert!(
         overview.body.contains("id=\"store-settings\"")
@@ -359,7 +363,7 @@ async fn store_check_and_connection_test_report_in_plain_words() {
     );
     assert!(
         conn.body
-            .contains(&env.demo.state.config.redirect_uri().to_string())
+            .contains(&env.demo.state.config.redirect_uri("demo").to_string())
     );
     env.get(&env.gateway("/admin/checks/connections/nope"))
         .await
@@ -548,7 +552,7 @@ async fn a_shopper_callback_cannot_finish_an_admin_sign_in() {
     let callback = env.pick_user(&start.location.unwrap(), "ada").await;
     // Replaying the admin callback's code and state at the shopper callback fails: that
     // state belongs to the admin session, and the redirect URI differs.
-    let mut shopper = env.gateway("/oidc/callback");
+    let mut shopper = env.gateway("/oidc/callback/demo");
     shopper.set_query(callback.query());
     env.get(&shopper)
         .await

@@ -114,7 +114,8 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
           "given_name": "Kim", "family_name": "Acme", "name": "Kim Acme", "groups": ["staff", "buyers"] }
     ]);
     let op =
-        crate::interop::start_oidc_provider_with(&listeners.redirect_uri(), false, accounts).await;
+        crate::interop::start_oidc_provider_with(&listeners.redirect_uri("acme"), false, accounts)
+            .await;
     crate::common::init_logs();
     let demo = bc_sso_dev::demo::start_on(
         listeners,

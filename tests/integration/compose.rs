@@ -286,7 +286,7 @@ fn compose_ports_urls_and_secrets_line_up() {
         secret(&idp["client-secret-file"])
     );
     let redirects: Vec<&str> = idp["redirect-uri"].split(',').collect();
-    assert!(redirects.contains(&config.redirect_uri().as_str()));
+    assert!(redirects.contains(&config.redirect_uri(conn.id.as_str()).as_str()));
     assert!(redirects.contains(&config.admin_redirect_uri().as_str()));
 }
 

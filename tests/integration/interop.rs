@@ -95,7 +95,7 @@ pub async fn env_with_oidc_provider_and(
 ) -> (Env, OidcProvider) {
     init_logs();
     let listeners = Listeners::bind(0, 1).await.unwrap();
-    let op = start_oidc_provider(&listeners.redirect_uri(), conform).await;
+    let op = start_oidc_provider(&listeners.redirect_uri("demo"), conform).await;
     let idp = DemoIdp::External {
         issuer: op.issuer.clone(),
         client_id: OP_CLIENT_ID.into(),
@@ -118,7 +118,7 @@ pub async fn env_with_oidc_provider_and(
 /// Walks oidc-provider's dev interactions (login form, then consent) as `login`, and
 /// returns the gateway callback URL it redirects to.
 async fn through_oidc_provider(env: &Env, authorize: Url, login: &str) -> Url {
-    let callback_prefix = env.demo.state.config.redirect_uri().to_string();
+    let callback_prefix = env.demo.state.config.redirect_uri("demo").to_string();
     let mut url = authorize;
     for _ in 0..12 {
         let page = env.get(&url).await;

@@ -37,7 +37,7 @@
 //! | wrong `state` | `negative::callback_with_a_wrong_state` |
 //! | `state` reused | `flow::replayed_state_is_refused` |
 //! | `state` from another browser session | `flow::state_from_another_browser_is_refused` |
-//! | callback for connection A with a `state` started for B (mix-up) | `negative::mix_up_code_from_idp_a_with_the_state_started_for_idp_b` (IdPs that send RFC 9207 `iss`); `negative::mix_up_attack_through_a_malicious_idp_without_rfc9207` (**ignored: fails today**, an open bug: without `iss` the code reaches the other IdP) |
+//! | callback for connection A with a `state` started for B (mix-up) | `negative::mix_up_code_from_idp_a_with_the_state_started_for_idp_b` (IdPs that send RFC 9207 `iss`); `negative::mix_up_attack_through_a_malicious_idp_without_rfc9207` (IdPs that do not: each connection has its own redirect URI) |
 //! | RFC 9207 `iss` mismatch when advertised | `id_token::rfc9207_iss_mismatch_in_authorization_response`, `id_token::rfc9207_iss_missing_although_advertised` |
 //! | duplicated `code`/`state` | `negative::duplicated_code_state_or_iss_in_the_callback` |
 //! | `error=access_denied` from the IdP (friendly page) | `negative::idp_error_access_denied_shows_a_friendly_page` |
@@ -368,7 +368,8 @@ fn serve_idp(env: &Env, idp: ExtraIdp, id: &str, send_iss_parameter: bool) -> (D
         clients: vec![DevClient {
             client_id: format!("client-at-{id}"),
             client_secret: format!("secret-at-{id}"),
-            redirect_uris: vec![env.demo.state.config.redirect_uri()],
+            redirect_uris: vec![env.demo.state.config.redirect_uri(id)],
+            redirect_uri_prefixes: Vec::new(),
         }],
         users: demo_users(),
         email_in_id_token: true,
@@ -436,8 +437,10 @@ async fn mix_up_code_from_idp_a_with_the_state_started_for_idp_b() {
         });
         let before = Refusal::expect(&env).await;
         let page = env.get(&forged).await;
+        // A's answer came back to A's callback: the pending login is B's, so it is refused
+        // before any `iss` check or code exchange (one redirect URI per connection).
         before
-            .check_all(&env, &page, REJECTED, "iss_mismatch")
+            .check_all(&env, &page, REJECTED, "callback_connection_mismatch")
             .await;
         assert_eq!(idp_b.token_request_count(), 0, "A's code was sent to B");
         assert_eq!(env.idp().token_request_count(), 0);
@@ -455,11 +458,10 @@ async fn mix_up_code_from_idp_a_with_the_state_started_for_idp_b() {
 /// token endpoint. B now holds a code that A bound to the attacker's PKCE challenge and
 /// nonce: the attacker's own callback redeems it and is signed in as the victim.
 ///
-/// SECURITY.md rule 8 ("on callback require the connection to match") needs the callback
-/// to name its connection: one redirect URI per connection (RFC 9700 §4.4.2), which is not
-/// there yet (one `/oidc/callback` for all). Ignored until then; run it with `--ignored`.
+/// SECURITY.md rule 8 ("on callback require the connection to match"): each connection has
+/// its own redirect URI (RFC 9700 §4.4.2), so A's answer comes back to A's callback, which
+/// refuses the victim's pending login for B: the code never reaches B.
 #[tokio::test]
-#[ignore = "open: mix-up without RFC 9207 needs one redirect URI per connection (SECURITY.md rule 8)"]
 async fn mix_up_attack_through_a_malicious_idp_without_rfc9207() {
     let (a, b) = (bind_idp().await, bind_idp().await);
     let env = Env::with(DemoOptions::default(), |c| {
@@ -499,10 +501,11 @@ async fn mix_up_attack_through_a_malicious_idp_without_rfc9207() {
     let before = Refusal::expect(&env).await;
     let page = env.get(&callback).await;
     assert_ne!(page.status, StatusCode::FOUND, "{}", page.body);
+    page.assert_error(StatusCode::BAD_REQUEST, "callback_connection_mismatch");
     let stolen = codes_at_b.lock().unwrap().first().cloned();
     if let Some(stolen) = stolen {
         let attackers_state = param(&attackers_authorize, "state").unwrap();
-        let mut injected = env.demo.state.config.redirect_uri();
+        let mut injected = env.demo.state.config.redirect_uri("a");
         injected
             .query_pairs_mut()
             .append_pair("code", &stolen)

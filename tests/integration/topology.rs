@@ -1,7 +1,7 @@
 //! The production topology as local processes (issue 10): the BigCommerce sandbox and the
 //! dev IdP as their own processes (`bc-sso-dev sandbox ...`), two `serve` replicas sharing
 //! one database and Redis, and Debian's nginx in front; chromium signs in through nginx.
-//! nginx sends `/login` to replica 1 and `/oidc/callback` to replica 2, so the sign-in
+//! nginx sends `/login` to replica 1 and `/oidc/callback/…` to replica 2, so the sign-in
 //! started on one replica must finish on the other; nginx connects to the replicas from
 //! 127.0.0.2 while the browser is 127.0.0.1, so the audit trail shows whose IP the gateway
 //! took.
@@ -104,7 +104,7 @@ http {{
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         location = /login {{ proxy_pass http://replica1; }}
-        location = /oidc/callback {{ proxy_pass http://replica2; }}
+        location /oidc/callback/ {{ proxy_pass http://replica2; }}
         location / {{ proxy_pass http://replicas; }}
     }}
 }}
@@ -162,7 +162,7 @@ async fn two_replicas_behind_nginx_sign_a_shopper_in_from_chromium() {
             .env("BCSSO_SANDBOX_IDP_CLIENT_SECRET", idp_secret)
             .env(
                 "BCSSO_SANDBOX_IDP_REDIRECT_URIS",
-                format!("{public}/oidc/callback,{public}/admin/oidc/callback"),
+                format!("{public}/oidc/callback/example,{public}/admin/oidc/callback"),
             ),
     );
 

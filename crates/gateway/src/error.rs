@@ -41,6 +41,10 @@ pub enum Error {
     PendingLoginMissing,
     #[error("the pending login expired")]
     PendingLoginExpired,
+    #[error(
+        "the callback came back for connection {got:?}, but the sign-in was sent to {expected:?}"
+    )]
+    CallbackConnectionMismatch { expected: String, got: String },
     #[error(transparent)]
     Oidc(#[from] OidcError),
     #[error(transparent)]
@@ -115,7 +119,8 @@ impl Error {
             | Error::BadParameter(_)
             | Error::CallbackParams(_)
             | Error::PendingLoginMissing
-            | Error::PendingLoginExpired => StatusCode::BAD_REQUEST,
+            | Error::PendingLoginExpired
+            | Error::CallbackConnectionMismatch { .. } => StatusCode::BAD_REQUEST,
             Error::Oidc(e) => e.status(),
             Error::Policy(_) => StatusCode::FORBIDDEN,
             Error::BigCommerce(ApiError::RateLimited { .. }) => StatusCode::SERVICE_UNAVAILABLE,
@@ -140,6 +145,7 @@ impl Error {
             Error::BadParameter(_) => "bad_parameter",
             Error::CallbackParams(_) => "bad_callback_request",
             Error::PendingLoginMissing => "no_pending_login",
+            Error::CallbackConnectionMismatch { .. } => "callback_connection_mismatch",
             Error::PendingLoginExpired => "pending_login_expired",
             Error::Oidc(e) => e.code(),
             Error::Policy(e) => e.code(),
@@ -226,6 +232,10 @@ impl Error {
             Error::CallbackParams(_) | Error::PendingLoginMissing => (
                 "This sign-in link is no longer valid",
                 format!("The sign-in was already completed, was started in another browser, or the link was changed. {try_again}"),
+            ),
+            Error::CallbackConnectionMismatch { .. } => (
+                "This sign-in came back from the wrong place",
+                format!("The answer to this sign-in came from another company's sign-in service than the one it was sent to, so it was not accepted. If you did not expect this, close this page and tell the store. {try_again}"),
             ),
             Error::PendingLoginExpired => (
                 "Sign-in took too long",

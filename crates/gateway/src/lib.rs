@@ -319,7 +319,7 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(ttl)));
     let sign_in = Router::new()
         .route("/login", get(routes::login::start))
-        .route("/oidc/callback", get(routes::callback::finish))
+        .route("/oidc/callback/{connection}", get(routes::callback::finish))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::sign_in_requests,

@@ -114,7 +114,7 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
     let (url, mut pending) = oidc::flow::start(
         &conn,
         &metadata,
-        &app.config.redirect_uri(),
+        &app.config.redirect_uri(conn.id.as_str()),
         channel.id,
         &redirect_to,
         &app.clock,
@@ -191,7 +191,7 @@ async fn finish_sign_in(
         conn,
         &pending,
         params,
-        &app.config.redirect_uri(),
+        &app.config.redirect_uri(conn.id.as_str()),
         &app.clock,
         !conn.group_rules.is_empty(),
     )

@@ -135,7 +135,7 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
         &conn,
         pending,
         params,
-        &app.config.redirect_uri(),
+        &app.config.redirect_uri(conn.id.as_str()),
         &app.clock,
         !conn.group_rules.is_empty(),
     )

@@ -219,6 +219,7 @@ async fn idp(args: IdpArgs) -> Result<(), String> {
             client_id: args.client_id.clone(),
             client_secret: secret(args.client_secret, args.client_secret_file, "client-secret")?,
             redirect_uris: args.redirect_uris,
+            redirect_uri_prefixes: Vec::new(),
         }],
         users,
         email_in_id_token: true,

@@ -263,8 +263,13 @@ impl Config {
         self.connections.iter().find(|c| c.id.as_str() == id)
     }
 
-    pub fn redirect_uri(&self) -> Url {
-        join_path(&self.server.public_url, "oidc/callback")
+    /// Where connection `id`'s IdP returns shoppers: one redirect URI per connection, so a
+    /// code always comes back to the callback of the IdP that issued it. With one URI for
+    /// all, a malicious IdP configured as another connection could relay a victim through an
+    /// honest IdP that does not send RFC 9207 `iss`, receive the code at its own token
+    /// endpoint, and sign its operator in as the victim (mix-up, RFC 9700 §4.4.2).
+    pub fn redirect_uri(&self, id: &str) -> Url {
+        join_path(&self.server.public_url, &format!("oidc/callback/{id}"))
     }
 
     /// Where the IdP returns admins who sign in to the console with it.

@@ -39,8 +39,8 @@ fn valid_config_with_defaults() {
     let c = validate(parse(VALID)).unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(
-        c.redirect_uri().as_str(),
-        "https://sso.example.com/oidc/callback"
+        c.redirect_uri("acme").as_str(),
+        "https://sso.example.com/oidc/callback/acme"
     );
     assert_eq!(
         c.store.declared.as_ref().unwrap().api_base_url.as_str(),

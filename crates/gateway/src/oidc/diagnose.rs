@@ -816,6 +816,7 @@ mod tests {
                 client_id: "gateway".into(),
                 client_secret: SECRET.into(),
                 redirect_uris: vec![redirect_uri()],
+                redirect_uri_prefixes: Vec::new(),
             }],
             users: demo_users(),
             email_in_id_token: true,

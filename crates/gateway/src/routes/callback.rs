@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use tower_sessions::Session;
 
@@ -11,10 +11,11 @@ use crate::error::Error;
 use crate::oidc::CallbackParams;
 use crate::signin;
 
-/// `GET /oidc/callback?code&state[&iss]`: finishes a sign-in.
+/// `GET /oidc/callback/{connection}?code&state[&iss]`: finishes a sign-in.
 pub async fn finish(
     State(app): State<Arc<AppState>>,
     session: Session,
+    Path(connection): Path<String>,
     RawQuery(query): RawQuery,
     ClientIp(client_ip): ClientIp,
 ) -> Result<Response, Error> {
@@ -27,6 +28,15 @@ pub async fn finish(
     // a failed code exchange or BigCommerce outage must not leave the state reusable
     // (SECURITY.md rule 7).
     session.save().await?;
+    // The IdP that answered is the one whose redirect URI this is: a code for another
+    // connection's sign-in is a mix-up, and never goes to that connection's token endpoint.
+    if pending.connection != connection {
+        tracing::warn!(connection = %pending.connection, "callback for another connection (mix-up?)");
+        return Err(Error::CallbackConnectionMismatch {
+            expected: pending.connection,
+            got: connection,
+        });
+    }
     // Before the code exchange: that is the call to the connection's IdP a flood would
     // multiply. The pending login is spent either way; the shopper starts again.
     app.limits.connection_request(&pending.connection)?;

@@ -50,7 +50,7 @@ pub struct ChoosePage {
 /// `GET /`: tells a person who lands here what this service is.
 pub async fn index(State(app): State<Arc<AppState>>) -> Response {
     render(&IndexPage {
-        redirect_uri: app.config.redirect_uri().to_string(),
+        redirect_uri: app.config.redirect_uri("CONNECTION-ID").to_string(),
     })
 }
 

@@ -92,16 +92,29 @@ fn start_authorization(
                 "The client_id is missing or not registered.".into(),
             )
         })?;
-    // Exact string match against the registered URIs: no prefix or normalised matching.
+    // Exact string match against the registered URIs: no normalised matching. A prefix only
+    // where the client registered one (the demo's client: see `DevClient`).
     let redirect_uri = params
         .get("redirect_uri")
-        .and_then(|r| client.redirect_uris.iter().find(|u| u.as_str() == r))
+        .and_then(|r| {
+            let exact = client.redirect_uris.iter().find(|u| u.as_str() == r);
+            let under_prefix = || {
+                client
+                    .redirect_uri_prefixes
+                    .iter()
+                    .any(|p| r.starts_with(p.as_str()) && r.len() > p.as_str().len())
+                    .then(|| Url::parse(r).ok())
+                    .flatten()
+            };
+            exact.cloned().or_else(under_prefix)
+        })
         .ok_or_else(|| {
             AuthorizeFailure::Page(
                 "Invalid redirect_uri",
                 "The redirect_uri is missing or not registered for this client.".into(),
             )
         })?;
+    let redirect_uri = &redirect_uri;
     let state = params.get("state").map(String::as_str);
     let fail = |error: &str, description: &str| {
         AuthorizeFailure::Redirect(Box::new(idp.authorization_response(

@@ -189,6 +189,10 @@ pub struct DevClient {
     pub client_id: String,
     pub client_secret: String,
     pub redirect_uris: Vec<Url>,
+    /// Also accepted: any longer redirect URI starting with one of these. For the demo's
+    /// client, whose connections an admin may add in the console under any id (each has its
+    /// own `<gateway>/oidc/callback/<id>`). A real IdP registers exact URIs; so do tests.
+    pub redirect_uri_prefixes: Vec<Url>,
 }
 
 // Hand-written so the secret never reaches a log through `{:?}`.
@@ -198,6 +202,7 @@ impl std::fmt::Debug for DevClient {
             .field("client_id", &self.client_id)
             .field("client_secret", &"***")
             .field("redirect_uris", &self.redirect_uris)
+            .field("redirect_uri_prefixes", &self.redirect_uri_prefixes)
             .finish()
     }
 }

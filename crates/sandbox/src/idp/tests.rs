@@ -36,6 +36,7 @@ fn config(issuer: Url) -> DevIdpConfig {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
             redirect_uris: vec![Url::parse(REDIRECT).unwrap()],
+            redirect_uri_prefixes: Vec::new(),
         }],
         users: demo_users(),
         email_in_id_token: true,

@@ -249,7 +249,11 @@ pub(super) async fn api_check_connection(
 ) -> Result<Response, Error> {
     api_admin(&app, &headers)?;
     let conn = any_connection(&app, id)?;
-    let checks =
-        crate::oidc::diagnose::diagnose(app.oidc.http(), &conn, &app.config.redirect_uri()).await;
+    let checks = crate::oidc::diagnose::diagnose(
+        app.oidc.http(),
+        &conn,
+        &app.config.redirect_uri(conn.id.as_str()),
+    )
+    .await;
     Ok(checks_json(&checks))
 }

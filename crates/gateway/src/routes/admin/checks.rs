@@ -81,8 +81,12 @@ pub(super) async fn check_connection(
 ) -> Result<Response, Error> {
     let admin = signed_in(&session).await?;
     let conn = any_connection(&app, id)?;
-    let checks =
-        crate::oidc::diagnose::diagnose(app.oidc.http(), &conn, &app.config.redirect_uri()).await;
+    let checks = crate::oidc::diagnose::diagnose(
+        app.oidc.http(),
+        &conn,
+        &app.config.redirect_uri(conn.id.as_str()),
+    )
+    .await;
     Ok(checks_page(
         admin.csrf,
         format!("Connection {}", conn.display_name),

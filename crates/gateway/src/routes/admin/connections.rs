@@ -245,6 +245,12 @@ pub(super) async fn connection_page(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    // The id is known once typed; until then the form shows where it goes.
+    let redirect_uri = if form.id.trim().is_empty() {
+        app.config.redirect_uri("CONNECTION-ID").to_string()
+    } else {
+        app.config.redirect_uri(form.id.trim()).to_string()
+    };
     let page = render(&ConnectionPage {
         csrf,
         admin_connection: editing
@@ -254,7 +260,7 @@ pub(super) async fn connection_page(
         form,
         errors,
         has_secret_key: app.config.database.secret_key.is_some(),
-        redirect_uri: app.config.redirect_uri().to_string(),
+        redirect_uri,
         groups,
         groups_error,
     });

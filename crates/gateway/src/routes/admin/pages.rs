@@ -232,7 +232,7 @@ pub(super) async fn dashboard(
     Ok(render(&DashboardPage {
         csrf: admin.csrf,
         store_hash: store_hash.clone(),
-        redirect_uri: app.config.redirect_uri().to_string(),
+        redirect_uri: app.config.redirect_uri("CONNECTION-ID").to_string(),
         admin_redirect_uri: app.config.admin_redirect_uri().to_string(),
         store: StoreView::of(&app),
         link_count: app.store.count_links(store_hash).await?,
