@@ -14,6 +14,7 @@ mod id_token;
 mod interop;
 mod linking;
 mod properties;
+mod replicas;
 mod sessions;
 mod ssrf;
 mod store_settings;
