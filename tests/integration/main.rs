@@ -17,6 +17,7 @@ mod linking;
 mod negative;
 mod operations;
 mod properties;
+mod replicas;
 mod sessions;
 mod ssrf;
 mod store_settings;

@@ -449,7 +449,7 @@ async fn store_settings_from_the_file_are_read_only() {
         api_base_url: Some(account.api_base_url.to_string()),
         client_id: Some(account.client_id.clone()),
         client_secret: Some("x".into()),
-        channels: bc_sso_gateway::store_settings::to_raw(&account).channels,
+        channels: bc_sso_gateway::settings::store::to_raw(&account).channels,
         ..RawStore::default()
     };
     post(&env, "/admin/store", &store_form(&csrf, &raw, "new-token"))

@@ -128,11 +128,7 @@ async fn still_admitted(app: &AppState, via: Option<&AdminVia>) -> bool {
         }) => {
             // A console change on another replica counts from the next request, not from
             // the next 5-second poll. A failed read keeps the settings in force (logged).
-            if let Err(e) = app
-                .admin_access
-                .refresh(&app.store, &app.config.store.store_hash)
-                .await
-            {
+            if let Err(e) = app.admin_access.refresh(app.settings_db()).await {
                 tracing::warn!(error = %e, "could not reload the admin sign-in settings");
             }
             let Some(sso) = app.admin_access.current() else {

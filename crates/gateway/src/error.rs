@@ -78,7 +78,7 @@ pub enum Error {
     #[error("invalid admin request: {0}")]
     AdminInput(String),
     #[error(transparent)]
-    Manage(#[from] crate::managed::ManageError),
+    Manage(#[from] crate::settings::ManageError),
     #[error("page not found")]
     NotFound,
 }
@@ -97,7 +97,7 @@ impl Error {
             Error::CsrfRejected => StatusCode::FORBIDDEN,
             Error::AdminInput(_) => StatusCode::BAD_REQUEST,
             Error::Manage(e) => {
-                use crate::managed::ManageError as M;
+                use crate::settings::ManageError as M;
                 match e {
                     M::Invalid(_) | M::InvalidStore(_) | M::InvalidAdminAccess(_) => {
                         StatusCode::UNPROCESSABLE_ENTITY
@@ -108,7 +108,7 @@ impl Error {
                     | M::AdminAccessManagedByFile
                     | M::ChangedElsewhere(_) => StatusCode::CONFLICT,
                     M::Unknown(_) => StatusCode::NOT_FOUND,
-                    M::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    M::Seal(_) | M::Unreadable(_) => StatusCode::INTERNAL_SERVER_ERROR,
                     M::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 }
             }
@@ -169,7 +169,7 @@ impl Error {
             Error::CsrfRejected => "csrf_rejected",
             Error::AdminInput(_) => "bad_admin_request",
             Error::Manage(e) => {
-                use crate::managed::ManageError as M;
+                use crate::settings::ManageError as M;
                 match e {
                     M::Invalid(_) => "invalid_connection",
                     M::InvalidStore(_) => "invalid_store_settings",
@@ -181,6 +181,7 @@ impl Error {
                     }
                     M::Unknown(_) => "unknown_connection",
                     M::Seal(_) => "seal_failed",
+                    M::Unreadable(_) => "stored_settings_unreadable",
                     M::Store(_) => "database_unavailable",
                 }
             }
@@ -277,15 +278,15 @@ impl Error {
                 "For your protection this form could not be accepted (its security token is missing or old). Reload the page and try again.".into(),
             ),
             Error::AdminInput(detail) => ("The request is not valid", detail.clone()),
-            Error::Manage(crate::managed::ManageError::Invalid(errors)) => (
+            Error::Manage(crate::settings::ManageError::Invalid(errors)) => (
                 "The connection settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),
-            Error::Manage(crate::managed::ManageError::InvalidAdminAccess(errors)) => (
+            Error::Manage(crate::settings::ManageError::InvalidAdminAccess(errors)) => (
                 "The admin sign-in settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),
-            Error::Manage(crate::managed::ManageError::InvalidStore(errors)) => (
+            Error::Manage(crate::settings::ManageError::InvalidStore(errors)) => (
                 "The store settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),
             ),

@@ -14,8 +14,8 @@ use crate::oidc::{self, CallbackParams, PendingLogin};
 use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
+use crate::settings::store::StoreApi;
 use crate::store::{AuditEvent, AuditKind, IdentityLink};
-use crate::store_settings::StoreApi;
 
 /// `/login`'s query: which storefront, where to land, and how to pick the IdP.
 #[derive(Debug, Default)]

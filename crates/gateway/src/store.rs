@@ -61,6 +61,56 @@ pub struct StoredConnection {
     pub updated_at: i64,
 }
 
+/// A row change of console-managed connections, made only through
+/// [`Store::write_versioned`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsWrite {
+    /// Inserts or replaces a connection (`created_at` is kept on replace).
+    SaveConnection(StoredConnection),
+    /// Flips only the `enabled` flag.
+    SetConnectionEnabled {
+        id: String,
+        enabled: bool,
+        at: i64,
+    },
+    DeleteConnection(String),
+}
+
+impl SettingsWrite {
+    fn query<'q>(
+        &'q self,
+        store_hash: &'q str,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        match self {
+            SettingsWrite::SaveConnection(c) => sqlx::query(
+                "INSERT INTO connections (store_hash, id, settings, client_secret_sealed, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (store_hash, id) DO UPDATE SET settings = $3, client_secret_sealed = $4, \
+                 enabled = $5, updated_at = $7",
+            )
+            .bind(store_hash)
+            .bind(&c.id)
+            .bind(&c.settings)
+            .bind(&c.client_secret_sealed)
+            .bind(i64::from(c.enabled))
+            .bind(c.created_at)
+            .bind(c.updated_at),
+            SettingsWrite::SetConnectionEnabled { id, enabled, at } => sqlx::query(
+                "UPDATE connections SET enabled = $3, updated_at = $4 WHERE store_hash = $1 AND id = $2",
+            )
+            .bind(store_hash)
+            .bind(id)
+            .bind(i64::from(*enabled))
+            .bind(*at),
+            SettingsWrite::DeleteConnection(id) => {
+                sqlx::query("DELETE FROM connections WHERE store_hash = $1 AND id = $2")
+                    .bind(store_hash)
+                    .bind(id)
+            }
+        }
+    }
+}
+
 /// A "Try sign-in" run of the admin console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trial {
@@ -455,59 +505,6 @@ impl Store {
             .collect()
     }
 
-    /// Inserts or replaces a console-managed connection.
-    pub async fn save_connection(
-        &self,
-        store_hash: &str,
-        c: &StoredConnection,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO connections (store_hash, id, settings, client_secret_sealed, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (store_hash, id) DO UPDATE SET settings = $3, client_secret_sealed = $4, \
-             enabled = $5, updated_at = $7",
-        )
-        .bind(store_hash)
-        .bind(&c.id)
-        .bind(&c.settings)
-        .bind(&c.client_secret_sealed)
-        .bind(i64::from(c.enabled))
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Flips only the `enabled` flag (not the whole row, which another edit may have changed).
-    pub async fn set_connection_enabled(
-        &self,
-        store_hash: &str,
-        id: &str,
-        enabled: bool,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE connections SET enabled = $3, updated_at = $4 WHERE store_hash = $1 AND id = $2",
-        )
-        .bind(store_hash)
-        .bind(id)
-        .bind(i64::from(enabled))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn delete_connection(&self, store_hash: &str, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM connections WHERE store_hash = $1 AND id = $2")
-            .bind(store_hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
     pub async fn setting(
         &self,
         store_hash: &str,
@@ -531,7 +528,27 @@ impl Store {
         expected: Option<&str>,
         value: &str,
     ) -> Result<bool, StoreError> {
-        let done =
+        self.write_versioned(store_hash, name, expected, value, &[])
+            .await
+    }
+
+    /// The one way console changes are written: in one transaction, the version row
+    /// `version` moves from `expected` (`None`: no row yet) to `next`, and only if it did
+    /// are `writes` made. A writer that read an older version changes nothing and gets
+    /// `false`, so what it checked (e.g. that no two connections claim one email domain)
+    /// still holds for what is stored. The version row is locked from its UPDATE to the
+    /// commit: PostgreSQL makes a second writer wait and then re-check `value`, SQLite
+    /// lets one writer in at a time.
+    pub async fn write_versioned(
+        &self,
+        store_hash: &str,
+        version: &str,
+        expected: Option<&str>,
+        next: &str,
+        writes: &[SettingsWrite],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved =
             match expected {
                 Some(old) => {
                     sqlx::query(
@@ -539,10 +556,10 @@ impl Store {
                      WHERE store_hash = $1 AND name = $2 AND value = $4",
                     )
                     .bind(store_hash)
-                    .bind(name)
-                    .bind(value)
+                    .bind(version)
+                    .bind(next)
                     .bind(old)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                 }
                 None => sqlx::query(
@@ -550,12 +567,20 @@ impl Store {
                      ON CONFLICT (store_hash, name) DO NOTHING",
                 )
                 .bind(store_hash)
-                .bind(name)
-                .bind(value)
-                .execute(&self.pool)
+                .bind(version)
+                .bind(next)
+                .execute(&mut *tx)
                 .await?,
             };
-        Ok(done.rows_affected() == 1)
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for write in writes {
+            write.query(store_hash).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn set_setting(
@@ -938,17 +963,38 @@ mod tests {
                 created_at: 1,
                 updated_at: 1,
             };
-            store.save_connection(&hash, &c).await.unwrap();
+            let write = |expected: Option<&'static str>, next: &'static str, w: SettingsWrite| {
+                let (store, hash) = (store.clone(), hash.clone());
+                async move {
+                    store
+                        .write_versioned(&hash, "v", expected, next, &[w])
+                        .await
+                        .unwrap()
+                }
+            };
+            assert!(write(None, "1", SettingsWrite::SaveConnection(c.clone())).await);
             c.enabled = false;
             c.updated_at = 2;
             c.created_at = 99; // ignored on update
-            store.save_connection(&hash, &c).await.unwrap();
+            assert!(write(Some("1"), "2", SettingsWrite::SaveConnection(c.clone())).await);
             let listed = store.list_connections(&hash).await.unwrap();
             assert_eq!(listed.len(), 1);
             assert!(!listed[0].enabled);
             assert_eq!((listed[0].created_at, listed[0].updated_at), (1, 2));
-            assert!(store.delete_connection(&hash, "acme").await.unwrap());
-            assert!(!store.delete_connection(&hash, "acme").await.unwrap());
+            // A writer that read an older version writes nothing, not even its rows.
+            let stale = SettingsWrite::DeleteConnection("acme".into());
+            assert!(!write(Some("1"), "3", stale.clone()).await);
+            assert!(!write(None, "3", stale.clone()).await);
+            assert_eq!(store.list_connections(&hash).await.unwrap().len(), 1);
+            let enable = SettingsWrite::SetConnectionEnabled {
+                id: "acme".into(),
+                enabled: true,
+                at: 3,
+            };
+            assert!(write(Some("2"), "3", enable).await);
+            assert!(store.list_connections(&hash).await.unwrap()[0].enabled);
+            assert!(write(Some("3"), "4", stale).await);
+            assert!(store.list_connections(&hash).await.unwrap().is_empty());
             assert_eq!(store.setting(&hash, "k").await.unwrap(), None);
             store.set_setting(&hash, "k", "a").await.unwrap();
             store.set_setting(&hash, "k", "b").await.unwrap();

@@ -122,7 +122,7 @@ pub struct StoreSection {
     pub store_hash: String,
     pub clock_check_interval: Duration,
     /// The API account and channels when the file declares them; `None` when an admin
-    /// sets them in the console (see `store_settings`).
+    /// sets them in the console (see `settings::store`).
     pub declared: Option<StoreConfig>,
 }
 

@@ -3,8 +3,8 @@
 //! access token and client secret sealed. Requests take a snapshot ([`StoreApi`]); a change
 //! swaps in a new one, so a sign-in never sees half of an edit.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +12,8 @@ use crate::bigcommerce::{Client, LoginTokenMinter};
 use crate::clock::Clock;
 use crate::config::{ConfigError, RawChannel, RawStore, StoreConfig, StoreSection, validate_store};
 use crate::domain::Secret;
-use crate::managed::{Change, LoadError, ManageError, Source};
 use crate::secrets::SecretKey;
+use crate::settings::{Change, Db, Edit, Kind, LoadError, ManageError, Managed, Source, join};
 use crate::store::Store;
 
 /// The name of the `gateway_settings` row that holds the console's store settings.
@@ -89,120 +89,42 @@ impl StoredAccount {
     }
 }
 
-pub struct StoreSettings {
-    current: RwLock<Option<Arc<StoreApi>>>,
-    /// The stored row the snapshot was built from: another replica's save changes it.
-    loaded: std::sync::Mutex<Option<String>>,
-    /// Saves run one at a time, from reading the snapshot to swapping it.
-    edits: tokio::sync::Mutex<()>,
+/// What the file says about the store, and what building a [`StoreApi`] needs.
+pub struct StoreKind {
+    section: StoreSection,
     http: reqwest::Client,
     clock: Clock,
     /// BigCommerce's clock minus ours: measured once, kept across changes of settings.
     offset: Arc<AtomicI64>,
 }
 
-impl StoreSettings {
-    /// The file's settings if it declares them, else the console's from the database (or
-    /// none yet: the gateway then waits for an admin to set them).
-    pub async fn load(
-        store: &Store,
-        section: &StoreSection,
-        key: Option<&SecretKey>,
-        http: reqwest::Client,
-        clock: Clock,
-    ) -> Result<Self, LoadError> {
-        let settings = Self {
-            current: RwLock::new(None),
-            loaded: std::sync::Mutex::new(None),
-            edits: tokio::sync::Mutex::new(()),
-            http,
-            clock,
-            offset: Arc::new(AtomicI64::new(0)),
-        };
-        match &section.declared {
-            Some(declared) => settings.swap(Some(settings.build(declared.clone(), Source::File))),
-            None => {
-                settings.refresh(store, section, key).await?;
-            }
+/// The file's store settings, or the console's (`None` until an admin has set them).
+pub type StoreSettings = Managed<StoreKind>;
+
+impl Kind for StoreKind {
+    type Value = Option<Arc<StoreApi>>;
+    const WHAT: &'static str = "store settings";
+    /// The row holds the settings themselves.
+    const VERSION_ROW: &'static str = SETTING;
+    const SAVE_OVER_UNREADABLE: bool = true;
+
+    fn read_only(&self) -> Option<ManageError> {
+        self.section
+            .declared
+            .is_some()
+            .then_some(ManageError::StoreManagedByFile)
+    }
+
+    async fn load(&self, db: Db<'_>, row: Option<&str>) -> Result<Self::Value, LoadError> {
+        if let Some(declared) = &self.section.declared {
+            return Ok(Some(self.build(declared.clone(), Source::File)));
         }
-        Ok(settings)
-    }
-
-    /// The settings in force; `None` until an admin has set them.
-    pub fn current(&self) -> Option<Arc<StoreApi>> {
-        self.current
-            .read()
-            .map(|g| g.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-
-    /// BigCommerce's clock minus ours, as last measured.
-    pub fn offset(&self) -> &Arc<AtomicI64> {
-        &self.offset
-    }
-
-    fn build(&self, settings: StoreConfig, source: Source) -> Arc<StoreApi> {
-        Arc::new(StoreApi {
-            client: Client::new(self.http.clone(), &settings),
-            tokens: LoginTokenMinter::new(&settings, self.clock.clone(), self.offset.clone()),
-            settings,
-            source,
-        })
-    }
-
-    fn swap(&self, next: Option<Arc<StoreApi>>) {
-        match self.current.write() {
-            Ok(mut g) => *g = next,
-            Err(p) => *p.into_inner() = next,
-        }
-    }
-
-    fn loaded(&self) -> Option<String> {
-        self.loaded
-            .lock()
-            .map(|v| v.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-
-    fn set_loaded(&self, v: Option<String>) {
-        match self.loaded.lock() {
-            Ok(mut g) => *g = v,
-            Err(p) => *p.into_inner() = v,
-        }
-    }
-
-    /// Reloads the console's settings when the stored row differs from the one in force
-    /// (another replica saved). Returns whether it reloaded. File settings never reload.
-    pub async fn refresh(
-        &self,
-        store: &Store,
-        section: &StoreSection,
-        key: Option<&SecretKey>,
-    ) -> Result<bool, LoadError> {
-        if section.declared.is_some() {
-            return Ok(false);
-        }
-        // Under the lock, so a poll cannot put back a row a local save just replaced.
-        let _one_at_a_time = self.edits.lock().await;
-        let row = store.setting(&section.store_hash, SETTING).await?;
-        self.apply(row, section, key)
-    }
-
-    /// Makes `row` the settings in force unless it already is.
-    fn apply(
-        &self,
-        row: Option<String>,
-        section: &StoreSection,
-        key: Option<&SecretKey>,
-    ) -> Result<bool, LoadError> {
-        let Some(text) = row.as_deref().filter(|_| row != self.loaded()) else {
-            return Ok(false);
-        };
+        let Some(text) = row else { return Ok(None) };
         let broken = |reason: String| LoadError::Broken {
             what: "store settings".into(),
             reason,
         };
-        let key = key.ok_or_else(|| {
+        let key = db.key.ok_or_else(|| {
             broken("they hold encrypted secrets but no secret key is configured".into())
         })?;
         let stored: Stored = serde_json::from_str(text).map_err(|e| broken(e.to_string()))?;
@@ -218,45 +140,39 @@ impl StoreSettings {
                 .into(),
         );
         let mut errors = Vec::new();
-        let settings = validate_store(
-            &section.store_hash,
-            section.clock_check_interval,
-            raw,
-            &mut errors,
-        );
+        let settings = self.validate(raw, &mut errors);
         match settings {
-            Some(settings) if errors.is_empty() => {
-                self.swap(Some(self.build(settings, Source::Console)));
-                self.set_loaded(row);
-                Ok(true)
-            }
+            Some(settings) if errors.is_empty() => Ok(Some(self.build(settings, Source::Console))),
             _ => Err(broken(join(&errors))),
         }
     }
+}
 
-    /// Saves the console's store form. An empty `access_token` or `client_secret` keeps
-    /// the one in force.
-    pub async fn save(
+impl StoreKind {
+    fn build(&self, settings: StoreConfig, source: Source) -> Arc<StoreApi> {
+        Arc::new(StoreApi {
+            client: Client::new(self.http.clone(), &settings),
+            tokens: LoginTokenMinter::new(&settings, self.clock.clone(), self.offset.clone()),
+            settings,
+            source,
+        })
+    }
+
+    fn validate(&self, raw: RawStore, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {
+        let s = &self.section;
+        validate_store(&s.store_hash, s.clock_check_interval, raw, errors)
+    }
+
+    /// The store settings of `form`, with the secrets kept from `before` where the form
+    /// leaves them empty; the row to store, and the change for the audit trail.
+    fn saved(
         &self,
-        store: &Store,
-        section: &StoreSection,
-        key: Option<&SecretKey>,
+        key: &SecretKey,
+        before: Option<&StoreApi>,
         mut form: RawStore,
         access_token: Option<String>,
         client_secret: Option<String>,
-    ) -> Result<Change, ManageError> {
-        if section.declared.is_some() {
-            return Err(ManageError::StoreManagedByFile);
-        }
-        let key = key.ok_or(ManageError::NoSecretKey)?;
-        let _one_at_a_time = self.edits.lock().await;
-        // Start from what is stored now, not from a snapshot another replica may have
-        // replaced since the last poll: kept secrets and the audit's "before" come from it.
-        let stored_row = store.setting(&section.store_hash, SETTING).await?;
-        if let Err(e) = self.apply(stored_row.clone(), section, Some(key)) {
-            tracing::warn!(error = %e, "the stored store settings cannot be read; replacing them");
-        }
-        let before = self.current();
+    ) -> Result<Edit<Option<Arc<StoreApi>>, Change>, ManageError> {
         let token_given = access_token.as_ref().is_some_and(|t| !t.trim().is_empty());
         let keep = |given: Option<String>, kept: Option<&Secret>| {
             given
@@ -264,14 +180,8 @@ impl StoreSettings {
                 .map(|s| Secret::new(s.trim()))
                 .or_else(|| kept.cloned())
         };
-        let token = keep(
-            access_token,
-            before.as_ref().map(|b| &b.settings.access_token),
-        );
-        let secret = keep(
-            client_secret,
-            before.as_ref().map(|b| &b.settings.client_secret),
-        );
+        let token = keep(access_token, before.map(|b| &b.settings.access_token));
+        let secret = keep(client_secret, before.map(|b| &b.settings.client_secret));
         // Secrets come from the form's fields only, never from a path on this host.
         form.access_token_file = None;
         form.client_secret_file = None;
@@ -279,12 +189,7 @@ impl StoreSettings {
         let mut raw = form.clone();
         raw.access_token = token.as_ref().map(|t| t.expose().to_owned());
         raw.client_secret = secret.as_ref().map(|s| s.expose().to_owned());
-        let settings = validate_store(
-            &section.store_hash,
-            section.clock_check_interval,
-            raw,
-            &mut errors,
-        );
+        let settings = self.validate(raw, &mut errors);
         // The file's wording ("set it in the config file or as env …") does not fit a form.
         for e in &mut errors {
             if let ConfigError::Missing { key, .. } = e {
@@ -304,7 +209,7 @@ impl StoreSettings {
         }
         // The kept token goes only to the address it was entered for: a new API base URL
         // (which could be anyone's server) needs the token typed again.
-        if let (Some(b), Some(new)) = (&before, &settings)
+        if let (Some(b), Some(new)) = (before, &settings)
             && !token_given
             && b.settings.api_base_url != new.api_base_url
         {
@@ -329,12 +234,6 @@ impl StoreSettings {
                 message: e.to_string(),
             }])
         })?;
-        if !store
-            .replace_setting(&section.store_hash, SETTING, stored_row.as_deref(), &row)
-            .await?
-        {
-            return Err(ManageError::ChangedElsewhere("store settings"));
-        }
         let mut after = describe(&settings);
         if let Some(obj) = after.as_object_mut() {
             let changed = |old: Option<&Secret>, new: &Secret| {
@@ -344,39 +243,77 @@ impl StoreSettings {
                     "changed"
                 }
             };
-            obj.insert(
-                "access_token".into(),
-                changed(
-                    before.as_ref().map(|b| &b.settings.access_token),
+            for (name, old, new) in [
+                (
+                    "access_token",
+                    before.map(|b| &b.settings.access_token),
                     &settings.access_token,
-                )
-                .into(),
-            );
-            obj.insert(
-                "client_secret".into(),
-                changed(
-                    before.as_ref().map(|b| &b.settings.client_secret),
+                ),
+                (
+                    "client_secret",
+                    before.map(|b| &b.settings.client_secret),
                     &settings.client_secret,
-                )
-                .into(),
-            );
+                ),
+            ] {
+                obj.insert(name.into(), changed(old, new).into());
+            }
         }
-        self.swap(Some(self.build(settings, Source::Console)));
-        self.set_loaded(Some(row));
-        Ok(Change {
+        let change = Change {
             id: "store".into(),
             before: before.map(|b| describe(&b.settings)),
             after: Some(after),
+        };
+        Ok(Edit {
+            value: Some(self.build(settings, Source::Console)),
+            version: row,
+            writes: Vec::new(),
+            out: change,
         })
     }
 }
 
-fn join(errors: &[ConfigError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+impl StoreKind {
+    pub fn new(section: StoreSection, http: reqwest::Client, clock: Clock) -> Self {
+        StoreKind {
+            section,
+            http,
+            clock,
+            offset: Arc::new(AtomicI64::new(0)),
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The settings in force; `None` until an admin has set them.
+    pub fn current(&self) -> Option<Arc<StoreApi>> {
+        self.snapshot().as_ref().clone()
+    }
+
+    /// Saves the console's store form. An empty `access_token` or `client_secret` keeps
+    /// the one in force.
+    pub async fn save(
+        &self,
+        store: &Store,
+        section: &StoreSection,
+        key: Option<&SecretKey>,
+        form: RawStore,
+        access_token: Option<String>,
+        client_secret: Option<String>,
+    ) -> Result<Change, ManageError> {
+        if let Some(refusal) = self.kind().read_only() {
+            return Err(refusal);
+        }
+        let key = key.ok_or(ManageError::NoSecretKey)?;
+        let db = Db {
+            store,
+            store_hash: &section.store_hash,
+            key: Some(key),
+        };
+        self.change(db, |kind, before| {
+            kind.saved(key, before.as_deref(), form, access_token, client_secret)
+        })
+        .await
+    }
 }
 
 /// The settings as the form and the API spell them; never the secrets.

@@ -1,0 +1,224 @@
+//! The generic on a kind of its own: one text row, two replicas on one database (SQLite in
+//! memory, and the PostgreSQL of `BCSSO_TEST_DATABASE_URL` when set).
+
+use super::*;
+
+/// A kind kept in one row whose value is the row's text; the text "broken" cannot be read.
+/// `OVER`: [`Kind::SAVE_OVER_UNREADABLE`].
+struct Text<const OVER: bool> {
+    declared: Option<String>,
+}
+
+impl<const OVER: bool> Kind for Text<OVER> {
+    type Value = Option<String>;
+    const WHAT: &'static str = "text";
+    const VERSION_ROW: &'static str = "text";
+    const SAVE_OVER_UNREADABLE: bool = OVER;
+
+    fn read_only(&self) -> Option<ManageError> {
+        self.declared
+            .is_some()
+            .then_some(ManageError::StoreManagedByFile)
+    }
+
+    async fn load(&self, _db: Db<'_>, row: Option<&str>) -> Result<Option<String>, LoadError> {
+        if self.declared.is_some() {
+            return Ok(self.declared.clone());
+        }
+        match row {
+            Some("broken") => Err(LoadError::Broken {
+                what: "text".into(),
+                reason: "unreadable".into(),
+            }),
+            row => Ok(row.map(str::to_owned)),
+        }
+    }
+}
+
+/// Replaces the text; the closure's output is the text it started from.
+fn set(text: &str) -> impl FnOnce(&Text<false>, &Option<String>) -> SetResult {
+    let text = text.to_owned();
+    move |_, before| {
+        Ok(Edit {
+            value: Some(text.clone()),
+            version: text,
+            writes: Vec::new(),
+            out: before.clone(),
+        })
+    }
+}
+
+type SetResult = Result<Edit<Option<String>, Option<String>>, ManageError>;
+
+/// Each database to run on, with a store hash of its own for this test.
+async fn databases() -> Vec<(Store, String)> {
+    let mut out = vec![Store::connect("sqlite::memory:").await.unwrap()];
+    if let Ok(url) = std::env::var("BCSSO_TEST_DATABASE_URL") {
+        out.push(Store::connect(&url).await.unwrap());
+    }
+    let hash = || format!("t{}", uuid::Uuid::new_v4().simple());
+    out.into_iter().map(|store| (store, hash())).collect()
+}
+
+fn db<'a>(store: &'a Store, hash: &'a str) -> Db<'a> {
+    Db {
+        store,
+        store_hash: hash,
+        key: None,
+    }
+}
+
+async fn replica<const OVER: bool>(db: Db<'_>) -> Managed<Text<OVER>> {
+    Managed::load(Text { declared: None }, db).await.unwrap()
+}
+
+/// Two replicas of a kind that must read what is stored before changing it.
+async fn two_replicas(db: Db<'_>) -> (Managed<Text<false>>, Managed<Text<false>>) {
+    (replica(db).await, replica(db).await)
+}
+
+#[tokio::test]
+async fn a_change_reaches_the_other_replica_at_its_next_refresh() {
+    for (store, hash) in databases().await {
+        let db = db(&store, &hash);
+        let (a, b) = two_replicas(db).await;
+        assert!(!b.refresh(db).await.unwrap(), "nothing stored yet");
+        let before = a.change(db, set("one")).await.unwrap();
+        assert_eq!(before, None);
+        assert_eq!(a.snapshot().as_deref(), Some("one"));
+        assert_eq!(b.snapshot().as_deref(), None, "until it refreshes");
+        assert!(b.refresh(db).await.unwrap());
+        assert_eq!(b.snapshot().as_deref(), Some("one"));
+        assert!(!b.refresh(db).await.unwrap(), "no change: no reload");
+        // A restarted replica loads it too.
+        assert_eq!(
+            replica::<false>(db).await.snapshot().as_deref(),
+            Some("one")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stale_replica_changes_what_is_stored_not_its_snapshot() {
+    for (store, hash) in databases().await {
+        let db = db(&store, &hash);
+        let (a, b) = two_replicas(db).await;
+        a.change(db, set("one")).await.unwrap();
+        // B has not polled since; its change starts from A's, and succeeds.
+        let before = b.change(db, set("two")).await.unwrap();
+        assert_eq!(before.as_deref(), Some("one"));
+        assert_eq!(
+            store.setting(&hash, "text").await.unwrap().as_deref(),
+            Some("two")
+        );
+    }
+}
+
+/// The compare-and-swap: B computes its change from version "one"; A's change lands before
+/// B writes. B must write nothing and say so, whatever B's change was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_computed_from_a_version_another_replica_replaced_is_refused() {
+    for (store, hash) in databases().await {
+        let db = db(&store, &hash);
+        let (a, b) = two_replicas(db).await;
+        a.change(db, set("one")).await.unwrap();
+        let refused = b
+            .change(db, |kind, before| {
+                assert_eq!(before.as_deref(), Some("one"));
+                let a_lands = a.change(db, set("from a"));
+                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(a_lands))
+                    .unwrap();
+                set("from b")(kind, before)
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(ManageError::ChangedElsewhere("text"))),
+            "{:?}",
+            refused.map(|_| ())
+        );
+        assert_eq!(
+            store.setting(&hash, "text").await.unwrap().as_deref(),
+            Some("from a")
+        );
+        assert_eq!(
+            b.snapshot().as_deref(),
+            Some("one"),
+            "B's change is not in force"
+        );
+        assert!(b.refresh(db).await.unwrap());
+        assert_eq!(b.snapshot().as_deref(), Some("from a"));
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_row_is_replaced_only_by_a_kind_whose_change_replaces_it_all() {
+    for (store, hash) in databases().await {
+        let db = db(&store, &hash);
+        let (whole, checked) = (replica::<true>(db).await, replica::<false>(db).await);
+        store.set_setting(&hash, "text", "broken").await.unwrap();
+        // A refresh reports it and keeps the value in force.
+        assert!(matches!(
+            checked.refresh(db).await,
+            Err(LoadError::Broken { .. })
+        ));
+        assert_eq!(checked.snapshot().as_deref(), None);
+        // A change that must be checked against what is stored cannot be made…
+        let refused = checked.change(db, set("two")).await;
+        assert!(matches!(refused, Err(ManageError::Unreadable(_))));
+        // …one that replaces everything can, conditioned on the unreadable row.
+        whole
+            .change(db, |_, _| {
+                Ok(Edit {
+                    value: Some("fixed".into()),
+                    version: "fixed".into(),
+                    writes: Vec::new(),
+                    out: (),
+                })
+            })
+            .await
+            .unwrap();
+        assert!(checked.refresh(db).await.unwrap());
+        assert_eq!(checked.snapshot().as_deref(), Some("fixed"));
+    }
+}
+
+#[tokio::test]
+async fn a_setting_declared_in_the_file_is_read_only_and_never_reloads() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let db = db(&store, "h");
+    let file = Managed::load(
+        Text::<false> {
+            declared: Some("from the file".into()),
+        },
+        db,
+    )
+    .await
+    .unwrap();
+    assert!(file.from_file());
+    let refused = file.change(db, set("x")).await;
+    assert!(matches!(refused, Err(ManageError::StoreManagedByFile)));
+    store.set_setting("h", "text", "stored").await.unwrap();
+    assert!(!file.refresh(db).await.unwrap());
+    assert_eq!(file.snapshot().as_deref(), Some("from the file"));
+}
+
+#[test]
+fn rows_are_read_leniently_but_known_fields_keep_their_types() {
+    #[derive(Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Row {
+        id: Option<String>,
+        #[serde(default)]
+        domains: Vec<String>,
+    }
+    let row: Row = read_lenient(r#"{"id":"a","domains":["x"],"added_later":{"y":1}}"#).unwrap();
+    assert_eq!(
+        row,
+        Row {
+            id: Some("a".into()),
+            domains: vec!["x".into()]
+        }
+    );
+    assert!(read_lenient::<Row>("{not json").is_err());
+    assert!(read_lenient::<Row>(r#"{"id":7}"#).is_err());
+}
