@@ -5,7 +5,6 @@
 
 pub mod admin;
 pub mod admin_access;
-pub mod admin_session;
 pub mod bigcommerce;
 pub mod capped_body;
 pub mod cli;
@@ -32,7 +31,6 @@ pub mod signin;
 pub mod store;
 pub mod store_settings;
 pub mod telemetry;
-pub mod trial;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -332,7 +330,7 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .route("/static/sso-button.js", get(routes::assets::sso_button))
         .route("/static/admin.js", get(routes::assets::admin_js))
         .layer(sessions)
-        .nest("/admin", routes::admin::router(&state))
+        .nest("/admin", admin::router(&state))
         .fallback(|| async { error::Error::NotFound })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
