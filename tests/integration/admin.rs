@@ -862,3 +862,91 @@ async fn admin_sign_in_from_the_file_is_read_only() {
         .assert_error(StatusCode::CONFLICT, "managed_by_file");
     assert!(env.demo.state.admin_access.current().is_some());
 }
+
+/// "A connection's channels must be configured storefront channels" was checked by the
+/// console's form only: the API saved a connection for a channel the store has no
+/// storefront for, and every sign-in there would have ended on an error page. One check
+/// now serves the form and the API, in the same words.
+#[tokio::test]
+async fn api_cannot_create_a_connection_for_an_unconfigured_channel() {
+    let env = Env::start().await;
+    let issuer = env.demo.state.config.connections[0]
+        .issuer
+        .as_str()
+        .to_owned();
+    let connection = |channels: serde_json::Value| {
+        serde_json::json!({
+            "id": "other", "issuer": issuer, "client_id": "bc-sso-gateway",
+            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
+            "allowed_email_domains": ["other.test"], "channels": channels
+        })
+    };
+    let api = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        env.browser
+            .request(method, env.gateway(path))
+            .bearer_auth(token(&env))
+            .json(&body)
+            .send()
+    };
+    let rule = "channels: only configured storefront channels can be chosen (1)";
+    let refused = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_connection", "{body}");
+        assert!(body["message"].as_str().unwrap().contains(rule), "{body}");
+    };
+    // The demo store has one storefront, channel 1.
+    let created = api(
+        reqwest::Method::POST,
+        "/admin/api/connections",
+        connection(serde_json::json!([2])),
+    )
+    .await
+    .unwrap();
+    refused(created).await;
+    assert!(env.demo.state.connections.any("other").is_none());
+    let created = api(
+        reqwest::Method::POST,
+        "/admin/api/connections",
+        connection(serde_json::json!([1])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let updated = api(
+        reqwest::Method::PUT,
+        "/admin/api/connections/other",
+        connection(serde_json::json!([1, 2])),
+    )
+    .await
+    .unwrap();
+    refused(updated).await;
+    assert_eq!(
+        env.demo.state.connections.any("other").unwrap().channels,
+        vec![1]
+    );
+    // The console's form, the same rule in the same words.
+    let csrf = sign_in(&env).await;
+    let form: Vec<(String, String)> = [
+        ("csrf", csrf.as_str()),
+        ("id", "third"),
+        ("display_name", "Third Corp"),
+        ("issuer", issuer.as_str()),
+        ("client_id", "bc-sso-gateway"),
+        ("client_secret", bc_sso_dev::demo::DEV_CLIENT_SECRET),
+        ("allowed_email_domains", "third.test"),
+        ("channels", "2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let page = crate::common::post(&env, "/admin/connections/new", &form).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(rule), "{}", page.body);
+    assert!(env.demo.state.connections.any("third").is_none());
+}

@@ -4,8 +4,9 @@
 
 use super::actor_kind;
 use crate::AppState;
-use crate::config::RawConnection;
+use crate::config::{ConfigError, RawConnection};
 use crate::error::Error;
+use crate::managed::ManageError;
 use crate::store::{AuditEvent, AuditKind, IdentityLink};
 
 /// Removes an identity link: the next sign-in of that login goes by email again, under the
@@ -56,6 +57,7 @@ pub async fn remove_link(
 
 /// Creates a connection, or updates one (`editing`), and audits the change with the
 /// settings before and after (the secret only as "changed"/"unchanged"). Returns its id.
+/// The console's form and the API both come through here, so both get the same rules.
 pub async fn save_connection(
     app: &AppState,
     actor: &str,
@@ -63,6 +65,7 @@ pub async fn save_connection(
     secret: Option<String>,
     editing: Option<&str>,
 ) -> Result<String, Error> {
+    check_channels(app, &raw)?;
     let change = app.console().save(raw, secret, editing).await?;
     record_change(
         app,
@@ -76,6 +79,31 @@ pub async fn save_connection(
     )
     .await;
     Ok(change.id)
+}
+
+/// A connection signs in to the storefront channels the store settings in force declare,
+/// and no other: a channel the gateway has no storefront URL for would end every sign-in
+/// there on an error page. (The configuration file checks its own connections against its
+/// `[[store.channels]]` when it is loaded.)
+fn check_channels(app: &AppState, raw: &RawConnection) -> Result<(), ManageError> {
+    let configured: Vec<i64> = app
+        .store_settings
+        .current()
+        .map(|api| api.settings.channels.keys().copied().collect())
+        .unwrap_or_default();
+    if raw.channels.iter().all(|c| configured.contains(c)) {
+        return Ok(());
+    }
+    let choices = if configured.is_empty() {
+        "none is configured yet: see Store settings".to_owned()
+    } else {
+        let ids: Vec<String> = configured.iter().map(i64::to_string).collect();
+        ids.join(", ")
+    };
+    Err(ManageError::Invalid(vec![ConfigError::Invalid {
+        key: "channels".into(),
+        message: format!("only configured storefront channels can be chosen ({choices})"),
+    }]))
 }
 
 /// Saves the console's store settings (empty secrets keep the ones in force) and audits

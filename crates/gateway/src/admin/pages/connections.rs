@@ -123,27 +123,7 @@ async fn save_from_form(
     editing: Option<String>,
 ) -> Result<Response, Error> {
     let form = ConnectionForm::from_fields(f);
-    let configured: Vec<i64> = app
-        .store_settings
-        .current()
-        .map(|api| api.settings.channels.keys().copied().collect())
-        .unwrap_or_default();
     let raw = match form.to_raw() {
-        Ok(raw) if raw.channels.iter().any(|c| !configured.contains(c)) => {
-            let errors = vec![format!(
-                "channels: only configured storefront channels can be chosen ({})",
-                if configured.is_empty() {
-                    "none is configured yet: see Store settings".to_owned()
-                } else {
-                    configured
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            )];
-            return Ok(connection_page(app, admin.csrf, editing, form, errors).await);
-        }
         Ok(raw) => raw,
         Err(errors) => return Ok(connection_page(app, admin.csrf, editing, form, errors).await),
     };
