@@ -217,19 +217,7 @@ pub async fn sso_finish(
     {
         Ok(email) => email.normalised(),
         Err(e) => {
-            audit(
-                app,
-                AuditKind::AdminSignInRefused,
-                None,
-                Some(AuditEvent {
-                    connection: Some(conn.id.to_string()),
-                    subject: Some(identity.subject.clone()),
-                    email: identity.email.clone(),
-                    reason: Some(e.code().into()),
-                    ..AuditEvent::default()
-                }),
-            )
-            .await;
+            refused_identity(app, &conn, &identity, e.code()).await;
             return Err(e.into());
         }
     };
@@ -239,19 +227,7 @@ pub async fn sso_finish(
         .iter()
         .any(|g| sso.allowed_groups.contains(g));
     if !by_email && !by_group {
-        audit(
-            app,
-            AuditKind::AdminSignInRefused,
-            None,
-            Some(AuditEvent {
-                connection: Some(conn.id.to_string()),
-                subject: Some(identity.subject.clone()),
-                email: identity.email.clone(),
-                reason: Some("not_an_admin".into()),
-                ..AuditEvent::default()
-            }),
-        )
-        .await;
+        refused_identity(app, &conn, &identity, Error::NotAnAdmin.code()).await;
         return Err(Error::NotAnAdmin);
     }
     let via = AdminVia::Sso {
@@ -266,6 +242,24 @@ pub async fn sso_finish(
             .collect(),
     };
     establish(app, session, format!("sso:{email}"), via).await
+}
+
+/// A refused admin SSO sign-in whose ID token was verified, in the audit trail with who it
+/// was.
+async fn refused_identity(
+    app: &AppState,
+    conn: &crate::config::Connection,
+    identity: &crate::oidc::Identity,
+    reason: &str,
+) {
+    let event = AuditEvent {
+        connection: Some(conn.id.to_string()),
+        subject: Some(identity.subject.clone()),
+        email: identity.email.clone(),
+        reason: Some(reason.to_owned()),
+        ..AuditEvent::default()
+    };
+    audit(app, AuditKind::AdminSignInRefused, None, Some(event)).await;
 }
 
 /// Audits a refused admin SSO callback. Refusals after the ID token was verified
