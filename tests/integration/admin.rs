@@ -1,6 +1,7 @@
 //! The admin console and API: access control, CSRF, identity links, audit trail.
 
 use bc_sso_dev::demo::DemoOptions;
+use bc_sso_gateway::admin::{Access, AdminRoute};
 use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 
@@ -559,107 +560,86 @@ async fn a_shopper_callback_cannot_finish_an_admin_sign_in() {
         .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
 }
 
-const ADMIN_GETS: &[&str] = &[
-    "/admin",
-    "/admin/links?email=a",
-    "/admin/audit",
-    "/admin/connections/new",
-    "/admin/connections/demo/edit",
-    "/admin/checks/store",
-    "/admin/checks/connections/demo",
-    "/admin/trials/some-ticket",
-];
-const ADMIN_POSTS: &[&str] = &[
-    "/admin/logout",
-    "/admin/links/remove",
-    "/admin/connections/new",
-    "/admin/connections/other/edit",
-    "/admin/connections/other/enable",
-    "/admin/connections/other/disable",
-    "/admin/connections/other/delete",
-    "/admin/connections/demo/try",
-    "/admin/sessions/revoke",
-];
-const ADMIN_API: &[(&str, &str)] = &[
-    ("GET", "/admin/api/links?email=a"),
-    ("DELETE", "/admin/api/links?issuer=i&subject=s"),
-    ("GET", "/admin/api/audit"),
-    ("GET", "/admin/api/connections"),
-    ("POST", "/admin/api/connections"),
-    ("PUT", "/admin/api/connections/other"),
-    ("DELETE", "/admin/api/connections/other"),
-    ("GET", "/admin/api/checks/store"),
-    ("GET", "/admin/api/checks/connections/demo"),
-    ("POST", "/admin/api/sessions/revoke"),
-];
+/// `route`'s URL, its path parameters (`{id}`, `{ticket}`) filled with the demo connection,
+/// which every refused call must leave alone.
+fn url_of(env: &Env, route: &AdminRoute) -> url::Url {
+    let segments: Vec<&str> = route
+        .path
+        .split('/')
+        .map(|s| if s.starts_with('{') { "demo" } else { s })
+        .collect();
+    env.gateway(&segments.join("/"))
+}
 
+/// Every admin route, as the router lists them (so a new one is covered without anyone
+/// adding it here): pages and forms send an anonymous caller to the sign-in form, the API
+/// answers 401 without the token, and a form whose CSRF token is not the session's is
+/// refused (403) and changes nothing.
 #[tokio::test]
-async fn every_admin_route_needs_an_admin() {
+async fn every_admin_route_refuses_anonymous_callers_and_forged_csrf() {
     let env = Env::start().await;
-    for path in ADMIN_GETS {
-        let page = env.get(&env.gateway(path)).await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "GET {path}");
-        assert_eq!(page.location.unwrap().path(), "/admin/login", "GET {path}");
+    let routes = bc_sso_gateway::admin::routes();
+    for access in [Access::SignIn, Access::Page, Access::Form, Access::Api] {
+        assert!(
+            routes.iter().any(|r| r.access == access),
+            "no {access:?} route"
+        );
     }
-    for path in ADMIN_POSTS {
+    // A shopper who signed in has a session, but not an admin one.
+    let (_, page) = env.sign_in("", "ada").await;
+    assert_eq!(page.status, StatusCode::FOUND);
+    for route in &routes {
+        let what = format!("{} {} ({:?})", route.method, route.path, route.access);
+        let request = env
+            .browser
+            .request(route.method.clone(), url_of(&env, route));
+        match route.access {
+            Access::SignIn => {}
+            Access::Page | Access::Form => {
+                let request = match route.access {
+                    Access::Form => request.form(&[("csrf", "x")]),
+                    _ => request,
+                };
+                let page = page_of(request.send().await.unwrap()).await;
+                assert_eq!(page.status, StatusCode::SEE_OTHER, "{what}");
+                assert_eq!(
+                    page.location.map(|l| l.path().to_owned()).as_deref(),
+                    Some("/admin/login"),
+                    "{what}"
+                );
+            }
+            Access::Api => {
+                let response = request.json(&serde_json::json!({})).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"], "admin_sign_in_required", "{what}");
+            }
+        }
+    }
+    // Signed in, every form (the sign-in form too) refuses a token that is not its own.
+    sign_in(&env).await;
+    let forms = routes
+        .iter()
+        .filter(|r| r.method == reqwest::Method::POST && r.access != Access::Api);
+    for route in forms {
         let response = env
             .browser
-            .post(env.gateway(path))
-            .form(&[("csrf", "x")])
+            .post(url_of(&env, route))
+            .form(&[("csrf", "forged"), ("bootstrap_token", &token(&env))])
             .send()
             .await
             .unwrap();
         let page = page_of(response).await;
-        assert_eq!(
-            page.location.map(|l| l.path().to_owned()).as_deref(),
-            Some("/admin/login"),
-            "POST {path}"
-        );
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "POST {}", route.path);
+        page.assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
     }
-    for (method, path) in ADMIN_API {
-        let response = env
-            .browser
-            .request(method.parse().unwrap(), env.gateway(path))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::UNAUTHORIZED,
-            "{method} {path}"
-        );
-    }
-    assert!(
-        env.demo
-            .state
-            .store
-            .list_connections(&env.demo.state.config.store.store_hash)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn every_admin_form_needs_its_csrf_token() {
-    let env = Env::start().await;
-    sign_in(&env).await;
-    for path in ADMIN_POSTS {
-        let response = env
-            .browser
-            .post(env.gateway(path))
-            .form(&[("csrf", "forged")])
-            .send()
-            .await
-            .unwrap();
-        page_of(response)
-            .await
-            .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
-    }
-    // Still signed in: the forged logout did nothing.
+    // Still signed in (the forged sign-out did nothing), and nothing changed.
     assert_eq!(env.get(&env.gateway("/admin")).await.status, StatusCode::OK);
+    assert!(env.demo.state.connections.get("demo").is_some());
+    let hash = &env.demo.state.config.store.store_hash;
+    let store = &env.demo.state.store;
+    assert!(store.list_connections(hash).await.unwrap().is_empty());
+    assert_eq!(store.count_links(hash).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -865,4 +845,92 @@ async fn admin_sign_in_from_the_file_is_read_only() {
         .await
         .assert_error(StatusCode::CONFLICT, "managed_by_file");
     assert!(env.demo.state.admin_access.current().is_some());
+}
+
+/// "A connection's channels must be configured storefront channels" was checked by the
+/// console's form only: the API saved a connection for a channel the store has no
+/// storefront for, and every sign-in there would have ended on an error page. One check
+/// now serves the form and the API, in the same words.
+#[tokio::test]
+async fn api_cannot_create_a_connection_for_an_unconfigured_channel() {
+    let env = Env::start().await;
+    let issuer = env.demo.state.config.connections[0]
+        .issuer
+        .as_str()
+        .to_owned();
+    let connection = |channels: serde_json::Value| {
+        serde_json::json!({
+            "id": "other", "issuer": issuer, "client_id": "bc-sso-gateway",
+            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
+            "allowed_email_domains": ["other.test"], "channels": channels
+        })
+    };
+    let api = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        env.browser
+            .request(method, env.gateway(path))
+            .bearer_auth(token(&env))
+            .json(&body)
+            .send()
+    };
+    let rule = "channels: only configured storefront channels can be chosen (1)";
+    let refused = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_connection", "{body}");
+        assert!(body["message"].as_str().unwrap().contains(rule), "{body}");
+    };
+    // The demo store has one storefront, channel 1.
+    let created = api(
+        reqwest::Method::POST,
+        "/admin/api/connections",
+        connection(serde_json::json!([2])),
+    )
+    .await
+    .unwrap();
+    refused(created).await;
+    assert!(env.demo.state.connections.any("other").is_none());
+    let created = api(
+        reqwest::Method::POST,
+        "/admin/api/connections",
+        connection(serde_json::json!([1])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let updated = api(
+        reqwest::Method::PUT,
+        "/admin/api/connections/other",
+        connection(serde_json::json!([1, 2])),
+    )
+    .await
+    .unwrap();
+    refused(updated).await;
+    assert_eq!(
+        env.demo.state.connections.any("other").unwrap().channels,
+        vec![1]
+    );
+    // The console's form, the same rule in the same words.
+    let csrf = sign_in(&env).await;
+    let form: Vec<(String, String)> = [
+        ("csrf", csrf.as_str()),
+        ("id", "third"),
+        ("display_name", "Third Corp"),
+        ("issuer", issuer.as_str()),
+        ("client_id", "bc-sso-gateway"),
+        ("client_secret", bc_sso_dev::demo::DEV_CLIENT_SECRET),
+        ("allowed_email_domains", "third.test"),
+        ("channels", "2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let page = crate::common::post(&env, "/admin/connections/new", &form).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(rule), "{}", page.body);
+    assert!(env.demo.state.connections.any("third").is_none());
 }

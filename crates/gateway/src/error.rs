@@ -53,6 +53,8 @@ pub enum Error {
     BigCommerce(#[from] ApiError),
     #[error("session store failed: {0}")]
     Session(#[from] tower_sessions::session::Error),
+    #[error("a route that needs a session is outside the session layer")]
+    NoSessionLayer,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("could not sign the login token: {0}")]
@@ -126,9 +128,10 @@ impl Error {
             Error::BigCommerce(ApiError::RateLimited { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::BigCommerce(_) => StatusCode::BAD_GATEWAY,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Session(_) | Error::LoginToken(_) | Error::Template(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Session(_)
+            | Error::NoSessionLayer
+            | Error::LoginToken(_)
+            | Error::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -155,6 +158,7 @@ impl Error {
             }
             Error::BigCommerce(_) => "bigcommerce_unavailable",
             Error::Session(_) => "session_store_failed",
+            Error::NoSessionLayer => "session_layer_missing",
             Error::Store(_) => "database_unavailable",
             Error::LoginToken(_) => "login_token_failed",
             Error::Template(_) => "page_render_failed",
@@ -248,7 +252,11 @@ impl Error {
                 "The store is not answering",
                 "We could not reach the store to finish signing you in. Please try again in a minute.".into(),
             ),
-            Error::Session(_) | Error::LoginToken(_) | Error::Template(_) | Error::Store(_) => (
+            Error::Session(_)
+            | Error::NoSessionLayer
+            | Error::LoginToken(_)
+            | Error::Template(_)
+            | Error::Store(_) => (
                 "Something went wrong on our side",
                 format!("The sign-in could not be completed. {try_again}"),
             ),

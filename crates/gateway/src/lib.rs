@@ -4,7 +4,6 @@
 //! tests and the demo run exactly the code production runs.
 
 pub mod admin;
-pub mod admin_session;
 pub mod bigcommerce;
 pub mod capped_body;
 pub mod cli;
@@ -29,7 +28,6 @@ pub mod settings;
 pub mod signin;
 pub mod store;
 pub mod telemetry;
-pub mod trial;
 
 // The settings modules' former paths, kept while the admin code moves to `admin/`
 // (issue 8 item 2), so both moves merge without touching each other's lines.
@@ -328,7 +326,7 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .route("/static/sso-button.js", get(routes::assets::sso_button))
         .route("/static/admin.js", get(routes::assets::admin_js))
         .layer(sessions)
-        .nest("/admin", routes::admin::router(&state))
+        .nest("/admin", admin::router(&state))
         .fallback(|| async { error::Error::NotFound })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

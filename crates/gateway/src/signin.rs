@@ -73,7 +73,7 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         crate::redirect::or_default(req.redirect_to.as_deref(), &channel.default_redirect);
     let conn = match (&req.connection, &req.email) {
         _ if req.trial.is_some() => {
-            crate::trial::claim(app, req.trial.as_deref().unwrap_or_default()).await?
+            crate::admin::trial::claim(app, req.trial.as_deref().unwrap_or_default()).await?
         }
         (Some(id), _) => app
             .connections
@@ -152,7 +152,7 @@ pub async fn complete(
     client_ip: Option<IpAddr>,
 ) -> Result<Url, Error> {
     if pending.trial.is_some() {
-        return crate::trial::run(app, pending, params).await;
+        return crate::admin::trial::run(app, pending, params).await;
     }
     let mut audit = AuditEvent {
         connection: Some(pending.connection.clone()),

@@ -1,6 +1,6 @@
-//! Thin axum handlers: parse, call one domain function, render.
+//! Thin axum handlers of the shopper side: parse, call one domain function, render. (The
+//! admin side's are in [`crate::admin`].)
 
-pub mod admin;
 pub mod assets;
 pub mod callback;
 pub mod health;

@@ -1,39 +1,19 @@
-//! The admin side, without HTTP: who is an admin, CSRF tokens, and the changes an admin can
-//! make, each written to the audit trail with who made it.
+//! Signing in to the admin side, without HTTP: the bootstrap token (the console's form and
+//! the API's Bearer token), an IdP (admin SSO), the CSRF tokens of the sign-in form and of
+//! an admin session, and the token typed again for changes to who may sign in.
 
 use std::sync::Arc;
 
-use rand::RngCore;
 use tower_sessions::Session;
 
+use super::audit::audit;
+use super::session::{AdminSession, AdminVia, establish, token_fingerprint};
+use super::{random_token, same_secret};
 use crate::AppState;
 use crate::error::Error;
-use crate::store::{AuditEvent, AuditKind, IdentityLink};
-
-use crate::admin_session::establish;
-pub use crate::admin_session::{
-    ADMIN_SESSION_LIFETIME_SECS, AdminSession, AdminVia, current, keep_lifetime, revalidate,
-    sign_out_all, token_fingerprint,
-};
+use crate::store::{AuditEvent, AuditKind};
 
 const LOGIN_CSRF_KEY: &str = "admin_login_csrf";
-
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Constant-time comparison, so response timing does not leak how much of a guess matched.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    // Hashing first makes the comparison length-independent too.
-    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
-}
 
 /// The console is on when a token or an SSO connection lets someone in.
 fn console_enabled(app: &AppState) -> Result<(), Error> {
@@ -51,12 +31,6 @@ fn configured_token(app: &AppState) -> Result<&str, Error> {
         .as_ref()
         .map(|t| t.expose())
         .ok_or(Error::AdminDisabled)
-}
-
-/// How an admin is signed in, for log lines: `sso`, `bootstrap-token` or `api-token`. An SSO
-/// admin's actor is their email, which stays in the audit trail and out of the logs.
-pub fn actor_kind(actor: &str) -> &str {
-    actor.split(':').next().unwrap_or(actor)
 }
 
 /// Changes to who may sign in as an admin (admin access, and the connection admins sign in
@@ -105,12 +79,26 @@ pub fn is_admin_connection(app: &AppState, id: &str) -> bool {
             .is_some_and(|sso| sso.connection == id)
 }
 
-/// Checks a bearer token of the admin API.
-pub fn check_api_token(app: &AppState, presented: Option<&str>) -> Result<String, Error> {
+/// Checks the Bearer token of an admin API call from `ip`; returns the caller's actor. A
+/// client out of failed attempts is refused before its token is looked at, so a locked-out
+/// guesser learns nothing. A wrong token is a guess: it costs the client one attempt and is
+/// audited with its IP and user agent. No token at all guesses nothing and is only refused.
+pub async fn api_caller(
+    app: &AppState,
+    ip: Option<std::net::IpAddr>,
+    presented: Option<&str>,
+) -> Result<String, Error> {
+    app.limits.admin_attempt(ip)?;
     let token = configured_token(app)?;
     match presented {
         Some(p) if same_secret(p, token) => Ok("api-token".to_owned()),
-        _ => Err(Error::AdminSignInRequired),
+        None => Err(Error::AdminSignInRequired),
+        Some(_) => {
+            app.limits.admin_failed(ip);
+            refused(app, "api_token_rejected", None).await;
+            tracing::info!(reason = "api_token_rejected", "admin API call refused");
+            Err(Error::AdminSignInRequired)
+        }
     }
 }
 
@@ -229,19 +217,7 @@ pub async fn sso_finish(
     {
         Ok(email) => email.normalised(),
         Err(e) => {
-            audit(
-                app,
-                AuditKind::AdminSignInRefused,
-                None,
-                Some(AuditEvent {
-                    connection: Some(conn.id.to_string()),
-                    subject: Some(identity.subject.clone()),
-                    email: identity.email.clone(),
-                    reason: Some(e.code().into()),
-                    ..AuditEvent::default()
-                }),
-            )
-            .await;
+            refused_identity(app, &conn, &identity, e.code()).await;
             return Err(e.into());
         }
     };
@@ -251,19 +227,7 @@ pub async fn sso_finish(
         .iter()
         .any(|g| sso.allowed_groups.contains(g));
     if !by_email && !by_group {
-        audit(
-            app,
-            AuditKind::AdminSignInRefused,
-            None,
-            Some(AuditEvent {
-                connection: Some(conn.id.to_string()),
-                subject: Some(identity.subject.clone()),
-                email: identity.email.clone(),
-                reason: Some("not_an_admin".into()),
-                ..AuditEvent::default()
-            }),
-        )
-        .await;
+        refused_identity(app, &conn, &identity, Error::NotAnAdmin.code()).await;
         return Err(Error::NotAnAdmin);
     }
     let via = AdminVia::Sso {
@@ -278,6 +242,24 @@ pub async fn sso_finish(
             .collect(),
     };
     establish(app, session, format!("sso:{email}"), via).await
+}
+
+/// A refused admin SSO sign-in whose ID token was verified, in the audit trail with who it
+/// was.
+async fn refused_identity(
+    app: &AppState,
+    conn: &crate::config::Connection,
+    identity: &crate::oidc::Identity,
+    reason: &str,
+) {
+    let event = AuditEvent {
+        connection: Some(conn.id.to_string()),
+        subject: Some(identity.subject.clone()),
+        email: identity.email.clone(),
+        reason: Some(reason.to_owned()),
+        ..AuditEvent::default()
+    };
+    audit(app, AuditKind::AdminSignInRefused, None, Some(event)).await;
 }
 
 /// Audits a refused admin SSO callback. Refusals after the ID token was verified
@@ -312,219 +294,5 @@ pub fn check_csrf(admin: &AdminSession, presented: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::CsrfRejected)
-    }
-}
-
-/// Removes an identity link: the next sign-in of that login goes by email again, under the
-/// email policy. Audited with the link as it was.
-pub async fn remove_link(
-    app: &AppState,
-    actor: &str,
-    issuer: &str,
-    subject: &str,
-) -> Result<IdentityLink, Error> {
-    let store_hash = &app.config.store.store_hash;
-    let link = app
-        .store
-        .delete_link(store_hash, issuer, subject)
-        .await?
-        .ok_or(Error::NotFound)?;
-    let detail = serde_json::json!({
-        "before": {
-            "issuer": link.issuer, "subject": link.subject, "connection": link.connection,
-            "customer_id": link.customer_id, "email_at_link": link.email_at_link,
-        },
-        "after": null,
-    });
-    let event = AuditEvent {
-        connection: Some(link.connection.clone()),
-        subject: Some(link.subject.clone()),
-        email: Some(link.email_at_link.clone()),
-        customer_id: Some(link.customer_id),
-        ..AuditEvent::default()
-    };
-    audit(
-        app,
-        AuditKind::LinkRemoved,
-        Some(actor),
-        Some(AuditEvent {
-            detail: Some(detail.to_string()),
-            ..event
-        }),
-    )
-    .await;
-    tracing::info!(
-        actor = actor_kind(actor),
-        customer_id = link.customer_id,
-        "identity link removed"
-    );
-    Ok(link)
-}
-
-/// Creates a connection, or updates one (`editing`), and audits the change with the
-/// settings before and after (the secret only as "changed"/"unchanged"). Returns its id.
-pub async fn save_connection(
-    app: &AppState,
-    actor: &str,
-    raw: crate::config::RawConnection,
-    secret: Option<String>,
-    editing: Option<&str>,
-) -> Result<String, Error> {
-    let change = app.console().save(raw, secret, editing).await?;
-    record_change(
-        app,
-        actor,
-        &change,
-        if editing.is_some() {
-            AuditKind::ConnectionUpdated
-        } else {
-            AuditKind::ConnectionCreated
-        },
-    )
-    .await;
-    Ok(change.id)
-}
-
-/// Saves the console's store settings (empty secrets keep the ones in force) and audits
-/// the change with the settings before and after, the secrets only as "changed"/"unchanged".
-pub async fn save_store_settings(
-    app: &AppState,
-    actor: &str,
-    form: crate::config::RawStore,
-    access_token: Option<String>,
-    client_secret: Option<String>,
-) -> Result<(), Error> {
-    let change = app
-        .store_settings
-        .save(
-            &app.store,
-            &app.config.store,
-            app.config.database.secret_key.as_ref(),
-            form,
-            access_token,
-            client_secret,
-        )
-        .await?;
-    tracing::info!(actor = actor_kind(actor), "store settings changed");
-    audit_change(app, actor, AuditKind::StoreSettingsChanged, &change, None).await;
-    // Measure the (possibly new) store's clock now rather than at the next interval.
-    if let Err(e) = app.sync_bigcommerce_clock().await {
-        tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)");
-    }
-    Ok(())
-}
-
-/// Saves the console's admin sign-in settings and audits the change.
-pub async fn save_admin_access(
-    app: &AppState,
-    actor: &str,
-    raw: crate::admin_access::RawAdminSso,
-) -> Result<(), Error> {
-    let change = app
-        .admin_access
-        .save(
-            &app.store,
-            &app.config.store.store_hash,
-            &app.connections,
-            raw,
-        )
-        .await?;
-    tracing::info!(actor = actor_kind(actor), "admin sign-in settings changed");
-    audit_change(app, actor, AuditKind::AdminAccessChanged, &change, None).await;
-    Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Enable,
-    Disable,
-    Delete,
-}
-
-pub async fn connection_action(
-    app: &AppState,
-    actor: &str,
-    id: &str,
-    action: Action,
-) -> Result<(), Error> {
-    let console = app.console();
-    let (change, kind) = match action {
-        Action::Enable => (
-            console.set_enabled(id, true).await?,
-            AuditKind::ConnectionUpdated,
-        ),
-        Action::Disable => (
-            console.set_enabled(id, false).await?,
-            AuditKind::ConnectionUpdated,
-        ),
-        Action::Delete => (console.delete(id).await?, AuditKind::ConnectionDeleted),
-    };
-    record_change(app, actor, &change, kind).await;
-    Ok(())
-}
-
-async fn record_change(
-    app: &AppState,
-    actor: &str,
-    change: &crate::managed::Change,
-    kind: AuditKind,
-) {
-    // New settings take effect at the next sign-in: drop what discovery cached.
-    if let Ok(id) = crate::domain::ConnectionId::parse(&change.id) {
-        app.oidc.forget(&id);
-    }
-    tracing::info!(actor = actor_kind(actor), connection = %change.id, kind = kind.as_str(), "connection changed");
-    audit_change(app, actor, kind, change, Some(change.id.clone())).await;
-}
-
-/// An admin change in the audit trail: who, and the settings before and after (secrets
-/// already reduced to "changed"/"unchanged" by whoever made the `Change`).
-async fn audit_change(
-    app: &AppState,
-    actor: &str,
-    kind: AuditKind,
-    change: &crate::managed::Change,
-    connection: Option<String>,
-) {
-    let detail = serde_json::json!({ "before": change.before, "after": change.after });
-    audit(
-        app,
-        kind,
-        Some(actor),
-        Some(AuditEvent {
-            connection,
-            detail: Some(detail.to_string()),
-            ..AuditEvent::default()
-        }),
-    )
-    .await;
-}
-
-async fn audit(app: &AppState, kind: AuditKind, actor: Option<&str>, base: Option<AuditEvent>) {
-    app.audit(AuditEvent {
-        kind,
-        actor: actor.map(str::to_owned),
-        ..base.unwrap_or_default()
-    })
-    .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_by_value_only() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
-        assert!(!same_secret("", "x"));
-    }
-
-    #[test]
-    fn tokens_are_random_and_long() {
-        let (a, b) = (random_token(), random_token());
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, b);
     }
 }

@@ -1,139 +1,19 @@
-//! Sign-in, overview, identity links and audit log pages.
+//! The overview, identity links and the audit log.
 
-// Handlers share the parent's imports and input helpers.
-use super::*;
+use std::sync::Arc;
 
-#[derive(Template)]
-#[template(path = "admin/login.html")]
-pub(super) struct LoginPage {
-    csrf: String,
-    error: Option<&'static str>,
-    /// The display name of the admin SSO connection, when there is one.
-    sso: Option<String>,
-    /// Whether the bootstrap token form is offered.
-    token: bool,
-}
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
 
-pub(super) fn login_page_view(
-    app: &AppState,
-    csrf: String,
-    error: Option<&'static str>,
-) -> LoginPage {
-    let sso = app
-        .admin_access
-        .current()
-        .and_then(|s| app.connections.get(&s.connection))
-        .map(|c| c.display_name);
-    LoginPage {
-        csrf,
-        error,
-        sso,
-        token: app.config.admin_token.is_some(),
-    }
-}
+use crate::AppState;
+use crate::admin::input::{self, Fields, fmt_time};
+use crate::admin::{AdminUser, CsrfForm};
+use crate::error::Error;
+use crate::routes::{render, see_other};
+use crate::store::{AuditEvent, AuditKind, IdentityLink};
 
-pub(super) async fn login_page(
-    State(app): State<Arc<AppState>>,
-    session: Session,
-) -> Result<Response, Error> {
-    if admin::current(&session).await?.is_some() {
-        return Ok(see_other("/admin"));
-    }
-    let csrf = admin::login_csrf(&app, &session).await?;
-    Ok(render(&login_page_view(&app, csrf, None)))
-}
-
-pub(super) async fn login(
-    State(app): State<Arc<AppState>>,
-    session: Session,
-    ClientIp(ip): ClientIp,
-    RawForm(body): RawForm,
-) -> Result<Response, Error> {
-    let form = fields(&body)?;
-    let token = form.get("token").map(String::as_str).unwrap_or("");
-    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
-    match admin::sign_in(&app, &session, token.trim(), csrf).await {
-        Ok(_) => Ok(see_other("/admin")),
-        Err(Error::AdminTokenRejected) => {
-            app.limits.admin_failed(ip);
-            tracing::info!(reason = "admin_token_rejected", "admin sign-in refused");
-            let csrf = admin::login_csrf(&app, &session).await?;
-            let page = render(&login_page_view(
-                &app,
-                csrf,
-                Some("That is not the admin token of this gateway."),
-            ));
-            Ok((StatusCode::UNAUTHORIZED, page).into_response())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-pub(super) async fn sso_start(
-    State(app): State<Arc<AppState>>,
-    session: Session,
-) -> Result<Response, Error> {
-    let url = admin::sso_start(&app, &session).await?;
-    Ok(found(url.as_str()))
-}
-
-pub(super) async fn sso_callback(
-    State(app): State<Arc<AppState>>,
-    session: Session,
-    ClientIp(ip): ClientIp,
-    RawQuery(query): RawQuery,
-) -> Result<Response, Error> {
-    let finished = match crate::oidc::CallbackParams::parse_strict(query.as_deref()) {
-        Ok(params) => admin::sso_finish(&app, &session, params).await,
-        Err(e) => Err(Error::CallbackParams(e)),
-    };
-    // Every refused admin callback costs the client one failed attempt and is audited.
-    if let Err(e) = &finished {
-        app.limits.admin_failed(ip);
-        admin::sso_refused(&app, e).await;
-    }
-    finished?;
-    Ok(see_other("/admin"))
-}
-
-pub(super) async fn logout(session: Session, RawForm(body): RawForm) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
-    admin::check_csrf(
-        &admin,
-        fields(&body)?.get("csrf").map(String::as_str).unwrap_or(""),
-    )?;
-    admin::sign_out(&session).await?;
-    Ok(see_other("/admin/login"))
-}
-
-/// "Sign out all admin sessions" (the Admin sign-in page): every admin session on every
-/// replica ends at its next request, this one at once.
-pub(super) async fn sign_out_all(
-    State(app): State<Arc<AppState>>,
-    session: Session,
-    RawForm(body): RawForm,
-) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
-    admin::check_csrf(
-        &admin,
-        fields(&body)?.get("csrf").map(String::as_str).unwrap_or(""),
-    )?;
-    admin::sign_out_all(&app, &admin.actor).await?;
-    admin::sign_out(&session).await?;
-    Ok(see_other("/admin/login"))
-}
-
-/// `POST /admin/api/sessions/revoke`: the same for automation; `{"data": {"generation": n}}`.
-pub(super) async fn api_sign_out_all(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, Error> {
-    let actor = api_admin(&app, &headers)?;
-    let generation = admin::sign_out_all(&app, &actor).await?;
-    Ok(Json(serde_json::json!({ "data": { "generation": generation } })).into_response())
-}
-
-pub(super) struct ConnectionView {
+pub struct ConnectionView {
     enabled: bool,
     from_file: bool,
     id: String,
@@ -151,7 +31,7 @@ pub(super) struct ConnectionView {
 
 #[derive(Template)]
 #[template(path = "admin/dashboard.html")]
-pub(super) struct DashboardPage {
+pub struct DashboardPage {
     csrf: String,
     store_hash: String,
     redirect_uri: String,
@@ -163,7 +43,7 @@ pub(super) struct DashboardPage {
     events: Vec<EventView>,
 }
 
-pub(super) struct StoreView {
+pub struct StoreView {
     from_file: bool,
     api_base_url: String,
     client_id: String,
@@ -172,7 +52,7 @@ pub(super) struct StoreView {
 }
 
 impl StoreView {
-    pub(super) fn of(app: &AppState) -> Option<StoreView> {
+    pub fn of(app: &AppState) -> Option<StoreView> {
         let api = app.store_settings.current()?;
         let s = &api.settings;
         Some(StoreView {
@@ -194,11 +74,10 @@ impl StoreView {
     }
 }
 
-pub(super) async fn dashboard(
+pub async fn dashboard(
     State(app): State<Arc<AppState>>,
-    session: Session,
+    admin: AdminUser,
 ) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
     let store_hash = &app.config.store.store_hash;
     let connections = app
         .connections
@@ -225,12 +104,12 @@ pub(super) async fn dashboard(
                 .join(", "),
             create_customers: c.create_customers,
             link_existing: c.link_existing.as_str(),
-            admin_connection: admin::is_admin_connection(&app, c.id.as_str()),
+            admin_connection: crate::admin::is_admin_connection(&app, c.id.as_str()),
         })
         .collect();
     let recent = app.store.audit_events(store_hash, 10).await?;
     Ok(render(&DashboardPage {
-        csrf: admin.csrf,
+        csrf: admin.0.csrf,
         store_hash: store_hash.clone(),
         redirect_uri: app.config.redirect_uri("CONNECTION-ID").to_string(),
         admin_redirect_uri: app.config.admin_redirect_uri().to_string(),
@@ -241,7 +120,7 @@ pub(super) async fn dashboard(
     }))
 }
 
-pub(super) struct LinkView {
+pub struct LinkView {
     issuer: String,
     subject: String,
     connection: String,
@@ -267,7 +146,7 @@ impl From<&IdentityLink> for LinkView {
 
 #[derive(Template)]
 #[template(path = "admin/links.html")]
-pub(super) struct LinksPage {
+pub struct LinksPage {
     csrf: String,
     email: String,
     searched: bool,
@@ -275,13 +154,12 @@ pub(super) struct LinksPage {
     links: Vec<LinkView>,
 }
 
-pub(super) async fn links(
+pub async fn links(
     State(app): State<Arc<AppState>>,
-    session: Session,
+    admin: AdminUser,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
-    let q = fields(query.as_deref().unwrap_or("").as_bytes())?;
+    let q = input::query(query.as_deref())?;
     let email = q.get("email").cloned().unwrap_or_default();
     let found = if email.trim().is_empty() {
         Vec::new()
@@ -291,7 +169,7 @@ pub(super) async fn links(
             .await?
     };
     Ok(render(&LinksPage {
-        csrf: admin.csrf,
+        csrf: admin.0.csrf,
         searched: !email.trim().is_empty(),
         removed: q.contains_key("removed"),
         email,
@@ -299,16 +177,13 @@ pub(super) async fn links(
     }))
 }
 
-pub(super) async fn remove_link(
+pub async fn remove_link(
     State(app): State<Arc<AppState>>,
-    session: Session,
-    RawForm(body): RawForm,
+    admin: AdminUser,
+    CsrfForm(form): CsrfForm<Fields>,
 ) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
-    let form = fields(&body)?;
-    admin::check_csrf(&admin, form.get("csrf").map(String::as_str).unwrap_or(""))?;
-    let (issuer, subject) = link_key(&form)?;
-    let link = admin::remove_link(&app, &admin.actor, issuer, subject).await?;
+    let (issuer, subject) = input::link_key(&form)?;
+    let link = crate::admin::remove_link(&app, &admin.actor, issuer, subject).await?;
     let back = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("email", &link.email_at_link)
         .append_pair("removed", "1")
@@ -316,7 +191,7 @@ pub(super) async fn remove_link(
     Ok(see_other(&format!("/admin/links?{back}")))
 }
 
-pub(super) struct EventView {
+pub struct EventView {
     at: String,
     kind: &'static str,
     refused: bool,
@@ -353,7 +228,7 @@ impl From<&AuditEvent> for EventView {
 
 #[derive(Template)]
 #[template(path = "admin/audit.html")]
-pub(super) struct AuditPage {
+pub struct AuditPage {
     csrf: String,
     from: String,
     to: String,
@@ -365,21 +240,20 @@ pub(super) struct AuditPage {
     events: Vec<EventView>,
 }
 
-pub(super) async fn audit(
+pub async fn audit(
     State(app): State<Arc<AppState>>,
-    session: Session,
+    admin: AdminUser,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
-    let q = fields(query.as_deref().unwrap_or("").as_bytes())?;
-    let filter = audit_filter(&q)?;
+    let q = input::query(query.as_deref())?;
+    let filter = input::audit_filter(&q)?;
     let events = app
         .store
         .search_audit(&app.config.store.store_hash, &filter)
         .await?;
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     Ok(render(&AuditPage {
-        csrf: admin.csrf,
+        csrf: admin.0.csrf,
         from: get("from"),
         to: get("to"),
         connection: get("connection"),

@@ -1,12 +1,13 @@
 //! Admin sessions (SECURITY.md rule 21): what a signed-in admin's session holds, its
 //! absolute lifetime, the check made again on every console request, and "sign out all
-//! admin sessions". Signing in itself (token, SSO) is in [`crate::admin`].
+//! admin sessions". Signing in itself (token, SSO) is in [`super::auth`]; the console's
+//! handlers get the checked admin through [`super::AdminUser`].
 
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use super::{random_token, same_secret};
 use crate::AppState;
-use crate::admin::{random_token, same_secret};
 use crate::error::Error;
 use crate::store::{AuditEvent, AuditKind};
 
@@ -72,9 +73,8 @@ pub fn token_fingerprint(token: &str) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The admin signed in to this session. Every console request has been through
-/// [`revalidate`] first (the admin router's middleware), which ends a session that is no
-/// longer valid; this only reads.
+/// The admin signed in to this session, as stored: not checked again (that is
+/// [`revalidate`], which [`super::AdminUser`] runs).
 pub async fn current(session: &Session) -> Result<Option<AdminSession>, Error> {
     Ok(session.get(SESSION_KEY).await?)
 }
@@ -209,7 +209,7 @@ pub async fn sign_out_all(app: &AppState, actor: &str) -> Result<u64, Error> {
 
 /// Makes `session` an admin session: a new id (fixation), a fresh CSRF token, the absolute
 /// lifetime on the record and the cookie, and what to check again on each request. Audited.
-pub(crate) async fn establish(
+pub(super) async fn establish(
     app: &AppState,
     session: &Session,
     actor: String,

@@ -9,6 +9,7 @@
 use serde::Serialize;
 use url::Url;
 
+use super::checks::any_connection;
 use crate::AppState;
 use crate::config::{Connection, join_path};
 use crate::error::Error;
@@ -21,7 +22,7 @@ pub const TICKET_TTL_SECS: i64 = 600;
 /// Issues a ticket for `connection`; returns the `/login` URL that starts the trial.
 pub async fn begin(app: &AppState, actor: &str, connection: &str) -> Result<String, Error> {
     let conn = any_connection(app, connection)?;
-    let ticket = crate::admin::random_token();
+    let ticket = super::random_token();
     app.store
         .create_trial(
             &app.config.store.store_hash,
@@ -31,7 +32,7 @@ pub async fn begin(app: &AppState, actor: &str, connection: &str) -> Result<Stri
             app.clock.now(),
         )
         .await?;
-    tracing::info!(actor = crate::admin::actor_kind(actor), connection = %conn.id, "trial sign-in started");
+    tracing::info!(actor = super::actor_kind(actor), connection = %conn.id, "trial sign-in started");
     Ok(format!("/login?trial={ticket}"))
 }
 
@@ -44,12 +45,6 @@ pub async fn claim(app: &AppState, ticket: &str) -> Result<Connection, Error> {
         .await?
         .ok_or(Error::PendingLoginMissing)?;
     any_connection(app, &connection)
-}
-
-fn any_connection(app: &AppState, id: &str) -> Result<Connection, Error> {
-    app.connections
-        .any(id)
-        .ok_or_else(|| Error::UnknownConnection(id.to_owned()))
 }
 
 /// What the admin sees.

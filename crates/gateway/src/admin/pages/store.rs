@@ -1,12 +1,22 @@
 //! Store settings: the API account and storefront channels, set in the console unless the
 //! configuration file declares them. Page and JSON API share one save path.
 
-// Handlers share the parent's imports and input helpers.
-use super::*;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::admin::input::Fields;
+use crate::admin::{AdminUser, CsrfForm};
 use crate::config::{RawChannel, RawStore};
+use crate::error::Error;
+use crate::routes::{render, see_other};
 
 /// The store form's values, as typed (so a refused form comes back as it was sent).
-pub(super) struct StoreForm {
+pub struct StoreForm {
     api_base_url: String,
     client_id: String,
     /// One channel a line: `<id> <storefront URL> [<default redirect path>]`.
@@ -14,7 +24,7 @@ pub(super) struct StoreForm {
 }
 
 impl StoreForm {
-    fn from_fields(f: &HashMap<String, String>) -> Self {
+    fn from_fields(f: &Fields) -> Self {
         let get = |k: &str| f.get(k).cloned().unwrap_or_default();
         StoreForm {
             api_base_url: get("api_base_url"),
@@ -100,7 +110,7 @@ impl StoreForm {
 
 #[derive(Template)]
 #[template(path = "admin/store_form.html")]
-pub(super) struct StorePage {
+pub struct StorePage {
     csrf: String,
     store_hash: String,
     /// Whether settings are in force (an empty secret field then keeps the stored one).
@@ -130,36 +140,24 @@ fn store_page(app: &AppState, csrf: String, form: StoreForm, errors: Vec<String>
     (status, page).into_response()
 }
 
-pub(super) async fn store_settings_page(
-    State(app): State<Arc<AppState>>,
-    session: Session,
-) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
-    Ok(store_page(
-        &app,
-        admin.csrf,
-        StoreForm::of(&app),
-        Vec::new(),
-    ))
+pub async fn store_settings_page(State(app): State<Arc<AppState>>, admin: AdminUser) -> Response {
+    store_page(&app, admin.0.csrf, StoreForm::of(&app), Vec::new())
 }
 
 /// Saves the form, then shows the store check: a wrong token or scope shows at once.
-pub(super) async fn save_store_settings(
+pub async fn save_store_settings(
     State(app): State<Arc<AppState>>,
-    session: Session,
-    RawForm(body): RawForm,
+    admin: AdminUser,
+    CsrfForm(f): CsrfForm<Fields>,
 ) -> Result<Response, Error> {
-    let admin = signed_in(&session).await?;
-    let f = fields(&body)?;
-    admin::check_csrf(&admin, f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let form = StoreForm::from_fields(&f);
     let (raw, lines) = match form.to_raw() {
         Ok(parsed) => parsed,
-        Err(errors) => return Ok(store_page(&app, admin.csrf, form, errors)),
+        Err(errors) => return Ok(store_page(&app, admin.0.csrf, form, errors)),
     };
     let token = f.get("access_token").cloned();
     let secret = f.get("client_secret").cloned();
-    match admin::save_store_settings(&app, &admin.actor, raw, token, secret).await {
+    match crate::admin::save_store_settings(&app, &admin.actor, raw, token, secret).await {
         Ok(()) => Ok(see_other("/admin/checks/store")),
         Err(Error::Manage(crate::managed::ManageError::InvalidStore(errors))) => {
             // Validation counts channels from 0; the form counts lines from 1.
@@ -176,55 +174,8 @@ pub(super) async fn save_store_settings(
                     m
                 })
                 .collect();
-            Ok(store_page(&app, admin.csrf, form, errors))
+            Ok(store_page(&app, admin.0.csrf, form, errors))
         }
         Err(e) => Err(e),
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// JSON API
-
-fn store_json(app: &AppState) -> serde_json::Value {
-    let current = app.store_settings.current();
-    serde_json::json!({
-        "store_hash": app.config.store.store_hash,
-        "managed_by": current.as_ref().map(|api| api.source.as_str()),
-        "data": current.map(|api| crate::store_settings::describe(&api.settings)),
-    })
-}
-
-pub(super) async fn api_store(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, Error> {
-    api_admin(&app, &headers)?;
-    Ok(Json(store_json(&app)).into_response())
-}
-
-/// `PUT /admin/api/store`: the settings as `[store]` spells them, secrets included
-/// (omitted or empty secrets keep the ones in force).
-pub(super) async fn api_update_store(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, Error> {
-    let actor = api_admin(&app, &headers)?;
-    let mut raw: RawStore = serde_json::from_slice(&body)
-        .map_err(|e| Error::AdminInput(format!("body is not store settings: {e}")))?;
-    if raw.store_hash.is_some() || raw.clock_check_interval_secs.is_some() {
-        return Err(Error::AdminInput(
-            "store_hash and clock_check_interval_secs are set in the config file or env, not here"
-                .into(),
-        ));
-    }
-    if raw.access_token_file.is_some() || raw.client_secret_file.is_some() {
-        return Err(Error::AdminInput(
-            "*_file settings are for the config file; send access_token and client_secret".into(),
-        ));
-    }
-    let token = raw.access_token.take();
-    let secret = raw.client_secret.take();
-    admin::save_store_settings(&app, &actor, raw, token, secret).await?;
-    Ok(Json(store_json(&app)).into_response())
 }
