@@ -29,11 +29,6 @@ pub mod signin;
 pub mod store;
 pub mod telemetry;
 
-// The settings modules' former paths, kept while the admin code moves to `admin/`
-// (issue 8 item 2), so both moves merge without touching each other's lines.
-pub use settings as managed;
-pub use settings::{admin_access, connections, store as store_settings};
-
 use std::sync::Arc;
 use std::time::Duration;
 

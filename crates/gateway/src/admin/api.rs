@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use super::{ApiAdmin, checks, input};
 use crate::AppState;
-use crate::admin_access::RawAdminSso;
 use crate::config::{RawConnection, RawStore};
 use crate::diagnostics::{self, Check};
 use crate::error::Error;
+use crate::settings::admin_access::RawAdminSso;
 use crate::store::{AuditEvent, IdentityLink};
 
 /// `{"data": …}`, the shape of every answer.
@@ -145,7 +145,7 @@ pub async fn connections(_: ApiAdmin, State(app): State<Arc<AppState>>) -> Respo
         .all()
         .iter()
         .map(|e| {
-            let mut v = crate::connections::describe(&e.connection, e.enabled);
+            let mut v = crate::settings::connections::describe(&e.connection, e.enabled);
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("managed_by".into(), e.source.as_str().into());
             }
@@ -201,7 +201,7 @@ async fn save_connection(
         .iter()
         .find(|e| e.connection.id.as_str() == id)
         .cloned();
-    let saved = entry.map(|e| crate::connections::describe(&e.connection, e.enabled));
+    let saved = entry.map(|e| crate::settings::connections::describe(&e.connection, e.enabled));
     Ok((status, data(saved)).into_response())
 }
 
@@ -219,7 +219,7 @@ fn store_json(app: &AppState) -> Value {
     json!({
         "store_hash": app.config.store.store_hash,
         "managed_by": current.as_ref().map(|api| api.source.as_str()),
-        "data": current.map(|api| crate::store_settings::describe(&api.settings)),
+        "data": current.map(|api| crate::settings::store::describe(&api.settings)),
     })
 }
 
@@ -256,7 +256,7 @@ fn access_json(app: &AppState) -> Value {
     let current = app.admin_access.current();
     json!({
         "managed_by": current.as_ref().map(|_| app.admin_access.source().as_str()),
-        "data": current.map(|s| crate::admin_access::describe(&s)),
+        "data": current.map(|s| crate::settings::admin_access::describe(&s)),
     })
 }
 

@@ -6,7 +6,7 @@ use super::actor_kind;
 use crate::AppState;
 use crate::config::{ConfigError, RawConnection};
 use crate::error::Error;
-use crate::managed::ManageError;
+use crate::settings::ManageError;
 use crate::store::{AuditEvent, AuditKind, IdentityLink};
 
 /// Removes an identity link: the next sign-in of that login goes by email again, under the
@@ -139,7 +139,7 @@ pub async fn save_store_settings(
 pub async fn save_admin_access(
     app: &AppState,
     actor: &str,
-    raw: crate::admin_access::RawAdminSso,
+    raw: crate::settings::admin_access::RawAdminSso,
 ) -> Result<(), Error> {
     let change = app
         .admin_access
@@ -187,7 +187,7 @@ pub async fn connection_action(
 async fn record_change(
     app: &AppState,
     actor: &str,
-    change: &crate::managed::Change,
+    change: &crate::settings::Change,
     kind: AuditKind,
 ) {
     // New settings take effect at the next sign-in: drop what discovery cached.
@@ -204,7 +204,7 @@ async fn audit_change(
     app: &AppState,
     actor: &str,
     kind: AuditKind,
-    change: &crate::managed::Change,
+    change: &crate::settings::Change,
     connection: Option<String>,
 ) {
     let detail = serde_json::json!({ "before": change.before, "after": change.after });

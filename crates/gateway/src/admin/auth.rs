@@ -67,11 +67,10 @@ pub async fn confirm_with_token(
 /// Whether `id` is the connection admins sign in with and the console may change it (one
 /// declared in the file is read-only anyway).
 pub fn is_admin_connection(app: &AppState, id: &str) -> bool {
-    let console_managed = app
-        .connections
-        .all()
-        .iter()
-        .any(|e| e.connection.id.as_str() == id && e.source == crate::managed::Source::Console);
+    let console_managed =
+        app.connections.all().iter().any(|e| {
+            e.connection.id.as_str() == id && e.source == crate::settings::Source::Console
+        });
     console_managed
         && app
             .admin_access

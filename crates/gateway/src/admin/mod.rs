@@ -4,7 +4,7 @@
 //! ([`session`]), the changes an admin makes, each audited ([`audit`]), the store and
 //! connection checks ([`checks`]), "Try sign-in" ([`trial`]) and the parsing both the
 //! console and the API share ([`input`]). Who may sign in through an IdP is
-//! [`crate::admin_access`].
+//! [`crate::settings::admin_access`].
 //!
 //! Over HTTP: the console's pages ([`pages`]) and the JSON API ([`api`]), thin handlers
 //! behind three extractors ([`AdminUser`], [`CsrfForm`], [`ApiAdmin`]), and the one table

@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::admin::input::Fields;
 use crate::admin::{AdminUser, CsrfForm};
-use crate::admin_access::RawAdminSso;
 use crate::error::Error;
 use crate::routes::{render, see_other};
+use crate::settings::admin_access::RawAdminSso;
 
 #[derive(Template)]
 #[template(path = "admin/access.html")]
@@ -63,7 +63,7 @@ pub async fn access_settings_page(State(app): State<Arc<AppState>>, admin: Admin
     let raw = app
         .admin_access
         .current()
-        .map(|s| crate::admin_access::to_raw(&s))
+        .map(|s| crate::settings::admin_access::to_raw(&s))
         .unwrap_or_default();
     access_page(&app, admin.0.csrf, raw, Vec::new())
 }
@@ -102,7 +102,7 @@ pub async fn save_access_settings(
     }
     match crate::admin::save_admin_access(&app, &admin.actor, raw.clone()).await {
         Ok(()) => Ok(see_other("/admin")),
-        Err(Error::Manage(crate::managed::ManageError::InvalidAdminAccess(errors))) => {
+        Err(Error::Manage(crate::settings::ManageError::InvalidAdminAccess(errors))) => {
             let errors = errors.iter().map(ToString::to_string).collect();
             Ok(access_page(&app, admin.0.csrf, raw, errors))
         }

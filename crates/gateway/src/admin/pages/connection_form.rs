@@ -75,7 +75,7 @@ impl ConnectionForm {
     }
 
     pub fn from_connection(c: &Connection) -> Self {
-        let raw = crate::connections::to_raw(c);
+        let raw = crate::settings::connections::to_raw(c);
         ConnectionForm {
             id: c.id.to_string(),
             display_name: c.display_name.clone(),

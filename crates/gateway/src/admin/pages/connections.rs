@@ -12,8 +12,8 @@ use crate::AppState;
 use crate::admin::input::Fields;
 use crate::admin::{self, Action, AdminUser, CsrfForm};
 use crate::error::Error;
-use crate::managed::{ManageError, Source};
 use crate::routes::{render, see_other};
+use crate::settings::{ManageError, Source};
 
 #[derive(Template)]
 #[template(path = "admin/connection_form.html")]

@@ -56,7 +56,7 @@ impl StoreView {
         let api = app.store_settings.current()?;
         let s = &api.settings;
         Some(StoreView {
-            from_file: api.source == crate::managed::Source::File,
+            from_file: api.source == crate::settings::Source::File,
             api_base_url: s.api_base_url.to_string(),
             client_id: s.client_id.clone(),
             channels: s
@@ -86,7 +86,7 @@ pub async fn dashboard(
         .map(|e| (&e.connection, e))
         .map(|(c, e)| ConnectionView {
             enabled: e.enabled,
-            from_file: e.source == crate::managed::Source::File,
+            from_file: e.source == crate::settings::Source::File,
             id: c.id.to_string(),
             display_name: c.display_name.clone(),
             issuer: c.issuer.as_str().to_owned(),

@@ -36,7 +36,7 @@ impl StoreForm {
     fn of(app: &AppState) -> Self {
         match app.store_settings.current() {
             Some(api) => {
-                let raw = crate::store_settings::to_raw(&api.settings);
+                let raw = crate::settings::store::to_raw(&api.settings);
                 StoreForm {
                     api_base_url: raw.api_base_url.unwrap_or_default(),
                     client_id: raw.client_id.unwrap_or_default(),
@@ -159,7 +159,7 @@ pub async fn save_store_settings(
     let secret = f.get("client_secret").cloned();
     match crate::admin::save_store_settings(&app, &admin.actor, raw, token, secret).await {
         Ok(()) => Ok(see_other("/admin/checks/store")),
-        Err(Error::Manage(crate::managed::ManageError::InvalidStore(errors))) => {
+        Err(Error::Manage(crate::settings::ManageError::InvalidStore(errors))) => {
             // Validation counts channels from 0; the form counts lines from 1.
             let errors = errors
                 .iter()
