@@ -6,6 +6,9 @@
 //   STOREFRONT_URL  storefront home page URL (required)
 //   OP_LOGIN        login name to type at oidc-provider's login page (required)
 //   EXPECT_EMAIL    text that #customer-email on /account.php must contain (required)
+//   SIGN_OUT        "1": then click the storefront's "Sign out" (pointed at the gateway by its
+//                   script), confirm at oidc-provider, land signed out on the storefront, and
+//                   find the IdP's login form again on the next sign-in
 //   ARTIFACTS_DIR   where a failure screenshot goes (default: ./artifacts)
 //   CHROMIUM_PATH   browser executable (default: /usr/bin/chromium)
 //   E2E_TIMEOUT_MS  overall timeout (default: 60000)
@@ -19,6 +22,7 @@ import { required, runInBrowser, safeUrl } from './harness.mjs';
 const storefrontUrl = required('STOREFRONT_URL');
 const opLogin = required('OP_LOGIN');
 const expectEmail = required('EXPECT_EMAIL');
+const signOut = process.env.SIGN_OUT === '1';
 
 await runInBrowser('browser', async (page, log) => {
   log(`step 1: open storefront ${safeUrl(storefrontUrl)}`);
@@ -78,4 +82,44 @@ await runInBrowser('browser', async (page, log) => {
     throw new Error(`#customer-email is ${JSON.stringify(text.trim())}, expected it to contain ${JSON.stringify(expectEmail)}`);
   }
   log('PASS: signed in to the storefront through the gateway');
+  if (!signOut) return;
+
+  log('step 7: click "Sign out" (the button script points it at the gateway)');
+  const signOutLink = page.getByRole('link', { name: 'Sign out', exact: true }).first();
+  const href = await signOutLink.getAttribute('href');
+  if (!href || !href.includes('/logout?channel_id=')) {
+    throw new Error(`the storefront's "Sign out" does not go through the gateway: ${safeUrl(href)}`);
+  }
+  await Promise.all([
+    page.waitForURL((u) => u.origin !== storefrontOrigin, { waitUntil: 'domcontentloaded' }),
+    signOutLink.click(),
+  ]);
+  log(`        now at ${safeUrl(page.url())}`);
+
+  log('step 8: oidc-provider asks to confirm: "Yes, sign me out"');
+  const yes = page.locator('button[name="logout"][value="yes"]');
+  await yes.waitFor({ state: 'visible' });
+  await Promise.all([
+    page.waitForURL((u) => u.origin === storefrontOrigin, { waitUntil: 'domcontentloaded' }),
+    yes.click(),
+  ]);
+  log(`        now at ${safeUrl(page.url())}`);
+
+  log('step 9: the storefront shows "Sign in" again, no signed-in shopper');
+  await page.getByRole('link', { name: 'Sign in', exact: true }).first().waitFor({ state: 'visible' });
+  if (await page.locator('.signed-in').count()) throw new Error('still signed in to the storefront');
+
+  log('step 10: the next company sign-in asks for the login again (the IdP session ended)');
+  await Promise.all([
+    page.waitForURL((u) => u.pathname.endsWith('/login.php'), { waitUntil: 'domcontentloaded' }),
+    page.getByRole('link', { name: 'Sign in', exact: true }).first().click(),
+  ]);
+  const again = page.locator('a.bc-sso-button').first();
+  await again.waitFor({ state: 'visible' });
+  await Promise.all([
+    page.waitForURL((u) => u.origin !== storefrontOrigin, { waitUntil: 'domcontentloaded' }),
+    again.click(),
+  ]);
+  await page.locator('input[name="login"]').waitFor({ state: 'visible' });
+  log('PASS: signed out of the storefront and of the IdP');
 });

@@ -76,6 +76,26 @@ async fn chromium_signs_in_from_the_storefront_button() {
     assert!(env.demo.emulator.login_attempts().iter().all(|a| a.is_ok()));
 }
 
+/// Issue 10: the storefront's "Sign out" (pointed at the gateway by the button script) ends
+/// the company sign-in at oidc-provider (RP-initiated logout) and then the storefront session.
+#[tokio::test]
+async fn chromium_signs_out_of_the_storefront_and_the_idp() {
+    let (env, _op) = env_with_oidc_provider(false).await;
+    run_script(
+        "browser.mjs",
+        &[
+            ("STOREFRONT_URL", env.demo.storefront_urls[0].as_str()),
+            ("OP_LOGIN", "ada@example.com"),
+            ("EXPECT_EMAIL", "ada@example.com"),
+            ("SIGN_OUT", "1"),
+        ],
+    )
+    .await;
+    let attempts = env.demo.emulator.login_attempts();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert!(attempts[0].is_ok());
+}
+
 #[tokio::test]
 async fn chromium_admin_removes_a_link_and_finds_it_in_the_audit_log() {
     let env = Env::start().await;

@@ -57,6 +57,8 @@ pub async fn start_oidc_provider_with(
         "client_id": OP_CLIENT_ID,
         "client_secret": OP_CLIENT_SECRET,
         "redirect_uris": [redirect_uri.as_str()],
+        // The gateway's RP-initiated logout returns here (`/logout/done`).
+        "post_logout_redirect_uris": [redirect_uri.join("/logout/done").unwrap().as_str()],
         "conform_id_token_claims": conform_id_token_claims,
         "accounts": accounts,
     });
@@ -117,7 +119,7 @@ pub async fn env_with_oidc_provider_and(
 
 /// Walks oidc-provider's dev interactions (login form, then consent) as `login`, and
 /// returns the gateway callback URL it redirects to.
-async fn through_oidc_provider(env: &Env, authorize: Url, login: &str) -> Url {
+pub async fn through_oidc_provider(env: &Env, authorize: Url, login: &str) -> Url {
     let callback_prefix = env.demo.state.config.redirect_uri("demo").to_string();
     let mut url = authorize;
     for _ in 0..12 {

@@ -19,6 +19,7 @@ mod operations;
 mod properties;
 mod replicas;
 mod sessions;
+mod signout;
 mod ssrf;
 mod store_settings;
 mod topology;

@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod settings;
 pub mod signin;
+pub mod signout;
 pub mod store;
 pub mod telemetry;
 
@@ -308,6 +309,8 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
     let sign_in = Router::new()
         .route("/login", get(routes::login::start))
         .route("/oidc/callback/{connection}", get(routes::callback::finish))
+        .route("/logout", get(routes::logout::start))
+        .route("/logout/done", get(routes::logout::done))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::sign_in_requests,

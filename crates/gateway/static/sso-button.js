@@ -1,19 +1,25 @@
 /*
  * bc-sso-gateway: "Sign in with company account" button for a BigCommerce storefront.
  *
- * The merchant adds this with Script Manager (footer of the sign-in page):
+ * The merchant adds this with Script Manager (footer of all pages):
  *
  *   <script src="https://sso.example.com/static/sso-button.js"
  *           data-gateway-url="https://sso.example.com" data-channel-id="1"
  *           data-redirect-to="/account.php" defer></script>
  *
+ * On the page with the sign-in form it adds the button after the form; on every page it
+ * points the storefront's own sign-out links (/login.php?action=logout) at the gateway's
+ * /logout, which also ends the company sign-in at the IdP when the IdP supports it, then
+ * signs the shopper out of the storefront.
+ *
  * Attributes: data-gateway-url (required), data-channel-id (default 1),
  * data-redirect-to (default "/account.php"), data-label (default "Sign in with company
- * account"), data-target (CSS selector, default ".login-form").
+ * account"), data-target (CSS selector, default ".login-form"), data-sign-out ("off" leaves
+ * the sign-out links alone).
  *
- * Plain ES2017, no dependencies, no network requests: it only adds a link to the gateway's
- * /login, which starts the OpenID Connect flow. Text goes in with textContent and the URL
- * is built with URL and its URLSearchParams (url.searchParams), so attribute values cannot inject markup.
+ * Plain ES2017, no dependencies, no network requests: it only adds or changes links to the
+ * gateway. Text goes in with textContent and the URL is built with URL and its
+ * URLSearchParams (url.searchParams), so attribute values cannot inject markup.
  */
 (function () {
   "use strict";
@@ -44,18 +50,19 @@
     return value === null || value.trim() === "" ? fallback : value.trim();
   }
 
-  function loginUrl() {
+  // `<gateway>/<path>?channel_id=N`, or null when the gateway URL is missing or not http(s).
+  function gatewayUrl(path) {
     var gateway = attr("data-gateway-url", null);
     if (!gateway) {
       if (window.console) {
-        console.warn("bc-sso-gateway: data-gateway-url is missing; no sign-in button added");
+        console.warn("bc-sso-gateway: data-gateway-url is missing; nothing added");
       }
       return null;
     }
     var url;
     try {
       // Relative to the page so "https://sso.example.com" and ".../" both work.
-      url = new URL(gateway.replace(/\/+$/, "") + "/login", window.location.href);
+      url = new URL(gateway.replace(/\/+$/, "") + "/" + path, window.location.href);
     } catch (e) {
       return null;
     }
@@ -68,8 +75,39 @@
       channel = "1";
     }
     url.searchParams.set("channel_id", channel);
+    return url;
+  }
+
+  function loginUrl() {
+    var url = gatewayUrl("login");
+    if (!url) {
+      return null;
+    }
     url.searchParams.set("redirect_to", attr("data-redirect-to", "/account.php"));
     return url.toString();
+  }
+
+  // The storefront's sign-out links go through the gateway's /logout.
+  function signOutLinks() {
+    if (attr("data-sign-out", "on") === "off") {
+      return;
+    }
+    var links = document.querySelectorAll('a[href*="action=logout"]');
+    for (var i = 0; i < links.length; i++) {
+      var href;
+      try {
+        href = new URL(links[i].getAttribute("href"), window.location.href);
+      } catch (e) {
+        continue;
+      }
+      if (href.origin !== window.location.origin || !/\/login\.php$/.test(href.pathname)) {
+        continue;
+      }
+      var url = gatewayUrl("logout");
+      if (url) {
+        links[i].href = url.toString();
+      }
+    }
   }
 
   function addStyle() {
@@ -87,8 +125,19 @@
   }
 
   function insert() {
+    signOutLinks();
     // Idempotent: loading the snippet twice must not add a second button.
     if (document.querySelector("a." + BUTTON_CLASS)) {
+      return;
+    }
+    // Only on the page with the sign-in form: the script runs on every page.
+    var anchor = null;
+    try {
+      anchor = document.querySelector(attr("data-target", ".login-form"));
+    } catch (e) {
+      anchor = null; // invalid selector: no button rather than one in a random place
+    }
+    if (!anchor) {
       return;
     }
     var href = loginUrl();
@@ -99,16 +148,6 @@
     link.className = BUTTON_CLASS;
     link.href = href;
     link.textContent = attr("data-label", "Sign in with company account");
-
-    var anchor = null;
-    try {
-      anchor = document.querySelector(attr("data-target", ".login-form"));
-    } catch (e) {
-      anchor = null; // invalid selector: fall back to the script tag
-    }
-    if (!anchor) {
-      anchor = script;
-    }
     addStyle();
     if (anchor.parentNode) {
       anchor.parentNode.insertBefore(link, anchor.nextSibling);

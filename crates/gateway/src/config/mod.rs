@@ -272,6 +272,12 @@ impl Config {
         join_path(&self.server.public_url, &format!("oidc/callback/{id}"))
     }
 
+    /// Where an IdP sends the browser back after signing the shopper out (RP-Initiated
+    /// Logout's `post_logout_redirect_uri`); the gateway then signs out of the storefront.
+    pub fn post_logout_redirect_uri(&self) -> Url {
+        join_path(&self.server.public_url, "logout/done")
+    }
+
     /// Where the IdP returns admins who sign in to the console with it.
     pub fn admin_redirect_uri(&self) -> Url {
         join_path(&self.server.public_url, "admin/oidc/callback")

@@ -28,6 +28,9 @@ pub struct ExtraProviderMetadata {
     pub authorization_response_iss_parameter_supported: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// OpenID Connect RP-Initiated Logout: where shoppers are sent to sign out at the IdP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
 }
 impl openidconnect::AdditionalProviderMetadata for ExtraProviderMetadata {}
 

@@ -43,8 +43,19 @@ pub async fn finish(
     // The IP goes into the login token only when chosen: BigCommerce refuses the token
     // when it differs from the address the storefront sees (SECURITY.md rules 14, 22).
     let request_ip = client_ip.filter(|_| app.config.server.send_request_ip);
+    let signed_in = crate::signout::SignedIn {
+        connection: pending.connection.clone(),
+        channel_id: pending.channel_id,
+    };
+    let trial = pending.trial.is_some();
     let url = signin::complete(&app, pending, params, request_ip).await?;
     // A new session id once the sign-in is complete (session fixation, SECURITY.md rule 12).
     session.cycle_id().await?;
+    // Which IdP to sign out of later (`/logout`).
+    if !trial {
+        session
+            .insert(crate::routes::logout::SIGNED_IN_KEY, &signed_in)
+            .await?;
+    }
     Ok(found(url.as_str()))
 }

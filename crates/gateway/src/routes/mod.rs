@@ -5,6 +5,7 @@ pub mod assets;
 pub mod callback;
 pub mod health;
 pub mod login;
+pub mod logout;
 
 use askama::Template;
 use axum::http::{StatusCode, header};

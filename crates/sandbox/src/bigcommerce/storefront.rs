@@ -55,6 +55,9 @@ struct Layout {
     channel_name: String,
     channel_id: i64,
     signed_in_email: Option<String>,
+    /// The gateway whose button script every page loads, as a merchant's Script Manager
+    /// entry for "All pages" would.
+    gateway_url: Option<String>,
 }
 
 #[derive(Template)]
@@ -69,7 +72,6 @@ struct LoginPage {
     layout: Layout,
     login_failed: bool,
     password_unavailable: bool,
-    gateway_url: Option<String>,
 }
 
 #[derive(Template)]
@@ -112,6 +114,7 @@ impl Shop {
                 .unwrap_or_else(|| format!("Channel {}", self.channel_id)),
             channel_id: self.channel_id,
             signed_in_email: customer.map(|c| c.email.clone()),
+            gateway_url: gateway_base(self),
         }
     }
 
@@ -151,7 +154,6 @@ async fn login_page(
         // Any error code shows the one fixed sentence; the code itself is never echoed.
         login_failed: q.error.is_some(),
         password_unavailable: false,
-        gateway_url: gateway_base(&shop),
     })
 }
 
@@ -162,7 +164,6 @@ async fn login_post(State(shop): State<Shop>, headers: HeaderMap) -> Response {
         layout: shop.layout(customer.as_ref()),
         login_failed: false,
         password_unavailable: true,
-        gateway_url: gateway_base(&shop),
     })
 }
 
