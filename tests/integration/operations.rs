@@ -88,3 +88,149 @@ async fn healthcheck_fails_when_nothing_listens() {
     assert!(!ok, "{out}");
     assert!(out.contains("does not answer"), "{out}");
 }
+
+/// SIGTERM: the gateway stops accepting connections, finishes the sign-in in flight (its
+/// code exchange takes 1.5 s at the IdP), and exits 0.
+#[tokio::test]
+async fn sigterm_finishes_the_sign_in_in_flight_then_exits() {
+    use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, Misbehaviour, demo_users};
+    use std::time::Duration;
+
+    let env = Env::start().await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (gateway_port, idp_port) = (free(), free());
+    let public = format!("http://127.0.0.1:{gateway_port}");
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let idp = DevIdp::new(DevIdpConfig {
+        issuer: issuer.parse().unwrap(),
+        clients: vec![DevClient {
+            client_id: "graceful".into(),
+            client_secret: "graceful-secret".into(),
+            redirect_uris: vec![format!("{public}/oidc/callback/dev").parse().unwrap()],
+            redirect_uri_prefixes: Vec::new(),
+        }],
+        users: demo_users(),
+        email_in_id_token: true,
+        send_iss_parameter: true,
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", idp_port))
+        .await
+        .unwrap();
+    let router = idp.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let dir = std::env::temp_dir().join(format!("bcsso-graceful-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = env.demo.emulator.config();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+public_url = "{public}"
+listen = "127.0.0.1:{gateway_port}"
+[database]
+url = "sqlite://{db}"
+[store]
+store_hash = "{hash}"
+api_base_url = "{api}"
+client_id = "{client_id}"
+[[store.channels]]
+id = 1
+storefront_url = "{shop}"
+[[connections]]
+id = "dev"
+issuer = "{issuer}"
+client_id = "graceful"
+allowed_email_domains = ["example.com"]
+"#,
+            db = dir.join("gateway.sqlite").display(),
+            hash = e.store_hash,
+            api = env.demo.api_url,
+            client_id = e.client_id,
+            shop = env.demo.storefront_urls[0],
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("BCSSO_STORE_ACCESS_TOKEN", &e.access_token)
+        .env("BCSSO_STORE_CLIENT_SECRET", &e.client_secret)
+        .env("BCSSO_CONNECTION_DEV_CLIENT_SECRET", "graceful-secret")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let health = format!("{public}/healthz");
+    let probe = || async {
+        reqwest::Client::new()
+            .get(&health)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+    };
+    for _ in 0..100 {
+        if probe().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A sign-in up to the callback, in a browser of its own.
+    let browser = crate::common::new_browser();
+    let login =
+        crate::common::page_of(browser.get(format!("{public}/login")).send().await.unwrap()).await;
+    let authorize = login.location.expect("redirect to the IdP");
+    let page = crate::common::page_of(browser.get(authorize.clone()).send().await.unwrap()).await;
+    let request = crate::common::hidden_value(&page.body, "request").expect("sign-in page");
+    let decision = browser
+        .post(format!("{issuer}/authorize/decision"))
+        .form(&[("request", request.as_str()), ("user", "ada")])
+        .send()
+        .await
+        .unwrap();
+    let callback = crate::common::page_of(decision)
+        .await
+        .location
+        .expect("back to the gateway");
+    idp.set_misbehaviour(Misbehaviour::TokenEndpointSlow(1500));
+    let in_flight = tokio::spawn({
+        let browser = browser.clone();
+        async move { crate::common::page_of(browser.get(callback).send().await.unwrap()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pid = child.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        probe().await.is_err(),
+        "a new connection is still accepted after SIGTERM"
+    );
+    let page = in_flight.await.unwrap();
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert!(
+        page.location.unwrap().path().starts_with("/login/token/"),
+        "the sign-in in flight finished"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits once the sign-in finished")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

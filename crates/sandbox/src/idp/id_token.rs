@@ -170,6 +170,7 @@ pub(crate) fn mint(
         | Misbehaviour::UserinfoWrongSub
         | Misbehaviour::TokenEndpointStatus(_)
         | Misbehaviour::TokenEndpointHang
+        | Misbehaviour::TokenEndpointSlow(_)
         | Misbehaviour::DiscoveryWrongIssuer
         | Misbehaviour::JwksDown
         | Misbehaviour::AuthorizeError(_)

@@ -46,6 +46,9 @@ pub enum Misbehaviour {
     TokenEndpointStatus(u16),
     /// Token endpoint never answers (sleeps an hour) — for timeout tests.
     TokenEndpointHang,
+    /// Token endpoint answers correctly, after this many milliseconds: a sign-in still in
+    /// flight (graceful shutdown tests).
+    TokenEndpointSlow(u64),
     /// Discovery document's issuer differs from the configured issuer.
     DiscoveryWrongIssuer,
     /// jwks_uri answers 503.

@@ -75,6 +75,9 @@ pub(crate) async fn token(State(idp): State<DevIdp>, headers: HeaderMap, body: B
             return TokenError::new(StatusCode::GATEWAY_TIMEOUT, "server_error", "hung")
                 .into_response();
         }
+        Misbehaviour::TokenEndpointSlow(ms) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         _ => {}
     }
     match exchange_code(&idp, &headers, &body) {
