@@ -25,7 +25,8 @@ pub enum Command {
     Sandbox(bc_sso_sandbox::cli::Command),
     /// Start a dev IdP, a BigCommerce emulator and the gateway on localhost.
     Demo {
-        /// First of four consecutive ports: storefront, gateway, dev IdP, emulated API.
+        /// First of five consecutive ports: storefront, gateway, dev IdP, emulated API,
+        /// metrics.
         /// 0 picks free ports.
         #[arg(long, default_value_t = 4000)]
         port: u16,

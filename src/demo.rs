@@ -35,7 +35,7 @@ pub enum DemoIdp {
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// First of four consecutive ports (storefront, gateway, IdP, API); 0 = ephemeral.
+    /// First of five consecutive ports (storefront, gateway, IdP, API, metrics); 0 = ephemeral.
     pub port: u16,
     pub idp: DemoIdp,
     /// Storefront channels to emulate (1 = just the default storefront).
@@ -62,6 +62,8 @@ impl Default for DemoOptions {
 pub struct Demo {
     pub storefront_urls: Vec<Url>,
     pub gateway_url: Url,
+    /// Prometheus metrics of the demo's gateway (`/metrics`).
+    pub metrics_url: Url,
     pub api_url: Url,
     pub idp_url: Url,
     pub emulator: Emulator,
@@ -221,6 +223,7 @@ pub struct Listeners {
     gateway: (TcpListener, Url),
     idp: (TcpListener, Url),
     api: (TcpListener, Url),
+    metrics: (TcpListener, Url),
 }
 
 impl Listeners {
@@ -231,6 +234,7 @@ impl Listeners {
         let gateway = bind(port, 1).await?;
         let idp = bind(port, 2).await?;
         let api = bind(port, 3).await?;
+        let metrics = bind(port, 4).await?;
         for _ in 1..channels.max(1) {
             storefronts.push(bind(0, 0).await?);
         }
@@ -239,6 +243,7 @@ impl Listeners {
             gateway,
             idp,
             api,
+            metrics,
         })
     }
 
@@ -315,6 +320,7 @@ pub async fn start_on(
         gateway: (gateway_listener, gateway_url),
         idp: (idp_listener, idp_bound_url),
         api: (api_listener, api_url),
+        metrics: (metrics_listener, metrics_url),
     } = listeners;
     let channels = storefronts.len() as i64;
     let storefront_urls: Vec<Url> = storefronts.iter().map(|(_, u)| u.clone()).collect();
@@ -425,6 +431,10 @@ pub async fn start_on(
         None => drop(idp_listener),
     }
     tasks.push(serve(gateway_listener, app(state.clone())));
+    tasks.push(serve(
+        metrics_listener,
+        bc_sso_gateway::metrics_app(state.clone()),
+    ));
     if let Err(e) = state.sync_bigcommerce_clock().await {
         tracing::warn!(error = %e, "could not read the emulator's clock");
     }
@@ -432,6 +442,9 @@ pub async fn start_on(
     Ok(Demo {
         storefront_urls,
         gateway_url,
+        metrics_url: metrics_url
+            .join("metrics")
+            .map_err(|e| DemoError::Start(e.to_string()))?,
         api_url,
         idp_url,
         emulator,

@@ -80,6 +80,7 @@ async fn run_demo(options: DemoOptions) -> ExitCode {
     println!();
     println!("  gateway                {}", demo.gateway_url);
     println!("  identity provider      {}", demo.idp_url);
+    println!("  metrics (Prometheus)   {}", demo.metrics_url);
     println!(
         "  BigCommerce API        {}stores/{}/v3/customers",
         demo.api_url, demo.state.config.store.store_hash

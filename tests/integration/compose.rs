@@ -290,6 +290,39 @@ fn compose_ports_urls_and_secrets_line_up() {
     assert!(redirects.contains(&config.admin_redirect_uri().as_str()));
 }
 
+/// The Prometheus service scrapes exactly the replicas' metrics listeners, with a config
+/// Prometheus's own `promtool check config` accepts.
+#[test]
+fn compose_prometheus_scrapes_every_replica() {
+    let c = compose();
+    let services = services(&c);
+    let prometheus = read("deploy/prometheus.yml");
+    for replica in ["gateway-1", "gateway-2"] {
+        let addr = services[replica]["environment"]["BCSSO_SERVER_METRICS_LISTEN"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{replica} serves no metrics"));
+        assert!(
+            prometheus.contains(&format!("\"{addr}\"")),
+            "{addr} not scraped"
+        );
+    }
+    assert_eq!(
+        services["prometheus"]["network_mode"].as_str(),
+        Some("service:proxy")
+    );
+    let out = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(root().join("deploy/prometheus.yml"))
+        .output()
+        .expect("promtool is not installed: run scripts/test (it installs Debian's prometheus)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `/run/secrets/<name>` in the file -> the secret `<name>`.
 fn toml_secret_files(toml: &str) -> Vec<String> {
     toml.split("/run/secrets/")

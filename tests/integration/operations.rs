@@ -234,3 +234,61 @@ allowed_email_domains = ["example.com"]
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Metrics on their own listener, scraped after a sign-in and a refusal, and checked by
+/// Prometheus's own `promtool check metrics`. Nothing personal in them.
+#[tokio::test]
+async fn metrics_count_sign_ins_and_pass_promtool() {
+    let env = Env::start().await;
+    let (_, ok) = env.sign_in("", "ada").await;
+    assert_eq!(ok.status, StatusCode::FOUND);
+    let (_, refused) = env.sign_in("", "eve").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // Not on the shoppers' address.
+    assert_eq!(
+        env.get(&env.gateway("/metrics")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let scrape = reqwest::get(env.demo.metrics_url.clone()).await.unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    assert!(
+        scrape.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = scrape.text().await.unwrap();
+    for needle in [
+        r#"bcsso_sign_ins_total{connection="demo",reason="",result="succeeded"}"#,
+        r#"bcsso_sign_ins_total{connection="demo",reason="email_unverified",result="refused"}"#,
+        "bcsso_sign_in_duration_seconds_bucket{result=\"succeeded\"",
+        "bcsso_sign_in_gateway_duration_seconds_count",
+        r#"bcsso_bigcommerce_requests_total{endpoint="customers",status="2xx"}"#,
+        "bcsso_bigcommerce_quota_left",
+        r#"bcsso_idp_requests_total{status="2xx"}"#,
+        r#"bcsso_sessions{store="shoppers"}"#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing in:\n{text}");
+    }
+    for private in ["ada@", "eve@", "example.com", "code=", "state="] {
+        assert!(!text.contains(private), "{private} in the metrics");
+    }
+    let mut promtool = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed: run scripts/test (it installs Debian's prometheus)");
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = promtool.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = promtool.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -134,6 +134,23 @@ pub async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(addr) = state.config.server.metrics_listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let metrics = crate::metrics_app(state.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, metrics).await {
+                        tracing::error!(error = %e, "metrics listener stopped");
+                    }
+                });
+                tracing::info!(%addr, "metrics on /metrics");
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr} (server.metrics_listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     crate::spawn_clock_sync(state.clone());
     crate::spawn_audit_pruning(state.clone());
     crate::spawn_settings_refresh(state.clone());

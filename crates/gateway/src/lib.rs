@@ -14,6 +14,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod oidc;
 pub mod pending;
 pub mod policy;
@@ -76,6 +77,8 @@ pub enum StartError {
 impl AppState {
     /// Builds the state: HTTP client, caches, and the database (created and migrated).
     pub async fn connect(config: Config, clock: Clock) -> Result<Self, StartError> {
+        // Registered now, at start-up, rather than by the first request that counts.
+        std::sync::LazyLock::force(&metrics::METRICS);
         let http = http_client(config.server.http_timeout)?;
         let store = store::Store::connect(&config.database.url).await?;
         let db = settings::Db {
@@ -156,6 +159,21 @@ impl AppState {
         if event.user_agent.is_none() {
             event.user_agent = ctx.user_agent;
         }
+        let result = match event.kind {
+            store::AuditKind::SignInSucceeded => Some("succeeded"),
+            store::AuditKind::SignInRefused => Some("refused"),
+            _ => None,
+        };
+        if let Some(result) = result {
+            metrics::METRICS
+                .sign_ins
+                .with_label_values(&[
+                    event.connection.as_deref().unwrap_or(""),
+                    result,
+                    event.reason.as_deref().unwrap_or(""),
+                ])
+                .inc();
+        }
         if let Err(e) = self.store.record(&event).await {
             tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
         }
@@ -180,6 +198,31 @@ impl AppState {
         let after = clock::system_now();
         Ok(Some(api.tokens.record_bigcommerce_time(bc, before, after)))
     }
+}
+
+/// The metrics listener's app: `GET /metrics` in Prometheus's text format. Served on its
+/// own address (`server.metrics_listen`), never beside the shoppers' routes.
+pub fn metrics_app(state: Arc<AppState>) -> Router {
+    async fn scrape(
+        axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    ) -> impl axum::response::IntoResponse {
+        for (label, backend) in [("shoppers", &app.sessions), ("admins", &app.admin_sessions)] {
+            if let sessions::SessionBackend::Memory(m) = backend {
+                let n = i64::try_from(m.len().await).unwrap_or(i64::MAX);
+                metrics::METRICS.sessions.with_label_values(&[label]).set(n);
+            }
+        }
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            metrics::METRICS.render(),
+        )
+    }
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(state)
 }
 
 /// One HTTP client for the IdPs and BigCommerce. No redirects are followed: an IdP or API

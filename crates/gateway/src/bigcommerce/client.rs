@@ -288,11 +288,21 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| ApiError::Transport(without_url(e)))?;
+            let started = Instant::now();
+            let endpoint = endpoint_label(path);
+            let response = request.send().await.map_err(|e| {
+                crate::metrics::outbound_since(started);
+                crate::metrics::METRICS
+                    .bigcommerce_requests
+                    .with_label_values(&[endpoint, "error"])
+                    .inc();
+                ApiError::Transport(without_url(e))
+            })?;
             let status = response.status();
+            crate::metrics::METRICS
+                .bigcommerce_requests
+                .with_label_values(&[endpoint, crate::metrics::status_class(status.as_u16())])
+                .inc();
             let retry_after = self.record_limits(response.headers());
             tracing::debug!(%method, path, status = status.as_u16(), "BigCommerce call");
             if status == StatusCode::TOO_MANY_REQUESTS {
@@ -307,12 +317,12 @@ impl Client {
                 }
                 return Err(ApiError::RateLimited { retry_after: wait });
             }
-            let bytes = read_capped(response, MAX_RESPONSE_BYTES)
-                .await
-                .map_err(|e| match e {
-                    BodyError::TooLarge { limit } => ApiError::ResponseTooLarge { limit },
-                    BodyError::Transport(e) => ApiError::Transport(without_url(e)),
-                })?;
+            let bytes = read_capped(response, MAX_RESPONSE_BYTES).await;
+            crate::metrics::outbound_since(started);
+            let bytes = bytes.map_err(|e| match e {
+                BodyError::TooLarge { limit } => ApiError::ResponseTooLarge { limit },
+                BodyError::Transport(e) => ApiError::Transport(without_url(e)),
+            })?;
             // A 204 or an empty 200 reads as JSON `null`: callers that accept an empty answer
             // (V2 lists, CONTRACT.md §2.1) ask for `Option<T>`; for everyone else it stays a
             // decode error, as before.
@@ -361,6 +371,11 @@ impl Client {
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
         let left = num(rl::REQUESTS_LEFT);
+        if let Some(left) = left {
+            crate::metrics::METRICS
+                .bigcommerce_quota_left
+                .set(i64::try_from(left).unwrap_or(i64::MAX));
+        }
         let reset = num(rl::TIME_RESET_MS).map(Duration::from_millis);
         let retry = num(rl::RETRY_AFTER).map(Duration::from_secs);
         let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
@@ -370,6 +385,18 @@ impl Client {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// The metrics label of an API path: what is called, never ids or query values.
+fn endpoint_label(path: &str) -> &'static str {
+    match path {
+        p if p.starts_with("v3/customers/settings/channels") => "customer_channel_settings",
+        p if p.starts_with("v3/customers") => "customers",
+        p if p.starts_with("v3/channels") => "channels",
+        p if p.starts_with("v2/customer_groups") => "customer_groups",
+        p if p.starts_with("v2/time") => "time",
+        _ => "other",
     }
 }
 

@@ -75,6 +75,7 @@ pub const VARIABLES: &[Variable] = &[
     var!(server.connection_rate_limit_per_minute, number),
     var!(server.admin_failures_per_minute, number),
     var!(server.sessions_url, text),
+    var!(server.metrics_listen, text),
     var!(store.store_hash, text, "STORE_HASH"),
     var!(store.api_base_url, text),
     var!(store.access_token, text),

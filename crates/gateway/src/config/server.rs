@@ -36,6 +36,8 @@ pub struct RawServer {
     pub admin_failures_per_minute: Option<u32>,
     /// `redis://…` to keep sessions in Redis, so replicas share them; default in memory.
     pub sessions_url: Option<String>,
+    /// Where Prometheus scrapes `/metrics` (e.g. `127.0.0.1:9090`); default: no metrics.
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub struct ServerConfig {
     pub admin_failures_per_minute: u32,
     /// Redis URL (may hold a password); `None` = in memory.
     pub sessions_url: Option<Secret>,
+    /// The metrics listener; `None` = off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,19 @@ pub(super) fn validate_server(
             None
         }
     };
+    let metrics_listen = match raw.metrics_listen.as_deref().map(str::trim) {
+        None | Some("") => Some(None),
+        Some(addr) => match addr.parse() {
+            Ok(a) => Some(Some(a)),
+            Err(_) => {
+                errors.push(invalid(
+                    "server.metrics_listen",
+                    "expected an address with port, e.g. 127.0.0.1:9090",
+                ));
+                None
+            }
+        },
+    };
     let public_url = match raw.public_url {
         None => {
             errors.push(ConfigError::Missing {
@@ -99,6 +116,7 @@ pub(super) fn validate_server(
         errors,
     )?;
     Some(ServerConfig {
+        metrics_listen: metrics_listen?,
         listen: listen?,
         public_url: public_url?,
         http_timeout: Duration::from_secs(raw.http_timeout_secs.unwrap_or(10).clamp(1, 120)),

@@ -71,13 +71,15 @@ impl IdpHttp {
         also_accepted: &[&str],
     ) -> Result<T, FetchError> {
         let transport = |e: reqwest::Error| FetchError::Transport(super::registry::error_chain(&e));
+        let started = std::time::Instant::now();
         let response = self
             .client
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
-            .await
-            .map_err(transport)?;
+            .await;
+        count_idp_call(&response, started);
+        let response = response.map_err(transport)?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -102,6 +104,22 @@ impl IdpHttp {
     }
 }
 
+/// Counts an IdP call by status and adds its time to the sign-in's outbound time.
+fn count_idp_call(
+    response: &Result<reqwest::Response, reqwest::Error>,
+    started: std::time::Instant,
+) {
+    crate::metrics::outbound_since(started);
+    let status = match response {
+        Ok(r) => crate::metrics::status_class(r.status().as_u16()),
+        Err(_) => "error",
+    };
+    crate::metrics::METRICS
+        .idp_requests
+        .with_label_values(&[status])
+        .inc();
+}
+
 impl<'c> AsyncHttpClient<'c> for IdpHttp {
     type Error = HttpClientError<reqwest::Error>;
     type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send + 'c>>;
@@ -110,7 +128,10 @@ impl<'c> AsyncHttpClient<'c> for IdpHttp {
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
             let request: reqwest::Request = request.try_into().map_err(Box::new)?;
-            let response = self.client.execute(request).await.map_err(Box::new)?;
+            let started = std::time::Instant::now();
+            let response = self.client.execute(request).await;
+            count_idp_call(&response, started);
+            let response = response.map_err(Box::new)?;
             let mut builder = openidconnect::http::Response::builder()
                 .status(response.status())
                 .version(response.version());

@@ -244,6 +244,7 @@ impl Registry {
         let updated = Arc::new((*current.metadata).clone().set_jwks(jwks));
         current.metadata = updated.clone();
         slot.update(|s| s.cached = Some(current));
+        crate::metrics::METRICS.jwks_refetches.inc();
         tracing::info!(connection = %conn.id, "JWKS refetched for an unknown key id");
         Ok(Some(updated))
     }

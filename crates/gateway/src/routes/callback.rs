@@ -48,7 +48,8 @@ pub async fn finish(
         channel_id: pending.channel_id,
     };
     let trial = pending.trial.is_some();
-    let url = signin::complete(&app, pending, params, request_ip).await?;
+    let url =
+        crate::metrics::time_sign_in(signin::complete(&app, pending, params, request_ip)).await?;
     // A new session id once the sign-in is complete (session fixation, SECURITY.md rule 12).
     session.cycle_id().await?;
     // Which IdP to sign out of later (`/logout`).
