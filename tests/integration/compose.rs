@@ -277,7 +277,9 @@ fn compose_ports_urls_and_secrets_line_up() {
     );
 
     // The dev IdP is the connection's issuer and knows the gateway's redirect URIs.
-    let conn = &config.connections[0];
+    let conn = config
+        .connection("example")
+        .expect("the dev IdP's connection");
     assert_eq!(conn.issuer.as_str(), idp["issuer"]);
     assert!(published.contains(&port_of(&idp["listen"])));
     assert_eq!(conn.client_id, idp["client-id"]);
@@ -321,6 +323,104 @@ fn compose_prometheus_scrapes_every_replica() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The Keycloak profile: the imported realm knows the gateway's client (secret, redirect
+/// URIs, post-logout URI), sends the groups claim the connection reads, has the groups its
+/// rules map, and its users are in the connection's allowed domains.
+#[test]
+fn compose_keycloak_realm_matches_the_connection() {
+    let c = compose();
+    let services = services(&c);
+    let kc = &services["keycloak"];
+    assert_eq!(strings(&kc["profiles"]), ["keycloak"]);
+    let command = strings(&kc["command"]);
+    let port: u16 = command
+        .iter()
+        .find_map(|a| a.strip_prefix("--http-port="))
+        .expect("--http-port")
+        .parse()
+        .unwrap();
+    let published: Vec<String> = strings(&services["proxy"]["ports"]);
+    assert!(published.iter().any(|p| p.ends_with(&format!(":{port}"))));
+    assert!(
+        strings(&kc["volumes"])
+            .iter()
+            .any(|v| v.starts_with("./deploy/keycloak:/opt/keycloak/data/import"))
+    );
+
+    let toml = read("deploy/gateway.toml").replace(
+        "/run/secrets/",
+        &format!("{}/", root().join("deploy/demo-secrets").display()),
+    );
+    let raw: bc_sso_gateway::config::RawConfig = toml::from_str(&toml).unwrap();
+    let config = bc_sso_gateway::config::validate(raw).unwrap();
+    let conn = config
+        .connection("keycloak")
+        .expect("a keycloak connection");
+    let realm: serde_json::Value =
+        serde_json::from_str(&read("deploy/keycloak/bcsso-realm.json")).unwrap();
+    assert_eq!(
+        conn.issuer.as_str(),
+        format!(
+            "http://localhost:{port}/realms/{}",
+            realm["realm"].as_str().unwrap()
+        )
+    );
+    let client = realm["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|cl| cl["clientId"] == conn.client_id.as_str())
+        .expect("the gateway's client in the realm");
+    assert_eq!(client["secret"].as_str(), Some(conn.client_secret.expose()));
+    assert_eq!(client["publicClient"], false);
+    let redirects: Vec<&str> = client["redirectUris"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(redirects.contains(&config.redirect_uri("keycloak").as_str()));
+    assert_eq!(
+        client["attributes"]["post.logout.redirect.uris"].as_str(),
+        Some(config.post_logout_redirect_uri().as_str())
+    );
+    assert_eq!(client["attributes"]["pkce.code.challenge.method"], "S256");
+    let default_scopes = client["defaultClientScopes"].as_array().unwrap();
+    let mapper_claims: Vec<String> = realm["clientScopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| default_scopes.contains(&s["name"]))
+        .flat_map(|s| s["protocolMappers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["config"]["claim.name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(mapper_claims.contains(&conn.groups_claim));
+    let groups: Vec<&str> = realm["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    for rule in &conn.group_rules {
+        assert!(
+            groups.contains(&rule.group.as_str()),
+            "{} not in the realm",
+            rule.group
+        );
+    }
+    for user in realm["users"].as_array().unwrap() {
+        let email = bc_sso_gateway::domain::Email::parse(user["email"].as_str().unwrap()).unwrap();
+        assert!(
+            conn.allowed_email_domains
+                .iter()
+                .any(|d| d.matches(email.domain())),
+            "{email} outside the connection's domains"
+        );
+    }
+    let mounted = strings(&services["gateway-1"]["secrets"]);
+    assert!(mounted.contains(&"keycloak_client_secret".to_owned()));
 }
 
 /// `/run/secrets/<name>` in the file -> the secret `<name>`.
