@@ -19,6 +19,11 @@ impl Clock {
         system_now() + self.shift.load(Ordering::Relaxed)
     }
 
+    /// Unix milliseconds, shifted like [`Clock::now`].
+    pub fn now_ms(&self) -> i64 {
+        system_now_ms() + self.shift.load(Ordering::Relaxed) * 1000
+    }
+
     /// Moves this clock (and every clone of it) forward by `secs`.
     pub fn advance(&self, secs: i64) {
         self.shift.fetch_add(secs, Ordering::Relaxed);
@@ -27,4 +32,9 @@ impl Clock {
 
 pub fn system_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn system_now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }

@@ -193,9 +193,9 @@ impl AppState {
         let Some(api) = self.store_settings.current() else {
             return Ok(None);
         };
-        let before = clock::system_now();
+        let before = clock::system_now_ms();
         let bc = api.client.time().await?;
-        let after = clock::system_now();
+        let after = clock::system_now_ms();
         Ok(Some(api.tokens.record_bigcommerce_time(bc, before, after)))
     }
 }

@@ -35,22 +35,26 @@ impl LoginTokenMinter {
         }
     }
 
+    /// BigCommerce's clock minus ours, in whole seconds (for people: logs, `check`).
     pub fn offset(&self) -> i64 {
-        self.offset.load(Ordering::Relaxed)
+        self.offset.load(Ordering::Relaxed).div_euclid(1000)
     }
 
-    /// Records a measurement of BigCommerce's clock. `local_before`/`local_after` bracket the
-    /// request; their midpoint is our best estimate of when BigCommerce read its clock.
+    /// Records a measurement of BigCommerce's clock: `bc_time` (whole seconds, as `/v2/time`
+    /// answers) read somewhere between our `local_before_ms` and `local_after_ms`. Stored is
+    /// the smallest offset that measurement allows (BigCommerce's second had at least begun
+    /// by `local_after_ms`), so `iat` never runs ahead of BigCommerce's clock: a token from
+    /// the future may be refused, one a second old never is (30 s window).
     pub fn record_bigcommerce_time(
         &self,
         bc_time: i64,
-        local_before: i64,
-        local_after: i64,
+        local_before_ms: i64,
+        local_after_ms: i64,
     ) -> i64 {
-        let midpoint = local_before + (local_after - local_before) / 2;
-        let offset = bc_time - midpoint;
-        let previous = self.offset.swap(offset, Ordering::Relaxed);
-        if offset.abs() >= 5 || (offset - previous).abs() >= 5 {
+        let offset_ms = bc_time * 1000 - local_after_ms.max(local_before_ms);
+        let previous_ms = self.offset.swap(offset_ms, Ordering::Relaxed);
+        let offset = offset_ms.div_euclid(1000);
+        if offset.abs() >= 5 || (offset_ms - previous_ms).abs() >= 5000 {
             tracing::warn!(
                 offset_secs = offset,
                 "clock differs from BigCommerce's; correcting login token iat"
@@ -69,7 +73,8 @@ impl LoginTokenMinter {
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = CustomerLoginClaims {
             iss: self.client_id.clone(),
-            iat: self.clock.now() + self.offset(),
+            // Rounded down: never later than BigCommerce's clock (see `record_bigcommerce_time`).
+            iat: (self.clock.now_ms() + self.offset.load(Ordering::Relaxed)).div_euclid(1000),
             jti: uuid::Uuid::new_v4().to_string(),
             operation: "customer_login".into(),
             store_hash: self.store_hash.clone(),
@@ -186,9 +191,13 @@ mod tests {
     #[test]
     fn iat_is_corrected_by_the_measured_offset() {
         let minter = LoginTokenMinter::new(&store(), Clock::system(), Arc::default());
-        let now = crate::clock::system_now();
-        // BigCommerce is 120 s ahead; the request took 2 s.
-        assert_eq!(minter.record_bigcommerce_time(now + 121, now, now + 2), 120);
+        let now = crate::clock::system_now() * 1000;
+        // BigCommerce is 120 s ahead; the request took 2 s and BigCommerce answered
+        // `now + 121` s: its clock is at least 121 s - 2 s = 119 s ahead.
+        assert_eq!(
+            minter.record_bigcommerce_time(now / 1000 + 121, now, now + 2000),
+            119
+        );
         let path = RelativePath::parse("/account.php").unwrap();
         let token = minter
             .mint(1, 1, &path, Some("203.0.113.9".into()))
@@ -197,6 +206,35 @@ mod tests {
         let iat = claims["iat"].as_i64().unwrap();
         assert!((iat - (crate::clock::system_now() + 120)).abs() <= 2);
         assert_eq!(claims["request_ip"], "203.0.113.9");
+    }
+
+    /// Issue 11: the old midpoint estimate put `iat` up to a second ahead of BigCommerce
+    /// about half the time. Whatever BigCommerce's sub-second phase and however long the
+    /// request took, the `iat` minted right after the measurement is never ahead of it.
+    #[test]
+    fn iat_is_never_later_than_bigcommerce_clock() {
+        let minter = LoginTokenMinter::new(&store(), Clock::system(), Arc::default());
+        let path = RelativePath::parse("/account.php").unwrap();
+        let local = crate::clock::system_now_ms();
+        for skew_ms in [0_i64, 1, 499, 500, 501, 999, 1500, -250, -999, 120_400] {
+            for rtt_ms in [0_i64, 3, 400, 999, 1800] {
+                // BigCommerce's true time at our `local` is `local + skew_ms`; it reads its
+                // clock half-way through the request and answers whole seconds.
+                let read_at = local + rtt_ms / 2;
+                let bc_time = (read_at + skew_ms).div_euclid(1000);
+                minter.record_bigcommerce_time(bc_time, local, local + rtt_ms);
+                let token = minter.mint(1, 1, &path, None).unwrap();
+                let iat = decode_part(token.split('.').nth(1).unwrap())["iat"]
+                    .as_i64()
+                    .unwrap();
+                let bc_now_secs = (crate::clock::system_now_ms() + skew_ms).div_euclid(1000);
+                assert!(
+                    iat <= bc_now_secs,
+                    "skew {skew_ms} ms, rtt {rtt_ms} ms: iat {iat} ahead of {bc_now_secs}"
+                );
+                assert!(bc_now_secs - iat <= 3, "iat too old: {}", bc_now_secs - iat);
+            }
+        }
     }
 
     #[test]

@@ -103,8 +103,11 @@ pub enum RefusalReason {
     WrongIssuer,
     WrongOperation,
     WrongStoreHash,
-    /// `|now − iat| > 30 s`.
+    /// `now − iat > 30 s`.
     StaleIat,
+    /// `iat − now > 2 s`: a token from a signer whose clock runs ahead (CONTRACT.md §5.2
+    /// leaves the future tolerance unconfirmed; we take the strict side).
+    IatInTheFuture,
     UnknownCustomer,
     /// `channel_id` (default 1) is not this storefront's channel.
     WrongChannel,
@@ -129,6 +132,7 @@ impl RefusalReason {
             Self::WrongOperation => "wrong_operation",
             Self::WrongStoreHash => "wrong_store_hash",
             Self::StaleIat => "stale_iat",
+            Self::IatInTheFuture => "iat_in_the_future",
             Self::UnknownCustomer => "unknown_customer",
             Self::WrongChannel => "wrong_channel",
             Self::ChannelNotAllowed => "channel_not_allowed",

@@ -28,6 +28,8 @@ use bigcommerce_wire::{CustomerFull, CustomerLoginClaims};
 pub(super) const SESSION_COOKIE: &str = "SHOP_SESSION_TOKEN";
 /// "only valid for 30 seconds" (CONTRACT.md §5.2); applied both ways since future tolerance is unconfirmed.
 const IAT_WINDOW_SECS: i64 = 30;
+/// How far ahead of the store's clock an `iat` may be: none but a clock's own jitter.
+const IAT_FUTURE_SECS: i64 = 2;
 const DEFAULT_REDIRECT: &str = "/account.php";
 const LOGOUT_REDIRECT: &str = "/login.php?action=logout";
 /// Where a refused token lands (CONTRACT.md §5.2: `/login.php` with an error, never JSON).
@@ -333,8 +335,11 @@ async fn login_token(
                         if c.store_hash != config.store_hash {
                             return Err(RefusalReason::WrongStoreHash);
                         }
-                        if (now - c.iat).abs() > IAT_WINDOW_SECS {
+                        if now - c.iat > IAT_WINDOW_SECS {
                             return Err(RefusalReason::StaleIat);
+                        }
+                        if c.iat - now > IAT_FUTURE_SECS {
+                            return Err(RefusalReason::IatInTheFuture);
                         }
                         let customer = st
                             .store
