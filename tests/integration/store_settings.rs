@@ -213,14 +213,8 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
             .unwrap(),
     );
     seen.push_str(&all_logs());
-    let row = env
-        .demo
-        .state
-        .db
-        .setting("store_account")
-        .await
-        .unwrap()
-        .unwrap();
+    let db = &env.demo.state.db;
+    let row = db.setting("store_account").await.unwrap().unwrap();
     assert!(row.contains(account.client_id.as_deref().unwrap()));
     seen.push_str(&row);
     for s in [&token_value, &secret_value] {
@@ -347,30 +341,16 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
 
     // A row from a newer version (an unknown field) still loads; an unreadable one is
     // reported but does not hold back the other settings.
-    let row = env
-        .demo
-        .state
-        .db
-        .setting("store_account")
-        .await
-        .unwrap()
-        .unwrap();
+    let db = &env.demo.state.db;
+    let row = db.setting("store_account").await.unwrap().unwrap();
     let mut newer: serde_json::Value = serde_json::from_str(&row).unwrap();
     newer["settings"]["added_later"] = true.into();
     newer["added_later"] = true.into();
-    env.demo
-        .state
-        .db
-        .set_setting("store_account", &newer.to_string())
+    db.set_setting("store_account", &newer.to_string())
         .await
         .unwrap();
     assert!(other.refresh_settings().await.unwrap());
-    env.demo
-        .state
-        .db
-        .set_setting("store_account", "{not json")
-        .await
-        .unwrap();
+    db.set_setting("store_account", "{not json").await.unwrap();
     let r = env
         .browser
         .post(env.gateway("/admin/api/connections"))
@@ -403,12 +383,7 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
         "rotated-token",
         "the settings in force stay"
     );
-    env.demo
-        .state
-        .db
-        .set_setting("store_account", &row)
-        .await
-        .unwrap();
+    db.set_setting("store_account", &row).await.unwrap();
 
     // A restart with another key cannot open them, and says so.
     let mut wrong_key = env.demo.state.config.clone();

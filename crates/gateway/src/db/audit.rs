@@ -110,12 +110,11 @@ impl AuditKind {
 
 impl Db {
     pub async fn record(&self, e: &AuditEvent) -> Result<(), DbError> {
-        sqlx::query(
+        self.query(
             "INSERT INTO audit_events (store_hash, at, kind, connection, subject, email, customer_id, \
              reason, correlation_id, actor, detail, client_ip, user_agent) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
-        .bind(self.store_hash())
         .bind(e.at)
         .bind(e.kind.as_str())
         .bind(e.connection.as_deref())
@@ -145,24 +144,24 @@ impl Db {
     /// The newest events first, filtered. Absent filters are bound as NULL and skipped by
     /// `$n IS NULL OR …`, so one statement serves every combination.
     pub async fn search_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, DbError> {
-        let rows = sqlx::query(
-            "SELECT at, kind, connection, subject, email, customer_id, reason, \
-             correlation_id, actor, detail, client_ip, user_agent FROM audit_events \
-             WHERE store_hash = $1 \
-             AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) \
-             AND ($4 IS NULL OR connection = $4) AND ($5 IS NULL OR kind = $5) \
-             AND ($6 IS NULL OR LOWER(email) LIKE $6 ESCAPE '\\') \
-             ORDER BY at DESC, id DESC LIMIT $7",
-        )
-        .bind(self.store_hash())
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.connection.as_deref())
-        .bind(f.kind.map(AuditKind::as_str))
-        .bind(f.email.as_deref().map(like_pattern))
-        .bind(f.limit.clamp(1, 1000))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .query(
+                "SELECT at, kind, connection, subject, email, customer_id, reason, \
+                 correlation_id, actor, detail, client_ip, user_agent FROM audit_events \
+                 WHERE store_hash = $1 \
+                 AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) \
+                 AND ($4 IS NULL OR connection = $4) AND ($5 IS NULL OR kind = $5) \
+                 AND ($6 IS NULL OR LOWER(email) LIKE $6 ESCAPE '\\') \
+                 ORDER BY at DESC, id DESC LIMIT $7",
+            )
+            .bind(f.from)
+            .bind(f.to)
+            .bind(f.connection.as_deref())
+            .bind(f.kind.map(AuditKind::as_str))
+            .bind(f.email.as_deref().map(like_pattern))
+            .bind(f.limit.clamp(1, 1000))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(event_from_row).collect()
     }
 

@@ -26,38 +26,42 @@ macro_rules! columns {
     };
 }
 
+/// This store's links (`$1`) that match `$rest`.
+macro_rules! select_links {
+    ($rest:literal) => {
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM identity_links WHERE store_hash = $1 AND ",
+            $rest
+        )
+    };
+}
+
 impl Db {
     pub async fn find_link(
         &self,
         issuer: &str,
         subject: &str,
     ) -> Result<Option<IdentityLink>, DbError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM identity_links \
-             WHERE store_hash = $1 AND issuer = $2 AND subject = $3"
-        ))
-        .bind(self.store_hash())
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .query(select_links!("issuer = $2 AND subject = $3"))
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| link_from_row(&r)).transpose()
     }
 
     /// Links of one customer, oldest first (the earliest link of an issuer wins a race).
     pub async fn links_of_customer(&self, customer_id: i64) -> Result<Vec<IdentityLink>, DbError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM identity_links \
-             WHERE store_hash = $1 AND customer_id = $2 ORDER BY created_at, subject"
-        ))
-        .bind(self.store_hash())
-        .bind(customer_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .query(select_links!(
+                "customer_id = $2 ORDER BY created_at, subject"
+            ))
+            .bind(customer_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(link_from_row).collect()
     }
 
@@ -65,14 +69,13 @@ impl Db {
     /// stored afterwards. Two first sign-ins of one person at once both end with the
     /// winner's link.
     pub async fn insert_link(&self, link: &IdentityLink) -> Result<IdentityLink, DbError> {
-        sqlx::query(concat!(
+        self.query(concat!(
             "INSERT INTO identity_links (store_hash, ",
             columns!(),
             ") \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (store_hash, issuer, subject) DO NOTHING"
         ))
-        .bind(self.store_hash())
         .bind(&link.issuer)
         .bind(&link.subject)
         .bind(link.connection.as_str())
@@ -89,12 +92,11 @@ impl Db {
     }
 
     pub async fn touch_link(&self, link: &IdentityLink, at: i64) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE identity_links SET last_sign_in_at = $1 \
-             WHERE store_hash = $2 AND issuer = $3 AND subject = $4",
+        self.query(
+            "UPDATE identity_links SET last_sign_in_at = $2 \
+             WHERE store_hash = $1 AND issuer = $3 AND subject = $4",
         )
         .bind(at)
-        .bind(self.store_hash())
         .bind(&link.issuer)
         .bind(&link.subject)
         .execute(&self.pool)
@@ -108,18 +110,12 @@ impl Db {
         email: &str,
         limit: i64,
     ) -> Result<Vec<IdentityLink>, DbError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM identity_links \
-             WHERE store_hash = $1 AND LOWER(email_at_link) LIKE $2 ESCAPE '\\' \
-             ORDER BY last_sign_in_at DESC, subject LIMIT $3"
-        ))
-        .bind(self.store_hash())
-        .bind(like_pattern(email))
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .query(select_links!("LOWER(email_at_link) LIKE $2 ESCAPE '\\' ORDER BY last_sign_in_at DESC, subject LIMIT $3"))
+            .bind(like_pattern(email))
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(link_from_row).collect()
     }
 
@@ -132,20 +128,20 @@ impl Db {
         let Some(link) = self.find_link(issuer, subject).await? else {
             return Ok(None);
         };
-        let done = sqlx::query(
-            "DELETE FROM identity_links WHERE store_hash = $1 AND issuer = $2 AND subject = $3",
-        )
-        .bind(self.store_hash())
-        .bind(issuer)
-        .bind(subject)
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .query(
+                "DELETE FROM identity_links WHERE store_hash = $1 AND issuer = $2 AND subject = $3",
+            )
+            .bind(issuer)
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
         Ok((done.rows_affected() > 0).then_some(link))
     }
 
     pub async fn count_links(&self) -> Result<i64, DbError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM identity_links WHERE store_hash = $1")
-            .bind(self.store_hash())
+        let row = self
+            .query("SELECT COUNT(*) AS n FROM identity_links WHERE store_hash = $1")
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)

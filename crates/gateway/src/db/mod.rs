@@ -13,14 +13,14 @@ pub mod settings;
 pub mod trials;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::AnyPool;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 
 pub use audit::{AuditEvent, AuditFilter, AuditKind};
 pub use links::IdentityLink;
@@ -125,6 +125,12 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A statement about this store's rows: `$1` is bound to the store hash, the caller
+    /// binds the rest.
+    fn query(&self, sql: &'static str) -> sqlx::query::Query<'_, sqlx::Any, AnyArguments> {
+        sqlx::query(sql).bind(self.store_hash())
     }
 
     /// `SELECT 1`: whether the database answers now (readiness).

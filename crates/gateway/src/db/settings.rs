@@ -35,32 +35,31 @@ pub enum SettingsWrite {
 impl SettingsWrite {
     fn query<'q>(
         &'q self,
-        store_hash: &'q str,
+        db: &'q Db,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
         match self {
-            SettingsWrite::SaveConnection(c) => sqlx::query(
+            SettingsWrite::SaveConnection(c) => db.query(
                 "INSERT INTO connections (store_hash, id, settings, client_secret_sealed, enabled, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (store_hash, id) DO UPDATE SET settings = $3, client_secret_sealed = $4, \
                  enabled = $5, updated_at = $7",
             )
-            .bind(store_hash)
             .bind(&c.id)
             .bind(&c.settings)
             .bind(&c.client_secret_sealed)
             .bind(i64::from(c.enabled))
             .bind(c.created_at)
             .bind(c.updated_at),
-            SettingsWrite::SetConnectionEnabled { id, enabled, at } => sqlx::query(
-                "UPDATE connections SET enabled = $3, updated_at = $4 WHERE store_hash = $1 AND id = $2",
-            )
-            .bind(store_hash)
-            .bind(id)
-            .bind(i64::from(*enabled))
-            .bind(*at),
+            SettingsWrite::SetConnectionEnabled { id, enabled, at } => db
+                .query(
+                    "UPDATE connections SET enabled = $3, updated_at = $4 \
+                     WHERE store_hash = $1 AND id = $2",
+                )
+                .bind(id)
+                .bind(i64::from(*enabled))
+                .bind(*at),
             SettingsWrite::DeleteConnection(id) => {
-                sqlx::query("DELETE FROM connections WHERE store_hash = $1 AND id = $2")
-                    .bind(store_hash)
+                db.query("DELETE FROM connections WHERE store_hash = $1 AND id = $2")
                     .bind(id)
             }
         }
@@ -70,13 +69,13 @@ impl SettingsWrite {
 impl Db {
     /// Console-managed connections, in id order.
     pub async fn list_connections(&self) -> Result<Vec<StoredConnection>, DbError> {
-        let rows = sqlx::query(
-            "SELECT id, settings, client_secret_sealed, enabled, created_at, updated_at \
-             FROM connections WHERE store_hash = $1 ORDER BY id",
-        )
-        .bind(self.store_hash())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .query(
+                "SELECT id, settings, client_secret_sealed, enabled, created_at, updated_at \
+                 FROM connections WHERE store_hash = $1 ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(StoredConnection {
@@ -92,12 +91,11 @@ impl Db {
     }
 
     pub async fn setting(&self, name: &str) -> Result<Option<String>, DbError> {
-        let row =
-            sqlx::query("SELECT value FROM gateway_settings WHERE store_hash = $1 AND name = $2")
-                .bind(self.store_hash())
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = self
+            .query("SELECT value FROM gateway_settings WHERE store_hash = $1 AND name = $2")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
@@ -128,21 +126,21 @@ impl Db {
     ) -> Result<bool, DbError> {
         let mut tx = self.pool.begin().await?;
         let moved = match expected {
-            Some(old) => sqlx::query(
-                "UPDATE gateway_settings SET value = $3 \
-                 WHERE store_hash = $1 AND name = $2 AND value = $4",
-            )
-            .bind(self.store_hash())
-            .bind(version)
-            .bind(next)
-            .bind(old),
-            None => sqlx::query(
-                "INSERT INTO gateway_settings (store_hash, name, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (store_hash, name) DO NOTHING",
-            )
-            .bind(self.store_hash())
-            .bind(version)
-            .bind(next),
+            Some(old) => self
+                .query(
+                    "UPDATE gateway_settings SET value = $3 \
+                     WHERE store_hash = $1 AND name = $2 AND value = $4",
+                )
+                .bind(version)
+                .bind(next)
+                .bind(old),
+            None => self
+                .query(
+                    "INSERT INTO gateway_settings (store_hash, name, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (store_hash, name) DO NOTHING",
+                )
+                .bind(version)
+                .bind(next),
         }
         .execute(&mut *tx)
         .await?;
@@ -151,7 +149,7 @@ impl Db {
             return Ok(false);
         }
         for write in writes {
-            write.query(self.store_hash()).execute(&mut *tx).await?;
+            write.query(self).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -159,11 +157,10 @@ impl Db {
 
     /// Writes `value` whatever the row held.
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), DbError> {
-        sqlx::query(
+        self.query(
             "INSERT INTO gateway_settings (store_hash, name, value) VALUES ($1, $2, $3) \
              ON CONFLICT (store_hash, name) DO UPDATE SET value = $3",
         )
-        .bind(self.store_hash())
         .bind(name)
         .bind(value)
         .execute(&self.pool)

@@ -1,10 +1,10 @@
 use super::*;
 use crate::domain::{ChannelId, ConnectionId};
 
-/// The suite runs against SQLite in memory, and against PostgreSQL too when
+/// The databases a test runs on: SQLite in memory, and PostgreSQL too when
 /// `BCSSO_TEST_DATABASE_URL` names one (scripts/test sets it). Each handle is bound to a
 /// store of its own, so runs sharing a database do not see each other's rows.
-async fn dbs() -> Vec<Db> {
+pub(crate) async fn databases() -> Vec<Db> {
     let hash = format!("t{}", uuid::Uuid::new_v4().simple());
     let mut out = vec![Db::connect("sqlite::memory:", &hash).await.unwrap()];
     if let Ok(url) = std::env::var("BCSSO_TEST_DATABASE_URL") {
@@ -36,7 +36,7 @@ fn event(at: i64, kind: AuditKind) -> AuditEvent {
 
 #[tokio::test]
 async fn links_round_trip_and_the_first_insert_wins() {
-    for db in dbs().await {
+    for db in databases().await {
         assert!(
             db.find_link("https://idp.test", "u1")
                 .await
@@ -65,7 +65,7 @@ async fn links_round_trip_and_the_first_insert_wins() {
 
 #[tokio::test]
 async fn a_handle_sees_only_its_own_stores_rows() {
-    for db in dbs().await {
+    for db in databases().await {
         let other = db.for_store(&format!("{}-other", db.store_hash()));
         db.insert_link(&link("u1", 7)).await.unwrap();
         db.record(&event(10, AuditKind::SignInSucceeded))
@@ -99,7 +99,7 @@ async fn a_handle_sees_only_its_own_stores_rows() {
 
 #[tokio::test]
 async fn an_unreadable_link_row_is_an_error_not_a_global_account() {
-    for db in dbs().await {
+    for db in databases().await {
         db.insert_link(&link("u1", 7)).await.unwrap();
         let corrupt = |sql: &'static str, value: &'static str| {
             let db = db.clone();
@@ -131,7 +131,7 @@ async fn an_unreadable_link_row_is_an_error_not_a_global_account() {
 
 #[tokio::test]
 async fn audit_events_are_recorded_listed_and_pruned() {
-    for db in dbs().await {
+    for db in databases().await {
         for (at, kind) in [
             (10, AuditKind::SignInRefused),
             (20, AuditKind::SignInSucceeded),
@@ -158,7 +158,7 @@ async fn audit_events_are_recorded_listed_and_pruned() {
 
 #[tokio::test]
 async fn links_and_events_can_be_searched_and_links_removed() {
-    for db in dbs().await {
+    for db in databases().await {
         let mut grace = link("u2", 9);
         grace.email_at_link = "grace_h@acme.test".into();
         db.insert_link(&link("u1", 7)).await.unwrap();
@@ -195,56 +195,55 @@ async fn links_and_events_can_be_searched_and_links_removed() {
             .await
             .unwrap();
         }
-        let search = |f: AuditFilter| {
-            let db = db.clone();
-            async move {
-                let events = db
-                    .search_audit(&AuditFilter { limit: 50, ..f })
-                    .await
-                    .unwrap();
-                events.iter().map(|e| e.at).collect::<Vec<_>>()
-            }
-        };
-        assert_eq!(search(AuditFilter::default()).await, [30, 20, 10]);
-        assert_eq!(
-            search(AuditFilter {
-                from: Some(15),
-                to: Some(25),
-                ..Default::default()
-            })
-            .await,
-            [20]
-        );
-        assert_eq!(
-            search(AuditFilter {
-                connection: Some("acme".into()),
-                ..Default::default()
-            })
-            .await,
-            [20, 10]
-        );
-        assert_eq!(
-            search(AuditFilter {
-                kind: Some(AuditKind::SignInRefused),
-                ..Default::default()
-            })
-            .await,
-            [10]
-        );
-        assert_eq!(
-            search(AuditFilter {
-                email: Some("OSCAR".into()),
-                ..Default::default()
-            })
-            .await,
-            [30]
-        );
+        let cases = [
+            (AuditFilter::default(), vec![30, 20, 10]),
+            (
+                AuditFilter {
+                    from: Some(15),
+                    to: Some(25),
+                    ..Default::default()
+                },
+                vec![20],
+            ),
+            (
+                AuditFilter {
+                    connection: Some("acme".into()),
+                    ..Default::default()
+                },
+                vec![20, 10],
+            ),
+            (
+                AuditFilter {
+                    kind: Some(AuditKind::SignInRefused),
+                    ..Default::default()
+                },
+                vec![10],
+            ),
+            (
+                AuditFilter {
+                    email: Some("OSCAR".into()),
+                    ..Default::default()
+                },
+                vec![30],
+            ),
+        ];
+        for (filter, expected) in cases {
+            let found = db
+                .search_audit(&AuditFilter {
+                    limit: 50,
+                    ..filter.clone()
+                })
+                .await
+                .unwrap();
+            let at: Vec<i64> = found.iter().map(|e| e.at).collect();
+            assert_eq!(at, expected, "{filter:?}");
+        }
     }
 }
 
 #[tokio::test]
 async fn connections_and_settings_round_trip() {
-    for db in dbs().await {
+    for db in databases().await {
         let mut c = StoredConnection {
             id: "acme".into(),
             settings: "{}".into(),
@@ -295,7 +294,7 @@ async fn connections_and_settings_round_trip() {
 
 #[tokio::test]
 async fn trial_tickets_start_once_and_only_while_fresh() {
-    for db in dbs().await {
+    for db in databases().await {
         db.create_trial("fresh", "acme", "admin", 100)
             .await
             .unwrap();

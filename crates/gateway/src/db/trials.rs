@@ -23,11 +23,10 @@ impl Db {
         actor: &str,
         now: i64,
     ) -> Result<(), DbError> {
-        sqlx::query(
+        self.query(
             "INSERT INTO trials (store_hash, ticket, connection, actor, created_at, started) \
              VALUES ($1, $2, $3, $4, $5, 0)",
         )
-        .bind(self.store_hash())
         .bind(ticket)
         .bind(connection)
         .bind(actor)
@@ -44,15 +43,15 @@ impl Db {
         ticket: &str,
         not_before: i64,
     ) -> Result<Option<String>, DbError> {
-        let done = sqlx::query(
-            "UPDATE trials SET started = 1 \
-             WHERE store_hash = $1 AND ticket = $2 AND started = 0 AND created_at >= $3",
-        )
-        .bind(self.store_hash())
-        .bind(ticket)
-        .bind(not_before)
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .query(
+                "UPDATE trials SET started = 1 \
+                 WHERE store_hash = $1 AND ticket = $2 AND started = 0 AND created_at >= $3",
+            )
+            .bind(ticket)
+            .bind(not_before)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
         }
@@ -60,8 +59,7 @@ impl Db {
     }
 
     pub async fn finish_trial(&self, ticket: &str, result: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE trials SET result = $3 WHERE store_hash = $1 AND ticket = $2")
-            .bind(self.store_hash())
+        self.query("UPDATE trials SET result = $3 WHERE store_hash = $1 AND ticket = $2")
             .bind(ticket)
             .bind(result)
             .execute(&self.pool)
@@ -70,13 +68,14 @@ impl Db {
     }
 
     pub async fn trial(&self, ticket: &str) -> Result<Option<Trial>, DbError> {
-        let row = sqlx::query(
-            "SELECT connection, actor, created_at, result FROM trials WHERE store_hash = $1 AND ticket = $2",
-        )
-        .bind(self.store_hash())
-        .bind(ticket)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .query(
+                "SELECT connection, actor, created_at, result FROM trials \
+                 WHERE store_hash = $1 AND ticket = $2",
+            )
+            .bind(ticket)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| {
             Ok(Trial {
                 connection: r.try_get("connection")?,

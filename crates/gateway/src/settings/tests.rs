@@ -2,6 +2,7 @@
 //! memory, and the PostgreSQL of `BCSSO_TEST_DATABASE_URL` when set).
 
 use super::*;
+use crate::db::tests::databases;
 
 /// A kind kept in one row whose value is the row's text; the text "broken" cannot be read.
 /// `OVER`: [`Kind::SAVE_OVER_UNREADABLE`].
@@ -49,16 +50,6 @@ fn set(text: &str) -> impl FnOnce(&Text<false>, &Option<String>) -> SetResult {
 }
 
 type SetResult = Result<Edit<Option<String>, Option<String>>, ManageError>;
-
-/// Each database to run on, bound to a store hash of its own for this test.
-async fn databases() -> Vec<Db> {
-    let hash = format!("t{}", uuid::Uuid::new_v4().simple());
-    let mut out = vec![Db::connect("sqlite::memory:", &hash).await.unwrap()];
-    if let Ok(url) = std::env::var("BCSSO_TEST_DATABASE_URL") {
-        out.push(Db::connect(&url, &hash).await.unwrap());
-    }
-    out
-}
 
 fn rows(db: &Db) -> Rows<'_> {
     Rows { db, key: None }
