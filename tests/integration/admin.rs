@@ -2,7 +2,7 @@
 
 use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::admin::{Access, AdminRoute};
-use bc_sso_gateway::store::AuditKind;
+use bc_sso_gateway::db::AuditKind;
 use reqwest::StatusCode;
 
 use crate::common::{Env, hidden_value, new_browser, page_of};
@@ -57,13 +57,7 @@ async fn nothing_admin_is_reachable_without_signing_in() {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(page.location.unwrap().path(), "/admin/login");
     }
-    let link = &env
-        .demo
-        .state
-        .store
-        .search_links(&env.demo.state.config.store.store_hash, "ada", 5)
-        .await
-        .unwrap()[0];
+    let link = &env.demo.state.db.search_links("ada", 5).await.unwrap()[0];
     let response = env
         .browser
         .post(env.gateway("/admin/links/remove"))
@@ -99,15 +93,7 @@ async fn nothing_admin_is_reachable_without_signing_in() {
         }
     }
     // The link is still there.
-    assert_eq!(
-        env.demo
-            .state
-            .store
-            .count_links(&env.demo.state.config.store.store_hash)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(env.demo.state.db.count_links().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -166,15 +152,14 @@ async fn sign_in_needs_the_token_and_the_form_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let hash = &env.demo.state.config.store.store_hash;
-    let events = env.demo.state.store.audit_events(hash, 10).await.unwrap();
+    let events = env.demo.state.db.audit_events(10).await.unwrap();
     assert!(
         events
             .iter()
             .any(|e| e.kind == AuditKind::AdminSignInRefused)
     );
     sign_in(&env).await;
-    let events = env.demo.state.store.audit_events(hash, 10).await.unwrap();
+    let events = env.demo.state.db.audit_events(10).await.unwrap();
     assert_eq!(events[0].kind, AuditKind::AdminSignedIn);
     assert_eq!(events[0].actor.as_deref(), Some("bootstrap-token"));
 }
@@ -210,14 +195,13 @@ async fn an_admin_finds_and_removes_a_link_and_the_change_is_audited() {
     page_of(remove("wrong".into()).await)
         .await
         .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
-    let hash = env.demo.state.config.store.store_hash.clone();
-    assert_eq!(env.demo.state.store.count_links(&hash).await.unwrap(), 1);
+    assert_eq!(env.demo.state.db.count_links().await.unwrap(), 1);
     let done = remove(csrf).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let back = env.get(&page_of(done).await.location.unwrap()).await;
     assert!(back.body.contains("Link removed"));
-    assert_eq!(env.demo.state.store.count_links(&hash).await.unwrap(), 0);
-    let event = &env.demo.state.store.audit_events(&hash, 1).await.unwrap()[0];
+    assert_eq!(env.demo.state.db.count_links().await.unwrap(), 0);
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::LinkRemoved);
     assert_eq!(event.actor.as_deref(), Some("bootstrap-token"));
     let detail: serde_json::Value = serde_json::from_str(event.detail.as_deref().unwrap()).unwrap();
@@ -235,7 +219,7 @@ async fn an_admin_finds_and_removes_a_link_and_the_change_is_audited() {
     let (_, page) = env.sign_in("", "ada").await;
     assert_eq!(page.status, StatusCode::FOUND);
     assert!(env.demo.emulator.api_request_count() > calls);
-    assert_eq!(env.demo.state.store.count_links(&hash).await.unwrap(), 1);
+    assert_eq!(env.demo.state.db.count_links().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -447,8 +431,7 @@ async fn try_sign_in_shows_claims_and_decision_and_changes_nothing() {
     // Test mode: no customer, no link, no token.
     assert!(env.demo.emulator.customers().is_empty());
     assert!(env.demo.emulator.login_attempts().is_empty());
-    let hash = &env.demo.state.config.store.store_hash;
-    assert_eq!(env.demo.state.store.count_links(hash).await.unwrap(), 0);
+    assert_eq!(env.demo.state.db.count_links().await.unwrap(), 0);
     // The ticket works once.
     env.get(&env.gateway(&format!("/login?{query}")))
         .await
@@ -521,8 +504,7 @@ async fn admins_sign_in_with_their_company_account() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let overview = env.get(&env.gateway("/admin")).await;
     assert_eq!(overview.status, StatusCode::OK);
-    let hash = &env.demo.state.config.store.store_hash;
-    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminSignedIn);
     assert_eq!(event.actor.as_deref(), Some("sso:ada@example.com"));
     // The state was spent.
@@ -540,8 +522,7 @@ async fn a_company_account_not_on_the_admin_list_is_refused() {
     page.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
     let after = env.get(&env.gateway("/admin")).await;
     assert_eq!(after.location.unwrap().path(), "/admin/login");
-    let hash = &env.demo.state.config.store.store_hash;
-    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminSignInRefused);
     assert_eq!(event.email.as_deref(), Some("grace@example.com"));
 }
@@ -636,10 +617,9 @@ async fn every_admin_route_refuses_anonymous_callers_and_forged_csrf() {
     // Still signed in (the forged sign-out did nothing), and nothing changed.
     assert_eq!(env.get(&env.gateway("/admin")).await.status, StatusCode::OK);
     assert!(env.demo.state.connections.get("demo").is_some());
-    let hash = &env.demo.state.config.store.store_hash;
-    let store = &env.demo.state.store;
-    assert!(store.list_connections(hash).await.unwrap().is_empty());
-    assert_eq!(store.count_links(hash).await.unwrap(), 1);
+    let db = &env.demo.state.db;
+    assert!(db.list_connections().await.unwrap().is_empty());
+    assert_eq!(db.count_links().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -738,8 +718,7 @@ async fn admin_sign_in_is_set_up_in_the_console() {
     ])
     .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
-    let hash = &env.demo.state.config.store.store_hash;
-    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminAccessChanged);
     assert!(event.detail.as_deref().unwrap().contains("ada@example.com"));
 

@@ -3,7 +3,7 @@
 //! client's IP and user agent.
 
 use bc_sso_dev::demo::DemoOptions;
-use bc_sso_gateway::store::{AuditEvent, AuditKind};
+use bc_sso_gateway::db::{AuditEvent, AuditKind};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 
@@ -31,8 +31,7 @@ async fn env() -> Env {
 }
 
 async fn refusals_from(env: &Env, ip: &str) -> Vec<AuditEvent> {
-    let hash = &env.demo.state.config.store.store_hash;
-    let events = env.demo.state.store.audit_events(hash, 500).await.unwrap();
+    let events = env.demo.state.db.audit_events(500).await.unwrap();
     events
         .into_iter()
         .filter(|e| e.kind == AuditKind::AdminSignInRefused)

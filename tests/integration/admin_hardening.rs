@@ -2,7 +2,7 @@
 //! sign in to the console changes only with the bootstrap token.
 
 use bc_sso_dev::demo::DemoOptions;
-use bc_sso_gateway::store::AuditKind;
+use bc_sso_gateway::db::AuditKind;
 use reqwest::StatusCode;
 
 use crate::admin::{sign_in, token};
@@ -27,8 +27,7 @@ async fn admin_sso_without_the_hosted_domain_is_refused_like_a_shopper() {
         StatusCode::SEE_OTHER,
         "not signed in"
     );
-    let hash = &env.demo.state.config.store.store_hash;
-    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminSignInRefused);
     assert_eq!(event.reason.as_deref(), Some("hosted_domain_mismatch"));
 }
@@ -141,8 +140,7 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
         "still enabled"
     );
     // The wrong guess is on record.
-    let hash = &env.demo.state.config.store.store_hash;
-    let events = env.demo.state.store.audit_events(hash, 20).await.unwrap();
+    let events = env.demo.state.db.audit_events(20).await.unwrap();
     assert!(
         events
             .iter()

@@ -119,8 +119,7 @@ async fn chromium_admin_removes_a_link_and_finds_it_in_the_audit_log() {
         ],
     )
     .await;
-    let hash = &env.demo.state.config.store.store_hash;
-    assert_eq!(env.demo.state.store.count_links(hash).await.unwrap(), 0);
+    assert_eq!(env.demo.state.db.count_links().await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -187,13 +186,12 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
     assert_eq!(customers[0].email, "kim@acme.test");
     assert_eq!(customers[0].customer_group_id, 2, "the mapped group");
     assert_eq!(demo.state.connections.all().len(), 2, "acme and example");
-    let hash = &demo.state.config.store.store_hash;
     let link = demo
         .state
-        .store
-        .find_link(hash, &issuer, "kim-1")
+        .db
+        .find_link(&issuer, "kim-1")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(link.connection, "acme");
+    assert_eq!(link.connection.as_str(), "acme");
 }

@@ -89,8 +89,7 @@ async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let callback = env.pick_user_with(&spoofer, &authorize, "ada").await;
     let done = page_of(spoofer.get(callback).send().await.unwrap()).await;
     assert_eq!(done.status, StatusCode::FOUND, "{}", done.body);
-    let hash = &env.demo.state.config.store.store_hash;
-    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.client_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(event.user_agent.as_deref(), Some("spoofer/1.0"));
     // A new made-up address per request does not buy a new budget.

@@ -4,7 +4,7 @@
 use bc_sso_dev::demo::{DEV_CLIENT_SECRET, DemoOptions};
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
-use bc_sso_gateway::store::AuditKind;
+use bc_sso_gateway::db::AuditKind;
 use reqwest::StatusCode;
 
 use crate::admin::{sign_in as admin_csrf, token};
@@ -61,13 +61,12 @@ async fn an_admin_adds_a_connection_and_a_shopper_signs_in_through_it() {
     assert_eq!(page.status, StatusCode::FOUND);
 
     // Stored encrypted; the audit trail has the change without the secret.
-    let hash = &env.demo.state.config.store.store_hash;
-    let stored = env.demo.state.store.list_connections(hash).await.unwrap();
+    let stored = env.demo.state.db.list_connections().await.unwrap();
     assert_eq!(stored.len(), 1);
     assert!(stored[0].client_secret_sealed.starts_with("v1:"));
     assert!(!stored[0].client_secret_sealed.contains(DEV_CLIENT_SECRET));
     assert!(!stored[0].settings.contains(DEV_CLIENT_SECRET));
-    let events = env.demo.state.store.audit_events(hash, 20).await.unwrap();
+    let events = env.demo.state.db.audit_events(20).await.unwrap();
     let created = events
         .iter()
         .find(|e| e.kind == AuditKind::ConnectionCreated)
@@ -174,8 +173,8 @@ async fn a_refused_form_says_why_and_keeps_what_was_typed() {
     assert!(
         env.demo
             .state
-            .store
-            .list_connections(&env.demo.state.config.store.store_hash)
+            .db
+            .list_connections()
             .await
             .unwrap()
             .is_empty()
@@ -229,12 +228,11 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
         "kept secret still works: {}",
         page.body
     );
-    let hash = &env.demo.state.config.store.store_hash;
     let updated = env
         .demo
         .state
-        .store
-        .audit_events(hash, 5)
+        .db
+        .audit_events(5)
         .await
         .unwrap()
         .into_iter()
@@ -280,8 +278,8 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
     assert!(
         env.demo
             .state
-            .store
-            .list_connections(hash)
+            .db
+            .list_connections()
             .await
             .unwrap()
             .is_empty()

@@ -782,14 +782,13 @@ async fn an_email_change_at_the_idp_does_not_move_the_login() {
 
 #[tokio::test]
 async fn sign_ins_and_refusals_are_in_the_audit_trail() {
-    use bc_sso_gateway::store::AuditKind;
+    use bc_sso_gateway::db::AuditKind;
     let env = Env::start().await;
     let (_, ok) = env.sign_in("", "grace").await;
     assert_eq!(ok.status, StatusCode::FOUND);
     let (_, refused) = env.sign_in("", "eve").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let hash = &env.demo.state.config.store.store_hash;
-    let events = env.demo.state.store.audit_events(hash, 10).await.unwrap();
+    let events = env.demo.state.db.audit_events(10).await.unwrap();
     let kinds: Vec<AuditKind> = events.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
@@ -960,15 +959,15 @@ async fn profile_sync_updates_a_returning_customer_and_relinks_a_deleted_one() {
     let kinds: Vec<_> = env
         .demo
         .state
-        .store
-        .audit_events(hash, 10)
+        .db
+        .audit_events(10)
         .await
         .unwrap()
         .iter()
         .map(|e| e.kind)
         .collect();
     assert!(
-        kinds.contains(&bc_sso_gateway::store::AuditKind::CustomerUpdated),
+        kinds.contains(&bc_sso_gateway::db::AuditKind::CustomerUpdated),
         "{kinds:?}"
     );
     // Nothing changed: no update.
@@ -1009,13 +1008,7 @@ async fn profile_sync_updates_a_returning_customer_and_relinks_a_deleted_one() {
     let customers = env.demo.emulator.customers();
     assert_eq!(customers.len(), 1);
     assert_ne!(customers[0].id, first.id);
-    let link = env
-        .demo
-        .state
-        .store
-        .search_links(hash, "grace", 5)
-        .await
-        .unwrap();
+    let link = env.demo.state.db.search_links("grace", 5).await.unwrap();
     assert_eq!(link[0].customer_id, customers[0].id);
 }
 

@@ -3,7 +3,7 @@
 
 use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::bigcommerce::wire::CustomerPost;
-use bc_sso_gateway::store::AuditKind;
+use bc_sso_gateway::db::AuditKind;
 use bc_sso_sandbox::idp::DevUser;
 use reqwest::StatusCode;
 
@@ -68,8 +68,7 @@ async fn sign_in(env: &Env, browser: &reqwest::Client, sub: &str) -> Page {
 }
 
 async fn audit_kinds(env: &Env) -> Vec<(AuditKind, Option<String>)> {
-    let hash = &env.demo.state.config.store.store_hash;
-    let mut events = env.demo.state.store.audit_events(hash, 50).await.unwrap();
+    let mut events = env.demo.state.db.audit_events(50).await.unwrap();
     events.reverse();
     events.into_iter().map(|e| (e.kind, e.reason)).collect()
 }
@@ -109,13 +108,7 @@ async fn kelvin_sign_email_with_opt_in_gets_its_own_customer_or_none() {
     // The emulator, like a store whose database compares with Unicode rules, may refuse the
     // new address as taken; whatever it does, Kim's customer is never the answer.
     assert!(!signed_in_customers(&env).contains(&kim), "{}", page.body);
-    let links = env
-        .demo
-        .state
-        .store
-        .links_of_customer(&env.demo.state.config.store.store_hash, kim)
-        .await
-        .unwrap();
+    let links = env.demo.state.db.links_of_customer(kim).await.unwrap();
     assert!(links.is_empty(), "{links:?}");
 }
 
@@ -224,20 +217,13 @@ async fn recycled_address_is_not_linked_to_the_previous_holders_customer() {
         "{kinds:?}"
     );
     // The admin removes the old link (the person left): the new holder is linked.
-    let hash = &env.demo.state.config.store.store_hash;
     let issuer = env.demo.idp_url.as_str().trim_end_matches('/').to_owned();
-    let links = env
-        .demo
-        .state
-        .store
-        .links_of_customer(hash, alice)
-        .await
-        .unwrap();
+    let links = env.demo.state.db.links_of_customer(alice).await.unwrap();
     assert_eq!(links.len(), 1);
     env.demo
         .state
-        .store
-        .delete_link(hash, &links[0].issuer, "alice-2019")
+        .db
+        .delete_link(&links[0].issuer, "alice-2019")
         .await
         .unwrap();
     let page = sign_in(&env, &bob, "bob-2026").await;
@@ -271,13 +257,7 @@ async fn two_subjects_racing_for_one_customer_end_with_one_link() {
         .filter(|p| p.status == StatusCode::FOUND)
         .count();
     assert!(ok <= 1, "both signed in: {} / {}", pa.body, pb.body);
-    let links = env
-        .demo
-        .state
-        .store
-        .links_of_customer(&env.demo.state.config.store.store_hash, customer)
-        .await
-        .unwrap();
+    let links = env.demo.state.db.links_of_customer(customer).await.unwrap();
     assert!(links.len() <= 1, "{links:?}");
     assert_eq!(links.len(), ok);
 }

@@ -64,7 +64,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bc_sso_dev::demo::{self, DemoIdp, DemoOptions};
 use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_gateway::config::RawConfig;
-use bc_sso_gateway::store::AuditKind;
+use bc_sso_gateway::db::AuditKind;
 use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser, Misbehaviour, demo_users};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -132,8 +132,7 @@ impl Refusal {
     async fn check_all(&self, env: &Env, page: &Page, status: StatusCode, code: &str) {
         self.check(env, page, status, code);
         assert_eq!(links(env).await, self.links, "identity links");
-        let hash = &env.demo.state.config.store.store_hash;
-        let events = env.demo.state.store.audit_events(hash, 100).await.unwrap();
+        let events = env.demo.state.db.audit_events(100).await.unwrap();
         for e in events
             .iter()
             .filter(|e| e.correlation_id == page.correlation_id)
@@ -145,8 +144,7 @@ impl Refusal {
 }
 
 async fn links(env: &Env) -> i64 {
-    let hash = &env.demo.state.config.store.store_hash;
-    env.demo.state.store.count_links(hash).await.unwrap()
+    env.demo.state.db.count_links().await.unwrap()
 }
 
 /// Signs in as `sub` while the IdP misbehaves in way `m`; checks the refusal.
@@ -256,8 +254,7 @@ async fn replayed_id_token_from_an_earlier_sign_in() {
         before
             .check_all(&env, &page, REJECTED, "nonce_mismatch")
             .await;
-        let hash = &env.demo.state.config.store.store_hash;
-        let events = env.demo.state.store.audit_events(hash, 1).await.unwrap();
+        let events = env.demo.state.db.audit_events(1).await.unwrap();
         assert_eq!(events[0].correlation_id, page.correlation_id, "not audited");
     }
     assert_eq!(env.demo.emulator.customers().len(), 1, "Ada's only");

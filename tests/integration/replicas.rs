@@ -118,8 +118,7 @@ async fn two_replicas_saving_overlapping_connections_end_with_one_winner() {
     );
 
     // The database: one connection per domain, and both replicas agree with it.
-    let hash = &env.demo.state.config.store.store_hash;
-    let stored = env.demo.state.store.list_connections(hash).await.unwrap();
+    let stored = env.demo.state.db.list_connections().await.unwrap();
     let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in &stored {
         let settings: serde_json::Value = serde_json::from_str(&c.settings).unwrap();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bc_sso_dev::demo::DemoOptions;
+use bc_sso_gateway::db::AuditKind;
 use bc_sso_gateway::sessions::SessionBackend;
-use bc_sso_gateway::store::AuditKind;
 use reqwest::StatusCode;
 use time::OffsetDateTime;
 use tower_sessions::session::Id;
@@ -296,8 +296,7 @@ async fn sign_out_all_admin_sessions_ends_every_admin_session() {
         StatusCode::SEE_OTHER,
         "ended on the other replica too"
     );
-    let hash = &env.demo.state.config.store.store_hash;
-    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminSessionsRevoked);
     assert_eq!(event.actor.as_deref(), Some("bootstrap-token"));
 
@@ -320,7 +319,7 @@ async fn sign_out_all_admin_sessions_ends_every_admin_session() {
     assert_eq!(body["data"]["generation"], 2);
     assert_eq!(overview(&env, &ada).await, StatusCode::SEE_OTHER);
     assert_eq!(overview(&env, &env.browser).await, StatusCode::SEE_OTHER);
-    let event = &env.demo.state.store.audit_events(hash, 1).await.unwrap()[0];
+    let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(
         (event.kind, event.actor.as_deref()),
         (AuditKind::AdminSessionsRevoked, Some("api-token"))

@@ -7,7 +7,7 @@ use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
 use bc_sso_gateway::config::RawStore;
-use bc_sso_gateway::store::AuditKind;
+use bc_sso_gateway::db::AuditKind;
 use reqwest::StatusCode;
 
 use crate::admin::{sign_in as admin_csrf, token};
@@ -179,13 +179,7 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
     assert_eq!(env.demo.emulator.customers().len(), 1);
 
     // Audited twice, the secrets as "changed"/"unchanged" only.
-    let events = env
-        .demo
-        .state
-        .store
-        .audit_events(&env.demo.state.config.store.store_hash, 50)
-        .await
-        .unwrap();
+    let events = env.demo.state.db.audit_events(50).await.unwrap();
     let changes: Vec<_> = events
         .iter()
         .filter(|e| e.kind == AuditKind::StoreSettingsChanged)
@@ -219,14 +213,8 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
             .unwrap(),
     );
     seen.push_str(&all_logs());
-    let row = env
-        .demo
-        .state
-        .store
-        .setting(&env.demo.state.config.store.store_hash, "store_account")
-        .await
-        .unwrap()
-        .unwrap();
+    let db = &env.demo.state.db;
+    let row = db.setting("store_account").await.unwrap().unwrap();
     assert!(row.contains(account.client_id.as_deref().unwrap()));
     seen.push_str(&row);
     for s in [&token_value, &secret_value] {
@@ -325,14 +313,7 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
     channels_only.channels[0].default_redirect = Some("/cart.php".into());
     let change = other
         .store_settings
-        .save(
-            &other.store,
-            &other.config.store,
-            other.config.database.secret_key.as_ref(),
-            channels_only,
-            None,
-            None,
-        )
+        .save(other.settings_rows(), channels_only, None, None)
         .await
         .unwrap();
     assert_eq!(change.after.unwrap()["access_token"], "unchanged");
@@ -360,31 +341,16 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
 
     // A row from a newer version (an unknown field) still loads; an unreadable one is
     // reported but does not hold back the other settings.
-    let hash = env.demo.state.config.store.store_hash.clone();
-    let row = env
-        .demo
-        .state
-        .store
-        .setting(&hash, "store_account")
-        .await
-        .unwrap()
-        .unwrap();
+    let db = &env.demo.state.db;
+    let row = db.setting("store_account").await.unwrap().unwrap();
     let mut newer: serde_json::Value = serde_json::from_str(&row).unwrap();
     newer["settings"]["added_later"] = true.into();
     newer["added_later"] = true.into();
-    env.demo
-        .state
-        .store
-        .set_setting(&hash, "store_account", &newer.to_string())
+    db.set_setting("store_account", &newer.to_string())
         .await
         .unwrap();
     assert!(other.refresh_settings().await.unwrap());
-    env.demo
-        .state
-        .store
-        .set_setting(&hash, "store_account", "{not json")
-        .await
-        .unwrap();
+    db.set_setting("store_account", "{not json").await.unwrap();
     let r = env
         .browser
         .post(env.gateway("/admin/api/connections"))
@@ -417,12 +383,7 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
         "rotated-token",
         "the settings in force stay"
     );
-    env.demo
-        .state
-        .store
-        .set_setting(&hash, "store_account", &row)
-        .await
-        .unwrap();
+    db.set_setting("store_account", &row).await.unwrap();
 
     // A restart with another key cannot open them, and says so.
     let mut wrong_key = env.demo.state.config.clone();

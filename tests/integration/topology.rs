@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use bc_sso_gateway::store::{AuditKind, Store};
+use bc_sso_gateway::db::{AuditKind, Db};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
@@ -267,8 +267,8 @@ allowed_email_domains = ["example.com"]
 
     // The client IP the gateway recorded is the browser's (127.0.0.1, from nginx's
     // X-Forwarded-For), not nginx's own address (127.0.0.2).
-    let store = Store::connect(&database).await.unwrap();
-    let events = store.audit_events(&store_hash, 20).await.unwrap();
+    let db = Db::connect(&database, &store_hash).await.unwrap();
+    let events = db.audit_events(20).await.unwrap();
     let signed_in = events
         .iter()
         .find(|e| e.kind == AuditKind::SignInSucceeded)

@@ -177,7 +177,7 @@ pub async fn check(config: Config) -> ExitCode {
         }
     };
     println!("config: ok");
-    println!("database: ok ({:?})", state.store.backend());
+    println!("database: ok ({:?})", state.db.backend());
     let mut ok = true;
     for conn in &state.connections.enabled() {
         match state.oidc.metadata(conn).await {

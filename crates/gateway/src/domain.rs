@@ -1,5 +1,5 @@
 //! Small value types shared by the domain modules: secrets that never print, connection
-//! ids, and email addresses and domains parsed the way SECURITY.md rule 4 asks.
+//! and channel ids, and email addresses and domains parsed the way SECURITY.md rule 4 asks.
 
 use std::fmt;
 
@@ -56,6 +56,19 @@ impl ConnectionId {
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A BigCommerce storefront channel's id (`channel_id`, `channel_ids` in the API).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ChannelId(pub i64);
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -56,7 +56,7 @@ pub enum Error {
     #[error("a route that needs a session is outside the session layer")]
     NoSessionLayer,
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Db(#[from] crate::db::DbError),
     #[error("could not sign the login token: {0}")]
     LoginToken(#[from] jsonwebtoken::errors::Error),
     #[error("page template failed: {0}")]
@@ -111,7 +111,7 @@ impl Error {
                     | M::ChangedElsewhere(_) => StatusCode::CONFLICT,
                     M::Unknown(_) => StatusCode::NOT_FOUND,
                     M::Seal(_) | M::Unreadable(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                    M::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    M::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
                 }
             }
             Error::NoConnectionForDomain(_)
@@ -127,7 +127,7 @@ impl Error {
             Error::Policy(_) => StatusCode::FORBIDDEN,
             Error::BigCommerce(ApiError::RateLimited { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::BigCommerce(_) => StatusCode::BAD_GATEWAY,
-            Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Session(_)
             | Error::NoSessionLayer
             | Error::LoginToken(_)
@@ -159,7 +159,7 @@ impl Error {
             Error::BigCommerce(_) => "bigcommerce_unavailable",
             Error::Session(_) => "session_store_failed",
             Error::NoSessionLayer => "session_layer_missing",
-            Error::Store(_) => "database_unavailable",
+            Error::Db(_) => "database_unavailable",
             Error::LoginToken(_) => "login_token_failed",
             Error::Template(_) => "page_render_failed",
             Error::NotFound => "not_found",
@@ -186,7 +186,7 @@ impl Error {
                     M::Unknown(_) => "unknown_connection",
                     M::Seal(_) => "seal_failed",
                     M::Unreadable(_) => "stored_settings_unreadable",
-                    M::Store(_) => "database_unavailable",
+                    M::Db(_) => "database_unavailable",
                 }
             }
         }
@@ -256,7 +256,7 @@ impl Error {
             | Error::NoSessionLayer
             | Error::LoginToken(_)
             | Error::Template(_)
-            | Error::Store(_) => (
+            | Error::Db(_) => (
                 "Something went wrong on our side",
                 format!("The sign-in could not be completed. {try_again}"),
             ),

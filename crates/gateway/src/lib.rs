@@ -10,7 +10,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
-
+pub mod db;
 pub mod diagnostics;
 pub mod domain;
 pub mod error;
@@ -28,7 +28,6 @@ pub mod sessions;
 pub mod settings;
 pub mod signin;
 pub mod signout;
-pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -53,7 +52,8 @@ pub struct AppState {
     /// Admin sign-in through an IdP, from the file or the console.
     pub admin_access: settings::admin_access::AdminAccess,
     pub connections: settings::connections::Connections,
-    pub store: store::Store,
+    /// The database, bound to this gateway's store.
+    pub db: db::Db,
     pub sessions: sessions::SessionBackend,
     /// Admin sessions: their own store (map or key prefix), apart from shoppers'.
     pub admin_sessions: sessions::SessionBackend,
@@ -67,7 +67,7 @@ pub enum StartError {
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
     #[error(transparent)]
-    Store(#[from] store::StoreError),
+    Db(#[from] db::DbError),
     #[error(transparent)]
     Settings(#[from] settings::LoadError),
     #[error("cannot reach the session store (server.sessions_url): {0}")]
@@ -80,25 +80,24 @@ impl AppState {
         // Registered now, at start-up, rather than by the first request that counts.
         std::sync::LazyLock::force(&metrics::METRICS);
         let http = http_client(config.server.http_timeout)?;
-        let store = store::Store::connect(&config.database.url).await?;
-        let db = settings::Db {
-            store: &store,
-            store_hash: &config.store.store_hash,
+        let db = db::Db::connect(&config.database.url, &config.store.store_hash).await?;
+        let rows = settings::Rows {
+            db: &db,
             key: config.database.secret_key.as_ref(),
         };
         let connections = settings::Managed::load(
             settings::connections::FileConnections(config.connections.clone()),
-            db,
+            rows,
         )
         .await?;
         let store_settings = settings::Managed::load(
             settings::store::StoreKind::new(config.store.clone(), http.clone(), clock.clone()),
-            db,
+            rows,
         )
         .await?;
         let admin_access = settings::Managed::load(
             settings::admin_access::DeclaredAdminSso(config.admin_sso.clone().map(Arc::new)),
-            db,
+            rows,
         )
         .await?;
         let sessions = match &config.server.sessions_url {
@@ -118,17 +117,16 @@ impl AppState {
             connections,
             store_settings,
             admin_access,
-            store,
+            db,
             config,
             clock,
         })
     }
 
     /// Where the settings an admin manages are stored.
-    pub fn settings_db(&self) -> settings::Db<'_> {
-        settings::Db {
-            store: &self.store,
-            store_hash: &self.config.store.store_hash,
+    pub fn settings_rows(&self) -> settings::Rows<'_> {
+        settings::Rows {
+            db: &self.db,
             key: self.config.database.secret_key.as_ref(),
         }
     }
@@ -136,7 +134,7 @@ impl AppState {
     /// The admin console's view of connection management.
     pub fn console(&self) -> settings::connections::Console<'_> {
         settings::connections::Console {
-            db: self.settings_db(),
+            rows: self.settings_rows(),
             current: &self.connections,
             now: self.clock.now(),
         }
@@ -144,11 +142,8 @@ impl AppState {
 
     /// Writes an audit event stamped with the current time. The audit trail must not turn
     /// a working sign-in into a failure: a write error is logged loudly instead.
-    pub async fn audit(&self, mut event: store::AuditEvent) {
+    pub async fn audit(&self, mut event: db::AuditEvent) {
         event.at = self.clock.now();
-        if event.store_hash.is_empty() {
-            event.store_hash = self.config.store.store_hash.clone();
-        }
         let ctx = telemetry::RequestCtx::current();
         if event.correlation_id.is_none() {
             event.correlation_id = Some(ctx.correlation_id);
@@ -160,8 +155,8 @@ impl AppState {
             event.user_agent = ctx.user_agent;
         }
         let result = match event.kind {
-            store::AuditKind::SignInSucceeded => Some("succeeded"),
-            store::AuditKind::SignInRefused => Some("refused"),
+            db::AuditKind::SignInSucceeded => Some("succeeded"),
+            db::AuditKind::SignInRefused => Some("refused"),
             _ => None,
         };
         if let Some(result) = result {
@@ -174,7 +169,7 @@ impl AppState {
                 ])
                 .inc();
         }
-        if let Err(e) = self.store.record(&event).await {
+        if let Err(e) = self.db.record(&event).await {
             tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
         }
     }
@@ -262,13 +257,13 @@ impl AppState {
     /// Reloads the settings the console changed on another replica. Returns whether
     /// anything reloaded.
     pub async fn refresh_settings(&self) -> Result<bool, settings::LoadError> {
-        let db = self.settings_db();
+        let rows = self.settings_rows();
         // Each kind on its own: one unreadable row must not hold back the others.
         let results = [
-            ("store settings", self.store_settings.refresh(db).await),
+            ("store settings", self.store_settings.refresh(rows).await),
             (
                 "admin sign-in settings",
-                self.admin_access.refresh(db).await,
+                self.admin_access.refresh(rows).await,
             ),
             ("connections", self.refresh_connections().await),
         ];
@@ -293,7 +288,7 @@ impl AppState {
     /// Reloads the connections if the console changed them on another replica; the
     /// discovery cached for the old settings goes with them.
     async fn refresh_connections(&self) -> Result<bool, settings::LoadError> {
-        let reloaded = self.connections.refresh(self.settings_db()).await?;
+        let reloaded = self.connections.refresh(self.settings_rows()).await?;
         if reloaded {
             for e in self.connections.all().iter() {
                 self.oidc.forget(&e.connection.id);
@@ -319,7 +314,7 @@ pub fn spawn_audit_pruning(state: Arc<AppState>) -> tokio::task::JoinHandle<()> 
     tokio::spawn(async move {
         loop {
             let cutoff = state.clock.now() - state.config.database.audit_retention.as_secs() as i64;
-            match state.store.prune_audit(cutoff).await {
+            match state.db.prune_audit(cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "old audit events pruned"),
                 Err(e) => tracing::warn!(error = %e, "could not prune audit events"),

@@ -6,11 +6,11 @@ use tracing::Span;
 use crate::bigcommerce::wire::{CustomerFull, CustomerPost, CustomerPut};
 use crate::bigcommerce::{ApiError, Client};
 use crate::config::{ChannelAccess, Connection, LinkExisting};
-use crate::domain::Email;
+use crate::db::IdentityLink;
+use crate::domain::{ChannelId, Email};
 use crate::error::Error;
 use crate::oidc::Identity;
 use crate::policy::PolicyError;
-use crate::store::IdentityLink;
 
 /// The customer a sign-in resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,13 +228,13 @@ pub async fn sync(
 /// global account (the storefront itself enforces `allow_global_logins`).
 pub fn check_channel(
     customer_id: i64,
-    channel_ids: &Option<Vec<i64>>,
-    channel_id: i64,
+    channel_ids: Option<&[ChannelId]>,
+    channel_id: ChannelId,
 ) -> Result<(), PolicyError> {
     match channel_ids {
         Some(ids) if !ids.contains(&channel_id) => Err(PolicyError::ChannelNotAllowed {
             customer_id,
-            channel_id,
+            channel_id: channel_id.0,
         }),
         _ => Ok(()),
     }

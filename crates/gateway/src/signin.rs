@@ -8,14 +8,14 @@ use url::Url;
 
 use crate::AppState;
 use crate::config::{Channel, Connection};
-use crate::domain::Email;
+use crate::db::{AuditEvent, AuditKind, IdentityLink};
+use crate::domain::{ChannelId, Email};
 use crate::error::Error;
 use crate::oidc::{self, CallbackParams, PendingLogin};
 use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
 use crate::settings::store::StoreApi;
-use crate::store::{AuditEvent, AuditKind, IdentityLink};
 
 /// `/login`'s query: which storefront, where to land, and how to pick the IdP.
 #[derive(Debug, Default)]
@@ -237,20 +237,17 @@ async fn customer_for(
     channel_id: i64,
     audit: &mut AuditEvent,
 ) -> Result<i64, Error> {
-    let store_hash = &app.config.store.store_hash;
     let now = app.clock.now();
     if let Some(link) = app
-        .store
-        .find_link(store_hash, &identity.issuer, &identity.subject)
+        .db
+        .find_link(&identity.issuer, &identity.subject)
         .await?
     {
         if let Some(id) = returning(app, api, conn, identity, &link, channel_id, audit).await? {
             return Ok(id);
         }
         // The linked customer was deleted at BigCommerce: this sign-in is a first one again.
-        app.store
-            .delete_link(store_hash, &link.issuer, &link.subject)
-            .await?;
+        app.db.delete_link(&link.issuer, &link.subject).await?;
         tracing::info!(
             customer_id = link.customer_id,
             "linked customer no longer exists; linking again by email"
@@ -258,7 +255,7 @@ async fn customer_for(
     }
     let email = policy::check_email(conn, identity)?;
     let customer = provisioning::resolve(&api.client, conn, identity, &email, channel_id).await?;
-    let links = app.store.links_of_customer(store_hash, customer.id).await?;
+    let links = app.db.links_of_customer(customer.id).await?;
     let action = match provisioning::link_action(conn, identity, &customer, &links) {
         Ok(action) => action,
         Err(e) => return Err(link_refused(app, audit, customer.id, e).await),
@@ -272,14 +269,13 @@ async fn customer_for(
         );
     }
     let link = app
-        .store
+        .db
         .insert_link(&IdentityLink {
-            store_hash: store_hash.clone(),
             issuer: identity.issuer.clone(),
             subject: identity.subject.clone(),
-            connection: conn.id.to_string(),
+            connection: conn.id.clone(),
             customer_id: customer.id,
-            channel_ids: customer.channel_ids.clone(),
+            channel_ids: channel_ids(customer.channel_ids.clone()),
             email_at_link: email.normalised(),
             created_at: now,
             last_sign_in_at: now,
@@ -289,17 +285,15 @@ async fn customer_for(
     // above. The earliest link (then the smallest subject) wins, which every racer computes
     // alike; the others take theirs back.
     let first_of_issuer = app
-        .store
-        .links_of_customer(store_hash, link.customer_id)
+        .db
+        .links_of_customer(link.customer_id)
         .await?
         .into_iter()
         .find(|l| l.issuer == identity.issuer);
     if let Some(first) = first_of_issuer
         && first.subject != identity.subject
     {
-        app.store
-            .delete_link(store_hash, &link.issuer, &link.subject)
-            .await?;
+        app.db.delete_link(&link.issuer, &link.subject).await?;
         let e = policy::PolicyError::CustomerAlreadyLinked {
             issuer: identity.issuer.clone(),
             customer_id: link.customer_id,
@@ -360,7 +354,7 @@ async fn returning(
         else {
             return Ok(None);
         };
-        channel_ids = synced.channel_ids;
+        channel_ids = self::channel_ids(synced.channel_ids);
         if synced.updated {
             app.audit(AuditEvent {
                 kind: AuditKind::CustomerUpdated,
@@ -370,11 +364,20 @@ async fn returning(
             .await;
         }
     }
-    provisioning::check_channel(link.customer_id, &channel_ids, channel_id)?;
-    app.store.touch_link(link, app.clock.now()).await?;
+    provisioning::check_channel(
+        link.customer_id,
+        channel_ids.as_deref(),
+        ChannelId(channel_id),
+    )?;
+    app.db.touch_link(link, app.clock.now()).await?;
     tracing::info!(
         customer_id = link.customer_id,
         "returning identity matched by link"
     );
     Ok(Some(link.customer_id))
+}
+
+/// BigCommerce's `channel_ids` as a link keeps them.
+fn channel_ids(ids: Option<Vec<i64>>) -> Option<Vec<ChannelId>> {
+    ids.map(|ids| ids.into_iter().map(ChannelId).collect())
 }

@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 use super::{ApiAdmin, checks, input};
 use crate::AppState;
 use crate::config::{RawConnection, RawStore};
+use crate::db::{AuditEvent, IdentityLink};
 use crate::diagnostics::{self, Check};
+use crate::domain::{ChannelId, ConnectionId};
 use crate::error::Error;
 use crate::settings::admin_access::RawAdminSso;
-use crate::store::{AuditEvent, IdentityLink};
 
 /// `{"data": …}`, the shape of every answer.
 fn data(value: impl Serialize) -> Response {
@@ -33,9 +34,9 @@ fn body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Er
 struct ApiLink {
     issuer: String,
     subject: String,
-    connection: String,
+    connection: ConnectionId,
     customer_id: i64,
-    channel_ids: Option<Vec<i64>>,
+    channel_ids: Option<Vec<ChannelId>>,
     email_at_link: String,
     created_at: i64,
     last_sign_in_at: i64,
@@ -67,10 +68,7 @@ pub async fn links(
         .get("email")
         .filter(|e| !e.trim().is_empty())
         .ok_or_else(|| Error::AdminInput("query parameter email is required".into()))?;
-    let links = app
-        .store
-        .search_links(&app.config.store.store_hash, email, 200)
-        .await?;
+    let links = app.db.search_links(email, 200).await?;
     Ok(data(
         links.into_iter().map(ApiLink::from).collect::<Vec<_>>(),
     ))
@@ -130,10 +128,7 @@ pub async fn audit(
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
     let filter = input::audit_filter(&input::query(query.as_deref())?)?;
-    let events = app
-        .store
-        .search_audit(&app.config.store.store_hash, &filter)
-        .await?;
+    let events = app.db.search_audit(&filter).await?;
     Ok(data(
         events.into_iter().map(ApiEvent::from).collect::<Vec<_>>(),
     ))

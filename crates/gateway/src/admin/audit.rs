@@ -5,9 +5,9 @@
 use super::actor_kind;
 use crate::AppState;
 use crate::config::{ConfigError, RawConnection};
+use crate::db::{AuditEvent, AuditKind, IdentityLink};
 use crate::error::Error;
 use crate::settings::ManageError;
-use crate::store::{AuditEvent, AuditKind, IdentityLink};
 
 /// Removes an identity link: the next sign-in of that login goes by email again, under the
 /// email policy. Audited with the link as it was.
@@ -17,10 +17,9 @@ pub async fn remove_link(
     issuer: &str,
     subject: &str,
 ) -> Result<IdentityLink, Error> {
-    let store_hash = &app.config.store.store_hash;
     let link = app
-        .store
-        .delete_link(store_hash, issuer, subject)
+        .db
+        .delete_link(issuer, subject)
         .await?
         .ok_or(Error::NotFound)?;
     let detail = serde_json::json!({
@@ -31,7 +30,7 @@ pub async fn remove_link(
         "after": null,
     });
     let event = AuditEvent {
-        connection: Some(link.connection.clone()),
+        connection: Some(link.connection.to_string()),
         subject: Some(link.subject.clone()),
         email: Some(link.email_at_link.clone()),
         customer_id: Some(link.customer_id),
@@ -117,14 +116,7 @@ pub async fn save_store_settings(
 ) -> Result<(), Error> {
     let change = app
         .store_settings
-        .save(
-            &app.store,
-            &app.config.store,
-            app.config.database.secret_key.as_ref(),
-            form,
-            access_token,
-            client_secret,
-        )
+        .save(app.settings_rows(), form, access_token, client_secret)
         .await?;
     tracing::info!(actor = actor_kind(actor), "store settings changed");
     audit_change(app, actor, AuditKind::StoreSettingsChanged, &change, None).await;
@@ -143,12 +135,7 @@ pub async fn save_admin_access(
 ) -> Result<(), Error> {
     let change = app
         .admin_access
-        .save(
-            &app.store,
-            &app.config.store.store_hash,
-            &app.connections,
-            raw,
-        )
+        .save(app.settings_rows(), &app.connections, raw)
         .await?;
     tracing::info!(actor = actor_kind(actor), "admin sign-in settings changed");
     audit_change(app, actor, AuditKind::AdminAccessChanged, &change, None).await;

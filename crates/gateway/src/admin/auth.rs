@@ -10,8 +10,8 @@ use super::audit::audit;
 use super::session::{AdminSession, AdminVia, establish, token_fingerprint};
 use super::{random_token, same_secret};
 use crate::AppState;
+use crate::db::{AuditEvent, AuditKind};
 use crate::error::Error;
-use crate::store::{AuditEvent, AuditKind};
 
 const LOGIN_CSRF_KEY: &str = "admin_login_csrf";
 

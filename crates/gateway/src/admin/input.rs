@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::db::{AuditFilter, AuditKind};
 use crate::error::Error;
-use crate::store::{AuditFilter, AuditKind};
 
 /// A form body or query string by field name.
 pub type Fields = HashMap<String, String>;

@@ -8,8 +8,8 @@ use tower_sessions::Session;
 
 use super::{random_token, same_secret};
 use crate::AppState;
+use crate::db::{AuditEvent, AuditKind};
 use crate::error::Error;
-use crate::store::{AuditEvent, AuditKind};
 
 const SESSION_KEY: &str = "admin";
 
@@ -128,7 +128,7 @@ async fn still_admitted(app: &AppState, via: Option<&AdminVia>) -> bool {
         }) => {
             // A console change on another replica counts from the next request, not from
             // the next 5-second poll. A failed read keeps the settings in force (logged).
-            if let Err(e) = app.admin_access.refresh(app.settings_db()).await {
+            if let Err(e) = app.admin_access.refresh(app.settings_rows()).await {
                 tracing::warn!(error = %e, "could not reload the admin sign-in settings");
             }
             let Some(sso) = app.admin_access.current() else {
@@ -168,10 +168,7 @@ fn expiry_at(app: &AppState, at: i64) -> tower_sessions::Expiry {
 
 /// The admin-session generation in force (0 until the first "sign out all").
 async fn session_generation(app: &AppState) -> Result<u64, Error> {
-    let row = app
-        .store
-        .setting(&app.config.store.store_hash, GENERATION_SETTING)
-        .await?;
+    let row = app.db.setting(GENERATION_SETTING).await?;
     Ok(row.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
@@ -179,17 +176,16 @@ async fn session_generation(app: &AppState) -> Result<u64, Error> {
 /// generation (compare-and-swap, so two at once both count) and audits it. Sessions are
 /// ended on their next request. Returns the new generation.
 pub async fn sign_out_all(app: &AppState, actor: &str) -> Result<u64, Error> {
-    let hash = &app.config.store.store_hash;
     let next = loop {
-        let row = app.store.setting(hash, GENERATION_SETTING).await?;
+        let row = app.db.setting(GENERATION_SETTING).await?;
         let next = row
             .as_deref()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
             + 1;
         if app
-            .store
-            .replace_setting(hash, GENERATION_SETTING, row.as_deref(), &next.to_string())
+            .db
+            .replace_setting(GENERATION_SETTING, row.as_deref(), &next.to_string())
             .await?
         {
             break next;

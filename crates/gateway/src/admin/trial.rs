@@ -23,14 +23,8 @@ pub const TICKET_TTL_SECS: i64 = 600;
 pub async fn begin(app: &AppState, actor: &str, connection: &str) -> Result<String, Error> {
     let conn = any_connection(app, connection)?;
     let ticket = super::random_token();
-    app.store
-        .create_trial(
-            &app.config.store.store_hash,
-            &ticket,
-            conn.id.as_str(),
-            actor,
-            app.clock.now(),
-        )
+    app.db
+        .create_trial(&ticket, conn.id.as_str(), actor, app.clock.now())
         .await?;
     tracing::info!(actor = super::actor_kind(actor), connection = %conn.id, "trial sign-in started");
     Ok(format!("/login?trial={ticket}"))
@@ -40,8 +34,8 @@ pub async fn begin(app: &AppState, actor: &str, connection: &str) -> Result<Stri
 pub async fn claim(app: &AppState, ticket: &str) -> Result<Connection, Error> {
     let not_before = app.clock.now() - TICKET_TTL_SECS;
     let connection = app
-        .store
-        .start_trial(&app.config.store.store_hash, ticket, not_before)
+        .db
+        .start_trial(ticket, not_before)
         .await?
         .ok_or(Error::PendingLoginMissing)?;
     any_connection(app, &connection)
@@ -98,9 +92,7 @@ pub async fn run(
     let ticket = pending.trial.clone().unwrap_or_default();
     let report = report(app, &pending, params).await;
     let json = serde_json::to_string(&report).unwrap_or_default();
-    app.store
-        .finish_trial(&app.config.store.store_hash, &ticket, &json)
-        .await?;
+    app.db.finish_trial(&ticket, &json).await?;
     tracing::info!(connection = %report.connection, decision = %report.decision, "trial sign-in finished");
     Ok(join_path(
         &app.config.server.public_url,
@@ -161,15 +153,15 @@ async fn decide(
 ) -> Result<(String, CustomerOutcome), Error> {
     crate::policy::check_hosted_domain(conn, identity)?;
     if let Some(link) = app
-        .store
-        .find_link(
-            &app.config.store.store_hash,
-            &identity.issuer,
-            &identity.subject,
-        )
+        .db
+        .find_link(&identity.issuer, &identity.subject)
         .await?
     {
-        provisioning::check_channel(link.customer_id, &link.channel_ids, channel_id)?;
+        provisioning::check_channel(
+            link.customer_id,
+            link.channel_ids.as_deref(),
+            crate::domain::ChannelId(channel_id),
+        )?;
         return Ok((
             "This login is linked: it signs in as the linked customer, whatever its email now is."
                 .into(),
@@ -182,10 +174,7 @@ async fn decide(
     let api = app.bigcommerce()?;
     match provisioning::plan(&api.client, conn, identity, &email, channel_id).await? {
         Plan::Existing(c) => {
-            let links = app
-                .store
-                .links_of_customer(&app.config.store.store_hash, c.id)
-                .await?;
+            let links = app.db.links_of_customer(c.id).await?;
             let explanation = match provisioning::link_action(conn, identity, &c, &links)? {
                 provisioning::LinkAction::ResetPasswordAndLink => {
                     "First sign-in: the existing customer with this email would be linked, and its password reset (it was not created by this gateway)."

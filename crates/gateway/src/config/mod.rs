@@ -108,7 +108,7 @@ pub struct DatabaseConfig {
 impl std::fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseConfig")
-            .field("url", &crate::store::redact_url(&self.url))
+            .field("url", &crate::db::redact_url(&self.url))
             .field("audit_retention", &self.audit_retention)
             .field("secret_key", &self.secret_key)
             .finish()

@@ -21,7 +21,7 @@ pub async fn live() -> Json<Value> {
 pub async fn ready(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     const DEADLINE: Duration = Duration::from_secs(2);
     let timed_out = || "no answer within 2 s".to_owned();
-    let database = tokio::time::timeout(DEADLINE, app.store.ping())
+    let database = tokio::time::timeout(DEADLINE, app.db.ping())
         .await
         .map_err(|_| timed_out())
         .and_then(|r| r.map_err(|e| e.to_string()));

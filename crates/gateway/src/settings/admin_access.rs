@@ -10,9 +10,8 @@ use crate::config::{AdminSso, ConfigError};
 use crate::domain::Email;
 use crate::settings::connections::Connections;
 use crate::settings::{
-    Change, Db, Edit, Kind, LoadError, ManageError, Managed, Source, join, read_lenient,
+    Change, Edit, Kind, LoadError, ManageError, Managed, Rows, Source, join, read_lenient,
 };
-use crate::store::Store;
 
 /// The `gateway_settings` row of the console's admin sign-in settings.
 const SETTING: &str = "admin_sso";
@@ -50,7 +49,7 @@ impl Kind for DeclaredAdminSso {
 
     /// The connection named is checked at sign-in, not here: it may be added after these
     /// settings.
-    async fn load(&self, _db: Db<'_>, row: Option<&str>) -> Result<Self::Value, LoadError> {
+    async fn load(&self, _rows: Rows<'_>, row: Option<&str>) -> Result<Self::Value, LoadError> {
         if let Some(declared) = &self.0 {
             return Ok(Some(declared.clone()));
         }
@@ -82,17 +81,11 @@ impl AdminAccess {
     /// Saves the console's settings; the connection must exist.
     pub async fn save(
         &self,
-        store: &Store,
-        store_hash: &str,
+        rows: Rows<'_>,
         connections: &Connections,
         raw: RawAdminSso,
     ) -> Result<Change, ManageError> {
-        let db = Db {
-            store,
-            store_hash,
-            key: None,
-        };
-        self.change(db, |_, before| {
+        self.change(rows, |_, before| {
             let sso = build(raw, Some(connections)).map_err(ManageError::InvalidAdminAccess)?;
             let stored = sso.as_ref().map(to_raw).unwrap_or_default();
             let change = Change {

@@ -5,11 +5,11 @@
 //! replicas saving at once cannot both claim one email domain.
 
 use crate::config::{ConfigError, Connection, RawConnection, validate_connection};
+use crate::db::{SettingsWrite, StoredConnection};
 use crate::domain::Secret;
 use crate::settings::{
-    Change, Db, Edit, Kind, LoadError, ManageError, Managed, Source, join, read_lenient,
+    Change, Edit, Kind, LoadError, ManageError, Managed, Rows, Source, join, read_lenient,
 };
-use crate::store::{SettingsWrite, StoredConnection};
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -37,8 +37,8 @@ impl Kind for FileConnections {
         None
     }
 
-    async fn load(&self, db: Db<'_>, _version: Option<&str>) -> Result<Vec<Entry>, LoadError> {
-        load(db, &self.0).await
+    async fn load(&self, rows: Rows<'_>, _version: Option<&str>) -> Result<Vec<Entry>, LoadError> {
+        load(rows, &self.0).await
     }
 }
 
@@ -97,21 +97,17 @@ fn secret_context(id: &str) -> String {
 
 /// Loads the console's connections next to the file's. A configured key must be the one
 /// the database was encrypted with; stored connections without any key refuse to start.
-async fn load(db: Db<'_>, file: &[Connection]) -> Result<Vec<Entry>, LoadError> {
-    let Db {
-        store,
-        store_hash,
-        key,
-    } = db;
-    let stored = store.list_connections(store_hash).await?;
-    match (key, store.setting(store_hash, KEY_CHECK).await?) {
+async fn load(rows: Rows<'_>, file: &[Connection]) -> Result<Vec<Entry>, LoadError> {
+    let Rows { db, key } = rows;
+    let stored = db.list_connections().await?;
+    match (key, db.setting(KEY_CHECK).await?) {
         (Some(key), Some(check)) => key.verify_key_check(&check)?,
         (Some(key), None) => {
             let check = key.key_check_value().map_err(|e| LoadError::Broken {
                 what: "secret key check".into(),
                 reason: e.to_string(),
             })?;
-            store.set_setting(store_hash, KEY_CHECK, &check).await?;
+            db.set_setting(KEY_CHECK, &check).await?;
         }
         (None, _) if !stored.is_empty() => return Err(LoadError::NoSecretKey(stored.len())),
         (None, _) => {}
@@ -203,7 +199,7 @@ fn public_settings(raw: &RawConnection, enabled: bool) -> serde_json::Value {
 /// What the console's changes need: where connections are stored, the key that seals
 /// their secrets, and the connections in force.
 pub struct Console<'a> {
-    pub db: Db<'a>,
+    pub rows: Rows<'a>,
     pub current: &'a Connections,
     pub now: i64,
 }
@@ -217,10 +213,10 @@ impl Console<'_> {
         secret: Option<String>,
         replacing: Option<&str>,
     ) -> Result<Change, ManageError> {
-        let key = self.db.key.ok_or(ManageError::NoSecretKey)?;
+        let key = self.rows.key.ok_or(ManageError::NoSecretKey)?;
         let now = self.now;
         self.current
-            .change(self.db, |_, all| {
+            .change(self.rows, |_, all| {
                 let Saved {
                     entry,
                     settings,
@@ -252,7 +248,7 @@ impl Console<'_> {
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<Change, ManageError> {
         let at = self.now;
         self.current
-            .change(self.db, |_, all| {
+            .change(self.rows, |_, all| {
                 let entry = console_entry(all, id)?;
                 let entries = all
                     .iter()
@@ -283,7 +279,7 @@ impl Console<'_> {
     /// with the same issuer brings its users back to their customers.
     pub async fn delete(&self, id: &str) -> Result<Change, ManageError> {
         self.current
-            .change(self.db, |_, all| {
+            .change(self.rows, |_, all| {
                 let entry = console_entry(all, id)?;
                 let entries = all
                     .iter()

@@ -6,7 +6,7 @@
 //! - requests read a snapshot ([`Managed::snapshot`]) that a change swaps whole (`arc-swap`),
 //!   so a sign-in never sees half of an edit and no lock is held across one;
 //! - every console write is a compare-and-swap on the kind's version row
-//!   ([`Store::write_versioned`]): a change is computed from the state stored at that
+//!   ([`Db::write_versioned`]): a change is computed from the state stored at that
 //!   version and written only if the version is still the same, so of two replicas saving
 //!   at once one wins and the other gets [`ManageError::ChangedElsewhere`];
 //! - replicas reload when the version row moves ([`Managed::refresh`], polled by
@@ -24,8 +24,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::ConfigError;
+use crate::db::{Db, DbError, SettingsWrite};
 use crate::secrets::SecretKey;
-use crate::store::{SettingsWrite, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -81,7 +81,7 @@ pub enum ManageError {
     #[error(transparent)]
     Unreadable(#[from] LoadError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,14 +96,13 @@ pub enum LoadError {
     #[error("stored {what} cannot be used: {reason}")]
     Broken { what: String, reason: String },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
 }
 
 /// Where a kind's rows live, and the key that opens their secrets.
 #[derive(Clone, Copy)]
-pub struct Db<'a> {
-    pub store: &'a Store,
-    pub store_hash: &'a str,
+pub struct Rows<'a> {
+    pub db: &'a Db,
     pub key: Option<&'a SecretKey>,
 }
 
@@ -129,7 +128,7 @@ pub trait Kind: Send + Sync + 'static {
     /// newer version added is dropped, so a rolling upgrade does not stop older replicas.
     fn load(
         &self,
-        db: Db<'_>,
+        rows: Rows<'_>,
         version: Option<&str>,
     ) -> impl Future<Output = Result<Self::Value, LoadError>> + Send;
 }
@@ -165,15 +164,15 @@ pub struct Managed<K: Kind> {
 
 impl<K: Kind> Managed<K> {
     /// The setting as the file and the database hold it now.
-    pub async fn load(kind: K, db: Db<'_>) -> Result<Self, LoadError> {
+    pub async fn load(kind: K, rows: Rows<'_>) -> Result<Self, LoadError> {
         // The version is read before the rows: rows newer than it make the next write's
         // compare-and-swap fail (safe); the other order could let it succeed on stale rows.
         let version = if kind.read_only().is_some() {
             None
         } else {
-            db.store.setting(db.store_hash, K::VERSION_ROW).await?
+            rows.db.setting(K::VERSION_ROW).await?
         };
-        let value = kind.load(db, version.as_deref()).await?;
+        let value = kind.load(rows, version.as_deref()).await?;
         Ok(Self {
             kind,
             current: ArcSwap::from_pointee(Snapshot {
@@ -200,16 +199,16 @@ impl<K: Kind> Managed<K> {
 
     /// Reloads when another replica changed the setting since this snapshot. Returns
     /// whether it reloaded; on an error the value in force stays.
-    pub async fn refresh(&self, db: Db<'_>) -> Result<bool, LoadError> {
+    pub async fn refresh(&self, rows: Rows<'_>) -> Result<bool, LoadError> {
         if self.from_file() {
             return Ok(false);
         }
         let _one_at_a_time = self.edits.lock().await;
-        let version = db.store.setting(db.store_hash, K::VERSION_ROW).await?;
+        let version = rows.db.setting(K::VERSION_ROW).await?;
         if version == self.current.load().version {
             return Ok(false);
         }
-        let value = self.kind.load(db, version.as_deref()).await?;
+        let value = self.kind.load(rows, version.as_deref()).await?;
         self.swap(value, version);
         Ok(true)
     }
@@ -220,16 +219,16 @@ impl<K: Kind> Managed<K> {
     /// wrote since that value was read.
     pub async fn change<R>(
         &self,
-        db: Db<'_>,
+        rows: Rows<'_>,
         edit: impl FnOnce(&K, &K::Value) -> Result<Edit<K::Value, R>, ManageError>,
     ) -> Result<R, ManageError> {
         if let Some(refusal) = self.kind.read_only() {
             return Err(refusal);
         }
         let _one_at_a_time = self.edits.lock().await;
-        let version = db.store.setting(db.store_hash, K::VERSION_ROW).await?;
+        let version = rows.db.setting(K::VERSION_ROW).await?;
         if version != self.current.load().version {
-            match self.kind.load(db, version.as_deref()).await {
+            match self.kind.load(rows, version.as_deref()).await {
                 Ok(value) => self.swap(value, version.clone()),
                 Err(e) if K::SAVE_OVER_UNREADABLE => {
                     tracing::warn!(what = K::WHAT, error = %e, "the stored settings cannot be read; replacing them");
@@ -239,10 +238,9 @@ impl<K: Kind> Managed<K> {
         }
         let base = self.snapshot();
         let edit = edit(&self.kind, &base)?;
-        let written = db
-            .store
+        let written = rows
+            .db
             .write_versioned(
-                db.store_hash,
                 K::VERSION_ROW,
                 version.as_deref(),
                 &edit.version,

@@ -13,8 +13,7 @@ use crate::clock::Clock;
 use crate::config::{ConfigError, RawChannel, RawStore, StoreConfig, StoreSection, validate_store};
 use crate::domain::Secret;
 use crate::secrets::SecretKey;
-use crate::settings::{Change, Db, Edit, Kind, LoadError, ManageError, Managed, Source, join};
-use crate::store::Store;
+use crate::settings::{Change, Edit, Kind, LoadError, ManageError, Managed, Rows, Source, join};
 
 /// The name of the `gateway_settings` row that holds the console's store settings.
 const SETTING: &str = "store_account";
@@ -115,7 +114,7 @@ impl Kind for StoreKind {
             .then_some(ManageError::StoreManagedByFile)
     }
 
-    async fn load(&self, db: Db<'_>, row: Option<&str>) -> Result<Self::Value, LoadError> {
+    async fn load(&self, rows: Rows<'_>, row: Option<&str>) -> Result<Self::Value, LoadError> {
         if let Some(declared) = &self.section.declared {
             return Ok(Some(self.build(declared.clone(), Source::File)));
         }
@@ -124,7 +123,7 @@ impl Kind for StoreKind {
             what: "store settings".into(),
             reason,
         };
-        let key = db.key.ok_or_else(|| {
+        let key = rows.key.ok_or_else(|| {
             broken("they hold encrypted secrets but no secret key is configured".into())
         })?;
         let stored: Stored = serde_json::from_str(text).map_err(|e| broken(e.to_string()))?;
@@ -293,9 +292,7 @@ impl StoreSettings {
     /// the one in force.
     pub async fn save(
         &self,
-        store: &Store,
-        section: &StoreSection,
-        key: Option<&SecretKey>,
+        rows: Rows<'_>,
         form: RawStore,
         access_token: Option<String>,
         client_secret: Option<String>,
@@ -303,13 +300,8 @@ impl StoreSettings {
         if let Some(refusal) = self.kind().read_only() {
             return Err(refusal);
         }
-        let key = key.ok_or(ManageError::NoSecretKey)?;
-        let db = Db {
-            store,
-            store_hash: &section.store_hash,
-            key: Some(key),
-        };
-        self.change(db, |kind, before| {
+        let key = rows.key.ok_or(ManageError::NoSecretKey)?;
+        self.change(rows, |kind, before| {
             kind.saved(key, before.as_deref(), form, access_token, client_secret)
         })
         .await

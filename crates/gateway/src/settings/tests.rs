@@ -2,6 +2,7 @@
 //! memory, and the PostgreSQL of `BCSSO_TEST_DATABASE_URL` when set).
 
 use super::*;
+use crate::db::tests::databases;
 
 /// A kind kept in one row whose value is the row's text; the text "broken" cannot be read.
 /// `OVER`: [`Kind::SAVE_OVER_UNREADABLE`].
@@ -21,7 +22,7 @@ impl<const OVER: bool> Kind for Text<OVER> {
             .then_some(ManageError::StoreManagedByFile)
     }
 
-    async fn load(&self, _db: Db<'_>, row: Option<&str>) -> Result<Option<String>, LoadError> {
+    async fn load(&self, _rows: Rows<'_>, row: Option<&str>) -> Result<Option<String>, LoadError> {
         if self.declared.is_some() {
             return Ok(self.declared.clone());
         }
@@ -50,49 +51,35 @@ fn set(text: &str) -> impl FnOnce(&Text<false>, &Option<String>) -> SetResult {
 
 type SetResult = Result<Edit<Option<String>, Option<String>>, ManageError>;
 
-/// Each database to run on, with a store hash of its own for this test.
-async fn databases() -> Vec<(Store, String)> {
-    let mut out = vec![Store::connect("sqlite::memory:").await.unwrap()];
-    if let Ok(url) = std::env::var("BCSSO_TEST_DATABASE_URL") {
-        out.push(Store::connect(&url).await.unwrap());
-    }
-    let hash = || format!("t{}", uuid::Uuid::new_v4().simple());
-    out.into_iter().map(|store| (store, hash())).collect()
+fn rows(db: &Db) -> Rows<'_> {
+    Rows { db, key: None }
 }
 
-fn db<'a>(store: &'a Store, hash: &'a str) -> Db<'a> {
-    Db {
-        store,
-        store_hash: hash,
-        key: None,
-    }
-}
-
-async fn replica<const OVER: bool>(db: Db<'_>) -> Managed<Text<OVER>> {
-    Managed::load(Text { declared: None }, db).await.unwrap()
+async fn replica<const OVER: bool>(rows: Rows<'_>) -> Managed<Text<OVER>> {
+    Managed::load(Text { declared: None }, rows).await.unwrap()
 }
 
 /// Two replicas of a kind that must read what is stored before changing it.
-async fn two_replicas(db: Db<'_>) -> (Managed<Text<false>>, Managed<Text<false>>) {
-    (replica(db).await, replica(db).await)
+async fn two_replicas(rows: Rows<'_>) -> (Managed<Text<false>>, Managed<Text<false>>) {
+    (replica(rows).await, replica(rows).await)
 }
 
 #[tokio::test]
 async fn a_change_reaches_the_other_replica_at_its_next_refresh() {
-    for (store, hash) in databases().await {
-        let db = db(&store, &hash);
-        let (a, b) = two_replicas(db).await;
-        assert!(!b.refresh(db).await.unwrap(), "nothing stored yet");
-        let before = a.change(db, set("one")).await.unwrap();
+    for db in databases().await {
+        let rows = rows(&db);
+        let (a, b) = two_replicas(rows).await;
+        assert!(!b.refresh(rows).await.unwrap(), "nothing stored yet");
+        let before = a.change(rows, set("one")).await.unwrap();
         assert_eq!(before, None);
         assert_eq!(a.snapshot().as_deref(), Some("one"));
         assert_eq!(b.snapshot().as_deref(), None, "until it refreshes");
-        assert!(b.refresh(db).await.unwrap());
+        assert!(b.refresh(rows).await.unwrap());
         assert_eq!(b.snapshot().as_deref(), Some("one"));
-        assert!(!b.refresh(db).await.unwrap(), "no change: no reload");
+        assert!(!b.refresh(rows).await.unwrap(), "no change: no reload");
         // A restarted replica loads it too.
         assert_eq!(
-            replica::<false>(db).await.snapshot().as_deref(),
+            replica::<false>(rows).await.snapshot().as_deref(),
             Some("one")
         );
     }
@@ -100,17 +87,14 @@ async fn a_change_reaches_the_other_replica_at_its_next_refresh() {
 
 #[tokio::test]
 async fn a_stale_replica_changes_what_is_stored_not_its_snapshot() {
-    for (store, hash) in databases().await {
-        let db = db(&store, &hash);
-        let (a, b) = two_replicas(db).await;
-        a.change(db, set("one")).await.unwrap();
+    for db in databases().await {
+        let rows = rows(&db);
+        let (a, b) = two_replicas(rows).await;
+        a.change(rows, set("one")).await.unwrap();
         // B has not polled since; its change starts from A's, and succeeds.
-        let before = b.change(db, set("two")).await.unwrap();
+        let before = b.change(rows, set("two")).await.unwrap();
         assert_eq!(before.as_deref(), Some("one"));
-        assert_eq!(
-            store.setting(&hash, "text").await.unwrap().as_deref(),
-            Some("two")
-        );
+        assert_eq!(db.setting("text").await.unwrap().as_deref(), Some("two"));
     }
 }
 
@@ -118,14 +102,14 @@ async fn a_stale_replica_changes_what_is_stored_not_its_snapshot() {
 /// B writes. B must write nothing and say so, whatever B's change was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_computed_from_a_version_another_replica_replaced_is_refused() {
-    for (store, hash) in databases().await {
-        let db = db(&store, &hash);
-        let (a, b) = two_replicas(db).await;
-        a.change(db, set("one")).await.unwrap();
+    for db in databases().await {
+        let rows = rows(&db);
+        let (a, b) = two_replicas(rows).await;
+        a.change(rows, set("one")).await.unwrap();
         let refused = b
-            .change(db, |kind, before| {
+            .change(rows, |kind, before| {
                 assert_eq!(before.as_deref(), Some("one"));
-                let a_lands = a.change(db, set("from a"));
+                let a_lands = a.change(rows, set("from a"));
                 tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(a_lands))
                     .unwrap();
                 set("from b")(kind, before)
@@ -136,38 +120,35 @@ async fn a_change_computed_from_a_version_another_replica_replaced_is_refused() 
             "{:?}",
             refused.map(|_| ())
         );
-        assert_eq!(
-            store.setting(&hash, "text").await.unwrap().as_deref(),
-            Some("from a")
-        );
+        assert_eq!(db.setting("text").await.unwrap().as_deref(), Some("from a"));
         assert_eq!(
             b.snapshot().as_deref(),
             Some("one"),
             "B's change is not in force"
         );
-        assert!(b.refresh(db).await.unwrap());
+        assert!(b.refresh(rows).await.unwrap());
         assert_eq!(b.snapshot().as_deref(), Some("from a"));
     }
 }
 
 #[tokio::test]
 async fn an_unreadable_row_is_replaced_only_by_a_kind_whose_change_replaces_it_all() {
-    for (store, hash) in databases().await {
-        let db = db(&store, &hash);
-        let (whole, checked) = (replica::<true>(db).await, replica::<false>(db).await);
-        store.set_setting(&hash, "text", "broken").await.unwrap();
+    for db in databases().await {
+        let rows = rows(&db);
+        let (whole, checked) = (replica::<true>(rows).await, replica::<false>(rows).await);
+        db.set_setting("text", "broken").await.unwrap();
         // A refresh reports it and keeps the value in force.
         assert!(matches!(
-            checked.refresh(db).await,
+            checked.refresh(rows).await,
             Err(LoadError::Broken { .. })
         ));
         assert_eq!(checked.snapshot().as_deref(), None);
         // A change that must be checked against what is stored cannot be made…
-        let refused = checked.change(db, set("two")).await;
+        let refused = checked.change(rows, set("two")).await;
         assert!(matches!(refused, Err(ManageError::Unreadable(_))));
         // …one that replaces everything can, conditioned on the unreadable row.
         whole
-            .change(db, |_, _| {
+            .change(rows, |_, _| {
                 Ok(Edit {
                     value: Some("fixed".into()),
                     version: "fixed".into(),
@@ -177,28 +158,28 @@ async fn an_unreadable_row_is_replaced_only_by_a_kind_whose_change_replaces_it_a
             })
             .await
             .unwrap();
-        assert!(checked.refresh(db).await.unwrap());
+        assert!(checked.refresh(rows).await.unwrap());
         assert_eq!(checked.snapshot().as_deref(), Some("fixed"));
     }
 }
 
 #[tokio::test]
 async fn a_setting_declared_in_the_file_is_read_only_and_never_reloads() {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
-    let db = db(&store, "h");
+    let db = Db::connect("sqlite::memory:", "h").await.unwrap();
+    let rows = rows(&db);
     let file = Managed::load(
         Text::<false> {
             declared: Some("from the file".into()),
         },
-        db,
+        rows,
     )
     .await
     .unwrap();
     assert!(file.from_file());
-    let refused = file.change(db, set("x")).await;
+    let refused = file.change(rows, set("x")).await;
     assert!(matches!(refused, Err(ManageError::StoreManagedByFile)));
-    store.set_setting("h", "text", "stored").await.unwrap();
-    assert!(!file.refresh(db).await.unwrap());
+    db.set_setting("text", "stored").await.unwrap();
+    assert!(!file.refresh(rows).await.unwrap());
     assert_eq!(file.snapshot().as_deref(), Some("from the file"));
 }
 

@@ -9,9 +9,9 @@ use axum::response::Response;
 use crate::AppState;
 use crate::admin::input::{self, Fields, fmt_time};
 use crate::admin::{AdminUser, CsrfForm};
+use crate::db::{AuditEvent, AuditKind, IdentityLink};
 use crate::error::Error;
 use crate::routes::{render, see_other};
-use crate::store::{AuditEvent, AuditKind, IdentityLink};
 
 pub struct ConnectionView {
     enabled: bool,
@@ -107,14 +107,14 @@ pub async fn dashboard(
             admin_connection: crate::admin::is_admin_connection(&app, c.id.as_str()),
         })
         .collect();
-    let recent = app.store.audit_events(store_hash, 10).await?;
+    let recent = app.db.audit_events(10).await?;
     Ok(render(&DashboardPage {
         csrf: admin.0.csrf,
         store_hash: store_hash.clone(),
         redirect_uri: app.config.redirect_uri("CONNECTION-ID").to_string(),
         admin_redirect_uri: app.config.admin_redirect_uri().to_string(),
         store: StoreView::of(&app),
-        link_count: app.store.count_links(store_hash).await?,
+        link_count: app.db.count_links().await?,
         connections,
         events: recent.iter().map(EventView::from).collect(),
     }))
@@ -135,7 +135,7 @@ impl From<&IdentityLink> for LinkView {
         LinkView {
             issuer: l.issuer.clone(),
             subject: l.subject.clone(),
-            connection: l.connection.clone(),
+            connection: l.connection.to_string(),
             customer_id: l.customer_id,
             email: l.email_at_link.clone(),
             created: fmt_time(l.created_at),
@@ -164,9 +164,7 @@ pub async fn links(
     let found = if email.trim().is_empty() {
         Vec::new()
     } else {
-        app.store
-            .search_links(&app.config.store.store_hash, &email, 200)
-            .await?
+        app.db.search_links(&email, 200).await?
     };
     Ok(render(&LinksPage {
         csrf: admin.0.csrf,
@@ -247,10 +245,7 @@ pub async fn audit(
 ) -> Result<Response, Error> {
     let q = input::query(query.as_deref())?;
     let filter = input::audit_filter(&q)?;
-    let events = app
-        .store
-        .search_audit(&app.config.store.store_hash, &filter)
-        .await?;
+    let events = app.db.search_audit(&filter).await?;
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     Ok(render(&AuditPage {
         csrf: admin.0.csrf,

@@ -40,11 +40,7 @@ pub async fn trial_report(
     AdminUser(admin): AdminUser,
     Path(ticket): Path<String>,
 ) -> Result<Response, Error> {
-    let trial = app
-        .store
-        .trial(&app.config.store.store_hash, &ticket)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let trial = app.db.trial(&ticket).await?.ok_or(Error::NotFound)?;
     let report: Option<serde_json::Value> = trial
         .result
         .as_deref()
