@@ -2,6 +2,7 @@
 //! `oidc-provider`) on ephemeral loopback ports. One test binary, so the crate links once.
 
 mod admin;
+mod admin_activity;
 mod admin_guard;
 mod admin_hardening;
 mod browser;

@@ -10,6 +10,7 @@
 //! behind three extractors ([`AdminUser`], [`CsrfForm`], [`ApiAdmin`]), and the one table
 //! of routes the router is built from ([`routes`]).
 
+pub mod activity;
 pub mod api;
 pub mod audit;
 pub mod auth;

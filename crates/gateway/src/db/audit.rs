@@ -26,6 +26,18 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
 }
 
+/// The most events one export returns; narrow the time range for more.
+pub const EXPORT_MAX: i64 = 50_000;
+
+/// Sign-ins of one bucket of time, result and reason (`""` for successes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInCount {
+    pub bucket: i64,
+    pub succeeded: bool,
+    pub reason: String,
+    pub count: i64,
+}
+
 /// Filters of the audit log view; all optional, combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -141,9 +153,51 @@ impl Db {
         .await
     }
 
-    /// The newest events first, filtered. Absent filters are bound as NULL and skipped by
-    /// `$n IS NULL OR …`, so one statement serves every combination.
+    /// The newest events first, filtered (at most 1,000: a page of the console or the API).
     pub async fn search_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, DbError> {
+        self.search_audit_up_to(f, 1000).await
+    }
+
+    /// As [`Db::search_audit`], for exports: up to [`EXPORT_MAX`] events.
+    pub async fn export_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, DbError> {
+        self.search_audit_up_to(f, EXPORT_MAX).await
+    }
+
+    /// Sign-ins since `since` (Unix seconds) counted per `bucket_secs`-long bucket, result
+    /// and reason, for the console's chart. Counted by the database, not in memory.
+    pub async fn sign_in_counts(
+        &self,
+        since: i64,
+        bucket_secs: i64,
+    ) -> Result<Vec<SignInCount>, DbError> {
+        let rows = self
+            .query(
+                "SELECT (at - $2) / $3 AS bucket, kind, COALESCE(reason, '') AS reason,                  COUNT(*) AS n FROM audit_events                  WHERE store_hash = $1 AND at >= $2                  AND kind IN ('sign_in_succeeded', 'sign_in_refused')                  GROUP BY (at - $2) / $3, kind, COALESCE(reason, '')",
+            )
+            .bind(since)
+            .bind(bucket_secs.max(1))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(SignInCount {
+                    bucket: r.try_get("bucket")?,
+                    succeeded: kind == AuditKind::SignInSucceeded.as_str(),
+                    reason: r.try_get("reason")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Absent filters are bound as NULL and skipped by `$n IS NULL OR …`, so one statement
+    /// serves every combination.
+    async fn search_audit_up_to(
+        &self,
+        f: &AuditFilter,
+        max: i64,
+    ) -> Result<Vec<AuditEvent>, DbError> {
         let rows = self
             .query(
                 "SELECT at, kind, connection, subject, email, customer_id, reason, \
@@ -159,7 +213,7 @@ impl Db {
             .bind(f.connection.as_deref())
             .bind(f.kind.map(AuditKind::as_str))
             .bind(f.email.as_deref().map(like_pattern))
-            .bind(f.limit.clamp(1, 1000))
+            .bind(f.limit.clamp(1, max))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(event_from_row).collect()

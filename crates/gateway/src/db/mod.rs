@@ -22,7 +22,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 
-pub use audit::{AuditEvent, AuditFilter, AuditKind};
+pub use audit::{AuditEvent, AuditFilter, AuditKind, EXPORT_MAX, SignInCount};
 pub use links::IdentityLink;
 pub use settings::{SettingsWrite, StoredConnection};
 pub use trials::Trial;

@@ -41,6 +41,8 @@ pub struct DashboardPage {
     store: Option<StoreView>,
     connections: Vec<ConnectionView>,
     events: Vec<EventView>,
+    /// Sign-ins of the last 24 hours and 7 days.
+    charts: [crate::admin::activity::Chart; 2],
 }
 
 pub struct StoreView {
@@ -108,7 +110,9 @@ pub async fn dashboard(
         })
         .collect();
     let recent = app.db.audit_events(10).await?;
+    let charts = crate::admin::activity::charts(&app.db, app.clock.now()).await?;
     Ok(render(&DashboardPage {
+        charts,
         csrf: admin.0.csrf,
         store_hash: store_hash.clone(),
         redirect_uri: app.config.redirect_uri("CONNECTION-ID").to_string(),
@@ -236,6 +240,15 @@ pub struct AuditPage {
     connections: Vec<String>,
     kinds: Vec<&'static str>,
     events: Vec<EventView>,
+}
+
+/// `GET /admin/audit.csv?<the audit page's filters>`: the filtered events as a CSV download.
+pub async fn audit_csv(
+    State(app): State<Arc<AppState>>,
+    _admin: AdminUser,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    crate::admin::api::csv_download(&app, query.as_deref()).await
 }
 
 pub async fn audit(
