@@ -142,8 +142,9 @@ pub(super) fn validate_server(
         // costs two requests.
         rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(120),
         rate_limit_burst: raw.rate_limit_burst.unwrap_or(60),
-        // Far above one IdP's real sign-ins, far below what would hammer it through us.
-        connection_rate_limit_per_minute: raw.connection_rate_limit_per_minute.unwrap_or(600),
+        // A backstop against driving one IdP through us, above a company-wide rollout
+        // (a thousand employees within minutes: two requests each).
+        connection_rate_limit_per_minute: raw.connection_rate_limit_per_minute.unwrap_or(3000),
         // An admin mistypes a token a few times; a guesser needs billions of tries.
         admin_failures_per_minute: raw.admin_failures_per_minute.unwrap_or(10),
     })
