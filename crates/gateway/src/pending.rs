@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use crate::domain::same_secret;
 use crate::oidc::PendingLogin;
 
 const KEY: &str = "pl";
@@ -137,10 +138,7 @@ pub async fn take(
 ) -> Result<Option<PendingLogin>, tower_sessions::session::Error> {
     for key in [KEY, LEGACY_KEY] {
         let mut list: Vec<Stored> = session.get(key).await?.unwrap_or_default();
-        let Some(pos) = list
-            .iter()
-            .position(|p| constant_time_eq(p.state.as_bytes(), state.as_bytes()))
-        else {
+        let Some(pos) = list.iter().position(|p| same_secret(&p.state, state)) else {
             continue;
         };
         let pending = list.remove(pos);
@@ -148,10 +146,6 @@ pub async fn take(
         return Ok(Some(pending.into()));
     }
     Ok(None)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use tower_sessions::Session;
 
 use super::audit::audit;
+use super::random_token;
 use super::session::{AdminSession, AdminVia, establish, token_fingerprint};
-use super::{random_token, same_secret};
 use crate::AppState;
+use crate::domain::same_secret;
 use crate::error::Error;
 use crate::store::{AuditEvent, AuditKind};
 

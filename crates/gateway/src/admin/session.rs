@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::{random_token, same_secret};
+use super::random_token;
 use crate::AppState;
+use crate::domain::same_secret;
 use crate::error::Error;
 use crate::store::{AuditEvent, AuditKind};
 
