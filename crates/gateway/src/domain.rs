@@ -69,6 +69,20 @@ impl fmt::Display for ConnectionId {
     }
 }
 
+/// A BigCommerce channel (storefront) id. Transparent in serde, so what is stored (pending
+/// logins in sessions) reads and writes as the plain number it always was.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ChannelId(pub i64);
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// An email address with exactly one `@`, a non-empty local part, and a domain that is
 /// lowercased and IDNA-normalised (so `ADA@Exämple.com` and `ada@xn--exmple-cua.com` agree).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::AppState;
 use crate::config::{Channel, Connection};
-use crate::domain::Email;
+use crate::domain::{ChannelId, Email};
 use crate::error::Error;
 use crate::oidc::{self, CallbackParams, PendingLogin};
 use crate::policy;
@@ -115,7 +115,7 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         &conn,
         &metadata,
         &app.config.redirect_uri(conn.id.as_str()),
-        channel.id,
+        ChannelId(channel.id),
         &redirect_to,
         &app.clock,
     );
@@ -155,7 +155,7 @@ pub async fn complete(
         return crate::admin::trial::run(app, pending, params).await;
     }
     let mut audit = AuditEvent {
-        connection: Some(pending.connection.clone()),
+        connection: Some(pending.connection.to_string()),
         ..AuditEvent::default()
     };
     let result = finish_sign_in(app, pending, params, client_ip, &mut audit).await;
@@ -181,7 +181,7 @@ async fn finish_sign_in(
     // sent to: an admin edit between start and callback ends the pending login.
     let conn = app
         .connections
-        .get(&pending.connection)
+        .get(pending.connection.as_str())
         .filter(|c| c.issuer.as_str() == pending.issuer)
         .ok_or(Error::PendingLoginMissing)?;
     let conn = &conn;
@@ -204,7 +204,7 @@ async fn finish_sign_in(
     policy::check_hosted_domain(conn, &identity)?;
     // One snapshot of the store settings for the rest of the sign-in.
     let api = app.bigcommerce()?;
-    let channel = channel(&api, pending.channel_id)?;
+    let channel = channel(&api, pending.channel_id.0)?;
     let customer_id = customer_for(app, &api, conn, &identity, channel.id, audit).await?;
     tracing::Span::current().record("customer_id", customer_id);
     audit.customer_id = Some(customer_id);

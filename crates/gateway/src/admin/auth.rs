@@ -167,7 +167,7 @@ pub async fn sso_start(app: &AppState, session: &Session) -> Result<url::Url, Er
         &conn,
         &metadata,
         &app.config.admin_redirect_uri(),
-        0,
+        crate::domain::ChannelId(0),
         &home,
         &app.clock,
     );
@@ -196,7 +196,7 @@ pub async fn sso_finish(
     }
     // The admin connection can change in the console while an admin is at the IdP: the
     // callback must come back for the connection and issuer it was started with (rule 8).
-    if pending.connection != conn.id.as_str() || pending.issuer != conn.issuer.as_str() {
+    if pending.connection != conn.id || pending.issuer != conn.issuer.as_str() {
         return Err(Error::PendingLoginMissing);
     }
     let identity = crate::oidc::flow::finish(

@@ -118,12 +118,22 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
     };
     // The same checks a shopper's callback gets before the IdP's answer is looked at.
     if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
-        return refused(&pending.connection, None, &Error::PendingLoginExpired);
+        return refused(
+            pending.connection.as_str(),
+            None,
+            &Error::PendingLoginExpired,
+        );
     }
-    let conn = match any_connection(app, &pending.connection) {
+    let conn = match any_connection(app, pending.connection.as_str()) {
         Ok(c) if c.issuer.as_str() == pending.issuer => c,
-        Ok(_) => return refused(&pending.connection, None, &Error::PendingLoginMissing),
-        Err(e) => return refused(&pending.connection, None, &e),
+        Ok(_) => {
+            return refused(
+                pending.connection.as_str(),
+                None,
+                &Error::PendingLoginMissing,
+            );
+        }
+        Err(e) => return refused(pending.connection.as_str(), None, &e),
     };
     let identity = match oidc::flow::finish(
         &app.oidc,
@@ -137,10 +147,10 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
     .await
     {
         Ok(i) => i,
-        Err(e) => return refused(&pending.connection, None, &Error::from(e)),
+        Err(e) => return refused(pending.connection.as_str(), None, &Error::from(e)),
     };
     let claims = Some(claims_of(&identity));
-    match decide(app, &conn, &identity, pending.channel_id).await {
+    match decide(app, &conn, &identity, pending.channel_id.0).await {
         Ok((explanation, customer)) => Report {
             connection: conn.id.to_string(),
             claims,

@@ -9,47 +9,22 @@ use openidconnect::{
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     SignatureVerificationError, TokenResponse,
 };
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::claims::OtherClaims;
 use super::registry::error_chain;
-use super::{Identity, OidcError, ProviderMetadata, Registry};
+use super::{Identity, OidcError, PendingLogin, ProviderMetadata, Registry};
 use crate::clock::Clock;
 use crate::config::Connection;
+use crate::domain::ChannelId;
 use crate::redirect::RelativePath;
-
-/// What the browser's session remembers between `/login` and `/oidc/callback`. The secrets
-/// (state, nonce, PKCE verifier) stay server-side: the cookie holds only the session id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingLogin {
-    pub state: String,
-    pub nonce: String,
-    pub pkce_verifier: String,
-    pub connection: String,
-    /// The issuer the browser was sent to; the callback must come back for it (mix-up defence).
-    pub issuer: String,
-    pub channel_id: i64,
-    pub redirect_to: String,
-    pub started_at: i64,
-    /// Set for an admin's "Try sign-in": the ticket its report is filed under. Such a
-    /// sign-in creates nothing and mints no token.
-    #[serde(default)]
-    pub trial: Option<String>,
-}
-
-impl PendingLogin {
-    pub fn redirect_to(&self) -> Option<RelativePath> {
-        RelativePath::landing(&self.redirect_to).ok()
-    }
-}
 
 /// Builds the authorize URL (code flow, PKCE S256, fresh state and nonce).
 pub fn start(
     conn: &Connection,
     metadata: &ProviderMetadata,
     redirect_uri: &Url,
-    channel_id: i64,
+    channel_id: ChannelId,
     redirect_to: &RelativePath,
     clock: &Clock,
 ) -> (Url, PendingLogin) {
@@ -70,7 +45,7 @@ pub fn start(
         state: state.secret().clone(),
         nonce: nonce.secret().clone(),
         pkce_verifier: verifier.secret().clone(),
-        connection: conn.id.to_string(),
+        connection: conn.id.clone(),
         issuer: conn.issuer.as_str().to_owned(),
         channel_id,
         redirect_to: redirect_to.as_str().to_owned(),

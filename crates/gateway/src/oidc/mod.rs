@@ -6,6 +6,7 @@ pub mod diagnose;
 pub mod discovery;
 pub mod flow;
 pub mod http;
+pub mod pending;
 pub mod registry;
 
 use axum::http::StatusCode;
@@ -16,8 +17,9 @@ use openidconnect::core::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use flow::{CallbackParams, PendingLogin};
+pub use flow::CallbackParams;
 pub use http::IdpHttp;
+pub use pending::PendingLogin;
 pub use registry::Registry;
 
 /// Discovery fields beyond OIDC Discovery 1.0 that we act on.

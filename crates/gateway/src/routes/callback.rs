@@ -30,16 +30,16 @@ pub async fn finish(
     session.save().await?;
     // The IdP that answered is the one whose redirect URI this is: a code for another
     // connection's sign-in is a mix-up, and never goes to that connection's token endpoint.
-    if pending.connection != connection {
+    if pending.connection.as_str() != connection {
         tracing::warn!(connection = %pending.connection, "callback for another connection (mix-up?)");
         return Err(Error::CallbackConnectionMismatch {
-            expected: pending.connection,
+            expected: pending.connection.to_string(),
             got: connection,
         });
     }
     // Before the code exchange: that is the call to the connection's IdP a flood would
     // multiply. The pending login is spent either way; the shopper starts again.
-    app.limits.connection_request(&pending.connection)?;
+    app.limits.connection_request(pending.connection.as_str())?;
     // The IP goes into the login token only when chosen: BigCommerce refuses the token
     // when it differs from the address the storefront sees (SECURITY.md rules 14, 22).
     let request_ip = client_ip.filter(|_| app.config.server.send_request_ip);
