@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::config::{Channel, Connection};
 use crate::domain::{ChannelId, Email};
 use crate::error::Error;
-use crate::oidc::{self, CallbackParams, PendingLogin};
+use crate::oidc::{self, Callback, CallbackParams, PendingLogin};
 use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
@@ -142,23 +142,24 @@ fn channel(api: &StoreApi, id: i64) -> Result<&Channel, Error> {
         .ok_or(Error::UnknownChannel(id))
 }
 
-/// Finishes a sign-in whose pending login the caller took from the session by `state`.
-/// Returns the storefront URL carrying a freshly minted login token. Every outcome is
-/// written to the audit trail.
+/// Finishes a sign-in whose pending login the caller took from the session by `state`, on
+/// the callback it came back to. Returns the storefront URL carrying a freshly minted login
+/// token. Every outcome is written to the audit trail.
 pub async fn complete(
     app: &Arc<AppState>,
     pending: PendingLogin,
+    callback: Callback<'_>,
     params: CallbackParams,
     client_ip: Option<IpAddr>,
 ) -> Result<Url, Error> {
     if pending.trial.is_some() {
-        return crate::admin::trial::run(app, pending, params).await;
+        return crate::admin::trial::run(app, pending, callback, params).await;
     }
     let mut audit = AuditEvent {
         connection: Some(pending.connection.to_string()),
         ..AuditEvent::default()
     };
-    let result = finish_sign_in(app, pending, params, client_ip, &mut audit).await;
+    let result = finish_sign_in(app, pending, callback, params, client_ip, &mut audit).await;
     if let Err(e) = &result {
         audit.kind = AuditKind::SignInRefused;
         audit.reason = Some(e.code().to_owned());
@@ -170,21 +171,13 @@ pub async fn complete(
 async fn finish_sign_in(
     app: &Arc<AppState>,
     pending: PendingLogin,
+    callback: Callback<'_>,
     params: CallbackParams,
     client_ip: Option<IpAddr>,
     audit: &mut AuditEvent,
 ) -> Result<Url, Error> {
-    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
-        return Err(Error::PendingLoginExpired);
-    }
-    // The connection must still exist, be enabled, and point at the issuer the browser was
-    // sent to: an admin edit between start and callback ends the pending login.
-    let conn = app
-        .connections
-        .get(pending.connection.as_str())
-        .filter(|c| c.issuer.as_str() == pending.issuer)
-        .ok_or(Error::PendingLoginMissing)?;
-    let conn = &conn;
+    let (now, ttl) = (app.clock.now(), app.config.server.pending_login_ttl);
+    let conn = &pending.resume(callback, &app.connections.all(), now, ttl)?;
     tracing::Span::current().record("connection", conn.id.as_str());
     let identity = oidc::flow::finish(
         &app.oidc,

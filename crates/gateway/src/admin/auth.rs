@@ -12,6 +12,7 @@ use super::session::{AdminSession, AdminVia, establish, token_fingerprint};
 use crate::AppState;
 use crate::domain::same_secret;
 use crate::error::Error;
+use crate::oidc::Callback;
 use crate::store::{AuditEvent, AuditKind};
 
 const LOGIN_CSRF_KEY: &str = "admin_login_csrf";
@@ -191,14 +192,10 @@ pub async fn sso_finish(
         .ok_or(Error::PendingLoginMissing)?;
     // Spent now, whatever happens next (a 5xx would not save the session otherwise).
     session.save().await?;
-    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
-        return Err(Error::PendingLoginExpired);
-    }
     // The admin connection can change in the console while an admin is at the IdP: the
     // callback must come back for the connection and issuer it was started with (rule 8).
-    if pending.connection != conn.id || pending.issuer != conn.issuer.as_str() {
-        return Err(Error::PendingLoginMissing);
-    }
+    let (now, ttl) = (app.clock.now(), app.config.server.pending_login_ttl);
+    let conn = pending.resume(Callback::Admin(&conn.id), &app.connections.all(), now, ttl)?;
     let identity = crate::oidc::flow::finish(
         &app.oidc,
         &conn,

@@ -13,7 +13,7 @@ use super::checks::any_connection;
 use crate::AppState;
 use crate::config::{Connection, join_path};
 use crate::error::Error;
-use crate::oidc::{self, CallbackParams, Identity, PendingLogin};
+use crate::oidc::{self, Callback, CallbackParams, Identity, PendingError, PendingLogin};
 use crate::provisioning::{self, Plan};
 
 /// A ticket must be used within this many seconds.
@@ -93,10 +93,11 @@ pub enum CustomerOutcome {
 pub async fn run(
     app: &AppState,
     pending: PendingLogin,
+    callback: Callback<'_>,
     params: CallbackParams,
 ) -> Result<Url, Error> {
     let ticket = pending.trial.clone().unwrap_or_default();
-    let report = report(app, &pending, params).await;
+    let report = report(app, &pending, callback, params).await;
     let json = serde_json::to_string(&report).unwrap_or_default();
     app.store
         .finish_trial(&app.config.store.store_hash, &ticket, &json)
@@ -108,7 +109,12 @@ pub async fn run(
     ))
 }
 
-async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) -> Report {
+async fn report(
+    app: &AppState,
+    pending: &PendingLogin,
+    callback: Callback<'_>,
+    params: CallbackParams,
+) -> Report {
     let refused = |connection: &str, claims: Option<Claims>, e: &Error| Report {
         connection: connection.to_owned(),
         claims,
@@ -116,24 +122,16 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
         explanation: e.to_string(),
         customer: None,
     };
-    // The same checks a shopper's callback gets before the IdP's answer is looked at.
-    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
-        return refused(
-            pending.connection.as_str(),
-            None,
-            &Error::PendingLoginExpired,
-        );
-    }
-    let conn = match any_connection(app, pending.connection.as_str()) {
-        Ok(c) if c.issuer.as_str() == pending.issuer => c,
-        Ok(_) => {
-            return refused(
-                pending.connection.as_str(),
-                None,
-                &Error::PendingLoginMissing,
-            );
+    // The same check a shopper's callback gets before the IdP's answer is looked at.
+    let (now, ttl) = (app.clock.now(), app.config.server.pending_login_ttl);
+    let conn = match pending.resume(callback, &app.connections.all(), now, ttl) {
+        Ok(conn) => conn,
+        // A deleted connection is reported as the console names it.
+        Err(PendingError::ConnectionGone(id)) => {
+            let e = Error::UnknownConnection(id.to_string());
+            return refused(id.as_str(), None, &e);
         }
-        Err(e) => return refused(pending.connection.as_str(), None, &e),
+        Err(e) => return refused(pending.connection.as_str(), None, &e.into()),
     };
     let identity = match oidc::flow::finish(
         &app.oidc,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use flow::CallbackParams;
 pub use http::IdpHttp;
-pub use pending::PendingLogin;
+pub use pending::{Callback, PendingError, PendingLogin};
 pub use registry::Registry;
 
 /// Discovery fields beyond OIDC Discovery 1.0 that we act on.

@@ -8,7 +8,7 @@ use super::found;
 use crate::AppState;
 use crate::client_ip::ClientIp;
 use crate::error::Error;
-use crate::oidc::CallbackParams;
+use crate::oidc::{Callback, CallbackParams};
 use crate::signin;
 
 /// `GET /oidc/callback/{connection}?code&state[&iss]`: finishes a sign-in.
@@ -28,22 +28,16 @@ pub async fn finish(
     // a failed code exchange or BigCommerce outage must not leave the state reusable
     // (SECURITY.md rule 7).
     session.save().await?;
-    // The IdP that answered is the one whose redirect URI this is: a code for another
-    // connection's sign-in is a mix-up, and never goes to that connection's token endpoint.
-    if pending.connection.as_str() != connection {
-        tracing::warn!(connection = %pending.connection, "callback for another connection (mix-up?)");
-        return Err(Error::CallbackConnectionMismatch {
-            expected: pending.connection.to_string(),
-            got: connection,
-        });
-    }
     // Before the code exchange: that is the call to the connection's IdP a flood would
     // multiply. The pending login is spent either way; the shopper starts again.
     app.limits.connection_request(pending.connection.as_str())?;
     // The IP goes into the login token only when chosen: BigCommerce refuses the token
     // when it differs from the address the storefront sees (SECURITY.md rules 14, 22).
     let request_ip = client_ip.filter(|_| app.config.server.send_request_ip);
-    let url = signin::complete(&app, pending, params, request_ip).await?;
+    // The IdP that answered is the one whose redirect URI this is: `complete` refuses a
+    // pending login of another connection (mix-up) before any code exchange.
+    let callback = Callback::Connection(&connection);
+    let url = signin::complete(&app, pending, callback, params, request_ip).await?;
     // A new session id once the sign-in is complete (session fixation, SECURITY.md rule 12).
     session.cycle_id().await?;
     Ok(found(url.as_str()))
