@@ -44,8 +44,8 @@ use url::Url;
 
 use super::ProviderMetadata;
 use super::discovery::endpoint_urls;
+use super::error_chain;
 use super::http::IdpHttp;
-use super::registry::error_chain;
 use crate::capped_body::BodyError;
 use crate::config::{Connection, check_idp_url, check_idp_url_str};
 

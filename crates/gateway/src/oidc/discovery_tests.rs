@@ -161,7 +161,32 @@ async fn a_wrong_issuer_is_refused_before_the_keys_are_fetched() {
     let idp = idp(|_, _, d| d["issuer"] = json!("https://elsewhere.example")).await;
     let err = discover(&http(), &idp.conn).await.unwrap_err();
     assert_eq!(err.code(), "idp_metadata_rejected");
+    assert!(
+        matches!(&err, OidcError::Metadata(MetadataError::UnexpectedIssuer { published, .. }) if published == "https://elsewhere.example"),
+        "{err:?}"
+    );
     assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 0);
+}
+
+/// The error keeps what failed underneath (`source()`), typed, and its message as before.
+#[tokio::test]
+async fn an_unreachable_idp_carries_the_transport_error() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let err = discover(&http(), &connection(&issuer)).await.unwrap_err();
+    assert_eq!(err.code(), "idp_unreachable");
+    let fetch = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<FetchError>())
+        .unwrap_or_else(|| panic!("no FetchError under {err:?}"));
+    let FetchError::Transport(transport) = fetch else {
+        panic!("{fetch:?}")
+    };
+    assert!(transport.is_connect(), "{transport:?}");
+    let expected = format!(
+        "identity provider discovery failed: discovery document at {issuer}/.well-known/openid-configuration: request failed: "
+    );
+    assert!(err.to_string().starts_with(&expected), "{err}");
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use openidconnect::core::{CoreClient, CoreGenderClaim, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreClient, CoreErrorResponseType, CoreGenderClaim, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
     AccessToken, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
@@ -12,8 +14,10 @@ use openidconnect::{
 use url::Url;
 
 use super::claims::OtherClaims;
-use super::registry::error_chain;
-use super::{Identity, OidcError, PendingLogin, ProviderMetadata, Registry};
+use super::{
+    ExchangeFailure, IdTokenProblem, Identity, OidcError, PendingLogin, ProviderMetadata, Registry,
+    UserinfoFailure,
+};
 use crate::clock::Clock;
 use crate::config::Connection;
 use crate::domain::ChannelId;
@@ -123,18 +127,16 @@ pub async fn finish(
         };
         return Err(OidcError::ProviderError { error });
     }
-    let code = params
-        .code
-        .ok_or_else(|| OidcError::CodeExchange("callback carries neither code nor error".into()))?;
+    let code = params.code.ok_or(ExchangeFailure::NoCode)?;
 
     let client = client(conn, &metadata, redirect_uri);
     let response = client
         .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| OidcError::CodeExchange(e.to_string()))?
+        .map_err(ExchangeFailure::Configuration)?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
         .request_async(registry.http())
         .await
-        .map_err(|e| classify_exchange_error(&e))?;
+        .map_err(classify_exchange_error)?;
     let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
     let nonce = Nonce::new(pending.nonce.clone());
 
@@ -150,7 +152,7 @@ pub async fn finish(
                 .await?
                 .ok_or(OidcError::IdToken {
                     reason: "unknown_kid",
-                    detail: "no key with this kid, and the JWKS was refetched too recently".into(),
+                    problem: IdTokenProblem::RefetchThrottled,
                 })?;
             let client = self::client(conn, &refreshed, redirect_uri);
             verify(conn, &client, id_token, &nonce, clock)?
@@ -252,13 +254,13 @@ fn verify(
     {
         return Err(OidcError::IdToken {
             reason: "azp_mismatch",
-            detail: format!("azp is {:?}", azp.as_str()),
+            problem: IdTokenProblem::ForeignAuthorizedParty(azp.as_str().to_owned()),
         });
     }
     if claims.subject().is_empty() {
         return Err(OidcError::IdToken {
             reason: "sub_missing",
-            detail: "empty sub".into(),
+            problem: IdTokenProblem::EmptySubject,
         });
     }
     Ok(claims)
@@ -289,7 +291,7 @@ fn classify_claims_error(e: ClaimsVerificationError) -> OidcError {
     };
     OidcError::IdToken {
         reason,
-        detail: error_chain(&e),
+        problem: IdTokenProblem::Claims(e),
     }
 }
 
@@ -298,34 +300,36 @@ type ExchangeError = openidconnect::RequestTokenError<
     openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
 >;
 
-fn classify_exchange_error(e: &ExchangeError) -> OidcError {
+fn classify_exchange_error(e: ExchangeError) -> OidcError {
     match e {
         // The token response did not parse. The crate parses the ID token's claims as part
         // of the response, so a token without `sub`, `iat` or `exp` (or `alg: none`, which
         // the JOSE header type rejects) ends here: it is an ID-token rejection, not an outage.
         openidconnect::RequestTokenError::Parse(err, body) => {
-            let has_id_token = serde_json::from_slice::<serde_json::Value>(body)
+            let has_id_token = serde_json::from_slice::<serde_json::Value>(&body)
                 .is_ok_and(|v| v.get("id_token").is_some_and(|t| t.is_string()));
+            let err = err.into_inner();
             if has_id_token {
                 OidcError::IdToken {
                     reason: "id_token_malformed",
-                    detail: err.inner().to_string(),
+                    problem: IdTokenProblem::Malformed(err),
                 }
             } else {
-                OidcError::CodeExchange(format!("token response did not parse: {}", err.inner()))
+                ExchangeFailure::Unparsable(err).into()
             }
         }
         // An OAuth error answer (invalid_grant: code reused or expired, PKCE mismatch): the
         // IdP is up and said no; trying again from the store is the remedy.
-        openidconnect::RequestTokenError::ServerResponse(r) => {
-            let error = r.error().to_string();
-            if matches!(error.as_str(), "server_error" | "temporarily_unavailable") {
-                OidcError::CodeExchange(format!("token endpoint answered {error}"))
-            } else {
-                OidcError::CodeRejected(error)
+        openidconnect::RequestTokenError::ServerResponse(r) => match r.error() {
+            CoreErrorResponseType::Extension(e)
+                if matches!(e.as_str(), "server_error" | "temporarily_unavailable") =>
+            {
+                ExchangeFailure::Unavailable(r.error().clone()).into()
             }
-        }
-        other => OidcError::CodeExchange(error_chain(other)),
+            other => OidcError::CodeRejected(other.to_string()),
+        },
+        openidconnect::RequestTokenError::Request(e) => ExchangeFailure::Request(e).into(),
+        openidconnect::RequestTokenError::Other(m) => ExchangeFailure::Other(m).into(),
     }
 }
 
@@ -340,7 +344,7 @@ async fn fetch_userinfo(
     let subject = openidconnect::SubjectIdentifier::new(identity.subject.clone());
     let request = client
         .user_info(access_token.clone(), Some(subject))
-        .map_err(|e| OidcError::Userinfo(e.to_string()))?;
+        .map_err(UserinfoFailure::Configuration)?;
     request
         .request_async::<OtherClaims, _, CoreGenderClaim>(registry.http())
         .await
@@ -348,7 +352,7 @@ async fn fetch_userinfo(
             openidconnect::UserInfoError::ClaimsVerification(
                 ClaimsVerificationError::InvalidSubject(_),
             ) => OidcError::UserinfoSubMismatch,
-            other => OidcError::Userinfo(error_chain(&other)),
+            other => UserinfoFailure::from(other).into(),
         })
 }
 

@@ -258,18 +258,6 @@ impl Registry {
     }
 }
 
-/// The whole `source()` chain on one line: the crate's top-level messages are terse.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
