@@ -228,6 +228,16 @@ impl Error {
                 "Unknown storefront",
                 "This sign-in link names a storefront that is not configured. Use the button on the store's sign-in page.".into(),
             ),
+            Error::CallbackParams(_)
+            | Error::PendingLoginMissing
+            | Error::Pending(
+                PendingError::ConnectionGone(_)
+                | PendingError::NotAdminConnection(_)
+                | PendingError::IssuerChanged(_),
+            ) => (
+                "This sign-in link is no longer valid",
+                format!("The sign-in was already completed, was started in another browser, or the link was changed. {try_again}"),
+            ),
             Error::Pending(PendingError::WrongCallback { .. }) => (
                 "This sign-in came back from the wrong place",
                 format!("The answer to this sign-in came from another company's sign-in service than the one it was sent to, so it was not accepted. If you did not expect this, close this page and tell the store. {try_again}"),
@@ -235,10 +245,6 @@ impl Error {
             Error::Pending(PendingError::Expired) => (
                 "Sign-in took too long",
                 format!("For your security a sign-in must be finished within a few minutes. {try_again}"),
-            ),
-            Error::CallbackParams(_) | Error::PendingLoginMissing | Error::Pending(_) => (
-                "This sign-in link is no longer valid",
-                format!("The sign-in was already completed, was started in another browser, or the link was changed. {try_again}"),
             ),
             Error::Oidc(e) => e.public_message(),
             Error::Policy(e) => e.public_message(),

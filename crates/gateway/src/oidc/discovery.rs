@@ -152,4 +152,4 @@ fn fetch_error(what: &'static str, url: &Url, e: FetchError) -> OidcError {
 
 #[cfg(test)]
 #[path = "discovery_tests.rs"]
-mod tests;
+pub(crate) mod tests;

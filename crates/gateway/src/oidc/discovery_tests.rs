@@ -22,14 +22,11 @@ fn http() -> IdpHttp {
 }
 
 fn connection(issuer: &str) -> Connection {
-    let raw: crate::config::RawConnection = toml::from_str(&format!(
-        "id = \"acme\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"acme.test\"]"
-    ))
-    .unwrap();
-    crate::config::validate_connection(0, raw, &mut Vec::new()).unwrap()
+    crate::config::test_connection("acme", issuer)
 }
 
-fn good_doc(issuer: &str) -> Value {
+/// A discovery document that passes every check (here and in "Test connection").
+pub(crate) fn good_doc(issuer: &str) -> Value {
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -41,6 +38,8 @@ fn good_doc(issuer: &str) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "email", "profile"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
     })
 }
 

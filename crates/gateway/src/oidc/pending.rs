@@ -200,16 +200,19 @@ mod tests {
     const TTL: Duration = Duration::from_secs(600);
 
     fn entry(id: &str, issuer: &str, enabled: bool) -> Entry {
-        let raw: crate::config::RawConnection = toml::from_str(&format!(
-            "id = \"{id}\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"{id}.test\"]"
-        ))
-        .unwrap();
-        let mut errors = Vec::new();
         Entry {
-            connection: crate::config::validate_connection(0, raw, &mut errors).unwrap(),
+            connection: crate::config::test_connection(id, issuer),
             source: crate::settings::Source::Console,
             enabled,
         }
+    }
+
+    /// `acme` (the pending login's, at its issuer) and `b`, both enabled.
+    fn both() -> [Entry; 2] {
+        [
+            entry("acme", "https://idp.test", true),
+            entry("b", "https://b.test", true),
+        ]
     }
 
     fn codes(r: Result<Connection, PendingError>) -> Result<String, &'static str> {
@@ -218,11 +221,7 @@ mod tests {
 
     #[test]
     fn a_pending_login_finishes_on_its_own_connection_within_the_ttl() {
-        let p = pending();
-        let all = [
-            entry("other", "https://other.test", true),
-            entry("acme", "https://idp.test", true),
-        ];
+        let (p, all) = (pending(), both());
         let at = |secs: i64| {
             codes(p.resume(Callback::Connection("acme"), &all, p.started_at + secs, TTL))
         };
@@ -235,11 +234,7 @@ mod tests {
     /// is checked first, so a mix-up reads as one even when the login also expired.
     #[test]
     fn a_callback_for_another_connection_is_a_mix_up() {
-        let p = pending();
-        let all = [
-            entry("acme", "https://idp.test", true),
-            entry("b", "https://b.test", true),
-        ];
+        let (p, all) = (pending(), both());
         for now in [p.started_at, p.started_at + 3600] {
             let r = p.resume(Callback::Connection("b"), &all, now, TTL);
             assert!(
@@ -297,10 +292,7 @@ mod tests {
     #[test]
     fn the_admin_callback_finishes_only_with_the_admin_connection() {
         let p = pending();
-        let all = [
-            entry("acme", "https://idp.test", true),
-            entry("b", "https://b.test", true),
-        ];
+        let all = both();
         let admins = |id: &str| ConnectionId::parse(id).unwrap();
         let now = p.started_at;
         assert_eq!(

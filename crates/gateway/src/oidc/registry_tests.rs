@@ -63,12 +63,7 @@ async fn gated_idp() -> GatedIdp {
     };
     let app = idp.router().layer(axum::middleware::from_fn(gate));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let raw: crate::config::RawConnection = toml::from_str(&format!(
-        "id = \"acme\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"acme.test\"]"
-    ))
-    .unwrap();
-    let mut errors = Vec::new();
-    let conn = crate::config::validate_connection(0, raw, &mut errors).unwrap();
+    let conn = crate::config::test_connection("acme", &issuer);
     GatedIdp {
         hold,
         fail,

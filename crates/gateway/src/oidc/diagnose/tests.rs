@@ -8,10 +8,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::config::ChannelAccess;
-use crate::domain::{ConnectionId, Secret};
+// A discovery document like the dev IdP's, for behaviours the dev IdP does not have.
+use crate::domain::Secret;
+use crate::oidc::discovery::tests::good_doc;
 use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, Misbehaviour, demo_users};
-use openidconnect::IssuerUrl;
 
 /// Distinctive, so a leak into any message is found by a plain `contains`.
 const SECRET: &str = "client-secret-MUST-NOT-LEAK-7f3a";
@@ -66,29 +66,12 @@ async fn start_idp(misbehaviour: Misbehaviour) -> String {
 }
 
 fn connection(issuer: &str) -> Connection {
-    Connection {
-        id: ConnectionId::parse("acme").unwrap(),
-        display_name: "Acme".into(),
-        issuer: IssuerUrl::new(issuer.to_owned()).unwrap(),
-        client_id: "gateway".into(),
-        client_secret: Secret::new(SECRET),
-        scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        allowed_email_domains: vec![],
-        trusted_email_domains: Vec::new(),
-        customer_group_id: None,
-        groups_claim: "groups".into(),
-        group_rules: Vec::new(),
-        company_claim: None,
-        hosted_domain: None,
-        sync_profile: false,
-        channels: Vec::new(),
-        create_customers: true,
-        link_existing: crate::config::LinkExisting::default(),
-        allow_non_ascii_email: false,
-        channel_access: ChannelAccess::Channel,
-        id_token_algs: vec!["RS256".into()],
-        clock_leeway: Duration::from_secs(60),
-    }
+    let mut c = crate::config::test_connection("acme", issuer);
+    c.client_id = "gateway".into();
+    c.client_secret = Secret::new(SECRET);
+    c.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+    c.allowed_email_domains = Vec::new();
+    c
 }
 
 async fn run_with(http: &reqwest::Client, conn: &Connection) -> Vec<Check> {
@@ -127,23 +110,6 @@ fn assert_status(checks: &[Check], name: &str, status: CheckStatus, needle: &str
 
 fn names(checks: &[Check]) -> Vec<&'static str> {
     checks.iter().map(|c| c.name).collect()
-}
-
-/// A discovery document like the dev IdP's, for behaviours the dev IdP does not have.
-fn good_doc(issuer: &str) -> Value {
-    json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "userinfo_endpoint": format!("{issuer}/userinfo"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "email", "profile"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-    })
 }
 
 fn rsa_key(kid: Option<&str>) -> Value {
