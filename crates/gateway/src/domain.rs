@@ -29,6 +29,16 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Whether a presented secret (a token, a CSRF token, a `state`) is the expected one, in
+/// constant time, so response timing does not leak how much of a guess matched. Both sides
+/// are hashed first, which makes the comparison independent of their lengths too.
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let (a, b) = (Sha256::digest(presented), Sha256::digest(expected));
+    a[..].ct_eq(&b[..]).into()
+}
+
 /// The short name of an IdP connection, used in URLs and logs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionId(String);
@@ -59,7 +69,8 @@ impl fmt::Display for ConnectionId {
     }
 }
 
-/// A BigCommerce storefront channel's id (`channel_id`, `channel_ids` in the API).
+/// A BigCommerce channel (storefront) id. Transparent in serde, so what is stored (pending
+/// logins in sessions) reads and writes as the plain number it always was.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -238,6 +249,15 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "Secret(***) Secret(***)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn secrets_compare_by_value_only() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert!(!same_secret("", "x"));
+        assert!(same_secret("", ""));
     }
 
     #[test]

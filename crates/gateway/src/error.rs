@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::bigcommerce::ApiError;
-use crate::oidc::OidcError;
+use crate::oidc::{OidcError, PendingError};
 use crate::policy::PolicyError;
 use crate::telemetry::RequestCtx;
 
@@ -39,12 +39,8 @@ pub enum Error {
         "no pending login for this browser matches the state (unknown, already used, or from another browser)"
     )]
     PendingLoginMissing,
-    #[error("the pending login expired")]
-    PendingLoginExpired,
-    #[error(
-        "the callback came back for connection {got:?}, but the sign-in was sent to {expected:?}"
-    )]
-    CallbackConnectionMismatch { expected: String, got: String },
+    #[error(transparent)]
+    Pending(#[from] PendingError),
     #[error(transparent)]
     Oidc(#[from] OidcError),
     #[error(transparent)]
@@ -121,8 +117,7 @@ impl Error {
             | Error::BadParameter(_)
             | Error::CallbackParams(_)
             | Error::PendingLoginMissing
-            | Error::PendingLoginExpired
-            | Error::CallbackConnectionMismatch { .. } => StatusCode::BAD_REQUEST,
+            | Error::Pending(_) => StatusCode::BAD_REQUEST,
             Error::Oidc(e) => e.status(),
             Error::Policy(_) => StatusCode::FORBIDDEN,
             Error::BigCommerce(ApiError::RateLimited { .. }) => StatusCode::SERVICE_UNAVAILABLE,
@@ -148,8 +143,7 @@ impl Error {
             Error::BadParameter(_) => "bad_parameter",
             Error::CallbackParams(_) => "bad_callback_request",
             Error::PendingLoginMissing => "no_pending_login",
-            Error::CallbackConnectionMismatch { .. } => "callback_connection_mismatch",
-            Error::PendingLoginExpired => "pending_login_expired",
+            Error::Pending(e) => e.code(),
             Error::Oidc(e) => e.code(),
             Error::Policy(e) => e.code(),
             Error::BigCommerce(ApiError::RateLimited { .. }) => "bigcommerce_rate_limited",
@@ -234,15 +228,21 @@ impl Error {
                 "Unknown storefront",
                 "This sign-in link names a storefront that is not configured. Use the button on the store's sign-in page.".into(),
             ),
-            Error::CallbackParams(_) | Error::PendingLoginMissing => (
+            Error::CallbackParams(_)
+            | Error::PendingLoginMissing
+            | Error::Pending(
+                PendingError::ConnectionGone(_)
+                | PendingError::NotAdminConnection(_)
+                | PendingError::IssuerChanged(_),
+            ) => (
                 "This sign-in link is no longer valid",
                 format!("The sign-in was already completed, was started in another browser, or the link was changed. {try_again}"),
             ),
-            Error::CallbackConnectionMismatch { .. } => (
+            Error::Pending(PendingError::WrongCallback { .. }) => (
                 "This sign-in came back from the wrong place",
                 format!("The answer to this sign-in came from another company's sign-in service than the one it was sent to, so it was not accepted. If you did not expect this, close this page and tell the store. {try_again}"),
             ),
-            Error::PendingLoginExpired => (
+            Error::Pending(PendingError::Expired) => (
                 "Sign-in took too long",
                 format!("For your security a sign-in must be finished within a few minutes. {try_again}"),
             ),

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use crate::domain::{ChannelId, ConnectionId, same_secret};
 use crate::oidc::PendingLogin;
 
 const KEY: &str = "pl";
@@ -28,8 +29,8 @@ pub const MAX_REDIRECT_TO: usize = 512;
 pub const MAX_PENDING_BYTES: usize = 1024;
 
 /// A [`PendingLogin`] as the session keeps it. The long names are aliases so the legacy
-/// entries still read.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// entries still read. No `Debug`: it holds the state, nonce and verifier in the clear.
+#[derive(Clone, Serialize, Deserialize)]
 struct Stored {
     #[serde(rename = "s", alias = "state")]
     state: String,
@@ -38,11 +39,11 @@ struct Stored {
     #[serde(rename = "v", alias = "pkce_verifier")]
     pkce_verifier: String,
     #[serde(rename = "c", alias = "connection")]
-    connection: String,
+    connection: ConnectionId,
     #[serde(rename = "i", alias = "issuer")]
     issuer: String,
     #[serde(rename = "h", alias = "channel_id")]
-    channel_id: i64,
+    channel_id: ChannelId,
     /// Empty: the channel's default page.
     #[serde(
         rename = "r",
@@ -137,10 +138,7 @@ pub async fn take(
 ) -> Result<Option<PendingLogin>, tower_sessions::session::Error> {
     for key in [KEY, LEGACY_KEY] {
         let mut list: Vec<Stored> = session.get(key).await?.unwrap_or_default();
-        let Some(pos) = list
-            .iter()
-            .position(|p| constant_time_eq(p.state.as_bytes(), state.as_bytes()))
-        else {
+        let Some(pos) = list.iter().position(|p| same_secret(&p.state, state)) else {
             continue;
         };
         let pending = list.remove(pos);
@@ -148,10 +146,6 @@ pub async fn take(
         return Ok(Some(pending.into()));
     }
     Ok(None)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -172,10 +166,10 @@ mod tests {
             state: CsrfToken::new_random().secret().clone(),
             nonce: Nonce::new_random().secret().clone(),
             pkce_verifier: verifier.secret().clone(),
-            connection: "c".repeat(64),
+            connection: ConnectionId::parse(&"c".repeat(64)).unwrap(),
             issuer: "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
                 .into(),
-            channel_id: i64::MAX,
+            channel_id: ChannelId(i64::MAX),
             redirect_to: redirect_to.into(),
             started_at: 1_795_651_200,
             trial: Some(crate::admin::random_token()),
@@ -276,6 +270,26 @@ mod tests {
             .unwrap();
         let back = take(&session, &p.state).await.unwrap().unwrap();
         assert_eq!((back.redirect_to, back.issuer), (p.redirect_to, p.issuer));
+    }
+
+    /// A session written by the version before typed ids, in the compact encoding, exactly
+    /// as that version stored it.
+    #[tokio::test]
+    async fn compact_pending_logins_saved_before_typed_ids_still_finish() {
+        let session = session();
+        let stored = serde_json::json!([{
+            "s": "state-1", "n": "nonce-1", "v": "verifier-1", "c": "acme",
+            "i": "https://idp.test", "h": 2, "r": "/cart.php", "t": 1_795_651_200
+        }]);
+        session.insert(KEY, stored).await.unwrap();
+        let back = take(&session, "state-1").await.unwrap().unwrap();
+        assert_eq!(back.connection.as_str(), "acme");
+        assert_eq!(back.channel_id, ChannelId(2));
+        assert_eq!(
+            (back.nonce.as_str(), back.pkce_verifier.as_str()),
+            ("nonce-1", "verifier-1")
+        );
+        assert_eq!((back.redirect_to.as_str(), back.trial), ("/cart.php", None));
     }
 
     /// The figure in the README: what a `/login` session costs the in-memory store,

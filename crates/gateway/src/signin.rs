@@ -11,7 +11,7 @@ use crate::config::{Channel, Connection};
 use crate::db::{AuditEvent, AuditKind, IdentityLink};
 use crate::domain::{ChannelId, Email};
 use crate::error::Error;
-use crate::oidc::{self, CallbackParams, PendingLogin};
+use crate::oidc::{self, Callback, CallbackParams, PendingLogin};
 use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
@@ -115,7 +115,7 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         &conn,
         &metadata,
         &app.config.redirect_uri(conn.id.as_str()),
-        channel.id,
+        ChannelId(channel.id),
         &redirect_to,
         &app.clock,
     );
@@ -142,23 +142,24 @@ fn channel(api: &StoreApi, id: i64) -> Result<&Channel, Error> {
         .ok_or(Error::UnknownChannel(id))
 }
 
-/// Finishes a sign-in whose pending login the caller took from the session by `state`.
-/// Returns the storefront URL carrying a freshly minted login token. Every outcome is
-/// written to the audit trail.
+/// Finishes a sign-in whose pending login the caller took from the session by `state`, on
+/// the callback it came back to. Returns the storefront URL carrying a freshly minted login
+/// token. Every outcome is written to the audit trail.
 pub async fn complete(
     app: &Arc<AppState>,
     pending: PendingLogin,
+    callback: Callback<'_>,
     params: CallbackParams,
     client_ip: Option<IpAddr>,
 ) -> Result<Url, Error> {
     if pending.trial.is_some() {
-        return crate::admin::trial::run(app, pending, params).await;
+        return crate::admin::trial::run(app, pending, callback, params).await;
     }
     let mut audit = AuditEvent {
-        connection: Some(pending.connection.clone()),
+        connection: Some(pending.connection.to_string()),
         ..AuditEvent::default()
     };
-    let result = finish_sign_in(app, pending, params, client_ip, &mut audit).await;
+    let result = finish_sign_in(app, pending, callback, params, client_ip, &mut audit).await;
     if let Err(e) = &result {
         audit.kind = AuditKind::SignInRefused;
         audit.reason = Some(e.code().to_owned());
@@ -170,21 +171,13 @@ pub async fn complete(
 async fn finish_sign_in(
     app: &Arc<AppState>,
     pending: PendingLogin,
+    callback: Callback<'_>,
     params: CallbackParams,
     client_ip: Option<IpAddr>,
     audit: &mut AuditEvent,
 ) -> Result<Url, Error> {
-    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
-        return Err(Error::PendingLoginExpired);
-    }
-    // The connection must still exist, be enabled, and point at the issuer the browser was
-    // sent to: an admin edit between start and callback ends the pending login.
-    let conn = app
-        .connections
-        .get(&pending.connection)
-        .filter(|c| c.issuer.as_str() == pending.issuer)
-        .ok_or(Error::PendingLoginMissing)?;
-    let conn = &conn;
+    let (now, ttl) = (app.clock.now(), app.config.server.pending_login_ttl);
+    let conn = &pending.resume(callback, &app.connections.all(), now, ttl)?;
     tracing::Span::current().record("connection", conn.id.as_str());
     let identity = oidc::flow::finish(
         &app.oidc,
@@ -204,7 +197,7 @@ async fn finish_sign_in(
     policy::check_hosted_domain(conn, &identity)?;
     // One snapshot of the store settings for the rest of the sign-in.
     let api = app.bigcommerce()?;
-    let channel = channel(&api, pending.channel_id)?;
+    let channel = channel(&api, pending.channel_id.0)?;
     let customer_id = customer_for(app, &api, conn, &identity, channel.id, audit).await?;
     tracing::Span::current().record("customer_id", customer_id);
     audit.customer_id = Some(customer_id);

@@ -94,7 +94,7 @@ pub fn finish(
     state: Option<&str>,
 ) -> Result<Url, Error> {
     let channel_id = match pending {
-        Some(p) if state.is_some_and(|s| crate::admin::same_secret(s, &p.state)) => p.channel_id,
+        Some(p) if state.is_some_and(|s| crate::domain::same_secret(s, &p.state)) => p.channel_id,
         _ => {
             tracing::info!("sign-out returned without its state; using the default storefront");
             1

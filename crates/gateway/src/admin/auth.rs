@@ -7,11 +7,13 @@ use std::sync::Arc;
 use tower_sessions::Session;
 
 use super::audit::audit;
+use super::random_token;
 use super::session::{AdminSession, AdminVia, establish, token_fingerprint};
-use super::{random_token, same_secret};
 use crate::AppState;
 use crate::db::{AuditEvent, AuditKind};
+use crate::domain::same_secret;
 use crate::error::Error;
+use crate::oidc::Callback;
 
 const LOGIN_CSRF_KEY: &str = "admin_login_csrf";
 
@@ -166,7 +168,7 @@ pub async fn sso_start(app: &AppState, session: &Session) -> Result<url::Url, Er
         &conn,
         &metadata,
         &app.config.admin_redirect_uri(),
-        0,
+        crate::domain::ChannelId(0),
         &home,
         &app.clock,
     );
@@ -190,14 +192,10 @@ pub async fn sso_finish(
         .ok_or(Error::PendingLoginMissing)?;
     // Spent now, whatever happens next (a 5xx would not save the session otherwise).
     session.save().await?;
-    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
-        return Err(Error::PendingLoginExpired);
-    }
     // The admin connection can change in the console while an admin is at the IdP: the
     // callback must come back for the connection and issuer it was started with (rule 8).
-    if pending.connection != conn.id.as_str() || pending.issuer != conn.issuer.as_str() {
-        return Err(Error::PendingLoginMissing);
-    }
+    let (now, ttl) = (app.clock.now(), app.config.server.pending_login_ttl);
+    let conn = pending.resume(Callback::Admin(&conn.id), &app.connections.all(), now, ttl)?;
     let identity = crate::oidc::flow::finish(
         &app.oidc,
         &conn,

@@ -41,17 +41,6 @@ pub fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Constant-time comparison, so response timing does not leak how much of a guess matched.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    // Hashing first makes the comparison length-independent too.
-    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
-}
-
 /// How an admin is signed in, for log lines: `sso`, `bootstrap-token` or `api-token`. An SSO
 /// admin's actor is their email, which stays in the audit trail and out of the logs.
 pub fn actor_kind(actor: &str) -> &str {
@@ -61,14 +50,6 @@ pub fn actor_kind(actor: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_compare_by_value_only() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
-        assert!(!same_secret("", "x"));
-    }
 
     #[test]
     fn tokens_are_random_and_long() {

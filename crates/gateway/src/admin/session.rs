@@ -6,9 +6,10 @@
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::{random_token, same_secret};
+use super::random_token;
 use crate::AppState;
 use crate::db::{AuditEvent, AuditKind};
+use crate::domain::same_secret;
 use crate::error::Error;
 
 const SESSION_KEY: &str = "admin";

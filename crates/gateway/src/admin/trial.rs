@@ -13,7 +13,7 @@ use super::checks::any_connection;
 use crate::AppState;
 use crate::config::{Connection, join_path};
 use crate::error::Error;
-use crate::oidc::{self, CallbackParams, Identity, PendingLogin};
+use crate::oidc::{self, Callback, CallbackParams, Identity, PendingError, PendingLogin};
 use crate::provisioning::{self, Plan};
 
 /// A ticket must be used within this many seconds.
@@ -87,10 +87,11 @@ pub enum CustomerOutcome {
 pub async fn run(
     app: &AppState,
     pending: PendingLogin,
+    callback: Callback<'_>,
     params: CallbackParams,
 ) -> Result<Url, Error> {
     let ticket = pending.trial.clone().unwrap_or_default();
-    let report = report(app, &pending, params).await;
+    let report = report(app, &pending, callback, params).await;
     let json = serde_json::to_string(&report).unwrap_or_default();
     app.db.finish_trial(&ticket, &json).await?;
     tracing::info!(connection = %report.connection, decision = %report.decision, "trial sign-in finished");
@@ -100,7 +101,12 @@ pub async fn run(
     ))
 }
 
-async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) -> Report {
+async fn report(
+    app: &AppState,
+    pending: &PendingLogin,
+    callback: Callback<'_>,
+    params: CallbackParams,
+) -> Report {
     let refused = |connection: &str, claims: Option<Claims>, e: &Error| Report {
         connection: connection.to_owned(),
         claims,
@@ -108,14 +114,16 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
         explanation: e.to_string(),
         customer: None,
     };
-    // The same checks a shopper's callback gets before the IdP's answer is looked at.
-    if app.clock.now() - pending.started_at > app.config.server.pending_login_ttl.as_secs() as i64 {
-        return refused(&pending.connection, None, &Error::PendingLoginExpired);
-    }
-    let conn = match any_connection(app, &pending.connection) {
-        Ok(c) if c.issuer.as_str() == pending.issuer => c,
-        Ok(_) => return refused(&pending.connection, None, &Error::PendingLoginMissing),
-        Err(e) => return refused(&pending.connection, None, &e),
+    // The same check a shopper's callback gets before the IdP's answer is looked at.
+    let (now, ttl) = (app.clock.now(), app.config.server.pending_login_ttl);
+    let conn = match pending.resume(callback, &app.connections.all(), now, ttl) {
+        Ok(conn) => conn,
+        // A deleted connection is reported as the console names it.
+        Err(PendingError::ConnectionGone(id)) => {
+            let e = Error::UnknownConnection(id.to_string());
+            return refused(id.as_str(), None, &e);
+        }
+        Err(e) => return refused(pending.connection.as_str(), None, &e.into()),
     };
     let identity = match oidc::flow::finish(
         &app.oidc,
@@ -129,10 +137,10 @@ async fn report(app: &AppState, pending: &PendingLogin, params: CallbackParams) 
     .await
     {
         Ok(i) => i,
-        Err(e) => return refused(&pending.connection, None, &Error::from(e)),
+        Err(e) => return refused(pending.connection.as_str(), None, &Error::from(e)),
     };
     let claims = Some(claims_of(&identity));
-    match decide(app, &conn, &identity, pending.channel_id).await {
+    match decide(app, &conn, &identity, pending.channel_id.0).await {
         Ok((explanation, customer)) => Report {
             connection: conn.id.to_string(),
             claims,

@@ -257,3 +257,17 @@ pub(super) fn check_unique_connections(connections: &[Connection], errors: &mut 
         }
     }
 }
+
+/// A valid connection for unit tests: `id` at `issuer`, client `c` with secret `s`, for
+/// emails of `<id>.test`, every other setting its default. A test sets afterwards the
+/// fields it is about.
+#[cfg(test)]
+pub fn test_connection(id: &str, issuer: &str) -> Connection {
+    let raw: RawConnection = toml::from_str(&format!(
+        "id = \"{id}\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"{id}.test\"]"
+    ))
+    .expect("a test connection parses");
+    let mut errors = Vec::new();
+    validate_connection(0, raw, &mut errors)
+        .unwrap_or_else(|| panic!("a test connection is valid: {errors:?}"))
+}

@@ -25,6 +25,8 @@ mod raw;
 mod server;
 mod validate;
 
+#[cfg(test)]
+pub use connection::test_connection;
 pub use connection::validate_connection;
 pub use env::{VARIABLES, apply_env, connection_secret_env};
 pub use raw::{

@@ -272,3 +272,19 @@ fn connection_channels_must_be_configured() {
         "{e:?}"
     );
 }
+
+#[test]
+fn the_first_matching_group_rule_wins() {
+    let mut c = test_connection("acme", "https://idp.test");
+    c.customer_group_id = Some(1);
+    let rule = |group: &str, customer_group_id| GroupRule {
+        group: group.into(),
+        customer_group_id,
+    };
+    c.group_rules = vec![rule("wholesale", 2), rule("vip", 3)];
+    let g = |v: &[&str]| c.customer_group_for(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(g(&["vip", "wholesale"]), Some(2));
+    assert_eq!(g(&["vip"]), Some(3));
+    assert_eq!(g(&["staff"]), Some(1));
+    assert_eq!(g(&[]), Some(1));
+}

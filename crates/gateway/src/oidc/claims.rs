@@ -82,14 +82,10 @@ mod tests {
     }
 
     fn conn(groups_claim: &str, company_claim: Option<&str>) -> Connection {
-        let mut raw: crate::config::RawConnection = toml::from_str(
-            "id = \"acme\"\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"acme.test\"]",
-        )
-        .unwrap();
-        raw.groups_claim = Some(groups_claim.into());
-        raw.company_claim = company_claim.map(Into::into);
-        let mut errors = Vec::new();
-        crate::config::validate_connection(0, raw, &mut errors).unwrap()
+        let mut c = crate::config::test_connection("acme", "https://idp.test");
+        c.groups_claim = groups_claim.into();
+        c.company_claim = company_claim.map(Into::into);
+        c
     }
 
     #[test]

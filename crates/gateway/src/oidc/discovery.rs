@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::http::{FetchError, IdpHttp};
-use super::{OidcError, ProviderMetadata};
+use super::{MetadataError, OidcError, ProviderMetadata};
 use crate::config::{Connection, check_idp_url, check_idp_url_str};
 
 /// Where `<issuer>/.well-known/openid-configuration` is, built as the crate builds it.
@@ -21,7 +21,7 @@ pub fn discovery_url(conn: &Connection) -> Result<Url, OidcError> {
     let url = conn
         .issuer
         .join(".well-known/openid-configuration")
-        .map_err(|e| OidcError::Metadata(format!("the issuer gives no discovery URL: {e}")))?;
+        .map_err(MetadataError::NoDiscoveryUrl)?;
     // The issuer passed the same rules when the connection was validated; checked again
     // because this is the one URL fetched before any other check can run.
     check_idp_url(&url, conn.issuer.url()).map_err(|reason| OidcError::EndpointRefused {
@@ -83,22 +83,20 @@ pub async fn discover(http: &IdpHttp, conn: &Connection) -> Result<ProviderMetad
         .await
         .map_err(|e| fetch_error("discovery document", &url, e))?;
     let Value::Object(doc) = doc else {
-        return Err(OidcError::Metadata(
-            "the discovery document is not a JSON object".into(),
-        ));
+        return Err(MetadataError::NotAnObject.into());
     };
     // The issuer first: a document from another IdP is refused as that, whatever it names.
     let published = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
     if published != conn.issuer.as_str() {
-        return Err(OidcError::Metadata(format!(
-            "unexpected issuer {:?} (expected {:?})",
-            published.chars().take(200).collect::<String>(),
-            conn.issuer.as_str()
-        )));
+        return Err(MetadataError::UnexpectedIssuer {
+            published: published.chars().take(200).collect(),
+            expected: conn.issuer.as_str().to_owned(),
+        }
+        .into());
     }
     check_endpoints(conn, &doc)?;
-    let metadata: ProviderMetadata = serde_json::from_value(Value::Object(doc))
-        .map_err(|e| OidcError::Metadata(format!("the discovery document cannot be read: {e}")))?;
+    let metadata: ProviderMetadata =
+        serde_json::from_value(Value::Object(doc)).map_err(MetadataError::Unreadable)?;
     check_metadata(conn, &metadata)?;
     let jwks = fetch_jwks(http, metadata.jwks_uri()).await?;
     Ok(metadata.set_jwks(jwks))
@@ -107,7 +105,7 @@ pub async fn discover(http: &IdpHttp, conn: &Connection) -> Result<ProviderMetad
 /// What the typed metadata must offer beyond safe URLs.
 fn check_metadata(conn: &Connection, m: &ProviderMetadata) -> Result<(), OidcError> {
     let Some(token) = m.token_endpoint() else {
-        return Err(OidcError::Metadata("no token_endpoint".into()));
+        return Err(MetadataError::NoTokenEndpoint.into());
     };
     for url in [
         Some(m.authorization_endpoint().url()),
@@ -126,9 +124,7 @@ fn check_metadata(conn: &Connection, m: &ProviderMetadata) -> Result<(), OidcErr
     if let Some(methods) = &m.additional_metadata().code_challenge_methods_supported
         && !methods.iter().any(|x| x == "S256")
     {
-        return Err(OidcError::Metadata(
-            "the IdP does not support PKCE S256".into(),
-        ));
+        return Err(MetadataError::NoPkceS256.into());
     }
     Ok(())
 }
@@ -146,10 +142,14 @@ pub async fn fetch_jwks(
 fn fetch_error(what: &'static str, url: &Url, e: FetchError) -> OidcError {
     match e {
         FetchError::TooLarge { limit } => OidcError::ResponseTooLarge { what, limit },
-        e => OidcError::Discovery(format!("{what} at {url}: {e}")),
+        source => OidcError::Discovery {
+            what,
+            url: url.to_string(),
+            source,
+        },
     }
 }
 
 #[cfg(test)]
 #[path = "discovery_tests.rs"]
-mod tests;
+pub(crate) mod tests;

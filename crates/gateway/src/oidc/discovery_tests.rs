@@ -22,14 +22,11 @@ fn http() -> IdpHttp {
 }
 
 fn connection(issuer: &str) -> Connection {
-    let raw: crate::config::RawConnection = toml::from_str(&format!(
-        "id = \"acme\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"acme.test\"]"
-    ))
-    .unwrap();
-    crate::config::validate_connection(0, raw, &mut Vec::new()).unwrap()
+    crate::config::test_connection("acme", issuer)
 }
 
-fn good_doc(issuer: &str) -> Value {
+/// A discovery document that passes every check (here and in "Test connection").
+pub(crate) fn good_doc(issuer: &str) -> Value {
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -41,6 +38,8 @@ fn good_doc(issuer: &str) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "email", "profile"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
     })
 }
 
@@ -161,7 +160,32 @@ async fn a_wrong_issuer_is_refused_before_the_keys_are_fetched() {
     let idp = idp(|_, _, d| d["issuer"] = json!("https://elsewhere.example")).await;
     let err = discover(&http(), &idp.conn).await.unwrap_err();
     assert_eq!(err.code(), "idp_metadata_rejected");
+    assert!(
+        matches!(&err, OidcError::Metadata(MetadataError::UnexpectedIssuer { published, .. }) if published == "https://elsewhere.example"),
+        "{err:?}"
+    );
     assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), 0);
+}
+
+/// The error keeps what failed underneath (`source()`), typed, and its message as before.
+#[tokio::test]
+async fn an_unreachable_idp_carries_the_transport_error() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let err = discover(&http(), &connection(&issuer)).await.unwrap_err();
+    assert_eq!(err.code(), "idp_unreachable");
+    let fetch = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<FetchError>())
+        .unwrap_or_else(|| panic!("no FetchError under {err:?}"));
+    let FetchError::Transport(transport) = fetch else {
+        panic!("{fetch:?}")
+    };
+    assert!(transport.is_connect(), "{transport:?}");
+    let expected = format!(
+        "identity provider discovery failed: discovery document at {issuer}/.well-known/openid-configuration: request failed: "
+    );
+    assert!(err.to_string().starts_with(&expected), "{err}");
 }
 
 #[tokio::test]

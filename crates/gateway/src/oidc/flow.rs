@@ -3,53 +3,32 @@
 
 use std::collections::HashSet;
 
-use openidconnect::core::{CoreClient, CoreGenderClaim, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreClient, CoreErrorResponseType, CoreGenderClaim, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
     AccessToken, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     SignatureVerificationError, TokenResponse,
 };
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::claims::OtherClaims;
-use super::registry::error_chain;
-use super::{Identity, OidcError, ProviderMetadata, Registry};
+use super::{
+    ExchangeFailure, IdTokenProblem, Identity, OidcError, PendingLogin, ProviderMetadata, Registry,
+    UserinfoFailure,
+};
 use crate::clock::Clock;
 use crate::config::Connection;
+use crate::domain::ChannelId;
 use crate::redirect::RelativePath;
-
-/// What the browser's session remembers between `/login` and `/oidc/callback`. The secrets
-/// (state, nonce, PKCE verifier) stay server-side: the cookie holds only the session id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingLogin {
-    pub state: String,
-    pub nonce: String,
-    pub pkce_verifier: String,
-    pub connection: String,
-    /// The issuer the browser was sent to; the callback must come back for it (mix-up defence).
-    pub issuer: String,
-    pub channel_id: i64,
-    pub redirect_to: String,
-    pub started_at: i64,
-    /// Set for an admin's "Try sign-in": the ticket its report is filed under. Such a
-    /// sign-in creates nothing and mints no token.
-    #[serde(default)]
-    pub trial: Option<String>,
-}
-
-impl PendingLogin {
-    pub fn redirect_to(&self) -> Option<RelativePath> {
-        RelativePath::landing(&self.redirect_to).ok()
-    }
-}
 
 /// Builds the authorize URL (code flow, PKCE S256, fresh state and nonce).
 pub fn start(
     conn: &Connection,
     metadata: &ProviderMetadata,
     redirect_uri: &Url,
-    channel_id: i64,
+    channel_id: ChannelId,
     redirect_to: &RelativePath,
     clock: &Clock,
 ) -> (Url, PendingLogin) {
@@ -70,7 +49,7 @@ pub fn start(
         state: state.secret().clone(),
         nonce: nonce.secret().clone(),
         pkce_verifier: verifier.secret().clone(),
-        connection: conn.id.to_string(),
+        connection: conn.id.clone(),
         issuer: conn.issuer.as_str().to_owned(),
         channel_id,
         redirect_to: redirect_to.as_str().to_owned(),
@@ -148,18 +127,16 @@ pub async fn finish(
         };
         return Err(OidcError::ProviderError { error });
     }
-    let code = params
-        .code
-        .ok_or_else(|| OidcError::CodeExchange("callback carries neither code nor error".into()))?;
+    let code = params.code.ok_or(ExchangeFailure::NoCode)?;
 
     let client = client(conn, &metadata, redirect_uri);
     let response = client
         .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| OidcError::CodeExchange(e.to_string()))?
+        .map_err(ExchangeFailure::Configuration)?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
         .request_async(registry.http())
         .await
-        .map_err(|e| classify_exchange_error(&e))?;
+        .map_err(classify_exchange_error)?;
     let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
     let nonce = Nonce::new(pending.nonce.clone());
 
@@ -175,7 +152,7 @@ pub async fn finish(
                 .await?
                 .ok_or(OidcError::IdToken {
                     reason: "unknown_kid",
-                    detail: "no key with this kid, and the JWKS was refetched too recently".into(),
+                    problem: IdTokenProblem::RefetchThrottled,
                 })?;
             let client = self::client(conn, &refreshed, redirect_uri);
             verify(conn, &client, id_token, &nonce, clock)?
@@ -277,13 +254,13 @@ fn verify(
     {
         return Err(OidcError::IdToken {
             reason: "azp_mismatch",
-            detail: format!("azp is {:?}", azp.as_str()),
+            problem: IdTokenProblem::ForeignAuthorizedParty(azp.as_str().to_owned()),
         });
     }
     if claims.subject().is_empty() {
         return Err(OidcError::IdToken {
             reason: "sub_missing",
-            detail: "empty sub".into(),
+            problem: IdTokenProblem::EmptySubject,
         });
     }
     Ok(claims)
@@ -314,7 +291,7 @@ fn classify_claims_error(e: ClaimsVerificationError) -> OidcError {
     };
     OidcError::IdToken {
         reason,
-        detail: error_chain(&e),
+        problem: IdTokenProblem::Claims(e),
     }
 }
 
@@ -323,34 +300,36 @@ type ExchangeError = openidconnect::RequestTokenError<
     openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
 >;
 
-fn classify_exchange_error(e: &ExchangeError) -> OidcError {
+fn classify_exchange_error(e: ExchangeError) -> OidcError {
     match e {
         // The token response did not parse. The crate parses the ID token's claims as part
         // of the response, so a token without `sub`, `iat` or `exp` (or `alg: none`, which
         // the JOSE header type rejects) ends here: it is an ID-token rejection, not an outage.
         openidconnect::RequestTokenError::Parse(err, body) => {
-            let has_id_token = serde_json::from_slice::<serde_json::Value>(body)
+            let has_id_token = serde_json::from_slice::<serde_json::Value>(&body)
                 .is_ok_and(|v| v.get("id_token").is_some_and(|t| t.is_string()));
+            let err = err.into_inner();
             if has_id_token {
                 OidcError::IdToken {
                     reason: "id_token_malformed",
-                    detail: err.inner().to_string(),
+                    problem: IdTokenProblem::Malformed(err),
                 }
             } else {
-                OidcError::CodeExchange(format!("token response did not parse: {}", err.inner()))
+                ExchangeFailure::Unparsable(err).into()
             }
         }
         // An OAuth error answer (invalid_grant: code reused or expired, PKCE mismatch): the
         // IdP is up and said no; trying again from the store is the remedy.
-        openidconnect::RequestTokenError::ServerResponse(r) => {
-            let error = r.error().to_string();
-            if matches!(error.as_str(), "server_error" | "temporarily_unavailable") {
-                OidcError::CodeExchange(format!("token endpoint answered {error}"))
-            } else {
-                OidcError::CodeRejected(error)
+        openidconnect::RequestTokenError::ServerResponse(r) => match r.error() {
+            CoreErrorResponseType::Extension(e)
+                if matches!(e.as_str(), "server_error" | "temporarily_unavailable") =>
+            {
+                ExchangeFailure::Unavailable(r.error().clone()).into()
             }
-        }
-        other => OidcError::CodeExchange(error_chain(other)),
+            other => OidcError::CodeRejected(other.to_string()),
+        },
+        openidconnect::RequestTokenError::Request(e) => ExchangeFailure::Request(e).into(),
+        openidconnect::RequestTokenError::Other(m) => ExchangeFailure::Other(m).into(),
     }
 }
 
@@ -365,7 +344,7 @@ async fn fetch_userinfo(
     let subject = openidconnect::SubjectIdentifier::new(identity.subject.clone());
     let request = client
         .user_info(access_token.clone(), Some(subject))
-        .map_err(|e| OidcError::Userinfo(e.to_string()))?;
+        .map_err(UserinfoFailure::Configuration)?;
     request
         .request_async::<OtherClaims, _, CoreGenderClaim>(registry.http())
         .await
@@ -373,7 +352,7 @@ async fn fetch_userinfo(
             openidconnect::UserInfoError::ClaimsVerification(
                 ClaimsVerificationError::InvalidSubject(_),
             ) => OidcError::UserinfoSubMismatch,
-            other => OidcError::Userinfo(error_chain(&other)),
+            other => UserinfoFailure::from(other).into(),
         })
 }
 
@@ -416,42 +395,4 @@ fn localized<T: std::ops::Deref<Target = String>>(
         .and_then(|c| c.get(None))
         .map(|v| v.to_string())
         .filter(|s| !s.trim().is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conn(groups_claim: &str, company_claim: Option<&str>) -> Connection {
-        let mut raw: crate::config::RawConnection = toml::from_str(
-            "id = \"acme\"\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret = \"s\"\nallowed_email_domains = [\"acme.test\"]",
-        )
-        .unwrap();
-        raw.groups_claim = Some(groups_claim.into());
-        raw.company_claim = company_claim.map(Into::into);
-        let mut errors = Vec::new();
-        crate::config::validate_connection(0, raw, &mut errors).unwrap()
-    }
-
-    #[test]
-    fn the_first_matching_group_rule_wins() {
-        let mut c = conn("groups", None);
-        c.customer_group_id = Some(1);
-        c.group_rules = vec![
-            crate::config::GroupRule {
-                group: "wholesale".into(),
-                customer_group_id: 2,
-            },
-            crate::config::GroupRule {
-                group: "vip".into(),
-                customer_group_id: 3,
-            },
-        ];
-        let g =
-            |v: &[&str]| c.customer_group_for(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(g(&["vip", "wholesale"]), Some(2));
-        assert_eq!(g(&["vip"]), Some(3));
-        assert_eq!(g(&["staff"]), Some(1));
-        assert_eq!(g(&[]), Some(1));
-    }
 }

@@ -30,8 +30,8 @@ pub struct IdpHttp {
 /// Why a JSON document could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("request failed: {0}")]
-    Transport(String),
+    #[error("request failed: {}", super::error_chain(.0))]
+    Transport(#[source] reqwest::Error),
     #[error("answered HTTP {0} instead of 200")]
     Status(u16),
     #[error("answered Content-Type {0:?}, not JSON")]
@@ -39,7 +39,7 @@ pub enum FetchError {
     #[error("the answer is larger than {} KiB", limit / 1024)]
     TooLarge { limit: usize },
     #[error("the answer is not JSON: {0}")]
-    NotJson(String),
+    NotJson(#[source] serde_json::Error),
 }
 
 impl IdpHttp {
@@ -70,7 +70,6 @@ impl IdpHttp {
         url: &Url,
         also_accepted: &[&str],
     ) -> Result<T, FetchError> {
-        let transport = |e: reqwest::Error| FetchError::Transport(super::registry::error_chain(&e));
         let started = std::time::Instant::now();
         let response = self
             .client
@@ -79,7 +78,7 @@ impl IdpHttp {
             .send()
             .await;
         count_idp_call(&response, started);
-        let response = response.map_err(transport)?;
+        let response = response.map_err(FetchError::Transport)?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -98,9 +97,9 @@ impl IdpHttp {
         }
         let body = self.read_body(response).await.map_err(|e| match e {
             BodyError::TooLarge { limit } => FetchError::TooLarge { limit },
-            BodyError::Transport(e) => transport(e),
+            BodyError::Transport(e) => FetchError::Transport(e),
         })?;
-        serde_json::from_slice(&body).map_err(|e| FetchError::NotJson(e.to_string()))
+        serde_json::from_slice(&body).map_err(FetchError::NotJson)
     }
 }
 

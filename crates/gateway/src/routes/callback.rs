@@ -8,7 +8,7 @@ use super::found;
 use crate::AppState;
 use crate::client_ip::ClientIp;
 use crate::error::Error;
-use crate::oidc::CallbackParams;
+use crate::oidc::{Callback, CallbackParams};
 use crate::signin;
 
 /// `GET /oidc/callback/{connection}?code&state[&iss]`: finishes a sign-in.
@@ -28,28 +28,24 @@ pub async fn finish(
     // a failed code exchange or BigCommerce outage must not leave the state reusable
     // (SECURITY.md rule 7).
     session.save().await?;
-    // The IdP that answered is the one whose redirect URI this is: a code for another
-    // connection's sign-in is a mix-up, and never goes to that connection's token endpoint.
-    if pending.connection != connection {
-        tracing::warn!(connection = %pending.connection, "callback for another connection (mix-up?)");
-        return Err(Error::CallbackConnectionMismatch {
-            expected: pending.connection,
-            got: connection,
-        });
-    }
     // Before the code exchange: that is the call to the connection's IdP a flood would
     // multiply. The pending login is spent either way; the shopper starts again.
-    app.limits.connection_request(&pending.connection)?;
+    app.limits.connection_request(pending.connection.as_str())?;
     // The IP goes into the login token only when chosen: BigCommerce refuses the token
     // when it differs from the address the storefront sees (SECURITY.md rules 14, 22).
     let request_ip = client_ip.filter(|_| app.config.server.send_request_ip);
     let signed_in = crate::signout::SignedIn {
-        connection: pending.connection.clone(),
-        channel_id: pending.channel_id,
+        connection: pending.connection.to_string(),
+        channel_id: pending.channel_id.0,
     };
     let trial = pending.trial.is_some();
-    let url =
-        crate::metrics::time_sign_in(signin::complete(&app, pending, params, request_ip)).await?;
+    // The IdP that answered is the one whose redirect URI this is: `complete` refuses a
+    // pending login of another connection (mix-up) before any code exchange.
+    let callback = Callback::Connection(&connection);
+    let url = crate::metrics::time_sign_in(signin::complete(
+        &app, pending, callback, params, request_ip,
+    ))
+    .await?;
     // A new session id once the sign-in is complete (session fixation, SECURITY.md rule 12).
     session.cycle_id().await?;
     // Which IdP to sign out of later (`/logout`).

@@ -20,7 +20,7 @@ pub async fn start(
     match signin::begin(&app, request).await? {
         Begin::Redirect { url, pending } => {
             // Counted only once the connection is known; the browser goes to its IdP next.
-            app.limits.connection_request(&pending.connection)?;
+            app.limits.connection_request(pending.connection.as_str())?;
             crate::pending::remember(&session, *pending).await?;
             Ok(found(url.as_str()))
         }

@@ -12,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::endpoints::{
     ACCESS_TOKEN_TTL, CODE_TTL, HANG, SUPPORTED_SCOPES, no_store, parse_params, random_token,
@@ -264,7 +265,7 @@ fn authenticate_client<'a>(
         _ => return Err(TokenError::invalid_client()),
     };
     idp.client(&client_id)
-        .filter(|c| constant_time_eq(c.client_secret.as_bytes(), secret.as_bytes()))
+        .filter(|c| bool::from(c.client_secret.as_bytes().ct_eq(secret.as_bytes())))
         .ok_or_else(TokenError::invalid_client)
 }
 
@@ -285,10 +286,6 @@ fn form_decode(s: &str) -> Option<String> {
         .decode_utf8()
         .ok()
         .map(|s| s.into_owned())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// RFC 7636 §4.1 verifier syntax, then BASE64URL(SHA256(verifier)) == challenge.
