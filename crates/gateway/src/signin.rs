@@ -261,7 +261,7 @@ async fn customer_for(
             "existing customer must reset its password"
         );
     }
-    let link = app
+    let inserted = app
         .db
         .insert_link(&IdentityLink {
             issuer: identity.issuer.clone(),
@@ -273,26 +273,20 @@ async fn customer_for(
             created_at: now,
             last_sign_in_at: now,
         })
-        .await?;
-    // Two subjects of one issuer linking the same customer at once both passed the check
-    // above. The earliest link (then the smallest subject) wins, which every racer computes
-    // alike; the others take theirs back.
-    let first_of_issuer = app
-        .db
-        .links_of_customer(link.customer_id)
-        .await?
-        .into_iter()
-        .find(|l| l.issuer == identity.issuer);
-    if let Some(first) = first_of_issuer
-        && first.subject != identity.subject
-    {
-        app.db.delete_link(&link.issuer, &link.subject).await?;
-        let e = policy::PolicyError::CustomerAlreadyLinked {
-            issuer: identity.issuer.clone(),
-            customer_id: link.customer_id,
-        };
-        return Err(link_refused(app, audit, link.customer_id, e).await);
-    }
+        .await;
+    let link = match inserted {
+        Ok(link) => link,
+        // Two subjects of one issuer linking the same customer at once both passed the
+        // check above; the database's unique index lets exactly one of them in.
+        Err(crate::db::DbError::CustomerAlreadyLinked) => {
+            let e = policy::PolicyError::CustomerAlreadyLinked {
+                issuer: identity.issuer.clone(),
+                customer_id: customer.id,
+            };
+            return Err(link_refused(app, audit, customer.id, e).await);
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The first-sign-in event goes in before the sign-in's own event.
     let kind = match (customer.created, action) {
         (true, _) => AuditKind::CustomerCreated,

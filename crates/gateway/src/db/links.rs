@@ -85,7 +85,13 @@ impl Db {
         .bind(link.created_at)
         .bind(link.last_sign_in_at)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| match &e {
+            // The same subject at once is `DO NOTHING` above; a unique violation left is
+            // another subject of this issuer holding the customer.
+            sqlx::Error::Database(db) if db.is_unique_violation() => DbError::CustomerAlreadyLinked,
+            _ => DbError::Query(e),
+        })?;
         self.find_link(&link.issuer, &link.subject)
             .await?
             .ok_or(DbError::Query(sqlx::Error::RowNotFound))

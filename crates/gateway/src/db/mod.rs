@@ -45,6 +45,10 @@ pub enum DbError {
     BadConnectionId(String),
     #[error("identity link row holds channel ids that cannot be read: {0}")]
     BadChannelIds(#[source] serde_json::Error),
+    /// The customer is already linked to another subject of the same issuer (the unique
+    /// index `identity_links_one_per_issuer`, SECURITY.md rule 20).
+    #[error("the customer is already linked to another subject of this issuer")]
+    CustomerAlreadyLinked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,12 +54,12 @@ async fn links_round_trip_and_the_first_insert_wins() {
             .unwrap()
             .unwrap();
         assert_eq!(found.last_sign_in_at, 200);
-        let mut global = link("u2", 7);
+        let mut global = link("u2", 8);
         global.channel_ids = None;
         db.insert_link(&global).await.unwrap();
-        let of_customer = db.links_of_customer(7).await.unwrap();
-        assert_eq!(of_customer.len(), 2);
-        assert_eq!(of_customer[1].channel_ids, None);
+        let of_customer = db.links_of_customer(8).await.unwrap();
+        assert_eq!(of_customer.len(), 1);
+        assert_eq!(of_customer[0].channel_ids, None);
     }
 }
 
@@ -353,4 +353,60 @@ async fn bad_urls_are_explained_without_passwords() {
         .unwrap()
         .to_string();
     assert!(e.contains("cannot open the database"), "{e}");
+}
+
+/// SECURITY.md rule 20 at the database: one subject of an issuer per customer, whatever
+/// the timing of two first sign-ins; another issuer may still link the same customer.
+#[tokio::test]
+async fn a_customer_takes_one_subject_per_issuer() {
+    for db in databases().await {
+        db.insert_link(&link("first", 7)).await.unwrap();
+        let second = db.insert_link(&link("second", 7)).await;
+        assert!(
+            matches!(second, Err(DbError::CustomerAlreadyLinked)),
+            "{second:?}"
+        );
+        let mut other_issuer = link("first", 7);
+        other_issuer.issuer = "https://other-idp.test".into();
+        db.insert_link(&other_issuer).await.unwrap();
+        assert_eq!(db.links_of_customer(7).await.unwrap().len(), 2);
+    }
+}
+
+/// Migration 0006 keeps the link the gateway would have kept (the earliest, then the
+/// smallest subject) of each issuer and customer, then enforces one.
+#[tokio::test]
+async fn migration_0006_keeps_the_first_link_of_each_issuer() {
+    let db = Db::connect("sqlite::memory:", "m6").await.unwrap();
+    sqlx::query("DROP INDEX identity_links_one_per_issuer")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let at = |subject: &str, created_at| IdentityLink {
+        created_at,
+        ..link(subject, 9)
+    };
+    for l in [at("late", 300), at("b-early", 100), at("a-early", 100)] {
+        db.insert_link(&l).await.unwrap();
+    }
+    db.insert_link(&link("alone", 10)).await.unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../migrations/sqlite/0006_one_link_per_issuer.sql"
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let kept: Vec<String> = db
+        .links_of_customer(9)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.subject)
+        .collect();
+    assert_eq!(kept, ["a-early"]);
+    assert_eq!(db.links_of_customer(10).await.unwrap().len(), 1);
+    assert!(matches!(
+        db.insert_link(&link("again", 9)).await,
+        Err(DbError::CustomerAlreadyLinked)
+    ));
 }
