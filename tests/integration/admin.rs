@@ -4,7 +4,9 @@ use bc_sso_gateway::admin::{Access, AdminRoute};
 use bc_sso_gateway::db::AuditKind;
 use reqwest::{Method, StatusCode};
 
-use crate::common::{Env, connection_json, hidden_value, new_browser, page_of};
+use crate::common::{
+    Env, admin_sign_in_unset, connection_json, hidden_value, new_browser, page_of,
+};
 
 #[tokio::test]
 async fn nothing_admin_is_reachable_without_signing_in() {
@@ -219,24 +221,14 @@ async fn store_check_and_connection_test_report_in_plain_words() {
     assert_eq!(page.location.unwrap().path(), "/admin/login");
     env.admin_sign_in().await;
     let store = env.open("/admin/checks/store").await;
-    assert_eq!(store.status, StatusCode::OK);
-    assert!(
-        store.body.contains("<strong id=\"overall\">ok</strong>"),
-        "{}",
-        store.body
-    );
+    store.assert_checks_passed();
     assert!(
         store.body.contains("Wholesale"),
         "customer groups listed: {}",
         store.body
     );
     let conn = env.open("/admin/checks/connections/demo").await;
-    assert_eq!(conn.status, StatusCode::OK);
-    assert!(
-        conn.body.contains("<strong id=\"overall\">ok</strong>"),
-        "{}",
-        conn.body
-    );
+    conn.assert_checks_passed();
     assert!(
         conn.body
             .contains(&env.demo.state.config.redirect_uri("demo").to_string())
@@ -507,11 +499,7 @@ async fn admin_sso_needs_a_verified_listed_email_or_a_listed_group() {
 /// another replica, and can be turned off again.
 #[tokio::test]
 async fn admin_sign_in_is_set_up_in_the_console() {
-    let env = Env::configured(|c| {
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
+    let env = Env::configured(admin_sign_in_unset).await;
     let login = env.open("/admin/login").await;
     assert!(!login.body.contains("admin-sso"), "off until set");
     env.open("/admin/sso")
@@ -527,9 +515,9 @@ async fn admin_sign_in_is_set_up_in_the_console() {
         ("allowed_emails", "ada@example.com"),
         ("bootstrap_token", "not-the-token"),
     ];
-    let no_token = env.post("/admin/access", &no_token).await;
-    assert_eq!(no_token.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(no_token.body.contains("admin token"), "{}", no_token.body);
+    env.post("/admin/access", &no_token)
+        .await
+        .assert_form_refused(&["admin token"]);
     assert!(env.demo.state.admin_access.current().is_none());
     let refused = [
         ("csrf", csrf.as_str()),
@@ -537,15 +525,12 @@ async fn admin_sign_in_is_set_up_in_the_console() {
         ("allowed_emails", "not-an-email"),
         ("bootstrap_token", &token),
     ];
-    let refused = env.post("/admin/access", &refused).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for reason in ["there is no connection \"nope\"", "\"not-an-email\""] {
-        assert!(
-            refused.body.contains(&reason.replace('"', "&#34;")),
-            "{reason}: {}",
-            refused.body
-        );
-    }
+    env.post("/admin/access", &refused)
+        .await
+        .assert_form_refused(&[
+            "there is no connection &#34;nope&#34;",
+            "&#34;not-an-email&#34;",
+        ]);
     assert!(env.demo.state.admin_access.current().is_none());
     let forged = [
         ("connection", "demo"),
@@ -584,12 +569,7 @@ async fn admin_sign_in_is_set_up_in_the_console() {
 
     // An admin at the IdP while the admin connection is switched: the callback was
     // started for the old connection and is refused (rule 8).
-    let issuer = env.demo.state.config.connections[0].issuer.as_str();
-    let second = connection_json("second", issuer, "second.test");
-    let (created, _) = env
-        .api_call(Method::POST, "/admin/api/connections", second)
-        .await;
-    assert_eq!(created, StatusCode::CREATED);
+    env.create_connection("second", "second.test").await;
     let callback = env.admin_sso_callback(&env.browser, "ada").await;
     let switch =
         serde_json::json!({ "connection": "second", "allowed_emails": ["ada@example.com"] });
@@ -677,13 +657,8 @@ async fn api_cannot_create_a_connection_for_an_unconfigured_channel() {
         ("allowed_email_domains", "third.test"),
         ("channels", "2"),
     ];
-    let page = env.post("/admin/connections/new", &form).await;
-    assert_eq!(
-        page.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        page.body
-    );
-    assert!(page.body.contains(rule), "{}", page.body);
+    env.post("/admin/connections/new", &form)
+        .await
+        .assert_form_refused(&[rule]);
     assert!(env.demo.state.connections.any("third").is_none());
 }

@@ -48,11 +48,10 @@ async fn audit_log_exports_as_csv_in_the_console_and_the_api() {
     let r = csv.send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = r.headers()["content-disposition"].to_str().unwrap();
     assert!(
-        r.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment; filename=\"bc-sso-audit-")
+        disposition.starts_with("attachment; filename=\"bc-sso-audit-"),
+        "{disposition}"
     );
     let text = r.text().await.unwrap();
     let mut lines = text.lines();

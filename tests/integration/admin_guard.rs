@@ -5,7 +5,7 @@
 use bc_sso_gateway::db::{AuditEvent, AuditKind};
 use reqwest::StatusCode;
 
-use crate::common::{Env, browser_from as client, hidden_value, page_of};
+use crate::common::{Env, browser_from as client, fetch, hidden_value, page_of};
 
 /// The gateway behind a load balancer at 127.0.0.1 (where the tests connect from).
 async fn env() -> Env {
@@ -91,14 +91,7 @@ async fn guessing_the_admin_api_token_is_limited_and_audited() {
 async fn guessing_the_admin_login_token_is_limited_and_audited() {
     let env = env().await;
     let guesser = client("198.51.100.30", "guesser/2.0");
-    let form = page_of(
-        guesser
-            .get(env.gateway("/admin/login"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let form = fetch(&guesser, env.gateway("/admin/login")).await;
     let csrf = hidden_value(&form.body, "csrf").unwrap();
     let post = |token: String| {
         guesser
@@ -128,7 +121,7 @@ async fn guessing_the_admin_login_token_is_limited_and_audited() {
     let prober = client("198.51.100.31", "prober/1.0");
     for i in 0..11 {
         let url = env.gateway(&format!("/admin/oidc/callback?state=s{i}&code=c{i}"));
-        let page = page_of(prober.get(url).send().await.unwrap()).await;
+        let page = fetch(&prober, url).await;
         let expected = if i < 10 {
             StatusCode::BAD_REQUEST
         } else {
@@ -145,7 +138,7 @@ async fn guessing_the_admin_login_token_is_limited_and_audited() {
     // A company account that is not an admin: refused once, audited once, with the client.
     let grace = client("198.51.100.32", "browser/1.0");
     let callback = env.admin_sso_callback(&grace, "grace").await;
-    let refused = page_of(grace.get(callback).send().await.unwrap()).await;
+    let refused = fetch(&grace, callback).await;
     refused.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
     let refusals = refusals_from(&env, "198.51.100.32").await;
     assert_eq!(refusals.len(), 1);

@@ -4,7 +4,7 @@
 use bc_sso_gateway::db::AuditKind;
 use reqwest::{Method, StatusCode};
 
-use crate::common::{Env, connection_json, hidden_value};
+use crate::common::{Env, admin_sign_in_unset, hidden_value};
 
 /// The review signed in to the console with a Google account outside the Workspace domain
 /// (no `hd` claim), which the same connection refuses to shoppers.
@@ -42,20 +42,12 @@ async fn admin_sso_from_a_domain_the_connection_does_not_allow_is_refused() {
 /// the admin connection now needs the bootstrap token typed again.
 #[tokio::test]
 async fn console_session_cannot_repoint_the_admin_connection_without_the_token() {
-    let env = Env::configured(|c| {
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
+    let env = Env::configured(admin_sign_in_unset).await;
     let issuer = env.demo.state.config.connections[0]
         .issuer
         .as_str()
         .to_owned();
-    let admins = connection_json("admins", &issuer, "admins.test");
-    let (created, _) = env
-        .api_call(Method::POST, "/admin/api/connections", admins)
-        .await;
-    assert_eq!(created, StatusCode::CREATED);
+    env.create_connection("admins", "admins.test").await;
     let access =
         serde_json::json!({ "connection": "admins", "allowed_emails": ["it@admins.test"] });
     let (access, _) = env.api_call(Method::PUT, "/admin/api/access", access).await;
@@ -85,16 +77,9 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
         f
     };
     for typed in [None, Some(String::new()), Some("a-wrong-guess".to_owned())] {
-        let page = env
-            .post("/admin/connections/admins/edit", &form(typed))
-            .await;
-        assert_eq!(
-            page.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            page.body
-        );
-        assert!(page.body.contains("admin token"), "{}", page.body);
+        env.post("/admin/connections/admins/edit", &form(typed))
+            .await
+            .assert_form_refused(&["admin token"]);
     }
     let conn = env.demo.state.connections.any("admins").unwrap();
     assert_eq!(conn.issuer.as_str(), issuer, "not repointed");

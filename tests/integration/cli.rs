@@ -17,7 +17,7 @@ async fn check_reaches_the_idp_and_bigcommerce() {
     let c = &env.demo.state.config;
     let config = write_config(
         dir.path(),
-        &format!("public_url = \"{}\"", env.demo.gateway_url),
+        serde_json::json!({ "public_url": env.demo.gateway_url }),
         // Its own database file, never one in the working directory.
         &dir.sqlite_url(),
         &env.store_account(),

@@ -5,7 +5,9 @@ use base64::Engine;
 use bc_sso_gateway::config::RawConfig;
 use reqwest::{Method, StatusCode};
 
-use crate::common::{Env, Page, browser_from, log_lines_with, page_of, retry_after};
+use crate::common::{
+    Env, Page, browser_from, fetch, log_lines_with, page_of, rate_limit, retry_after,
+};
 
 /// The gateway behind a load balancer at 127.0.0.1 (where the tests connect from).
 fn behind_the_balancer(c: &mut RawConfig) {
@@ -30,7 +32,7 @@ async fn get_for(env: &Env, client: &str) -> Page {
 /// The callback of a sign-in as Ada from `browser`, opened there.
 async fn sign_in_from(env: &Env, browser: &reqwest::Client) -> Page {
     let callback = env.callback_with(browser, "", "ada").await;
-    page_of(browser.get(callback).send().await.unwrap()).await
+    fetch(browser, callback).await
 }
 
 #[tokio::test]
@@ -73,8 +75,7 @@ async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
         // The balancer is in 10/8; the tests connect from 127.0.0.1, like a client that
         // reaches the gateway directly.
         c.server.trusted_proxies = Some(vec!["10.0.0.0/8".into()]);
-        c.server.rate_limit_per_minute = Some(6);
-        c.server.rate_limit_burst = Some(3);
+        rate_limit(c, 6, 3);
     })
     .await;
     // A whole sign-in (2 requests) with a made-up address: the audit trail has the peer.
@@ -96,8 +97,7 @@ async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
 async fn ipv6_clients_share_a_bucket_per_64() {
     let env = Env::configured(|c| {
         behind_the_balancer(c);
-        c.server.rate_limit_per_minute = Some(6);
-        c.server.rate_limit_burst = Some(3);
+        rate_limit(c, 6, 3);
     })
     .await;
     // One host owns a whole /64 and can pick any address in it.
@@ -172,21 +172,13 @@ async fn refusal_wait(env: &Env) -> (u64, String) {
 async fn rate_limited_page_states_a_real_wait() {
     // 10 requests a second: the next one is allowed within a fraction of a second, which
     // used to be rounded down to "0 seconds" and `Retry-After: 0`.
-    let env = Env::configured(|c| {
-        c.server.rate_limit_per_minute = Some(600);
-        c.server.rate_limit_burst = Some(1);
-    })
-    .await;
+    let env = Env::configured(|c| rate_limit(c, 600, 1)).await;
     let (wait, body) = refusal_wait(&env).await;
     assert_eq!(wait, 1);
     assert!(body.contains("try again in 1 second."), "{body}");
     assert!(!body.contains(" 0 seconds"), "{body}");
 
-    let env = Env::configured(|c| {
-        c.server.rate_limit_per_minute = Some(1);
-        c.server.rate_limit_burst = Some(1);
-    })
-    .await;
+    let env = Env::configured(|c| rate_limit(c, 1, 1)).await;
     let (wait, body) = refusal_wait(&env).await;
     assert!((55..=60).contains(&wait), "{wait}");
     assert!(

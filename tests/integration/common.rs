@@ -31,6 +31,32 @@ pub struct Page {
 }
 
 impl Page {
+    /// Asserts this is a check report (a connection test, the store check) that passed.
+    #[track_caller]
+    pub fn assert_checks_passed(&self) {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        let passed = "<strong id=\"overall\">ok</strong>";
+        assert!(self.body.contains(passed), "{}", self.body);
+    }
+
+    /// Asserts this is a form sent back as refused (422), naming each of `reasons`.
+    #[track_caller]
+    pub fn assert_form_refused(&self, reasons: &[&str]) {
+        assert_eq!(
+            self.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            self.body
+        );
+        for reason in reasons {
+            assert!(
+                self.body.contains(reason),
+                "{reason:?} not in: {}",
+                self.body
+            );
+        }
+    }
+
     /// Asserts this is the gateway's error page with `code`, and that the correlation id
     /// on the page is the one in the response header and in a log line with the reason.
     #[track_caller]
@@ -124,8 +150,7 @@ impl Env {
                 .await
                 .unwrap(),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let (listener, url) = listen().await;
         let app = bc_sso_gateway::app(state.clone())
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -156,7 +181,7 @@ impl Env {
     }
 
     pub async fn get(&self, url: &Url) -> Page {
-        page_of(self.browser.get(url.clone()).send().await.unwrap()).await
+        fetch(&self.browser, url.clone()).await
     }
 
     /// `path` of the gateway, from the env's browser.
@@ -234,21 +259,21 @@ impl Env {
         hidden_value(&overview.body, "csrf").unwrap()
     }
 
+    /// Creates connection `id` owning `domain` at the demo's dev IdP through the admin API.
+    pub async fn create_connection(&self, id: &str, domain: &str) {
+        let issuer = self.demo.state.config.connections[0].issuer.as_str();
+        let connection = connection_json(id, issuer, domain);
+        let path = "/admin/api/connections";
+        let (status, answer) = self.api_call(Method::POST, path, connection).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+
     /// Starts the console's SSO sign-in in `browser` and signs in at the IdP as `sub`;
     /// returns the admin callback URL.
     pub async fn admin_sso_callback(&self, browser: &reqwest::Client, sub: &str) -> Url {
-        let start = page_of(
-            browser
-                .get(self.gateway("/admin/sso"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let start = fetch(browser, self.gateway("/admin/sso")).await;
         assert_eq!(start.status, StatusCode::FOUND, "{}", start.body);
-        let callback = self
-            .pick_user_with(browser, &start.location.unwrap(), sub)
-            .await;
+        let callback = pick_at(browser, &start.location.unwrap(), sub).await;
         assert_eq!(callback.path(), "/admin/oidc/callback");
         callback
     }
@@ -275,7 +300,7 @@ impl Env {
 
     pub async fn begin_with(&self, browser: &reqwest::Client, query: &str) -> Url {
         let url = self.gateway(&format!("/login?{query}"));
-        let page = page_of(browser.get(url).send().await.unwrap()).await;
+        let page = fetch(browser, url).await;
         assert_eq!(
             page.status,
             StatusCode::FOUND,
@@ -292,23 +317,14 @@ impl Env {
 
     /// At the dev IdP's sign-in page, picks user `sub`; returns the callback URL.
     pub async fn pick_user(&self, authorize_url: &Url, sub: &str) -> Url {
-        self.pick_user_with(&self.browser, authorize_url, sub).await
-    }
-
-    pub async fn pick_user_with(
-        &self,
-        browser: &reqwest::Client,
-        authorize_url: &Url,
-        sub: &str,
-    ) -> Url {
-        pick_at(browser, authorize_url, sub).await
+        pick_at(&self.browser, authorize_url, sub).await
     }
 
     /// Starts a sign-in with `query` in `browser` and signs in at the IdP as `sub`;
     /// returns the callback URL, not yet opened.
     pub async fn callback_with(&self, browser: &reqwest::Client, query: &str, sub: &str) -> Url {
         let authorize = self.begin_with(browser, query).await;
-        self.pick_user_with(browser, &authorize, sub).await
+        pick_at(browser, &authorize, sub).await
     }
 
     /// [`Env::callback_with`] in the env's browser.
@@ -330,7 +346,7 @@ impl Env {
         sub: &str,
     ) -> (Url, Page) {
         let callback = self.callback_with(browser, query, sub).await;
-        let page = page_of(browser.get(callback.clone()).send().await.unwrap()).await;
+        let page = fetch(browser, callback.clone()).await;
         (callback, page)
     }
 
@@ -373,7 +389,7 @@ pub fn use_test_database(c: &mut RawConfig) {
 /// At the sign-in page of whichever dev IdP `authorize_url` names, picks user `sub`;
 /// returns the callback URL.
 pub async fn pick_at(browser: &reqwest::Client, authorize_url: &Url, sub: &str) -> Url {
-    let page = page_of(browser.get(authorize_url.clone()).send().await.unwrap()).await;
+    let page = fetch(browser, authorize_url.clone()).await;
     assert_eq!(page.status, StatusCode::OK, "authorize page: {}", page.body);
     let request_id = hidden_value(&page.body, "request").expect("request id on sign-in page");
     let decision = authorize_url.join("/authorize/decision").unwrap();
@@ -392,8 +408,7 @@ pub struct ExtraIdp {
 
 impl ExtraIdp {
     pub async fn bind() -> ExtraIdp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let (listener, issuer) = listen().await;
         ExtraIdp { listener, issuer }
     }
 
@@ -429,6 +444,28 @@ pub fn retry_after(response: &reqwest::Response) -> u64 {
     value.parse().unwrap()
 }
 
+/// The value of the cookie `name` that `response` sets, with its attributes.
+pub fn set_cookie<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}=");
+    let cookies = response.headers().get_all("set-cookie").iter();
+    cookies
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&prefix))
+}
+
+/// Sign-ins limited to `per_minute` a client, in bursts of `burst`.
+pub fn rate_limit(c: &mut RawConfig, per_minute: u32, burst: u32) {
+    c.server.rate_limit_per_minute = Some(per_minute);
+    c.server.rate_limit_burst = Some(burst);
+}
+
+/// A listener on a free loopback port, and its base URL.
+pub async fn listen() -> (tokio::net::TcpListener, Url) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    (listener, url)
+}
+
 /// A loopback port nothing listens on (until the test starts something there).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -458,6 +495,12 @@ fn browser_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+}
+
+/// Admin sign-in not declared in the file: the console sets it up.
+pub fn admin_sign_in_unset(c: &mut RawConfig) {
+    c.admin.sso_connection = None;
+    c.admin.allowed_emails.clear();
 }
 
 /// A second connection "other" at the demo's dev IdP, owning `other.test`.
@@ -525,44 +568,38 @@ impl Env {
     }
 }
 
-/// Writes `dir/gateway.toml` as an operator would: `server` holds the `[server]` lines, and
+/// Writes `dir/gateway.toml` as an operator would: `server` is the `[server]` table, and
 /// the one connection `(id, issuer, client id)` is for example.com; the secrets are left to
 /// the environment. Returns its path.
 pub fn write_config(
     dir: &Path,
-    server: &str,
+    server: Value,
     database: &str,
     store: &StoreAccount,
     (id, issuer, client_id): (&str, &str, &str),
 ) -> PathBuf {
-    let text = format!(
-        r#"
-[server]
-{server}
-
-[database]
-url = "{database}"
-
-[store]
-store_hash = "{}"
-api_base_url = "{}"
-client_id = "{}"
-
-[[store.channels]]
-id = 1
-storefront_url = "{}"
-
-[[connections]]
-id = "{id}"
-issuer = "{issuer}"
-client_id = "{client_id}"
-allowed_email_domains = ["example.com"]
-"#,
-        store.store_hash, store.api_base_url, store.client_id, store.storefront,
-    );
+    let config = serde_json::json!({
+        "server": server,
+        "database": { "url": database },
+        "store": {
+            "store_hash": store.store_hash,
+            "api_base_url": store.api_base_url,
+            "client_id": store.client_id,
+            "channels": [{ "id": 1, "storefront_url": store.storefront }],
+        },
+        "connections": [{
+            "id": id, "issuer": issuer, "client_id": client_id,
+            "allowed_email_domains": ["example.com"],
+        }],
+    });
     let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
     path
+}
+
+/// `GET url` in `browser`, as a page.
+pub async fn fetch(browser: &reqwest::Client, url: impl reqwest::IntoUrl) -> Page {
+    page_of(browser.get(url).send().await.unwrap()).await
 }
 
 pub async fn page_of(response: reqwest::Response) -> Page {

@@ -7,7 +7,7 @@ use bc_sso_gateway::clock::Clock;
 use bc_sso_gateway::db::AuditKind;
 use reqwest::{Method, StatusCode};
 
-use crate::common::{Env, Scratch};
+use crate::common::{Env, Scratch, admin_sign_in_unset};
 
 /// The fields of the "Add a connection" form for a connection to the demo's dev IdP.
 fn form(env: &Env, csrf: &str, id: &str, domains: &str) -> Vec<(String, String)> {
@@ -41,6 +41,11 @@ fn with(mut fields: Vec<(String, String)>, name: &str, value: &str) -> Vec<(Stri
     fields
 }
 
+/// The connections the console stored.
+async fn stored(env: &Env) -> Vec<bc_sso_gateway::db::StoredConnection> {
+    env.demo.state.db.list_connections().await.unwrap()
+}
+
 /// Signs in to the console and adds connection "other" for other.test; the CSRF token.
 async fn add_other(env: &Env) -> String {
     let csrf = env.admin_sign_in().await;
@@ -66,19 +71,16 @@ async fn an_admin_adds_a_connection_and_a_shopper_signs_in_through_it() {
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     // The admin lands on the connection test, which passes.
-    let test = env.get(&created.location.unwrap()).await;
-    assert!(
-        test.body.contains("<strong id=\"overall\">ok</strong>"),
-        "{}",
-        test.body
-    );
+    env.get(&created.location.unwrap())
+        .await
+        .assert_checks_passed();
     // Oscar (other.test) can now sign in; before, no connection owned his domain.
     env.signed_in("connection=other", "oscar").await;
     let page = env.open("/login?email=oscar%40other.test").await;
     assert_eq!(page.status, StatusCode::FOUND);
 
     // Stored encrypted; the audit trail has the change without the secret.
-    let stored = env.demo.state.db.list_connections().await.unwrap();
+    let stored = stored(&env).await;
     assert_eq!(stored.len(), 1);
     assert!(stored[0].client_secret_sealed.starts_with("v1:"));
     assert!(!stored[0].client_secret_sealed.contains(DEV_CLIENT_SECRET));
@@ -106,90 +108,49 @@ async fn a_refused_form_says_why_and_keeps_what_was_typed() {
         "clock_leeway_secs",
         "soon",
     );
-    let page = env.post("/admin/connections/new", &fields).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        page.body
-            .contains("clock_leeway_secs: &#34;soon&#34; is not a whole number")
-            || page.body.contains("is not a whole number"),
-        "{}",
-        page.body
-    );
+    let new = "/admin/connections/new";
+    // "clock_leeway_secs: &#34;soon&#34; is not a whole number"
+    env.post(new, &fields)
+        .await
+        .assert_form_refused(&["is not a whole number"]);
     let fields = with(fields, "clock_leeway_secs", "60");
-    let page = env.post("/admin/connections/new", &fields).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for needle in ["id: ", "issuer: must be https"] {
-        assert!(
-            page.body.contains(needle),
-            "missing {needle:?}: {}",
-            page.body
-        );
-    }
-    assert!(
-        page.body.contains("value=\"http://idp.example.net\""),
-        "typed values kept"
-    );
+    let page = env.post(new, &fields).await;
+    // The typed values are kept.
+    let kept = "value=\"http://idp.example.net\"";
+    page.assert_form_refused(&["id: ", "issuer: must be https", kept]);
     assert!(
         !page.body.contains(DEV_CLIENT_SECRET),
         "the secret is not echoed back"
     );
     // Once the settings are valid on their own, the domain already owned by the file's
     // connection is refused (SECURITY.md rule 4).
+    let claimed = "example.com is claimed by connections demo and other";
     let page = env
-        .post(
-            "/admin/connections/new",
-            &form(&env, &csrf, "other", "example.com"),
-        )
+        .post(new, &form(&env, &csrf, "other", "example.com"))
         .await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        page.body
-            .contains("example.com is claimed by connections demo and other"),
-        "{}",
-        page.body
-    );
+    page.assert_form_refused(&[claimed]);
     // Group rules are one `group = id` a line.
     let mut rules = form(&env, &csrf, "other", "other.test");
     rules.push((
         "group_rules".into(),
         "buyers = 2\nno equals sign\nvip = two".into(),
     ));
-    let page = env.post("/admin/connections/new", &rules).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        page.body.contains("group_rules line 2: write"),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body
-            .contains("group_rules line 3: &#34;two&#34; is not a whole number")
-            || page.body.contains("is not a whole number")
-    );
+    // Line 3: "group_rules line 3: &#34;two&#34; is not a whole number".
+    let reasons = ["group_rules line 2: write", "is not a whole number"];
+    env.post(new, &rules).await.assert_form_refused(&reasons);
     // Without a secret, a new connection is refused too.
     let without: Vec<_> = form(&env, &csrf, "other", "other.test")
         .into_iter()
         .filter(|(k, _)| k != "client_secret")
         .collect();
-    let page = env.post("/admin/connections/new", &without).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.body.contains("client_secret: required"));
+    env.post(new, &without)
+        .await
+        .assert_form_refused(&["client_secret: required"]);
     // A forged form is refused outright.
-    env.post(
-        "/admin/connections/new",
-        &form(&env, "forged", "other", "other.test"),
-    )
-    .await
-    .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
-    assert!(
-        env.demo
-            .state
-            .db
-            .list_connections()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    env.post(new, &form(&env, "forged", "other", "other.test"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    assert!(stored(&env).await.is_empty());
 }
 
 #[tokio::test]
@@ -210,13 +171,9 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
     let fields = with(fields, "display_name", "Other Corporation");
     // A new issuer with the secret left empty: the kept secret is not sent to another IdP.
     let moved = with(fields.clone(), "issuer", "https://elsewhere.example");
-    let refused = env.post("/admin/connections/other/edit", &moved).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refused.body.contains("enter the client secret again"),
-        "{}",
-        refused.body
-    );
+    env.post("/admin/connections/other/edit", &moved)
+        .await
+        .assert_form_refused(&["enter the client secret again"]);
     let saved = env.post("/admin/connections/other/edit", &fields).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let (_, page) = env.sign_in("connection=other", "oscar").await;
@@ -254,15 +211,7 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
             login.assert_error(StatusCode::NOT_FOUND, "unknown_connection");
         }
     }
-    assert!(
-        env.demo
-            .state
-            .db
-            .list_connections()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(stored(&env).await.is_empty());
     // The file's connection is read-only here.
     env.open("/admin/connections/demo/edit")
         .await
@@ -413,12 +362,8 @@ async fn no_secret_is_in_a_page_an_api_answer_a_log_line_or_a_database_row() {
 
 #[tokio::test]
 async fn a_change_made_on_one_replica_reaches_the_others() {
-    let env = Env::shareable(|c| {
-        // Admin sign-in set in the console, below.
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
+    // Admin sign-in set in the console, below.
+    let env = Env::shareable(admin_sign_in_unset).await;
     // A second replica on the same database and key.
     let other = AppState::connect(env.demo.state.config.clone(), Clock::system())
         .await

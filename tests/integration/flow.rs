@@ -3,11 +3,14 @@
 use bc_sso_sandbox::bigcommerce::LoginOutcome;
 use reqwest::{Method, StatusCode};
 
-use crate::common::{Env, add_other_connection, log_lines_with, new_browser, page_of};
+use crate::common::{Env, Page, add_other_connection, fetch, log_lines_with, new_browser, page_of};
 
-/// Why the emulated storefront refused login tokens, in order.
-fn refusals(env: &Env) -> Vec<&'static str> {
-    env.demo
+/// The storefront sent `page` (its answer to a login token) to its sign-in page, and the
+/// login tokens it refused so far were refused for `reasons`, in order.
+fn assert_refused_by_storefront(env: &Env, page: &Page, reasons: &[&str]) {
+    assert_eq!(page.location.as_ref().unwrap().path(), "/login.php");
+    let refusals: Vec<&str> = env
+        .demo
         .emulator
         .login_attempts()
         .iter()
@@ -15,7 +18,21 @@ fn refusals(env: &Env) -> Vec<&'static str> {
             LoginOutcome::Refused { reason } => Some(reason.as_str()),
             _ => None,
         })
-        .collect()
+        .collect();
+    assert_eq!(refusals, reasons);
+}
+
+/// A sign-in with `query` as `sub` refused with 403 `code`.
+async fn forbidden(env: &Env, query: &str, sub: &str, code: &str) -> Page {
+    env.refused(query, sub, StatusCode::FORBIDDEN, code).await
+}
+
+/// The callback `url` refused with 400 `code`, and no customer created.
+async fn assert_callback_refused(env: &Env, url: &url::Url, code: &str) {
+    env.get(url)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, code);
+    assert!(env.demo.emulator.customers().is_empty());
 }
 
 /// The store's audit trail, newest first.
@@ -117,13 +134,7 @@ async fn no_global_customer_is_created_for_a_channel_without_global_logins() {
         c.connections[0].channel_access = Some("global".into());
     })
     .await;
-    env.refused(
-        "channel_id=2",
-        "ada",
-        StatusCode::FORBIDDEN,
-        "global_logins_not_allowed",
-    )
-    .await;
+    forbidden(&env, "channel_id=2", "ada", "global_logins_not_allowed").await;
     assert!(env.demo.emulator.customers().is_empty());
     env.signed_in("channel_id=1", "ada").await;
     assert_eq!(env.demo.emulator.customers()[0].channel_ids, None);
@@ -133,8 +144,7 @@ async fn no_global_customer_is_created_for_a_channel_without_global_logins() {
 async fn unverified_email_is_refused() {
     let env = Env::start().await;
     env.seed_customer("eve@example.com", None);
-    env.refused("", "eve", StatusCode::FORBIDDEN, "email_unverified")
-        .await;
+    forbidden(&env, "", "eve", "email_unverified").await;
     assert_eq!(env.demo.emulator.customers().len(), 1, "seeded only");
     assert!(env.demo.emulator.login_attempts().is_empty());
 }
@@ -164,7 +174,7 @@ async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_narrows()
         user("edov-false", "ef@eu.example.com", Some(false)),
     ]);
     env.idp().set_users(users);
-    let unverified = |sub| env.refused("", sub, StatusCode::FORBIDDEN, "email_unverified");
+    let unverified = |sub| forbidden(&env, "", sub, "email_unverified");
     // example.com is allowed but not trusted: Eve's unverified email is refused.
     unverified("eve").await;
     // eu.example.com is trusted.
@@ -188,8 +198,7 @@ async fn unverified_email_passes_only_for_trusted_domains_and_xms_edov_narrows()
 #[tokio::test]
 async fn disallowed_domain_is_refused() {
     let env = Env::start().await;
-    env.refused("", "oscar", StatusCode::FORBIDDEN, "domain_not_allowed")
-        .await;
+    forbidden(&env, "", "oscar", "domain_not_allowed").await;
     assert!(env.demo.emulator.customers().is_empty());
     assert!(env.demo.emulator.login_attempts().is_empty());
 }
@@ -197,8 +206,7 @@ async fn disallowed_domain_is_refused() {
 #[tokio::test]
 async fn no_account_and_creation_disabled_is_refused() {
     let env = Env::configured(|c| c.connections[0].create_customers = Some(false)).await;
-    env.refused("", "ada", StatusCode::FORBIDDEN, "no_store_account")
-        .await;
+    forbidden(&env, "", "ada", "no_store_account").await;
     assert!(env.demo.emulator.customers().is_empty());
 }
 
@@ -251,7 +259,7 @@ async fn tampered_or_missing_state_is_refused() {
 async fn state_from_another_browser_is_refused() {
     let env = Env::start().await;
     let callback = env.callback("", "ada").await;
-    let page = page_of(new_browser().get(callback).send().await.unwrap()).await;
+    let page = fetch(&new_browser(), callback).await;
     page.assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
     assert!(env.demo.emulator.customers().is_empty());
 }
@@ -265,10 +273,7 @@ async fn duplicated_callback_parameters_are_refused() {
         "{}&code=attacker",
         callback.query().unwrap()
     )));
-    env.get(&dup)
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "bad_callback_request");
-    assert!(env.demo.emulator.customers().is_empty());
+    assert_callback_refused(&env, &dup, "bad_callback_request").await;
 }
 
 #[tokio::test]
@@ -276,10 +281,7 @@ async fn pending_login_expires() {
     let env = Env::start().await;
     let callback = env.callback("", "ada").await;
     env.demo.clock.advance(11 * 60);
-    env.get(&callback)
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "pending_login_expired");
-    assert!(env.demo.emulator.customers().is_empty());
+    assert_callback_refused(&env, &callback, "pending_login_expired").await;
 }
 
 #[tokio::test]
@@ -341,8 +343,7 @@ async fn replayed_login_token_is_refused_by_the_storefront() {
     let first = env.get(&token_url).await;
     assert_eq!(first.location.as_ref().unwrap().path(), "/account.php");
     let second = env.get(&token_url).await;
-    assert_eq!(second.location.as_ref().unwrap().path(), "/login.php");
-    assert_eq!(refusals(&env), ["replayed_jti"]);
+    assert_refused_by_storefront(&env, &second, &["replayed_jti"]);
 }
 
 #[tokio::test]
@@ -352,8 +353,7 @@ async fn stale_login_token_is_refused_and_clock_skew_is_corrected() {
     // look stale to the storefront.
     env.demo.emulator.set_clock_skew(300);
     let stale = env.get(&env.signed_in("", "ada").await).await;
-    assert_eq!(stale.location.as_ref().unwrap().path(), "/login.php");
-    assert_eq!(refusals(&env), ["stale_iat"]);
+    assert_refused_by_storefront(&env, &stale, &["stale_iat"]);
     // After measuring GET /v2/time, iat is corrected and the same sign-in works.
     let offset = env
         .demo
@@ -371,13 +371,7 @@ async fn stale_login_token_is_refused_and_clock_skew_is_corrected() {
 async fn customer_of_another_channel_is_refused_before_minting() {
     let env = Env::with_channels(2, |_| {}).await;
     env.seed_customer("ada@example.com", Some(vec![1]));
-    env.refused(
-        "channel_id=2",
-        "ada",
-        StatusCode::FORBIDDEN,
-        "channel_not_allowed",
-    )
-    .await;
+    forbidden(&env, "channel_id=2", "ada", "channel_not_allowed").await;
     assert!(env.demo.emulator.login_attempts().is_empty());
     assert_eq!(env.demo.emulator.customers().len(), 1);
 }
@@ -389,8 +383,7 @@ async fn token_for_the_wrong_channel_is_refused_by_the_storefront() {
     let token_url = env.signed_in("channel_id=1", "ada").await;
     let wrong = env.storefront(2, token_url.path());
     let refused = env.get(&wrong).await;
-    assert_eq!(refused.location.as_ref().unwrap().path(), "/login.php");
-    assert_eq!(refusals(&env), ["wrong_channel"]);
+    assert_refused_by_storefront(&env, &refused, &["wrong_channel"]);
 }
 
 #[tokio::test]
@@ -540,16 +533,10 @@ async fn session_id_is_rotated_when_sign_in_completes() {
 }
 
 fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("bcsso="))
-        .map(|v| {
-            assert!(v.contains("HttpOnly") && v.contains("SameSite=Lax"), "{v}");
-            v.split(';').next().unwrap().to_owned()
-        })
+    crate::common::set_cookie(response, "bcsso").map(|v| {
+        assert!(v.contains("HttpOnly") && v.contains("SameSite=Lax"), "{v}");
+        v.split(';').next().unwrap().to_owned()
+    })
 }
 
 #[tokio::test]
@@ -723,9 +710,7 @@ async fn sign_ins_and_refusals_are_in_the_audit_trail() {
     use bc_sso_gateway::db::AuditKind;
     let env = Env::start().await;
     env.signed_in("", "grace").await;
-    let refused = env
-        .refused("", "eve", StatusCode::FORBIDDEN, "email_unverified")
-        .await;
+    let refused = forbidden(&env, "", "eve", "email_unverified").await;
     let events = audit_events(&env).await;
     let kinds: Vec<AuditKind> = events.iter().map(|e| e.kind).collect();
     assert_eq!(
@@ -749,11 +734,7 @@ async fn sign_ins_and_refusals_are_in_the_audit_trail() {
 
 #[tokio::test]
 async fn sign_in_requests_are_rate_limited_per_client() {
-    let env = Env::configured(|c| {
-        c.server.rate_limit_per_minute = Some(6);
-        c.server.rate_limit_burst = Some(3);
-    })
-    .await;
+    let env = Env::configured(|c| crate::common::rate_limit(c, 6, 3)).await;
     for _ in 0..3 {
         assert_eq!(env.open("/login").await.status, StatusCode::FOUND);
     }
@@ -941,8 +922,7 @@ async fn a_google_workspace_connection_refuses_accounts_outside_the_workspace() 
         c.connections[0].hosted_domain = Some("Example.com".into())
     })
     .await;
-    env.refused("", "grace", StatusCode::FORBIDDEN, "hosted_domain_mismatch")
-        .await;
+    forbidden(&env, "", "grace", "hosted_domain_mismatch").await;
     assert!(env.demo.emulator.customers().is_empty());
     env.signed_in("", "ada").await;
 }

@@ -71,7 +71,7 @@ use std::sync::{Arc, Mutex};
 use url::Url;
 
 use crate::common::{
-    Env, ExtraIdp, Page, add_other_connection, all_logs, log_lines_with, page_of, pick_at,
+    Env, ExtraIdp, Page, add_other_connection, all_logs, fetch, log_lines_with, pick_at,
 };
 
 const REJECTED: StatusCode = StatusCode::BAD_REQUEST;
@@ -174,7 +174,7 @@ fn with_query(url: &Url, edit: impl FnOnce(&mut Vec<(String, String)>)) -> Url {
 /// `/login?query` in `browser` → the authorize URL of whichever IdP the connection names.
 async fn begin_at(env: &Env, browser: &reqwest::Client, query: &str) -> Url {
     let login = env.gateway(&format!("/login?{query}"));
-    let page = page_of(browser.get(login).send().await.unwrap()).await;
+    let page = fetch(browser, login).await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     page.location.unwrap()
 }
@@ -446,7 +446,7 @@ async fn mix_up_attack_through_a_malicious_idp_without_rfc9207() {
             .query_pairs_mut()
             .append_pair("code", &stolen)
             .append_pair("state", &attackers_state);
-        let page = page_of(attacker.get(injected).send().await.unwrap()).await;
+        let page = fetch(&attacker, injected).await;
         let signed_in = page
             .location
             .is_some_and(|l| l.path().starts_with("/login/token/"));

@@ -4,7 +4,7 @@
 use bc_sso_dev::demo::DemoOptions;
 use reqwest::StatusCode;
 
-use crate::common::{Env, ExtraIdp, Scratch, free_port, page_of, pick_at, write_config};
+use crate::common::{Env, ExtraIdp, Scratch, fetch, free_port, pick_at, write_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-dev");
 
@@ -104,7 +104,7 @@ async fn sigterm_finishes_the_sign_in_in_flight_then_exits() {
     let dir = Scratch::new("graceful");
     let config = write_config(
         dir.path(),
-        &format!("public_url = \"{public}\"\nlisten = \"127.0.0.1:{gateway_port}\""),
+        serde_json::json!({ "public_url": public, "listen": format!("127.0.0.1:{gateway_port}") }),
         &dir.sqlite_url(),
         &env.store_account(),
         ("dev", &issuer, "graceful"),
@@ -139,7 +139,7 @@ async fn sigterm_finishes_the_sign_in_in_flight_then_exits() {
 
     // A sign-in up to the callback, in a browser of its own.
     let browser = crate::common::new_browser();
-    let login = page_of(browser.get(format!("{public}/login")).send().await.unwrap()).await;
+    let login = fetch(&browser, format!("{public}/login")).await;
     let callback = pick_at(
         &browser,
         &login.location.expect("redirect to the IdP"),
@@ -149,7 +149,7 @@ async fn sigterm_finishes_the_sign_in_in_flight_then_exits() {
     idp.set_misbehaviour(Misbehaviour::TokenEndpointSlow(1500));
     let in_flight = tokio::spawn({
         let browser = browser.clone();
-        async move { page_of(browser.get(callback).send().await.unwrap()).await }
+        async move { fetch(&browser, callback).await }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
     let pid = child.id().expect("running").to_string();

@@ -10,26 +10,20 @@ use reqwest::{Method, StatusCode};
 use time::OffsetDateTime;
 use tower_sessions::session::Id;
 
-use crate::common::{Env, connection_json, hidden_value, new_browser, page_of};
+use crate::common::{Env, admin_sign_in_unset, fetch, hidden_value, new_browser};
 
 /// `(session id, Max-Age)` of the admin cookie a response sets.
 fn admin_cookie(response: &reqwest::Response) -> Option<(Id, i64)> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("bcsso-admin="))
-        .map(|c| {
-            let id = c["bcsso-admin=".len()..].split(';').next().unwrap();
-            let max_age = c
-                .split(';')
-                .find_map(|a| a.trim().strip_prefix("Max-Age="))
-                .expect("a Max-Age")
-                .parse()
-                .unwrap();
-            (id.parse().unwrap(), max_age)
-        })
+    crate::common::set_cookie(response, "bcsso-admin").map(|c| {
+        let id = c["bcsso-admin=".len()..].split(';').next().unwrap();
+        let max_age = c
+            .split(';')
+            .find_map(|a| a.trim().strip_prefix("Max-Age="))
+            .expect("a Max-Age")
+            .parse()
+            .unwrap();
+        (id.parse().unwrap(), max_age)
+    })
 }
 
 /// Seconds from now until the admin store's record `id` expires.
@@ -106,7 +100,7 @@ async fn admin_session_expires_after_its_absolute_lifetime() {
 /// Signs `browser` in to the console through the admin connection as `sub`.
 async fn sso_with(env: &Env, browser: &reqwest::Client, sub: &str) {
     let callback = env.admin_sso_callback(browser, sub).await;
-    let page = page_of(browser.get(callback).send().await.unwrap()).await;
+    let page = fetch(browser, callback).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
 
@@ -124,19 +118,12 @@ async fn put_access(env: &Env, body: serde_json::Value) {
 /// working session for up to 8 hours; now the next request ends it.
 #[tokio::test]
 async fn admin_removed_from_allow_list_loses_access_on_next_request() {
-    let env = Env::configured(|c| {
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
-    put_access(
-        &env,
-        serde_json::json!({
-            "connection": "demo",
-            "allowed_emails": ["ada@example.com", "grace@example.com"]
-        }),
-    )
-    .await;
+    let env = Env::configured(admin_sign_in_unset).await;
+    let both = serde_json::json!({
+        "connection": "demo",
+        "allowed_emails": ["ada@example.com", "grace@example.com"]
+    });
+    put_access(&env, both.clone()).await;
     let (ada, grace) = (new_browser(), new_browser());
     sso_with(&env, &ada, "ada").await;
     sso_with(&env, &grace, "grace").await;
@@ -155,24 +142,12 @@ async fn admin_removed_from_allow_list_loses_access_on_next_request() {
     );
     assert_eq!(overview(&env, &grace).await, StatusCode::OK, "Grace stays");
     // Put back on the list, Ada's old session does not come back: it was ended.
-    put_access(
-        &env,
-        serde_json::json!({
-            "connection": "demo",
-            "allowed_emails": ["ada@example.com", "grace@example.com"]
-        }),
-    )
-    .await;
+    put_access(&env, both).await;
     assert_eq!(overview(&env, &ada).await, StatusCode::SEE_OTHER);
 
     // The admin connection switched to another one (same IdP, same list): sessions that
     // signed in through the old one end.
-    let issuer = env.demo.state.config.connections[0].issuer.as_str();
-    let second = connection_json("second", issuer, "second.test");
-    let (created, _) = env
-        .api_call(Method::POST, "/admin/api/connections", second)
-        .await;
-    assert_eq!(created, StatusCode::CREATED);
+    env.create_connection("second", "second.test").await;
     put_access(
         &env,
         serde_json::json!({ "connection": "second", "allowed_emails": ["grace@example.com"] }),

@@ -94,10 +94,7 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
         let env = &env;
         async move {
             let refused = env.post("/admin/store", &bad).await;
-            assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-            for reason in reasons {
-                assert!(refused.body.contains(reason), "{reason}: {}", refused.body);
-            }
+            refused.assert_form_refused(reasons);
         }
     };
     refused(

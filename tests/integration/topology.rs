@@ -173,13 +173,14 @@ async fn two_replicas_behind_nginx_sign_a_shopper_in_from_chromium() {
         client_id: bc_client_id,
         storefront: &storefront,
     };
-    let server = format!(
-        "public_url = \"{public}\"\ntrusted_proxies = [\"127.0.0.2\"]\n\
-         sessions_url = \"redis://127.0.0.1:6379\""
-    );
+    let server = serde_json::json!({
+        "public_url": public,
+        "trusted_proxies": ["127.0.0.2"],
+        "sessions_url": "redis://127.0.0.1:6379",
+    });
     let config = write_config(
         dir,
-        &server,
+        server,
         &database,
         &store,
         ("example", &issuer, "bc-sso-gateway"),
