@@ -193,11 +193,10 @@ async fn metrics_count_sign_ins_and_pass_promtool() {
     );
     let scrape = reqwest::get(env.demo.metrics_url.clone()).await.unwrap();
     assert_eq!(scrape.status(), StatusCode::OK);
+    let content_type = scrape.headers()["content-type"].to_str().unwrap();
     assert!(
-        scrape.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
     );
     let text = scrape.text().await.unwrap();
     for needle in [
