@@ -9,3 +9,13 @@ pub mod overview;
 pub mod sign_in;
 pub mod store;
 pub mod trial;
+
+/// A console form page's status: 200, or 422 when it comes back with the reasons it was
+/// refused.
+fn form_status(errors: &[String]) -> axum::http::StatusCode {
+    if errors.is_empty() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
