@@ -19,3 +19,9 @@ fn form_status(errors: &[String]) -> axum::http::StatusCode {
         axum::http::StatusCode::UNPROCESSABLE_ENTITY
     }
 }
+
+/// `items` written out, comma-separated, as the console shows and edits lists.
+fn comma_list<T: std::fmt::Display>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(ToString::to_string).collect();
+    items.join(", ")
+}
