@@ -15,7 +15,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Gateway(command) => cli::run(command).await,
-        Command::Sandbox(command) => bc_sso_sandbox::cli::run(command).await,
+        Command::Sandbox(command) => {
+            bc_sso_sandbox::cli::run(command, cli::shutdown_signal()).await
+        }
         Command::Demo {
             port,
             users,

@@ -5,7 +5,7 @@
 // Env: GATEWAY_URL, ADMIN_TOKEN, LINK_EMAIL (an email with a link), ARTIFACTS_DIR,
 // CHROMIUM_PATH, E2E_TIMEOUT_MS. Exit 0 on success; screenshot and exit 1 on failure.
 
-import { required, runInBrowser, safeUrl } from './harness.mjs';
+import { clickTo, required, runInBrowser, safeUrl } from './harness.mjs';
 
 const gatewayUrl = required('GATEWAY_URL');
 const adminToken = required('ADMIN_TOKEN');
@@ -19,10 +19,7 @@ await runInBrowser('admin', async (page, log) => {
 
   log('step 2: sign in with the admin token');
   await page.locator('input[name="token"]').fill(adminToken);
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/admin', { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Sign in' }).click(),
-  ]);
+  await clickTo(page, (u) => u.pathname === '/admin', page.getByRole('button', { name: 'Sign in' }));
   const redirectUri = await page.locator('#redirect-uri').inputValue();
   if (!redirectUri.endsWith('/oidc/callback/CONNECTION-ID')) throw new Error(`redirect URI shown: ${redirectUri}`);
   await page.getByRole('button', { name: 'Copy' }).click();
@@ -32,34 +29,22 @@ await runInBrowser('admin', async (page, log) => {
   log(`step 3: identity links: search ${JSON.stringify(linkEmail)}`);
   await page.getByRole('link', { name: 'Identity links' }).click();
   await page.locator('input[name="email"]').fill(linkEmail);
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/admin/links' && u.search.includes('email='), { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Search' }).click(),
-  ]);
+  await clickTo(page, (u) => u.pathname === '/admin/links' && u.search.includes('email='), page.getByRole('button', { name: 'Search' }));
   const row = page.locator('tr', { hasText: linkEmail });
   await row.waitFor();
 
   log('step 4: remove the link');
-  await Promise.all([
-    page.waitForURL((u) => u.search.includes('removed=1'), { waitUntil: 'domcontentloaded' }),
-    row.getByRole('button', { name: 'Remove link' }).click(),
-  ]);
+  await clickTo(page, (u) => u.search.includes('removed=1'), row.getByRole('button', { name: 'Remove link' }));
   await page.getByText('Link removed.').waitFor();
   if (await page.locator('tr', { hasText: linkEmail }).count() !== 0) throw new Error('link still listed');
 
   log('step 5: audit log, filtered to link removals');
   await page.getByRole('link', { name: 'Audit log' }).click();
   await page.locator('select[name="kind"]').selectOption('link_removed');
-  await Promise.all([
-    page.waitForURL((u) => u.search.includes('kind=link_removed'), { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Filter' }).click(),
-  ]);
+  await clickTo(page, (u) => u.search.includes('kind=link_removed'), page.getByRole('button', { name: 'Filter' }));
   await page.locator('tr', { hasText: 'bootstrap-token' }).filter({ hasText: linkEmail }).waitFor();
 
   log('step 6: sign out');
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/admin/login', { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Sign out' }).click(),
-  ]);
+  await clickTo(page, (u) => u.pathname === '/admin/login', page.getByRole('button', { name: 'Sign out' }));
   log('PASS: admin console signs in, removes a link, shows it in the audit log, signs out');
 });

@@ -12,7 +12,10 @@
 // (DEV_ISSUER, DEV_CLIENT_ID, DEV_CLIENT_SECRET), ARTIFACTS_DIR,
 // CHROMIUM_PATH, E2E_TIMEOUT_MS.
 
-import { required, runInBrowser, safeUrl } from './harness.mjs';
+import {
+  clickTo, consentIfAsked, expectCustomerEmail, opLogin, required, runInBrowser, safeUrl,
+  startCompanySignIn,
+} from './harness.mjs';
 
 const gatewayUrl = required('GATEWAY_URL');
 const adminToken = required('ADMIN_TOKEN');
@@ -21,7 +24,7 @@ const issuer = required('ISSUER');
 const clientId = required('CLIENT_ID');
 const clientSecret = required('CLIENT_SECRET');
 const emailDomain = required('EMAIL_DOMAIN');
-const opLogin = required('OP_LOGIN');
+const login = required('OP_LOGIN');
 const expectEmail = required('EXPECT_EMAIL');
 const apiBaseUrl = required('API_BASE_URL');
 const apiClientId = required('API_CLIENT_ID');
@@ -36,10 +39,7 @@ await runInBrowser('console', async (page, log) => {
   log('step 1: admin signs in');
   await page.goto(new URL('/admin/login', gatewayUrl).toString(), { waitUntil: 'domcontentloaded' });
   await page.locator('input[name="token"]').fill(adminToken);
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/admin', { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Sign in' }).click(),
-  ]);
+  await clickTo(page, (u) => u.pathname === '/admin', page.getByRole('button', { name: 'Sign in' }));
 
   log('step 2: the overview says the store is not set up; the admin enters its API account');
   const store = (await page.locator('#store-settings').textContent()) ?? '';
@@ -50,10 +50,7 @@ await runInBrowser('console', async (page, log) => {
   await page.locator('#access_token').fill(apiAccessToken);
   await page.locator('#client_secret').fill(apiClientSecret);
   await page.locator('#channels').fill(`1 ${storefrontUrl}`);
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/admin/checks/store', { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Save and check' }).click(),
-  ]);
+  await clickTo(page, (u) => u.pathname === '/admin/checks/store', page.getByRole('button', { name: 'Save and check' }));
   const storeCheck = (await page.locator('#overall').textContent())?.trim();
   if (storeCheck === 'failed') {
     const rows = await page.locator('tr.status-failed').allTextContents();
@@ -75,10 +72,7 @@ await runInBrowser('console', async (page, log) => {
   // B2B: buyers of this company get the wholesale customer group (and its price list).
   await page.locator('#scopes').fill('openid email profile groups');
   await page.locator('#group_rules').fill('buyers = 2');
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/admin/checks/connections/acme', { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Add connection' }).click(),
-  ]);
+  await clickTo(page, (u) => u.pathname === '/admin/checks/connections/acme', page.getByRole('button', { name: 'Add connection' }));
 
   log('step 3: the connection test passes');
   const overall = (await page.locator('#overall').textContent())?.trim();
@@ -96,48 +90,30 @@ await runInBrowser('console', async (page, log) => {
   await page.locator('#client_id').fill(devClientId);
   await page.locator('#client_secret').fill(devClientSecret);
   await page.locator('#allowed_email_domains').fill('example.com');
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/admin/checks/connections/example', { waitUntil: 'domcontentloaded' }),
-    page.getByRole('button', { name: 'Add connection' }).click(),
-  ]);
+  await clickTo(page, (u) => u.pathname === '/admin/checks/connections/example', page.getByRole('button', { name: 'Add connection' }));
   const second = (await page.locator('#overall').textContent())?.trim();
   if (second !== 'ok') throw new Error(`second connection test says ${second}`);
 
-  log(`step 4: a shopper signs in from the storefront ${safeUrl(storefrontUrl)}`);
-  await page.goto(storefrontUrl, { waitUntil: 'domcontentloaded' });
-  await page.getByRole('link', { name: 'Sign in', exact: true }).first().click();
-  const sso = page.locator('a.bc-sso-button');
-  await sso.waitFor({ state: 'visible' });
-  await sso.click();
+  log('step 4: a shopper signs in from the storefront');
+  const storefrontOrigin = await startCompanySignIn(page, log, storefrontUrl);
 
   log('step 5: with two connections the gateway asks for the email and routes by its domain');
-  const login = page.locator('input[name="login"]');
   const chooser = page.locator('#email');
   await chooser.waitFor({ state: 'visible' });
   await chooser.fill(expectEmail);
   await page.getByRole('button', { name: 'Continue' }).click();
-  await login.waitFor({ state: 'visible' });
+  await page.locator('input[name="login"]').waitFor({ state: 'visible' });
   log(`        at the IdP ${safeUrl(page.url())}`);
-  await login.fill(opLogin);
-  await page.locator('input[name="password"]').fill('any-password');
-  await page.locator('form:has(input[name="login"]) [type="submit"]').click();
+  await opLogin(page, login);
 
-  const storefrontOrigin = new URL(storefrontUrl).origin;
   const onAccount = (u) => u.origin === storefrontOrigin && u.pathname.endsWith('/account.php');
-  const consent = page.locator('form:has(input[name="prompt"][value="consent"]) [type="submit"]');
-  const next = await Promise.race([
-    page.waitForURL(onAccount, { waitUntil: 'domcontentloaded' }).then(() => 'account'),
-    consent.waitFor({ state: 'visible' }).then(() => 'consent'),
-  ]);
-  if (next === 'consent') {
-    await Promise.all([page.waitForURL(onAccount, { waitUntil: 'domcontentloaded' }), consent.click()]);
-  }
-  const text = (await page.locator('#customer-email').textContent()) ?? '';
-  if (!text.includes(expectEmail)) throw new Error(`signed in as ${JSON.stringify(text.trim())}`);
+  await consentIfAsked(page, onAccount);
+  await expectCustomerEmail(page, expectEmail);
   log('step 6: back in the console, "Try sign-in" shows the claims and the linked customer');
   await page.goto(new URL('/admin/checks/connections/acme', gatewayUrl).toString(), { waitUntil: 'domcontentloaded' });
   await page.getByRole('button', { name: 'Try sign-in' }).click();
   // The IdP may ask again (login and/or consent) or, with its session, answer at once.
+  const consent = page.locator('form:has(input[name="prompt"][value="consent"]) [type="submit"]');
   const onReport = (u) => u.pathname.startsWith('/admin/trials/');
   for (let i = 0; i < 3 && !onReport(new URL(page.url())); i++) {
     const step = await Promise.race([
@@ -146,9 +122,7 @@ await runInBrowser('console', async (page, log) => {
       consent.waitFor({ state: 'visible' }).then(() => 'consent'),
     ]);
     if (step === 'login') {
-      await page.locator('input[name="login"]').fill(opLogin);
-      await page.locator('input[name="password"]').fill('any-password');
-      await page.locator('form:has(input[name="login"]) [type="submit"]').click();
+      await opLogin(page, login);
     } else if (step === 'consent') {
       await consent.click();
     }

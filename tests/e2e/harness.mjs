@@ -1,6 +1,8 @@
 // Shared by the browser scripts: launching Debian's chromium through playwright-core (never a
-// downloaded browser), URL scrubbing for logs, and the run-with-timeout/screenshot-on-failure
-// wrapper. Scripts never print a URL's query (codes, states, tokens) or cookies.
+// downloaded browser), URL scrubbing for logs, the run-with-timeout/screenshot-on-failure
+// wrapper, and the steps several scripts take (the storefront's way to the company sign-in,
+// oidc-provider's login and consent, the account page's email). Scripts never print a URL's
+// query (codes, states, tokens) or cookies.
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -35,6 +37,58 @@ export function required(name) {
     process.exit(2);
   }
   return v;
+}
+
+// Clicks `target` and waits until the page is one `url` (a URL predicate) accepts.
+export async function clickTo(page, url, target) {
+  await Promise.all([page.waitForURL(url, { waitUntil: 'domcontentloaded' }), target.click()]);
+}
+
+// A shopper's way to the company sign-in: the storefront's home, its "Sign in" link, then
+// the "Sign in with company account" button (a.bc-sso-button), which leaves the storefront
+// for the gateway or the IdP. Returns the storefront's origin.
+export async function startCompanySignIn(page, log, storefrontUrl) {
+  log(`open storefront ${safeUrl(storefrontUrl)}, click "Sign in"`);
+  await page.goto(storefrontUrl, { waitUntil: 'domcontentloaded' });
+  const signIn = page.getByRole('link', { name: 'Sign in', exact: true }).first();
+  await clickTo(page, (u) => u.pathname.endsWith('/login.php'), signIn);
+  log(`        now at ${safeUrl(page.url())}`);
+  log('wait for and click "Sign in with company account" (a.bc-sso-button)');
+  const sso = page.locator('a.bc-sso-button', { hasText: 'Sign in with company account' }).first();
+  await sso.waitFor({ state: 'visible' });
+  const storefrontOrigin = new URL(storefrontUrl).origin;
+  await clickTo(page, (u) => u.origin !== storefrontOrigin, sso);
+  log(`        now at ${safeUrl(page.url())}`);
+  return storefrontOrigin;
+}
+
+// At oidc-provider's login page (shown): signs in as `login` (its dev pages take any password).
+export async function opLogin(page, login) {
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill('any-password');
+  await page.locator('form:has(input[name="login"]) [type="submit"]').click();
+}
+
+// oidc-provider's consent page, if it shows one before the page `url` accepts: "Continue".
+// Whether it was shown.
+export async function consentIfAsked(page, url) {
+  const consent = page.locator('form:has(input[name="prompt"][value="consent"]) [type="submit"]');
+  const next = await Promise.race([
+    page.waitForURL(url, { waitUntil: 'domcontentloaded' }).then(() => 'there'),
+    consent.waitFor({ state: 'visible' }).then(() => 'consent'),
+  ]);
+  if (next === 'consent') await clickTo(page, url, consent);
+  return next === 'consent';
+}
+
+// The storefront's account page shows `email` as the signed-in customer's.
+export async function expectCustomerEmail(page, email) {
+  const shown = page.locator('#customer-email');
+  await shown.waitFor({ state: 'attached' });
+  const text = (await shown.textContent()) ?? '';
+  if (!text.includes(email)) {
+    throw new Error(`#customer-email is ${JSON.stringify(text.trim())}, expected it to contain ${JSON.stringify(email)}`);
+  }
 }
 
 // Runs `steps(page, log)` in a fresh headless chromium; exits 0 on success, 1 with a

@@ -9,44 +9,25 @@
 //
 // Never prints a URL with its query (codes, states, tokens) and never prints cookies.
 
-import { required, runInBrowser, safeUrl } from './harness.mjs';
+import {
+  clickTo, expectCustomerEmail, required, runInBrowser, safeUrl, startCompanySignIn,
+} from './harness.mjs';
 
 const storefrontUrl = required('STOREFRONT_URL');
 const userEmail = required('USER_EMAIL');
 
 await runInBrowser('topology', async (page, log) => {
-  log(`step 1: open storefront ${safeUrl(storefrontUrl)}`);
-  await page.goto(storefrontUrl, { waitUntil: 'domcontentloaded' });
+  // The button is served by the gateway behind nginx.
+  const storefrontOrigin = await startCompanySignIn(page, log, storefrontUrl);
 
-  log('step 2: click "Sign in"');
-  await Promise.all([
-    page.waitForURL((u) => u.pathname.endsWith('/login.php'), { waitUntil: 'domcontentloaded' }),
-    page.getByRole('link', { name: 'Sign in', exact: true }).first().click(),
-  ]);
-
-  log('step 3: click "Sign in with company account" (served by the gateway behind nginx)');
-  const sso = page.locator('a.bc-sso-button', { hasText: 'Sign in with company account' }).first();
-  await sso.waitFor({ state: 'visible' });
-  const storefrontOrigin = new URL(storefrontUrl).origin;
-  await Promise.all([
-    page.waitForURL((u) => u.origin !== storefrontOrigin, { waitUntil: 'domcontentloaded' }),
-    sso.click(),
-  ]);
-  log(`        now at ${safeUrl(page.url())}`);
-
-  log(`step 4: dev IdP: pick ${userEmail}`);
+  log(`dev IdP: pick ${userEmail}`);
   const onAccount = (u) => u.origin === storefrontOrigin && u.pathname.endsWith('/account.php');
   const user = page.locator('button', { hasText: userEmail }).first();
   await user.waitFor({ state: 'visible' });
-  await Promise.all([page.waitForURL(onAccount, { waitUntil: 'domcontentloaded' }), user.click()]);
+  await clickTo(page, onAccount, user);
   log(`        now at ${safeUrl(page.url())}`);
 
-  log(`step 5: #customer-email must contain ${JSON.stringify(userEmail)}`);
-  const email = page.locator('#customer-email');
-  await email.waitFor({ state: 'attached' });
-  const text = (await email.textContent()) ?? '';
-  if (!text.includes(userEmail)) {
-    throw new Error(`#customer-email is ${JSON.stringify(text.trim())}, expected ${JSON.stringify(userEmail)}`);
-  }
+  log(`#customer-email must contain ${JSON.stringify(userEmail)}`);
+  await expectCustomerEmail(page, userEmail);
   log('PASS: signed in through nginx and two gateway replicas');
 });

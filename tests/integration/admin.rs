@@ -1,84 +1,38 @@
 //! The admin console and API: access control, CSRF, identity links, audit trail.
 
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::admin::{Access, AdminRoute};
 use bc_sso_gateway::db::AuditKind;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use crate::common::{Env, hidden_value, new_browser, page_of};
-
-pub fn token(env: &Env) -> String {
-    env.demo
-        .state
-        .config
-        .admin_token
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned()
-}
-
-/// Signs the env's browser in as admin; returns the session's CSRF token.
-pub async fn sign_in(env: &Env) -> String {
-    let login = env.get(&env.gateway("/admin/login")).await;
-    assert_eq!(login.status, StatusCode::OK);
-    let csrf = hidden_value(&login.body, "csrf").unwrap();
-    let response = env
-        .browser
-        .post(env.gateway("/admin/login"))
-        .form(&[("token", token(env).as_str()), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    for attribute in ["bcsso-admin=", "HttpOnly", "SameSite=Lax", "Path=/admin"] {
-        assert!(
-            cookie.contains(attribute),
-            "{attribute} missing in {cookie}"
-        );
-    }
-    let overview = env.get(&env.gateway("/admin")).await;
-    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
-    hidden_value(&overview.body, "csrf").unwrap()
-}
+use crate::common::{
+    Env, admin_sign_in_unset, connection_json, hidden_value, new_browser, page_of,
+};
 
 #[tokio::test]
 async fn nothing_admin_is_reachable_without_signing_in() {
     let env = Env::start().await;
     // A shopper who signed in has a session, but not an admin one.
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND);
+    env.signed_in("", "ada").await;
     for path in ["/admin", "/admin/links?email=ada", "/admin/audit"] {
-        let page = env.get(&env.gateway(path)).await;
+        let page = env.open(path).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(page.location.unwrap().path(), "/admin/login");
     }
     let link = &env.demo.state.db.search_links("ada", 5).await.unwrap()[0];
-    let response = env
-        .browser
-        .post(env.gateway("/admin/links/remove"))
-        .form(&[
-            ("issuer", link.issuer.as_str()),
-            ("subject", "ada"),
-            ("csrf", "x"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let form = [
+        ("issuer", link.issuer.as_str()),
+        ("subject", "ada"),
+        ("csrf", "x"),
+    ];
+    let page = env.post("/admin/links/remove", &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
     for (method, path) in [
         ("GET", "/admin/api/links?email=ada"),
         ("DELETE", "/admin/api/links?issuer=x&subject=ada"),
         ("GET", "/admin/api/audit"),
     ] {
         for bearer in [None, Some("wrong-token")] {
-            let mut request = env
-                .browser
-                .request(method.parse().unwrap(), env.gateway(path));
+            let mut request = env.request(method.parse().unwrap(), path);
             if let Some(b) = bearer {
                 request = request.bearer_auth(b);
             }
@@ -98,59 +52,39 @@ async fn nothing_admin_is_reachable_without_signing_in() {
 
 #[tokio::test]
 async fn without_a_token_the_console_is_off() {
-    let env = Env::with(DemoOptions::default(), |c| {
+    let env = Env::configured(|c| {
         c.admin.token = None;
         c.admin.sso_connection = None;
     })
     .await;
-    env.get(&env.gateway("/admin/login"))
+    env.open("/admin/login")
         .await
         .assert_error(StatusCode::NOT_FOUND, "admin_disabled");
-    let response = env
-        .browser
-        .get(env.gateway("/admin/api/audit"))
-        .bearer_auth("anything")
-        .send()
-        .await
-        .unwrap();
+    let response = env.request(Method::GET, "/admin/api/audit");
+    let response = response.bearer_auth("anything").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn sign_in_needs_the_token_and_the_form_token() {
     let env = Env::start().await;
-    let login = env.get(&env.gateway("/admin/login")).await;
+    let login = env.open("/admin/login").await;
     let csrf = hidden_value(&login.body, "csrf").unwrap();
-    let wrong = env
-        .browser
-        .post(env.gateway("/admin/login"))
-        .form(&[
-            ("token", "not-the-admin-token-0000000"),
-            ("csrf", csrf.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(wrong.text().await.unwrap().contains("not the admin token"));
-    let forged = env
-        .browser
-        .post(env.gateway("/admin/login"))
-        .form(&[("token", token(&env).as_str()), ("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
-    page_of(forged)
-        .await
-        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    let wrong = [("token", "not-the-admin-token-0000000"), ("csrf", &csrf)];
+    let wrong = env.post("/admin/login", &wrong).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("not the admin token"));
+    let token = env.admin_token();
+    env.post(
+        "/admin/login",
+        &[("token", token.as_str()), ("csrf", "forged")],
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
     // A browser that never loaded the form has no form token at all.
-    let other = new_browser();
-    let response = other
-        .post(env.gateway("/admin/login"))
-        .form(&[("token", token(&env).as_str()), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let form = [("token", token.as_str()), ("csrf", csrf.as_str())];
+    let response = new_browser().post(env.gateway("/admin/login")).form(&form);
+    let response = response.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let events = env.demo.state.db.audit_events(10).await.unwrap();
     assert!(
@@ -158,7 +92,7 @@ async fn sign_in_needs_the_token_and_the_form_token() {
             .iter()
             .any(|e| e.kind == AuditKind::AdminSignInRefused)
     );
-    sign_in(&env).await;
+    env.admin_sign_in().await;
     let events = env.demo.state.db.audit_events(10).await.unwrap();
     assert_eq!(events[0].kind, AuditKind::AdminSignedIn);
     assert_eq!(events[0].actor.as_deref(), Some("bootstrap-token"));
@@ -167,38 +101,27 @@ async fn sign_in_needs_the_token_and_the_form_token() {
 #[tokio::test]
 async fn an_admin_finds_and_removes_a_link_and_the_change_is_audited() {
     let env = Env::start().await;
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND);
-    let csrf = sign_in(&env).await;
-    let page = env
-        .get(&env.gateway("/admin/links?email=ADA%40example"))
-        .await;
+    env.signed_in("", "ada").await;
+    let csrf = env.admin_sign_in().await;
+    let page = env.open("/admin/links?email=ADA%40example").await;
     assert!(page.body.contains("ada@example.com"), "{}", page.body);
     let issuer = hidden_value(&page.body, "issuer").unwrap();
     let remove = |csrf: String| {
-        let issuer = issuer.clone();
-        let url = env.gateway("/admin/links/remove");
-        let browser = env.browser.clone();
-        async move {
-            browser
-                .post(url)
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("issuer", issuer.as_str()),
-                    ("subject", "ada"),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }
+        let form = [
+            ("csrf", csrf),
+            ("issuer", issuer.clone()),
+            ("subject", "ada".into()),
+        ];
+        let env = &env;
+        async move { env.post("/admin/links/remove", &form).await }
     };
-    page_of(remove("wrong".into()).await)
+    remove("wrong".into())
         .await
         .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
     assert_eq!(env.demo.state.db.count_links().await.unwrap(), 1);
     let done = remove(csrf).await;
-    assert_eq!(done.status(), StatusCode::SEE_OTHER);
-    let back = env.get(&page_of(done).await.location.unwrap()).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let back = env.get(&done.location.unwrap()).await;
     assert!(back.body.contains("Link removed"));
     assert_eq!(env.demo.state.db.count_links().await.unwrap(), 0);
     let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
@@ -208,16 +131,13 @@ async fn an_admin_finds_and_removes_a_link_and_the_change_is_audited() {
     assert_eq!(detail["before"]["email_at_link"], "ada@example.com");
     assert!(detail["after"].is_null());
     // The audit page shows it, filtered by kind.
-    let audit = env
-        .get(&env.gateway("/admin/audit?kind=link_removed"))
-        .await;
+    let audit = env.open("/admin/audit?kind=link_removed").await;
     assert!(audit.body.contains("link_removed") && audit.body.contains("bootstrap-token"));
     assert!(audit.body.contains("<td>link_removed</td>"));
     assert!(!audit.body.contains("<td>sign_in_succeeded</td>"));
     // Ada's next sign-in goes by email again and is linked anew.
     let calls = env.demo.emulator.api_request_count();
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND);
+    env.signed_in("", "ada").await;
     assert!(env.demo.emulator.api_request_count() > calls);
     assert_eq!(env.demo.state.db.count_links().await.unwrap(), 1);
 }
@@ -226,23 +146,13 @@ async fn an_admin_finds_and_removes_a_link_and_the_change_is_audited() {
 async fn the_api_does_the_same_with_a_bearer_token() {
     let env = Env::start().await;
     env.sign_in("", "grace").await;
-    let api = |method: &str, path: &str| {
-        env.browser
-            .request(method.parse().unwrap(), env.gateway(path))
-            .bearer_auth(token(&env))
-    };
-    let links: serde_json::Value = api("GET", "/admin/api/links?email=grace")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = |method: Method, path: &str| env.api(method, path).send();
+    let links = env.api_get("/admin/api/links?email=grace").await;
     let link = &links["data"][0];
     assert_eq!(link["email_at_link"], "grace@example.com");
     assert_eq!(link["subject"], "grace");
     let issuer = link["issuer"].as_str().unwrap().to_owned();
-    let missing = api("GET", "/admin/api/links").send().await.unwrap();
+    let missing = api(Method::GET, "/admin/api/links").await.unwrap();
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         missing.json::<serde_json::Value>().await.unwrap()["error"],
@@ -255,31 +165,22 @@ async fn the_api_does_the_same_with_a_bearer_token() {
             .append_pair("subject", "grace")
             .finish()
     );
-    let removed = api("DELETE", &path).send().await.unwrap();
+    let removed = api(Method::DELETE, &path).await.unwrap();
     assert_eq!(removed.status(), StatusCode::OK);
-    let again = api("DELETE", &path).send().await.unwrap();
+    let again = api(Method::DELETE, &path).await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
-    let audit: serde_json::Value = api("GET", "/admin/api/audit?kind=link_removed")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = env.api_get("/admin/api/audit?kind=link_removed").await;
     assert_eq!(audit["data"][0]["actor"], "api-token");
     assert_eq!(audit["data"][0]["detail"]["before"]["subject"], "grace");
-    let bad = api("GET", "/admin/api/audit?from=yesterday")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad = api(Method::GET, "/admin/api/audit?from=yesterday").await;
+    assert_eq!(bad.unwrap().status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn admin_pages_show_no_secrets_and_sign_out_works() {
     let env = Env::start().await;
     env.sign_in("", "ada").await;
-    let csrf = sign_in(&env).await;
+    let csrf = env.admin_sign_in().await;
     let c = &env.demo.state.config;
     let secrets = [
         c.store.declared.as_ref().unwrap().client_secret.expose(),
@@ -288,13 +189,13 @@ async fn admin_pages_show_no_secrets_and_sign_out_works() {
         c.admin_token.as_ref().unwrap().expose(),
     ];
     for path in ["/admin", "/admin/links?email=a", "/admin/audit"] {
-        let page = env.get(&env.gateway(path)).await;
+        let page = env.open(path).await;
         assert_eq!(page.status, StatusCode::OK);
         for s in secrets {
             assert!(!page.body.contains(s), "a secret is on {path}");
         }
     }
-    let overview = env.get(&env.gateway("/admin")).await;
+    let overview = env.open("/admin").await;
     assert!(
         overview
             .body
@@ -307,66 +208,39 @@ async fn admin_pages_show_no_secrets_and_sign_out_works() {
                 .body
                 .contains(&c.store.declared.as_ref().unwrap().client_id)
     );
-    let out = env
-        .browser
-        .post(env.gateway("/admin/logout"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    let page = env.get(&env.gateway("/admin")).await;
+    let out = env.post("/admin/logout", &[("csrf", csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let page = env.open("/admin").await;
     assert_eq!(page.location.unwrap().path(), "/admin/login");
 }
 
 #[tokio::test]
 async fn store_check_and_connection_test_report_in_plain_words() {
     let env = Env::start().await;
-    let page = env.get(&env.gateway("/admin/checks/store")).await;
+    let page = env.open("/admin/checks/store").await;
     assert_eq!(page.location.unwrap().path(), "/admin/login");
-    sign_in(&env).await;
-    let store = env.get(&env.gateway("/admin/checks/store")).await;
-    assert_eq!(store.status, StatusCode::OK);
-    assert!(
-        store.body.contains("<strong id=\"overall\">ok</strong>"),
-        "{}",
-        store.body
-    );
+    env.admin_sign_in().await;
+    let store = env.open("/admin/checks/store").await;
+    store.assert_checks_passed();
     assert!(
         store.body.contains("Wholesale"),
         "customer groups listed: {}",
         store.body
     );
-    let conn = env
-        .get(&env.gateway("/admin/checks/connections/demo"))
-        .await;
-    assert_eq!(conn.status, StatusCode::OK);
-    assert!(
-        conn.body.contains("<strong id=\"overall\">ok</strong>"),
-        "{}",
-        conn.body
-    );
+    let conn = env.open("/admin/checks/connections/demo").await;
+    conn.assert_checks_passed();
     assert!(
         conn.body
             .contains(&env.demo.state.config.redirect_uri("demo").to_string())
     );
-    env.get(&env.gateway("/admin/checks/connections/nope"))
+    env.open("/admin/checks/connections/nope")
         .await
         .assert_error(StatusCode::NOT_FOUND, "unknown_connection");
 
     // The same through the API, and a broken IdP is reported as failed.
     env.idp()
         .set_misbehaviour(bc_sso_sandbox::idp::Misbehaviour::JwksDown);
-    let report: serde_json::Value = env
-        .browser
-        .get(env.gateway("/admin/api/checks/connections/demo"))
-        .bearer_auth(token(&env))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = env.api_get("/admin/api/checks/connections/demo").await;
     assert_eq!(report["status"], "failed");
     let jwks = report["data"]
         .as_array()
@@ -376,30 +250,16 @@ async fn store_check_and_connection_test_report_in_plain_words() {
         .unwrap();
     assert_eq!(jwks["status"], "failed");
     // (bigcommerce::diagnose's own tests cover a wrong token, missing scopes and skew.)
-    let report: serde_json::Value = env
-        .browser
-        .get(env.gateway("/admin/api/checks/store"))
-        .bearer_auth(token(&env))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = env.api_get("/admin/api/checks/store").await;
     assert_eq!(report["status"], "ok", "{report}");
 }
 
 /// Starts "Try sign-in" for `connection`; returns the `/login?trial=…` query.
-async fn start_trial(env: &Env, csrf: &str, connection: &str) -> String {
-    let response = env
-        .browser
-        .post(env.gateway(&format!("/admin/connections/{connection}/try")))
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let location = page_of(response).await.location.unwrap();
+pub async fn start_trial(env: &Env, csrf: &str, connection: &str) -> String {
+    let path = format!("/admin/connections/{connection}/try");
+    let response = env.post(&path, &[("csrf", csrf)]).await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    let location = response.location.unwrap();
     assert_eq!(location.path(), "/login");
     location.query().unwrap().to_owned()
 }
@@ -407,11 +267,9 @@ async fn start_trial(env: &Env, csrf: &str, connection: &str) -> String {
 #[tokio::test]
 async fn try_sign_in_shows_claims_and_decision_and_changes_nothing() {
     let env = Env::start().await;
-    let csrf = sign_in(&env).await;
+    let csrf = env.admin_sign_in().await;
     let query = start_trial(&env, &csrf, "demo").await;
-    let (_, callback) = env.sign_in(&query, "ada").await;
-    assert_eq!(callback.status, StatusCode::FOUND, "{}", callback.body);
-    let report_url = callback.location.unwrap();
+    let report_url = env.signed_in(&query, "ada").await;
     assert!(report_url.path().starts_with("/admin/trials/"));
     let report = env.get(&report_url).await;
     assert_eq!(report.status, StatusCode::OK);
@@ -433,7 +291,7 @@ async fn try_sign_in_shows_claims_and_decision_and_changes_nothing() {
     assert!(env.demo.emulator.login_attempts().is_empty());
     assert_eq!(env.demo.state.db.count_links().await.unwrap(), 0);
     // The ticket works once.
-    env.get(&env.gateway(&format!("/login?{query}")))
+    env.open(&format!("/login?{query}"))
         .await
         .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
 
@@ -450,8 +308,7 @@ async fn try_sign_in_shows_claims_and_decision_and_changes_nothing() {
     );
 
     // After a real sign-in, the trial shows the link.
-    let (_, real) = env.sign_in("", "ada").await;
-    assert_eq!(real.status, StatusCode::FOUND);
+    env.signed_in("", "ada").await;
     let query = start_trial(&env, &csrf, "demo").await;
     let (_, callback) = env.sign_in(&query, "ada").await;
     let report = env.get(&callback.location.unwrap()).await;
@@ -462,37 +319,26 @@ async fn try_sign_in_shows_claims_and_decision_and_changes_nothing() {
 async fn only_admins_start_trials_and_read_reports() {
     let env = Env::start().await;
     let response = env
-        .browser
-        .post(env.gateway("/admin/connections/demo/try"))
-        .form(&[("csrf", "x")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        page_of(response).await.location.unwrap().path(),
-        "/admin/login"
-    );
-    let page = env.get(&env.gateway("/admin/trials/whatever")).await;
+        .post("/admin/connections/demo/try", &[("csrf", "x")])
+        .await;
+    assert_eq!(response.location.unwrap().path(), "/admin/login");
+    let page = env.open("/admin/trials/whatever").await;
     assert_eq!(page.location.unwrap().path(), "/admin/login");
     // A made-up ticket does not start anything.
-    env.get(&env.gateway("/login?trial=made-up"))
+    env.open("/login?trial=made-up")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
 }
 
 /// Runs the console's SSO sign-in as `sub` at the dev IdP; returns the callback's answer.
 async fn sso_as(env: &Env, sub: &str) -> (url::Url, crate::common::Page) {
-    let login = env.get(&env.gateway("/admin/login")).await;
+    let login = env.open("/admin/login").await;
     assert!(
         login.body.contains("Sign in with Example Corp (dev IdP)"),
         "{}",
         login.body
     );
-    let start = env.get(&env.gateway("/admin/sso")).await;
-    assert_eq!(start.status, StatusCode::FOUND);
-    let authorize = start.location.unwrap();
-    let callback = env.pick_user(&authorize, sub).await;
-    assert_eq!(callback.path(), "/admin/oidc/callback");
+    let callback = env.admin_sso_callback(&env.browser, sub).await;
     let page = env.get(&callback).await;
     (callback, page)
 }
@@ -502,7 +348,7 @@ async fn admins_sign_in_with_their_company_account() {
     let env = Env::start().await;
     let (callback, page) = sso_as(&env, "ada").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    let overview = env.get(&env.gateway("/admin")).await;
+    let overview = env.open("/admin").await;
     assert_eq!(overview.status, StatusCode::OK);
     let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminSignedIn);
@@ -520,7 +366,7 @@ async fn a_company_account_not_on_the_admin_list_is_refused() {
     let env = Env::start().await;
     let (_, page) = sso_as(&env, "grace").await;
     page.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
-    let after = env.get(&env.gateway("/admin")).await;
+    let after = env.open("/admin").await;
     assert_eq!(after.location.unwrap().path(), "/admin/login");
     let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminSignInRefused);
@@ -530,8 +376,7 @@ async fn a_company_account_not_on_the_admin_list_is_refused() {
 #[tokio::test]
 async fn a_shopper_callback_cannot_finish_an_admin_sign_in() {
     let env = Env::start().await;
-    let start = env.get(&env.gateway("/admin/sso")).await;
-    let callback = env.pick_user(&start.location.unwrap(), "ada").await;
+    let callback = env.admin_sso_callback(&env.browser, "ada").await;
     // Replaying the admin callback's code and state at the shopper callback fails: that
     // state belongs to the admin session, and the redirect URI differs.
     let mut shopper = env.gateway("/oidc/callback/demo");
@@ -567,8 +412,7 @@ async fn every_admin_route_refuses_anonymous_callers_and_forged_csrf() {
         );
     }
     // A shopper who signed in has a session, but not an admin one.
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND);
+    env.signed_in("", "ada").await;
     for route in &routes {
         let what = format!("{} {} ({:?})", route.method, route.path, route.access);
         let request = env
@@ -598,7 +442,7 @@ async fn every_admin_route_refuses_anonymous_callers_and_forged_csrf() {
         }
     }
     // Signed in, every form (the sign-in form too) refuses a token that is not its own.
-    sign_in(&env).await;
+    env.admin_sign_in().await;
     let forms = routes
         .iter()
         .filter(|r| r.method == reqwest::Method::POST && r.access != Access::Api);
@@ -606,7 +450,7 @@ async fn every_admin_route_refuses_anonymous_callers_and_forged_csrf() {
         let response = env
             .browser
             .post(url_of(&env, route))
-            .form(&[("csrf", "forged"), ("bootstrap_token", &token(&env))])
+            .form(&[("csrf", "forged"), ("bootstrap_token", &env.admin_token())])
             .send()
             .await
             .unwrap();
@@ -615,7 +459,7 @@ async fn every_admin_route_refuses_anonymous_callers_and_forged_csrf() {
         page.assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
     }
     // Still signed in (the forged sign-out did nothing), and nothing changed.
-    assert_eq!(env.get(&env.gateway("/admin")).await.status, StatusCode::OK);
+    assert_eq!(env.open("/admin").await.status, StatusCode::OK);
     assert!(env.demo.state.connections.get("demo").is_some());
     let db = &env.demo.state.db;
     assert!(db.list_connections().await.unwrap().is_empty());
@@ -631,7 +475,7 @@ async fn admin_sso_needs_a_verified_listed_email_or_a_listed_group() {
     page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
 
     // Grace is admitted by group, with the groups scope requested.
-    let env = Env::with(DemoOptions::default(), |c| {
+    let env = Env::configured(|c| {
         c.admin.allowed_emails = vec!["ADA@example.com".into()];
         c.admin.allowed_groups = vec!["engineering".into()];
         c.connections[0].scopes = Some(vec![
@@ -645,10 +489,7 @@ async fn admin_sso_needs_a_verified_listed_email_or_a_listed_group() {
     let (_, page) = sso_as(&env, "grace").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     // And Ada by her email, whatever its case in the config.
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.admin.allowed_emails = vec!["ADA@Example.com".into()]
-    })
-    .await;
+    let env = Env::configured(|c| c.admin.allowed_emails = vec!["ADA@Example.com".into()]).await;
     let (_, page) = sso_as(&env, "ada").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
@@ -658,88 +499,69 @@ async fn admin_sso_needs_a_verified_listed_email_or_a_listed_group() {
 /// another replica, and can be turned off again.
 #[tokio::test]
 async fn admin_sign_in_is_set_up_in_the_console() {
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
-    let login = env.get(&env.gateway("/admin/login")).await;
+    let env = Env::configured(admin_sign_in_unset).await;
+    let login = env.open("/admin/login").await;
     assert!(!login.body.contains("admin-sso"), "off until set");
-    env.get(&env.gateway("/admin/sso"))
+    env.open("/admin/sso")
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 
-    let csrf = sign_in(&env).await;
-    let post = |fields: Vec<(&'static str, String)>| {
-        let browser = env.browser.clone();
-        let url = env.gateway("/admin/access");
-        async move { page_of(browser.post(url).form(&fields).send().await.unwrap()).await }
-    };
+    let csrf = env.admin_sign_in().await;
+    let token = env.admin_token();
     // Without the bootstrap token typed again nothing changes (SECURITY.md rule 21).
-    let no_token = post(vec![
-        ("csrf", csrf.clone()),
-        ("connection", "demo".into()),
-        ("allowed_emails", "ada@example.com".into()),
-        ("bootstrap_token", "not-the-token".into()),
-    ])
-    .await;
-    assert_eq!(no_token.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(no_token.body.contains("admin token"), "{}", no_token.body);
+    let no_token = [
+        ("csrf", csrf.as_str()),
+        ("connection", "demo"),
+        ("allowed_emails", "ada@example.com"),
+        ("bootstrap_token", "not-the-token"),
+    ];
+    env.post("/admin/access", &no_token)
+        .await
+        .assert_form_refused(&["admin token"]);
     assert!(env.demo.state.admin_access.current().is_none());
-    let refused = post(vec![
-        ("csrf", csrf.clone()),
-        ("connection", "nope".into()),
-        ("allowed_emails", "not-an-email".into()),
-        ("bootstrap_token", token(&env)),
-    ])
-    .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for reason in ["there is no connection \"nope\"", "\"not-an-email\""] {
-        assert!(
-            refused.body.contains(&reason.replace('"', "&#34;")),
-            "{reason}: {}",
-            refused.body
-        );
-    }
+    let refused = [
+        ("csrf", csrf.as_str()),
+        ("connection", "nope"),
+        ("allowed_emails", "not-an-email"),
+        ("bootstrap_token", &token),
+    ];
+    env.post("/admin/access", &refused)
+        .await
+        .assert_form_refused(&[
+            "there is no connection &#34;nope&#34;",
+            "&#34;not-an-email&#34;",
+        ]);
     assert!(env.demo.state.admin_access.current().is_none());
-    post(vec![
-        ("connection", "demo".into()),
-        ("allowed_emails", "ada@example.com".into()),
-    ])
-    .await
-    .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    let forged = [
+        ("connection", "demo"),
+        ("allowed_emails", "ada@example.com"),
+    ];
+    env.post("/admin/access", &forged)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
 
-    let saved = post(vec![
-        ("csrf", csrf.clone()),
-        ("connection", "demo".into()),
-        ("allowed_emails", "Ada@Example.com\n".into()),
-        ("allowed_groups", "".into()),
-        ("bootstrap_token", token(&env)),
-    ])
-    .await;
+    let saved = [
+        ("csrf", csrf.as_str()),
+        ("connection", "demo"),
+        ("allowed_emails", "Ada@Example.com\n"),
+        ("allowed_groups", ""),
+        ("bootstrap_token", &token),
+    ];
+    let saved = env.post("/admin/access", &saved).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let event = &env.demo.state.db.audit_events(1).await.unwrap()[0];
     assert_eq!(event.kind, AuditKind::AdminAccessChanged);
     assert!(event.detail.as_deref().unwrap().contains("ada@example.com"));
 
     // Signed out, Ada (on the list) signs in through the IdP; then Grace is refused.
-    let sign_out = |csrf: String| {
-        let browser = env.browser.clone();
-        let url = env.gateway("/admin/logout");
-        async move {
-            let r = browser
-                .post(url)
-                .form(&[("csrf", csrf)])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        }
+    let sign_out = |csrf: String| async {
+        let out = env.post("/admin/logout", &[("csrf", csrf)]).await;
+        assert_eq!(out.status, StatusCode::SEE_OTHER);
     };
     sign_out(csrf).await;
     let (_, page) = sso_as(&env, "ada").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    let overview = env.get(&env.gateway("/admin")).await;
+    let overview = env.open("/admin").await;
     assert_eq!(overview.status, StatusCode::OK);
     sign_out(hidden_value(&overview.body, "csrf").unwrap()).await;
     let (_, page) = sso_as(&env, "grace").await;
@@ -747,62 +569,24 @@ async fn admin_sign_in_is_set_up_in_the_console() {
 
     // An admin at the IdP while the admin connection is switched: the callback was
     // started for the old connection and is refused (rule 8).
-    let issuer = env.demo.state.config.connections[0]
-        .issuer
-        .as_str()
-        .to_owned();
-    let created = env
-        .browser
-        .post(env.gateway("/admin/api/connections"))
-        .bearer_auth(token(&env))
-        .json(&serde_json::json!({
-            "id": "second", "issuer": issuer, "client_id": "bc-sso-gateway",
-            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
-            "allowed_email_domains": ["second.test"]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let start = env.get(&env.gateway("/admin/sso")).await;
-    let callback = env.pick_user(&start.location.unwrap(), "ada").await;
-    let switched = env
-        .browser
-        .put(env.gateway("/admin/api/access"))
-        .bearer_auth(token(&env))
-        .json(&serde_json::json!({ "connection": "second", "allowed_emails": ["ada@example.com"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(switched.status(), StatusCode::OK);
+    env.create_connection("second", "second.test").await;
+    let callback = env.admin_sso_callback(&env.browser, "ada").await;
+    let switch =
+        serde_json::json!({ "connection": "second", "allowed_emails": ["ada@example.com"] });
+    let (switched, _) = env.api_call(Method::PUT, "/admin/api/access", switch).await;
+    assert_eq!(switched, StatusCode::OK);
     env.get(&callback)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "no_pending_login");
 
     // The API shows it; turning it off there closes the SSO door (the token still works).
-    let api = env.gateway("/admin/api/access");
-    let shown: serde_json::Value = env
-        .browser
-        .get(api.clone())
-        .bearer_auth(token(&env))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = env.api_get("/admin/api/access").await;
     assert_eq!(shown["managed_by"], "console");
     assert_eq!(shown["data"]["allowed_emails"][0], "ada@example.com");
-    let off = env
-        .browser
-        .put(api)
-        .bearer_auth(token(&env))
-        .json(&serde_json::json!({ "connection": null }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(off.status(), StatusCode::OK);
-    env.get(&env.gateway("/admin/sso"))
+    let off = serde_json::json!({ "connection": null });
+    let (off, _) = env.api_call(Method::PUT, "/admin/api/access", off).await;
+    assert_eq!(off, StatusCode::OK);
+    env.open("/admin/sso")
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
@@ -810,19 +594,15 @@ async fn admin_sign_in_is_set_up_in_the_console() {
 #[tokio::test]
 async fn admin_sign_in_from_the_file_is_read_only() {
     let env = Env::start().await;
-    let csrf = sign_in(&env).await;
-    let page = env.get(&env.gateway("/admin/access")).await;
+    let csrf = env.admin_sign_in().await;
+    let page = env.open("/admin/access").await;
     assert!(page.body.contains("declared in the configuration file"));
-    let r = env
-        .browser
-        .post(env.gateway("/admin/access"))
-        .form(&[("csrf", csrf.as_str()), ("connection", "")])
-        .send()
-        .await
-        .unwrap();
-    page_of(r)
-        .await
-        .assert_error(StatusCode::CONFLICT, "managed_by_file");
+    env.post(
+        "/admin/access",
+        &[("csrf", csrf.as_str()), ("connection", "")],
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "managed_by_file");
     assert!(env.demo.state.admin_access.current().is_some());
 }
 
@@ -833,83 +613,52 @@ async fn admin_sign_in_from_the_file_is_read_only() {
 #[tokio::test]
 async fn api_cannot_create_a_connection_for_an_unconfigured_channel() {
     let env = Env::start().await;
-    let issuer = env.demo.state.config.connections[0]
-        .issuer
-        .as_str()
-        .to_owned();
+    let issuer = env.demo.state.config.connections[0].issuer.as_str();
     let connection = |channels: serde_json::Value| {
-        serde_json::json!({
-            "id": "other", "issuer": issuer, "client_id": "bc-sso-gateway",
-            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
-            "allowed_email_domains": ["other.test"], "channels": channels
-        })
-    };
-    let api = |method: reqwest::Method, path: &str, body: serde_json::Value| {
-        env.browser
-            .request(method, env.gateway(path))
-            .bearer_auth(token(&env))
-            .json(&body)
-            .send()
+        let mut connection = connection_json("other", issuer, "other.test");
+        connection["channels"] = channels;
+        connection
     };
     let rule = "channels: only configured storefront channels can be chosen (1)";
-    let refused = |response: reqwest::Response| async move {
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let body: serde_json::Value = response.json().await.unwrap();
+    let refused = |(status, body): (StatusCode, serde_json::Value)| {
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["error"], "invalid_connection", "{body}");
         assert!(body["message"].as_str().unwrap().contains(rule), "{body}");
     };
     // The demo store has one storefront, channel 1.
-    let created = api(
-        reqwest::Method::POST,
-        "/admin/api/connections",
-        connection(serde_json::json!([2])),
-    )
-    .await
-    .unwrap();
-    refused(created).await;
+    let path = "/admin/api/connections";
+    refused(
+        env.api_call(Method::POST, path, connection(serde_json::json!([2])))
+            .await,
+    );
     assert!(env.demo.state.connections.any("other").is_none());
-    let created = api(
-        reqwest::Method::POST,
-        "/admin/api/connections",
-        connection(serde_json::json!([1])),
-    )
-    .await
-    .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let updated = api(
-        reqwest::Method::PUT,
-        "/admin/api/connections/other",
-        connection(serde_json::json!([1, 2])),
-    )
-    .await
-    .unwrap();
-    refused(updated).await;
+    let (created, _) = env
+        .api_call(Method::POST, path, connection(serde_json::json!([1])))
+        .await;
+    assert_eq!(created, StatusCode::CREATED);
+    let path = "/admin/api/connections/other";
+    refused(
+        env.api_call(Method::PUT, path, connection(serde_json::json!([1, 2])))
+            .await,
+    );
     assert_eq!(
         env.demo.state.connections.any("other").unwrap().channels,
         vec![1]
     );
     // The console's form, the same rule in the same words.
-    let csrf = sign_in(&env).await;
-    let form: Vec<(String, String)> = [
+    let csrf = env.admin_sign_in().await;
+    let form = [
         ("csrf", csrf.as_str()),
         ("id", "third"),
         ("display_name", "Third Corp"),
-        ("issuer", issuer.as_str()),
+        ("issuer", issuer),
         ("client_id", "bc-sso-gateway"),
         ("client_secret", bc_sso_dev::demo::DEV_CLIENT_SECRET),
         ("allowed_email_domains", "third.test"),
         ("channels", "2"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let page = crate::common::post(&env, "/admin/connections/new", &form).await;
-    assert_eq!(
-        page.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        page.body
-    );
-    assert!(page.body.contains(rule), "{}", page.body);
+    ];
+    env.post("/admin/connections/new", &form)
+        .await
+        .assert_form_refused(&[rule]);
     assert!(env.demo.state.connections.any("third").is_none());
 }

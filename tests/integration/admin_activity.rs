@@ -2,24 +2,24 @@
 //! sign-in chart (last 24 hours and 7 days, succeeded against refused, by reason) drawn
 //! from the audit trail, and the audit log exported as CSV.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use crate::admin::{sign_in, token};
-use crate::common::Env;
+use crate::common::{Env, new_browser};
 
-async fn two_sign_ins(env: &Env) {
-    let (_, ok) = env.sign_in("", "ada").await;
-    assert_eq!(ok.status, StatusCode::FOUND);
-    let (_, refused) = env.sign_in("", "eve").await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+/// One sign-in and one refusal, then the admin signs in to the console.
+async fn env_with_two_sign_ins() -> Env {
+    let env = Env::start().await;
+    env.signed_in("", "ada").await;
+    env.refused("", "eve", StatusCode::FORBIDDEN, "email_unverified")
+        .await;
+    env.admin_sign_in().await;
+    env
 }
 
 #[tokio::test]
 async fn overview_charts_sign_ins_by_result_and_reason() {
-    let env = Env::start().await;
-    two_sign_ins(&env).await;
-    sign_in(&env).await;
-    let page = env.get(&env.gateway("/admin")).await;
+    let env = env_with_two_sign_ins().await;
+    let page = env.open("/admin").await;
     assert_eq!(page.status, StatusCode::OK);
     for needle in [
         "Last 24 hours</strong>: 1 signed in, 1 refused",
@@ -41,24 +41,17 @@ async fn overview_charts_sign_ins_by_result_and_reason() {
 
 #[tokio::test]
 async fn audit_log_exports_as_csv_in_the_console_and_the_api() {
-    let env = Env::start().await;
-    two_sign_ins(&env).await;
-    sign_in(&env).await;
-    let audit = env.get(&env.gateway("/admin/audit")).await;
+    let env = env_with_two_sign_ins().await;
+    let audit = env.open("/admin/audit").await;
     assert!(audit.body.contains("formaction=\"/admin/audit.csv\""));
-    let r = env
-        .browser
-        .get(env.gateway("/admin/audit.csv?kind=sign_in_refused"))
-        .send()
-        .await
-        .unwrap();
+    let csv = env.request(Method::GET, "/admin/audit.csv?kind=sign_in_refused");
+    let r = csv.send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = r.headers()["content-disposition"].to_str().unwrap();
     assert!(
-        r.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment; filename=\"bc-sso-audit-")
+        disposition.starts_with("attachment; filename=\"bc-sso-audit-"),
+        "{disposition}"
     );
     let text = r.text().await.unwrap();
     let mut lines = text.lines();
@@ -75,18 +68,10 @@ async fn audit_log_exports_as_csv_in_the_console_and_the_api() {
 
     // The API, with the admin token; without it, nothing.
     let api = env.gateway("/admin/api/audit.csv");
-    let anonymous = crate::common::new_browser()
-        .get(api.clone())
-        .send()
-        .await
-        .unwrap();
+    let anonymous = new_browser().get(api.clone()).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let r = crate::common::new_browser()
-        .get(api)
-        .bearer_auth(token(&env))
-        .send()
-        .await
-        .unwrap();
+    let r = new_browser().get(api).bearer_auth(env.admin_token()).send();
+    let r = r.await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let text = r.text().await.unwrap();
     assert!(text.contains("sign_in_succeeded") && text.contains("ada@example.com"));

@@ -2,32 +2,14 @@
 //! callback: a few failures a minute per client, then 429; every failure audited with the
 //! client's IP and user agent.
 
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::db::{AuditEvent, AuditKind};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderValue};
 
-use crate::admin::{sign_in, token};
-use crate::common::{Env, hidden_value, page_of};
+use crate::common::{Env, browser_from as client, fetch, hidden_value, page_of};
 
-/// A client behind the load balancer at 127.0.0.1, with its own user agent.
-fn client(ip: &str, user_agent: &str) -> reqwest::Client {
-    let mut headers = HeaderMap::new();
-    headers.insert("x-forwarded-for", HeaderValue::from_str(ip).unwrap());
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .user_agent(user_agent)
-        .build()
-        .unwrap()
-}
-
+/// The gateway behind a load balancer at 127.0.0.1 (where the tests connect from).
 async fn env() -> Env {
-    Env::with(DemoOptions::default(), |c| {
-        c.server.trusted_proxies = Some(vec!["127.0.0.1".into()]);
-    })
-    .await
+    Env::configured(|c| c.server.trusted_proxies = Some(vec!["127.0.0.1".into()])).await
 }
 
 async fn refusals_from(env: &Env, ip: &str) -> Vec<AuditEvent> {
@@ -72,7 +54,7 @@ async fn guessing_the_admin_api_token_is_limited_and_audited() {
         "{statuses:?}"
     );
     // Locked out: even the right token is not looked at.
-    let right = call(Some(token(&env))).await.unwrap();
+    let right = call(Some(env.admin_token())).await.unwrap();
     assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // Another client is not affected and finds every failure in the audit log, with the
@@ -80,10 +62,8 @@ async fn guessing_the_admin_api_token_is_limited_and_audited() {
     let admin = client("198.51.100.11", "automation/1.0");
     let response = admin
         .get(env.gateway("/admin/api/audit?kind=admin_sign_in_refused"))
-        .bearer_auth(token(&env))
-        .send()
-        .await
-        .unwrap();
+        .bearer_auth(env.admin_token());
+    let response = response.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value = response.json().await.unwrap();
     let events = body["data"].as_array().unwrap();
@@ -96,17 +76,13 @@ async fn guessing_the_admin_api_token_is_limited_and_audited() {
     // A call without any token guesses nothing: refused, not counted, not audited.
     let anonymous = client("198.51.100.12", "curl/8.0");
     for _ in 0..12 {
-        let response = anonymous
-            .get(env.gateway("/admin/api/audit"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let response = anonymous.get(env.gateway("/admin/api/audit")).send();
+        assert_eq!(response.await.unwrap().status(), StatusCode::UNAUTHORIZED);
     }
     assert!(refusals_from(&env, "198.51.100.12").await.is_empty());
     // The console's audit page shows them too.
-    sign_in(&env).await;
-    let page = env.get(&env.gateway("/admin/audit")).await;
+    env.admin_sign_in().await;
+    let page = env.open("/admin/audit").await;
     assert!(page.body.contains("198.51.100.10"), "{}", page.body);
     assert!(page.body.contains("guesser/1.0"));
 }
@@ -115,14 +91,7 @@ async fn guessing_the_admin_api_token_is_limited_and_audited() {
 async fn guessing_the_admin_login_token_is_limited_and_audited() {
     let env = env().await;
     let guesser = client("198.51.100.30", "guesser/2.0");
-    let form = page_of(
-        guesser
-            .get(env.gateway("/admin/login"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let form = fetch(&guesser, env.gateway("/admin/login")).await;
     let csrf = hidden_value(&form.body, "csrf").unwrap();
     let post = |token: String| {
         guesser
@@ -137,7 +106,7 @@ async fn guessing_the_admin_login_token_is_limited_and_audited() {
     let locked = page_of(post("guess-10".into()).await.unwrap()).await;
     locked.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
     assert!(locked.body.contains("try again in"), "{}", locked.body);
-    let right = post(token(&env)).await.unwrap();
+    let right = post(env.admin_token()).await.unwrap();
     assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
     let sso = guesser.get(env.gateway("/admin/sso")).send().await.unwrap();
     assert_eq!(sso.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -152,7 +121,7 @@ async fn guessing_the_admin_login_token_is_limited_and_audited() {
     let prober = client("198.51.100.31", "prober/1.0");
     for i in 0..11 {
         let url = env.gateway(&format!("/admin/oidc/callback?state=s{i}&code=c{i}"));
-        let page = page_of(prober.get(url).send().await.unwrap()).await;
+        let page = fetch(&prober, url).await;
         let expected = if i < 10 {
             StatusCode::BAD_REQUEST
         } else {
@@ -168,11 +137,8 @@ async fn guessing_the_admin_login_token_is_limited_and_audited() {
 
     // A company account that is not an admin: refused once, audited once, with the client.
     let grace = client("198.51.100.32", "browser/1.0");
-    let start = page_of(grace.get(env.gateway("/admin/sso")).send().await.unwrap()).await;
-    let callback = env
-        .pick_user_with(&grace, &start.location.unwrap(), "grace")
-        .await;
-    let refused = page_of(grace.get(callback).send().await.unwrap()).await;
+    let callback = env.admin_sso_callback(&grace, "grace").await;
+    let refused = fetch(&grace, callback).await;
     refused.assert_error(StatusCode::FORBIDDEN, "not_an_admin");
     let refusals = refusals_from(&env, "198.51.100.32").await;
     assert_eq!(refusals.len(), 1);
@@ -180,5 +146,5 @@ async fn guessing_the_admin_login_token_is_limited_and_audited() {
     assert_eq!(refusals[0].user_agent.as_deref(), Some("browser/1.0"));
 
     // Meanwhile the real admin, from another address, signs in.
-    sign_in(&env).await;
+    env.admin_sign_in().await;
 }

@@ -1,29 +1,23 @@
 //! SECURITY.md rule 21: admin sign-in is at least as strict as a shopper's, and who may
 //! sign in to the console changes only with the bootstrap token.
 
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::db::AuditKind;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use crate::admin::{sign_in, token};
-use crate::common::{Env, hidden_value, page_of, post};
+use crate::common::{Env, admin_sign_in_unset, hidden_value};
 
 /// The review signed in to the console with a Google account outside the Workspace domain
 /// (no `hd` claim), which the same connection refuses to shoppers.
 #[tokio::test]
 async fn admin_sso_without_the_hosted_domain_is_refused_like_a_shopper() {
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.connections[0].hosted_domain = Some("example.com".into());
-    })
-    .await;
-    let start = env.get(&env.gateway("/admin/sso")).await;
-    assert_eq!(start.status, StatusCode::FOUND, "{}", start.body);
-    let callback = env.pick_user(&start.location.unwrap(), "ada").await;
+    let env =
+        Env::configured(|c| c.connections[0].hosted_domain = Some("example.com".into())).await;
+    let callback = env.admin_sso_callback(&env.browser, "ada").await;
     env.get(&callback)
         .await
         .assert_error(StatusCode::FORBIDDEN, "hosted_domain_mismatch");
     assert_eq!(
-        env.get(&env.gateway("/admin")).await.status,
+        env.open("/admin").await.status,
         StatusCode::SEE_OTHER,
         "not signed in"
     );
@@ -36,12 +30,8 @@ async fn admin_sso_without_the_hosted_domain_is_refused_like_a_shopper() {
 /// lists are consulted.
 #[tokio::test]
 async fn admin_sso_from_a_domain_the_connection_does_not_allow_is_refused() {
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.admin.allowed_emails = vec!["oscar@other.test".into()];
-    })
-    .await;
-    let start = env.get(&env.gateway("/admin/sso")).await;
-    let callback = env.pick_user(&start.location.unwrap(), "oscar").await;
+    let env = Env::configured(|c| c.admin.allowed_emails = vec!["oscar@other.test".into()]).await;
+    let callback = env.admin_sso_callback(&env.browser, "oscar").await;
     env.get(&callback)
         .await
         .assert_error(StatusCode::FORBIDDEN, "domain_not_allowed");
@@ -52,47 +42,19 @@ async fn admin_sso_from_a_domain_the_connection_does_not_allow_is_refused() {
 /// the admin connection now needs the bootstrap token typed again.
 #[tokio::test]
 async fn console_session_cannot_repoint_the_admin_connection_without_the_token() {
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
+    let env = Env::configured(admin_sign_in_unset).await;
     let issuer = env.demo.state.config.connections[0]
         .issuer
         .as_str()
         .to_owned();
-    let api = |method: reqwest::Method, path: &str, body: serde_json::Value| {
-        env.browser
-            .request(method, env.gateway(path))
-            .bearer_auth(token(&env))
-            .json(&body)
-            .send()
-    };
-    let created = api(
-        reqwest::Method::POST,
-        "/admin/api/connections",
-        serde_json::json!({
-            "id": "admins", "issuer": issuer, "client_id": "bc-sso-gateway",
-            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
-            "allowed_email_domains": ["admins.test"]
-        }),
-    )
-    .await
-    .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let access = api(
-        reqwest::Method::PUT,
-        "/admin/api/access",
-        serde_json::json!({ "connection": "admins", "allowed_emails": ["it@admins.test"] }),
-    )
-    .await
-    .unwrap();
-    assert_eq!(access.status(), StatusCode::OK);
+    env.create_connection("admins", "admins.test").await;
+    let access =
+        serde_json::json!({ "connection": "admins", "allowed_emails": ["it@admins.test"] });
+    let (access, _) = env.api_call(Method::PUT, "/admin/api/access", access).await;
+    assert_eq!(access, StatusCode::OK);
 
-    let csrf = sign_in(&env).await;
-    let edit = env
-        .get(&env.gateway("/admin/connections/admins/edit"))
-        .await;
+    let csrf = env.admin_sign_in().await;
+    let edit = env.open("/admin/connections/admins/edit").await;
     assert!(
         edit.body.contains("name=\"bootstrap_token\""),
         "{}",
@@ -115,22 +77,16 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
         f
     };
     for typed in [None, Some(String::new()), Some("a-wrong-guess".to_owned())] {
-        let page = post(&env, "/admin/connections/admins/edit", &form(typed)).await;
-        assert_eq!(
-            page.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            page.body
-        );
-        assert!(page.body.contains("admin token"), "{}", page.body);
+        env.post("/admin/connections/admins/edit", &form(typed))
+            .await
+            .assert_form_refused(&["admin token"]);
     }
     let conn = env.demo.state.connections.any("admins").unwrap();
     assert_eq!(conn.issuer.as_str(), issuer, "not repointed");
     for action in ["disable", "delete"] {
-        post(
-            &env,
+        env.post(
             &format!("/admin/connections/admins/{action}"),
-            &[("csrf".to_owned(), csrf.clone())],
+            &[("csrf", &csrf)],
         )
         .await
         .assert_error(StatusCode::FORBIDDEN, "bootstrap_token_required");
@@ -149,7 +105,7 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
         "{events:?}"
     );
     // Typed again, the change goes through (here: only the display name).
-    let mut ok = form(Some(token(&env)));
+    let mut ok = form(Some(env.admin_token()));
     for (k, v) in ok.iter_mut() {
         if k == "issuer" {
             *v = issuer.clone();
@@ -158,7 +114,7 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
             v.clear();
         }
     }
-    let page = post(&env, "/admin/connections/admins/edit", &ok).await;
+    let page = env.post("/admin/connections/admins/edit", &ok).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(
         env.demo
@@ -170,14 +126,9 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
         "Planted"
     );
     // With the token typed, disabling it works too.
-    let overview = env.get(&env.gateway("/admin")).await;
+    let overview = env.open("/admin").await;
     assert!(hidden_value(&overview.body, "csrf").is_some());
-    let r = env
-        .browser
-        .post(env.gateway("/admin/connections/admins/disable"))
-        .form(&[("csrf", csrf.as_str()), ("bootstrap_token", &token(&env))])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page_of(r).await.status, StatusCode::SEE_OTHER);
+    let form = [("csrf", csrf), ("bootstrap_token", env.admin_token())];
+    let disabled = env.post("/admin/connections/admins/disable", &form).await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER);
 }

@@ -58,18 +58,21 @@ pub async fn try_script(script: &str, env: &[(&str, &str)]) -> Result<(), String
     }
 }
 
+/// Chromium signs in as Ada from the storefront's button, through oidc-provider, with the
+/// `extra` settings of browser.mjs.
+async fn storefront_button(env: &Env, extra: &[(&str, &str)]) {
+    let settings = [
+        ("STOREFRONT_URL", env.demo.storefront_urls[0].as_str()),
+        ("OP_LOGIN", "ada@example.com"),
+        ("EXPECT_EMAIL", "ada@example.com"),
+    ];
+    run_script("browser.mjs", &[&settings[..], extra].concat()).await;
+}
+
 #[tokio::test]
 async fn chromium_signs_in_from_the_storefront_button() {
     let (env, _op) = env_with_oidc_provider(false).await;
-    run_script(
-        "browser.mjs",
-        &[
-            ("STOREFRONT_URL", env.demo.storefront_urls[0].as_str()),
-            ("OP_LOGIN", "ada@example.com"),
-            ("EXPECT_EMAIL", "ada@example.com"),
-        ],
-    )
-    .await;
+    storefront_button(&env, &[]).await;
     let customers = env.demo.emulator.customers();
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].email, "ada@example.com");
@@ -81,16 +84,7 @@ async fn chromium_signs_in_from_the_storefront_button() {
 #[tokio::test]
 async fn chromium_signs_out_of_the_storefront_and_the_idp() {
     let (env, _op) = env_with_oidc_provider(false).await;
-    run_script(
-        "browser.mjs",
-        &[
-            ("STOREFRONT_URL", env.demo.storefront_urls[0].as_str()),
-            ("OP_LOGIN", "ada@example.com"),
-            ("EXPECT_EMAIL", "ada@example.com"),
-            ("SIGN_OUT", "1"),
-        ],
-    )
-    .await;
+    storefront_button(&env, &[("SIGN_OUT", "1")]).await;
     let attempts = env.demo.emulator.login_attempts();
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert!(attempts[0].is_ok());
@@ -99,17 +93,8 @@ async fn chromium_signs_out_of_the_storefront_and_the_idp() {
 #[tokio::test]
 async fn chromium_admin_removes_a_link_and_finds_it_in_the_audit_log() {
     let env = Env::start().await;
-    let (_, page) = env.sign_in("", "grace").await;
-    assert_eq!(page.status, reqwest::StatusCode::FOUND);
-    let token = env
-        .demo
-        .state
-        .config
-        .admin_token
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    env.signed_in("", "grace").await;
+    let token = env.admin_token();
     run_script(
         "admin.mjs",
         &[
@@ -148,16 +133,11 @@ async fn chromium_admin_sets_up_an_empty_gateway_in_the_console_and_a_shopper_si
     )
     .await
     .unwrap();
+    let env = Env::of(demo);
+    let demo = &env.demo;
     assert!(demo.state.store_settings.current().is_none());
     let emulator = demo.emulator.config().clone();
-    let token = demo
-        .state
-        .config
-        .admin_token
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
+    let token = env.admin_token();
     let issuer = op.issuer.as_str().trim_end_matches('/').to_owned();
     run_script(
         "console.mjs",

@@ -6,63 +6,28 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::common::Env;
+use crate::common::{Env, Scratch, write_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-dev");
-
-fn write_config(env: &Env, dir: &std::path::Path) -> std::path::PathBuf {
-    let c = &env.demo.state.config;
-    let text = format!(
-        r#"
-[server]
-public_url = "{gateway}"
-
-[database]
-url = "sqlite://{db}"
-
-[store]
-store_hash = "{hash}"
-api_base_url = "{api}"
-client_id = "{client_id}"
-
-[[store.channels]]
-id = 1
-storefront_url = "{storefront}"
-
-[[connections]]
-id = "demo"
-issuer = "{issuer}"
-client_id = "{idp_client}"
-allowed_email_domains = ["example.com"]
-"#,
-        gateway = env.demo.gateway_url,
-        // Its own database file, never one in the working directory.
-        db = dir.join("gateway.sqlite").display(),
-        hash = c.store.store_hash,
-        api = env.demo.api_url,
-        client_id = c.store.declared.as_ref().unwrap().client_id,
-        storefront = env.demo.storefront_urls[0],
-        issuer = c.connections[0].issuer.as_str(),
-        idp_client = c.connections[0].client_id,
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("bcsso-cli-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[tokio::test]
 async fn check_reaches_the_idp_and_bigcommerce() {
     let env = Env::start().await;
-    let dir = temp_dir();
-    let config = write_config(&env, &dir);
+    let dir = Scratch::new("cli");
     let c = &env.demo.state.config;
-    let secret_file = dir.join("bc_secret");
+    let config = write_config(
+        dir.path(),
+        serde_json::json!({ "public_url": env.demo.gateway_url }),
+        // Its own database file, never one in the working directory.
+        &dir.sqlite_url(),
+        &env.store_account(),
+        (
+            "demo",
+            c.connections[0].issuer.as_str(),
+            &c.connections[0].client_id,
+        ),
+    );
+    let secret_file = dir.path().join("bc_secret");
     std::fs::write(
         &secret_file,
         format!(
@@ -117,13 +82,12 @@ async fn check_reaches_the_idp_and_bigcommerce() {
         "{stdout}"
     );
     assert!(!stdout.contains("not-the-token"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn a_bad_config_stops_start_up_naming_each_setting() {
-    let dir = temp_dir();
-    let path = dir.join("gateway.toml");
+    let dir = Scratch::new("cli");
+    let path = dir.path().join("gateway.toml");
     std::fs::write(&path, "[server]\npublic_url = \"http://sso.example.com\"\n").unwrap();
     let out = Command::new(BIN)
         .args(["serve", "--config"])
@@ -153,7 +117,6 @@ async fn a_bad_config_stops_start_up_naming_each_setting() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml: cannot read")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -1,14 +1,13 @@
 //! IdP connections managed in the admin console: validation, encryption at rest,
 //! enable/disable/delete, restart, and the API.
 
-use bc_sso_dev::demo::{DEV_CLIENT_SECRET, DemoOptions};
+use bc_sso_dev::demo::DEV_CLIENT_SECRET;
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
 use bc_sso_gateway::db::AuditKind;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use crate::admin::{sign_in as admin_csrf, token};
-use crate::common::{Env, post};
+use crate::common::{Env, Scratch, admin_sign_in_unset};
 
 /// The fields of the "Add a connection" form for a connection to the demo's dev IdP.
 fn form(env: &Env, csrf: &str, id: &str, domains: &str) -> Vec<(String, String)> {
@@ -34,34 +33,54 @@ fn form(env: &Env, csrf: &str, id: &str, domains: &str) -> Vec<(String, String)>
     .collect()
 }
 
+/// `fields` with `name` set to `value`.
+fn with(mut fields: Vec<(String, String)>, name: &str, value: &str) -> Vec<(String, String)> {
+    for (_, v) in fields.iter_mut().filter(|(k, _)| k == name) {
+        *v = value.into();
+    }
+    fields
+}
+
+/// The connections the console stored.
+async fn stored(env: &Env) -> Vec<bc_sso_gateway::db::StoredConnection> {
+    env.demo.state.db.list_connections().await.unwrap()
+}
+
+/// Signs in to the console and adds connection "other" for other.test; the CSRF token.
+async fn add_other(env: &Env) -> String {
+    let csrf = env.admin_sign_in().await;
+    let created = env
+        .post(
+            "/admin/connections/new",
+            &form(env, &csrf, "other", "other.test"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    csrf
+}
+
 #[tokio::test]
 async fn an_admin_adds_a_connection_and_a_shopper_signs_in_through_it() {
     let env = Env::start().await;
-    let csrf = admin_csrf(&env).await;
-    let created = post(
-        &env,
-        "/admin/connections/new",
-        &form(&env, &csrf, "other", "other.test"),
-    )
-    .await;
+    let csrf = env.admin_sign_in().await;
+    let created = env
+        .post(
+            "/admin/connections/new",
+            &form(&env, &csrf, "other", "other.test"),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     // The admin lands on the connection test, which passes.
-    let test = env.get(&created.location.unwrap()).await;
-    assert!(
-        test.body.contains("<strong id=\"overall\">ok</strong>"),
-        "{}",
-        test.body
-    );
+    env.get(&created.location.unwrap())
+        .await
+        .assert_checks_passed();
     // Oscar (other.test) can now sign in; before, no connection owned his domain.
-    let (_, page) = env.sign_in("connection=other", "oscar").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
-    let page = env
-        .get(&env.gateway("/login?email=oscar%40other.test"))
-        .await;
+    env.signed_in("connection=other", "oscar").await;
+    let page = env.open("/login?email=oscar%40other.test").await;
     assert_eq!(page.status, StatusCode::FOUND);
 
     // Stored encrypted; the audit trail has the change without the secret.
-    let stored = env.demo.state.db.list_connections().await.unwrap();
+    let stored = stored(&env).await;
     assert_eq!(stored.len(), 1);
     assert!(stored[0].client_secret_sealed.starts_with("v1:"));
     assert!(!stored[0].client_secret_sealed.contains(DEV_CLIENT_SECRET));
@@ -82,116 +101,63 @@ async fn an_admin_adds_a_connection_and_a_shopper_signs_in_through_it() {
 #[tokio::test]
 async fn a_refused_form_says_why_and_keeps_what_was_typed() {
     let env = Env::start().await;
-    let csrf = admin_csrf(&env).await;
-    let mut fields = form(&env, &csrf, "Bad Id", "example.com");
-    for (k, v) in fields.iter_mut() {
-        match k.as_str() {
-            "issuer" => *v = "http://idp.example.net".into(),
-            "clock_leeway_secs" => *v = "soon".into(),
-            _ => {}
-        }
-    }
-    let page = post(&env, "/admin/connections/new", &fields).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        page.body
-            .contains("clock_leeway_secs: &#34;soon&#34; is not a whole number")
-            || page.body.contains("is not a whole number"),
-        "{}",
-        page.body
+    let csrf = env.admin_sign_in().await;
+    let fields = form(&env, &csrf, "Bad Id", "example.com");
+    let fields = with(
+        with(fields, "issuer", "http://idp.example.net"),
+        "clock_leeway_secs",
+        "soon",
     );
-    fields
-        .iter_mut()
-        .filter(|(k, _)| k == "clock_leeway_secs")
-        .for_each(|(_, v)| *v = "60".into());
-    let page = post(&env, "/admin/connections/new", &fields).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for needle in ["id: ", "issuer: must be https"] {
-        assert!(
-            page.body.contains(needle),
-            "missing {needle:?}: {}",
-            page.body
-        );
-    }
-    assert!(
-        page.body.contains("value=\"http://idp.example.net\""),
-        "typed values kept"
-    );
+    let new = "/admin/connections/new";
+    // "clock_leeway_secs: &#34;soon&#34; is not a whole number"
+    env.post(new, &fields)
+        .await
+        .assert_form_refused(&["is not a whole number"]);
+    let fields = with(fields, "clock_leeway_secs", "60");
+    let page = env.post(new, &fields).await;
+    // The typed values are kept.
+    let kept = "value=\"http://idp.example.net\"";
+    page.assert_form_refused(&["id: ", "issuer: must be https", kept]);
     assert!(
         !page.body.contains(DEV_CLIENT_SECRET),
         "the secret is not echoed back"
     );
     // Once the settings are valid on their own, the domain already owned by the file's
     // connection is refused (SECURITY.md rule 4).
-    let page = post(
-        &env,
-        "/admin/connections/new",
-        &form(&env, &csrf, "other", "example.com"),
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        page.body
-            .contains("example.com is claimed by connections demo and other"),
-        "{}",
-        page.body
-    );
+    let claimed = "example.com is claimed by connections demo and other";
+    let page = env
+        .post(new, &form(&env, &csrf, "other", "example.com"))
+        .await;
+    page.assert_form_refused(&[claimed]);
     // Group rules are one `group = id` a line.
     let mut rules = form(&env, &csrf, "other", "other.test");
     rules.push((
         "group_rules".into(),
         "buyers = 2\nno equals sign\nvip = two".into(),
     ));
-    let page = post(&env, "/admin/connections/new", &rules).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        page.body.contains("group_rules line 2: write"),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body
-            .contains("group_rules line 3: &#34;two&#34; is not a whole number")
-            || page.body.contains("is not a whole number")
-    );
+    // Line 3: "group_rules line 3: &#34;two&#34; is not a whole number".
+    let reasons = ["group_rules line 2: write", "is not a whole number"];
+    env.post(new, &rules).await.assert_form_refused(&reasons);
     // Without a secret, a new connection is refused too.
     let without: Vec<_> = form(&env, &csrf, "other", "other.test")
         .into_iter()
         .filter(|(k, _)| k != "client_secret")
         .collect();
-    let page = post(&env, "/admin/connections/new", &without).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.body.contains("client_secret: required"));
+    env.post(new, &without)
+        .await
+        .assert_form_refused(&["client_secret: required"]);
     // A forged form is refused outright.
-    let forged = post(
-        &env,
-        "/admin/connections/new",
-        &form(&env, "forged", "other", "other.test"),
-    )
-    .await;
-    forged.assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
-    assert!(
-        env.demo
-            .state
-            .db
-            .list_connections()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    env.post(new, &form(&env, "forged", "other", "other.test"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    assert!(stored(&env).await.is_empty());
 }
 
 #[tokio::test]
 async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
     let env = Env::start().await;
-    let csrf = admin_csrf(&env).await;
-    post(
-        &env,
-        "/admin/connections/new",
-        &form(&env, &csrf, "other", "other.test"),
-    )
-    .await;
-    let edit = env.get(&env.gateway("/admin/connections/other/edit")).await;
+    let csrf = add_other(&env).await;
+    let edit = env.open("/admin/connections/other/edit").await;
     assert_eq!(edit.status, StatusCode::OK);
     assert!(edit.body.contains("value=\"Other Corp\"") && !edit.body.contains(DEV_CLIENT_SECRET));
     // The form lists the store's customer groups to map to.
@@ -202,24 +168,13 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
     );
     let mut fields = form(&env, &csrf, "other", "other.test");
     fields.retain(|(k, _)| k != "client_secret");
-    fields
-        .iter_mut()
-        .filter(|(k, _)| k == "display_name")
-        .for_each(|(_, v)| *v = "Other Corporation".into());
+    let fields = with(fields, "display_name", "Other Corporation");
     // A new issuer with the secret left empty: the kept secret is not sent to another IdP.
-    let mut moved = fields.clone();
-    moved
-        .iter_mut()
-        .filter(|(k, _)| k == "issuer")
-        .for_each(|(_, v)| *v = "https://elsewhere.example".into());
-    let refused = post(&env, "/admin/connections/other/edit", &moved).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refused.body.contains("enter the client secret again"),
-        "{}",
-        refused.body
-    );
-    let saved = post(&env, "/admin/connections/other/edit", &fields).await;
+    let moved = with(fields.clone(), "issuer", "https://elsewhere.example");
+    env.post("/admin/connections/other/edit", &moved)
+        .await
+        .assert_form_refused(&["enter the client secret again"]);
+    let saved = env.post("/admin/connections/other/edit", &fields).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let (_, page) = env.sign_in("connection=other", "oscar").await;
     assert_eq!(
@@ -244,74 +199,32 @@ async fn edit_keeps_the_secret_and_disable_enable_delete_take_effect() {
     assert_eq!(detail["after"]["display_name"], "Other Corporation");
     assert_eq!(detail["after"]["client_secret"], "unchanged");
 
-    let csrf_only = vec![("csrf".to_owned(), csrf.clone())];
-    assert_eq!(
-        post(&env, "/admin/connections/other/disable", &csrf_only)
-            .await
-            .status,
-        StatusCode::SEE_OTHER
-    );
-    env.get(&env.gateway("/login?connection=other"))
-        .await
-        .assert_error(StatusCode::NOT_FOUND, "unknown_connection");
-    assert_eq!(
-        post(&env, "/admin/connections/other/enable", &csrf_only)
-            .await
-            .status,
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(
-        env.get(&env.gateway("/login?connection=other"))
-            .await
-            .status,
-        StatusCode::FOUND
-    );
-    assert_eq!(
-        post(&env, "/admin/connections/other/delete", &csrf_only)
-            .await
-            .status,
-        StatusCode::SEE_OTHER
-    );
-    env.get(&env.gateway("/login?connection=other"))
-        .await
-        .assert_error(StatusCode::NOT_FOUND, "unknown_connection");
-    assert!(
-        env.demo
-            .state
-            .db
-            .list_connections()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let csrf_only = [("csrf", csrf)];
+    for (action, offered) in [("disable", false), ("enable", true), ("delete", false)] {
+        let path = format!("/admin/connections/other/{action}");
+        let done = env.post(&path, &csrf_only).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{action}");
+        let login = env.open("/login?connection=other").await;
+        if offered {
+            assert_eq!(login.status, StatusCode::FOUND, "{action}");
+        } else {
+            login.assert_error(StatusCode::NOT_FOUND, "unknown_connection");
+        }
+    }
+    assert!(stored(&env).await.is_empty());
     // The file's connection is read-only here.
-    env.get(&env.gateway("/admin/connections/demo/edit"))
+    env.open("/admin/connections/demo/edit")
         .await
         .assert_error(StatusCode::CONFLICT, "managed_by_file");
-    post(&env, "/admin/connections/demo/delete", &csrf_only)
+    env.post("/admin/connections/demo/delete", &csrf_only)
         .await
         .assert_error(StatusCode::CONFLICT, "managed_by_file");
 }
 
 #[tokio::test]
 async fn stored_connections_survive_a_restart_and_need_the_same_key() {
-    let dir = std::env::temp_dir().join(format!("bcsso-conn-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("gw.sqlite").display());
-    let db_url = url.clone();
-    let env = Env::with(DemoOptions::default(), move |c| {
-        if std::env::var("BCSSO_TEST_DATABASE_URL").is_err() {
-            c.database.url = Some(db_url);
-        }
-    })
-    .await;
-    let csrf = admin_csrf(&env).await;
-    post(
-        &env,
-        "/admin/connections/new",
-        &form(&env, &csrf, "other", "other.test"),
-    )
-    .await;
+    let env = Env::shareable(|_| {}).await;
+    add_other(&env).await;
 
     let config = env.demo.state.config.clone();
     let restarted = AppState::connect(config.clone(), Clock::system())
@@ -325,63 +238,30 @@ async fn stored_connections_survive_a_restart_and_need_the_same_key() {
 
     let mut wrong_key = config.clone();
     wrong_key.database.secret_key = Some(bc_sso_gateway::secrets::SecretKey::generate());
-    let err = AppState::connect(wrong_key, Clock::system())
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let refused = |config| async { AppState::connect(config, Clock::system()).await.err() };
+    let err = refused(wrong_key).await.unwrap().to_string();
     assert!(err.contains("does not match"), "{err}");
     let mut no_key = config;
     no_key.database.secret_key = None;
-    let err = AppState::connect(no_key, Clock::system())
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refused(no_key).await.unwrap().to_string();
     assert!(err.contains("BCSSO_SECRET_KEY"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn the_api_manages_connections_too() {
     let env = Env::start().await;
-    let api = |method: &str, path: &str| {
-        env.browser
-            .request(method.parse().unwrap(), env.gateway(path))
-            .bearer_auth(token(&env))
-    };
-    let body = serde_json::json!({
-        "id": "api-made",
-        "issuer": env.demo.state.config.connections[0].issuer.as_str(),
-        "client_id": "bc-sso-gateway",
-        "client_secret": DEV_CLIENT_SECRET,
-        "allowed_email_domains": ["other.test"],
-    });
-    let created = api("POST", "/admin/api/connections")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let created: serde_json::Value = created.json().await.unwrap();
+    let issuer = env.demo.state.config.connections[0].issuer.as_str();
+    let body = crate::common::connection_json("api-made", issuer, "other.test");
+    let path = "/admin/api/connections";
+    let (status, created) = env.api_call(Method::POST, path, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(created["data"]["id"], "api-made");
     assert!(created["data"].get("client_secret").is_none());
-    let dup = api("POST", "/admin/api/connections")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(dup.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let dup: serde_json::Value = dup.json().await.unwrap();
+    let (status, dup) = env.api_call(Method::POST, path, body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(dup["error"], "invalid_connection");
     assert!(dup["message"].as_str().unwrap().contains("already exists"));
-    let list: serde_json::Value = api("GET", "/admin/api/connections")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = env.api_get(path).await;
     let managed: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
@@ -391,61 +271,39 @@ async fn the_api_manages_connections_too() {
     assert_eq!(managed, ["file", "console"]);
     assert!(!list.to_string().contains(DEV_CLIENT_SECRET));
     let update = serde_json::json!({
-        "issuer": env.demo.state.config.connections[0].issuer.as_str(),
+        "issuer": issuer,
         "client_id": "bc-sso-gateway",
         "allowed_email_domains": ["other.test", "*.other.test"],
     });
-    let updated = api("PUT", "/admin/api/connections/api-made")
-        .json(&update)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(updated.status(), StatusCode::OK);
-    let (_, page) = env.sign_in("connection=api-made", "oscar").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
-    assert_eq!(
-        api("DELETE", "/admin/api/connections/api-made")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        api("DELETE", "/admin/api/connections/api-made")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NOT_FOUND
-    );
-    let bad = api("POST", "/admin/api/connections")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let path = "/admin/api/connections/api-made";
+    let (updated, _) = env.api_call(Method::PUT, path, update).await;
+    assert_eq!(updated, StatusCode::OK);
+    env.signed_in("connection=api-made", "oscar").await;
+    for deleted in [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND] {
+        let response = env.api(Method::DELETE, path).send().await.unwrap();
+        assert_eq!(response.status(), deleted);
+    }
+    let bad = env
+        .api(Method::POST, "/admin/api/connections")
+        .body("{not json");
+    assert_eq!(bad.send().await.unwrap().status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn no_secret_is_in_a_page_an_api_answer_a_log_line_or_a_database_row() {
-    let dir = std::env::temp_dir().join(format!("bcsso-secrets-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("gw.sqlite");
-    let db_url = format!("sqlite://{}", db.display());
-    let env = Env::with(DemoOptions::default(), move |c| {
-        c.database.url = Some(db_url)
-    })
-    .await;
+    let dir = Scratch::new("secrets");
+    let db = dir.path().join("gateway.sqlite");
+    let db_url = dir.sqlite_url();
+    let env = Env::configured(move |c| c.database.url = Some(db_url)).await;
     let console_secret = "console-made-secret-4f8a1c2e9b7d";
-    let csrf = admin_csrf(&env).await;
-    let mut fields = form(&env, &csrf, "other", "other.test");
-    fields
-        .iter_mut()
-        .filter(|(k, _)| k == "client_secret")
-        .for_each(|(_, v)| *v = console_secret.into());
+    let csrf = env.admin_sign_in().await;
+    let fields = with(
+        form(&env, &csrf, "other", "other.test"),
+        "client_secret",
+        console_secret,
+    );
     assert_eq!(
-        post(&env, "/admin/connections/new", &fields).await.status,
+        env.post("/admin/connections/new", &fields).await.status,
         StatusCode::SEE_OTHER
     );
     env.sign_in("connection=demo", "ada").await;
@@ -468,24 +326,14 @@ async fn no_secret_is_in_a_page_an_api_answer_a_log_line_or_a_database_row() {
         "/admin/checks/connections/other",
         "/admin/checks/store",
     ] {
-        seen.push_str(&env.get(&env.gateway(path)).await.body);
+        seen.push_str(&env.open(path).await.body);
     }
     for path in [
         "/admin/api/connections",
         "/admin/api/audit",
         "/admin/api/links?email=a",
     ] {
-        seen.push_str(
-            &env.browser
-                .get(env.gateway(path))
-                .bearer_auth(token(&env))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        );
+        seen.push_str(&env.api_get(path).await.to_string());
     }
     seen.push_str(&crate::common::all_logs());
     // Every row of every table, as text.
@@ -510,35 +358,18 @@ async fn no_secret_is_in_a_page_an_api_answer_a_log_line_or_a_database_row() {
             s.len()
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn a_change_made_on_one_replica_reaches_the_others() {
-    let dir = std::env::temp_dir().join(format!("bcsso-replicas-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db_url = format!("sqlite://{}", dir.join("gw.sqlite").display());
-    let env = Env::with(DemoOptions::default(), move |c| {
-        if std::env::var("BCSSO_TEST_DATABASE_URL").is_err() {
-            c.database.url = Some(db_url);
-        }
-        // Admin sign-in set in the console, below.
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
+    // Admin sign-in set in the console, below.
+    let env = Env::shareable(admin_sign_in_unset).await;
     // A second replica on the same database and key.
     let other = AppState::connect(env.demo.state.config.clone(), Clock::system())
         .await
         .unwrap();
     assert!(other.connections.get("other").is_none());
-    let csrf = admin_csrf(&env).await;
-    post(
-        &env,
-        "/admin/connections/new",
-        &form(&env, &csrf, "other", "other.test"),
-    )
-    .await;
+    let csrf = add_other(&env).await;
     assert!(
         other.refresh_settings().await.unwrap(),
         "the change is seen"
@@ -548,8 +379,8 @@ async fn a_change_made_on_one_replica_reaches_the_others() {
         !other.refresh_settings().await.unwrap(),
         "nothing new: no reload"
     );
-    let csrf_only = vec![("csrf".to_owned(), csrf)];
-    post(&env, "/admin/connections/other/disable", &csrf_only).await;
+    env.post("/admin/connections/other/disable", &[("csrf", csrf)])
+        .await;
     other.refresh_settings().await.unwrap();
     assert!(
         other.connections.get("other").is_none(),
@@ -557,16 +388,9 @@ async fn a_change_made_on_one_replica_reaches_the_others() {
     );
     // Admin sign-in settings travel the same way.
     assert!(other.admin_access.current().is_none());
-    let r = env
-        .browser
-        .put(env.gateway("/admin/api/access"))
-        .bearer_auth(token(&env))
-        .json(&serde_json::json!({ "connection": "demo", "allowed_groups": ["it"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let access = serde_json::json!({ "connection": "demo", "allowed_groups": ["it"] });
+    let (status, _) = env.api_call(Method::PUT, "/admin/api/access", access).await;
+    assert_eq!(status, StatusCode::OK);
     assert!(other.refresh_settings().await.unwrap());
     assert_eq!(other.admin_access.current().unwrap().allowed_groups, ["it"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

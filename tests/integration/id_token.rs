@@ -2,7 +2,6 @@
 //! error page, creates no customer, mints no token, and logs a reason code. Names follow
 //! the OpenID RP certification cases where one matches.
 
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_sandbox::idp::Misbehaviour;
 use reqwest::StatusCode;
 
@@ -13,8 +12,7 @@ use crate::common::Env;
 async fn refused(m: Misbehaviour, status: StatusCode, code: &str) {
     let env = Env::start().await;
     env.idp().set_misbehaviour(m.clone());
-    let (_, page) = env.sign_in("", "ada").await;
-    page.assert_error(status, code);
+    env.refused("", "ada", status, code).await;
     assert!(
         env.demo.emulator.customers().is_empty(),
         "{m:?} created a customer"
@@ -140,13 +138,10 @@ async fn code_exchange_error_status() {
 
 #[tokio::test]
 async fn code_exchange_timeout() {
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.server.http_timeout_secs = Some(1)
-    })
-    .await;
+    let env = Env::configured(|c| c.server.http_timeout_secs = Some(1)).await;
     env.idp().set_misbehaviour(Misbehaviour::TokenEndpointHang);
-    let (_, page) = env.sign_in("", "ada").await;
-    page.assert_error(StatusCode::BAD_GATEWAY, "code_exchange_failed");
+    env.refused("", "ada", StatusCode::BAD_GATEWAY, "code_exchange_failed")
+        .await;
     assert!(env.demo.emulator.customers().is_empty());
 }
 
@@ -183,13 +178,12 @@ async fn jwks_endpoint_down() {
     page.assert_error(StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable");
     assert_eq!(env.idp().jwks_fetch_count(), fetches);
     env.demo.clock.advance(30);
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    env.signed_in("", "ada").await;
 }
 
 #[tokio::test]
 async fn idp_unreachable() {
-    let env = Env::with(DemoOptions::default(), |c| {
+    let env = Env::configured(|c| {
         c.connections[0].issuer = Some("http://127.0.0.1:9".into());
     })
     .await;
@@ -200,8 +194,7 @@ async fn idp_unreachable() {
 #[tokio::test]
 async fn rp_key_rotation_op_sign_key() {
     let env = Env::start().await;
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND);
+    env.signed_in("", "ada").await;
     let fetches = env.idp().jwks_fetch_count();
     env.idp().rotate_key();
     let (_, page) = env.sign_in("", "ada").await;
@@ -217,8 +210,7 @@ async fn rp_key_rotation_op_sign_key() {
         "exactly one refetch"
     );
     // The new key is now cached: no further fetch.
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND);
+    env.signed_in("", "ada").await;
     assert_eq!(env.idp().jwks_fetch_count(), fetches + 1);
 }
 
@@ -226,13 +218,11 @@ async fn rp_key_rotation_op_sign_key() {
 async fn bogus_kid_is_refused_after_one_throttled_refetch() {
     let env = Env::start().await;
     env.idp().set_misbehaviour(Misbehaviour::UnknownKid);
-    let (_, page) = env.sign_in("", "ada").await;
-    page.assert_error(REJECTED, "unknown_kid");
+    env.refused("", "ada", REJECTED, "unknown_kid").await;
     let fetches = env.idp().jwks_fetch_count();
     assert_eq!(fetches, 2, "discovery fetch + one refetch");
     // A second bogus token right after does not make the gateway hammer the IdP.
-    let (_, page) = env.sign_in("", "ada").await;
-    page.assert_error(REJECTED, "unknown_kid");
+    env.refused("", "ada", REJECTED, "unknown_kid").await;
     assert_eq!(env.idp().jwks_fetch_count(), fetches);
     assert!(env.demo.emulator.customers().is_empty());
 }
@@ -241,8 +231,7 @@ async fn bogus_kid_is_refused_after_one_throttled_refetch() {
 async fn rp_id_token_kid_absent_single_jwks() {
     let env = Env::start().await;
     env.idp().set_misbehaviour(Misbehaviour::NoKid);
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    env.signed_in("", "ada").await;
 }
 
 #[tokio::test]
@@ -250,8 +239,7 @@ async fn rp_id_token_kid_absent_multiple_jwks() {
     let env = Env::start().await;
     env.idp().add_extra_jwks_key();
     env.idp().set_misbehaviour(Misbehaviour::NoKid);
-    let (_, page) = env.sign_in("", "ada").await;
-    page.assert_error(REJECTED, "ambiguous_key");
+    env.refused("", "ada", REJECTED, "ambiguous_key").await;
     assert!(env.demo.emulator.customers().is_empty());
 }
 
@@ -259,8 +247,7 @@ async fn rp_id_token_kid_absent_multiple_jwks() {
 async fn email_from_userinfo_when_the_id_token_has_none() {
     let env = Env::start().await;
     env.idp().set_email_in_id_token(false);
-    let (_, page) = env.sign_in("", "grace").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    env.signed_in("", "grace").await;
     assert_eq!(env.demo.emulator.customers()[0].email, "grace@example.com");
 }
 
@@ -269,8 +256,8 @@ async fn rp_userinfo_bad_sub_claim() {
     let env = Env::start().await;
     env.idp().set_email_in_id_token(false);
     env.idp().set_misbehaviour(Misbehaviour::UserinfoWrongSub);
-    let (_, page) = env.sign_in("", "grace").await;
-    page.assert_error(REJECTED, "userinfo_sub_mismatch");
+    env.refused("", "grace", REJECTED, "userinfo_sub_mismatch")
+        .await;
     assert!(env.demo.emulator.customers().is_empty());
 }
 
@@ -282,18 +269,17 @@ async fn email_verified_as_string_false_or_absent_is_unverified() {
         Some(serde_json::json!(false)),
     ] {
         let env = Env::with_users(|u| u[0].email_verified = verified.clone()).await;
-        let (_, page) = env.sign_in("", "ada").await;
-        page.assert_error(StatusCode::FORBIDDEN, "email_unverified");
+        env.refused("", "ada", StatusCode::FORBIDDEN, "email_unverified")
+            .await;
     }
     // "true" as a string counts as verified (some IdPs send strings).
     let env = Env::with_users(|u| u[0].email_verified = Some(serde_json::json!("true"))).await;
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    env.signed_in("", "ada").await;
 }
 
 #[tokio::test]
 async fn email_with_two_at_signs_is_refused() {
     let env = Env::with_users(|u| u[0].email = Some("ada@evil.test@example.com".into())).await;
-    let (_, page) = env.sign_in("", "ada").await;
-    page.assert_error(StatusCode::FORBIDDEN, "email_invalid");
+    env.refused("", "ada", StatusCode::FORBIDDEN, "email_invalid")
+        .await;
 }

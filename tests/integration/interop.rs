@@ -113,8 +113,7 @@ pub async fn env_with_oidc_provider_and(
     })
     .await
     .unwrap();
-    let browser = crate::common::new_browser();
-    (Env { demo, browser }, op)
+    (Env::of(demo), op)
 }
 
 /// Walks oidc-provider's dev interactions (login form, then consent) as `login`, and

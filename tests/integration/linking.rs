@@ -1,15 +1,14 @@
 //! Who gets linked to which customer (SECURITY.md rules 19 and 20): each test is one of
 //! the outside review's attacks, and fails on the code it was found in.
 
-use bc_sso_dev::demo::DemoOptions;
-use bc_sso_gateway::bigcommerce::wire::CustomerPost;
+use bc_sso_dev::demo::{DemoIdp, DemoOptions};
+use bc_sso_gateway::config::RawConfig;
 use bc_sso_gateway::db::AuditKind;
+use bc_sso_sandbox::bigcommerce::LoginOutcome;
 use bc_sso_sandbox::idp::DevUser;
 use reqwest::StatusCode;
 
-use bc_sso_sandbox::bigcommerce::LoginOutcome;
-
-use crate::common::{Env, Page, new_browser, page_of};
+use crate::common::{Env, Page, fetch, new_browser};
 
 fn user(sub: &str, email: &str) -> DevUser {
     DevUser {
@@ -25,20 +24,25 @@ fn user(sub: &str, email: &str) -> DevUser {
     }
 }
 
-fn seed(env: &Env, email: &str) -> i64 {
-    env.demo
-        .emulator
-        .seed_customer(CustomerPost {
-            email: email.into(),
-            first_name: "Registered".into(),
-            last_name: "OnStorefront".into(),
-            company: None,
-            customer_group_id: None,
-            origin_channel_id: None,
-            channel_ids: None,
-            trigger_account_created_notification: None,
-        })
-        .id
+/// The demo with the dev IdP's demo users and `extra` (sub, email) users added.
+async fn with_users(extra: &[(&str, &str)]) -> Env {
+    Env::with_users(|users| users.extend(extra.iter().map(|(sub, email)| user(sub, email)))).await
+}
+
+/// The demo with the dev IdP's demo users and `subs`, who share one verified `email`.
+async fn sharing_an_email(subs: [&str; 2], email: &str) -> Env {
+    with_users(&subs.map(|sub| (sub, email))).await
+}
+
+/// The demo with only the dev IdP user (sub, email) and its config changed by `customize`.
+async fn with_only(sub: &str, email: &str, customize: impl FnOnce(&mut RawConfig)) -> Env {
+    let options = DemoOptions {
+        idp: DemoIdp::Dev {
+            users: vec![user(sub, email)],
+        },
+        ..Default::default()
+    };
+    Env::with(options, customize).await
 }
 
 /// The customer id in the login token the gateway redirected to, as the storefront saw it.
@@ -67,6 +71,19 @@ async fn sign_in(env: &Env, browser: &reqwest::Client, sub: &str) -> Page {
     page
 }
 
+/// [`sign_in`] in the env's browser, which must succeed.
+async fn sign_in_ok(env: &Env, sub: &str) {
+    let page = sign_in(env, &env.browser, sub).await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+}
+
+/// The audit trail has a refused link with `reason`.
+async fn assert_link_refused(env: &Env, reason: &str) {
+    let kinds = audit_kinds(env).await;
+    let refused = (AuditKind::LinkRefused, Some(reason.to_owned()));
+    assert!(kinds.contains(&refused), "{kinds:?}");
+}
+
 async fn audit_kinds(env: &Env) -> Vec<(AuditKind, Option<String>)> {
     let mut events = env.demo.state.db.audit_events(50).await.unwrap();
     events.reverse();
@@ -77,14 +94,13 @@ async fn audit_kinds(env: &Env) -> Vec<(AuditKind, Option<String>)> {
 /// `to_lowercase` is `kim@example.com`, so it was linked to Kim's existing customer.
 #[tokio::test]
 async fn kelvin_sign_email_is_not_linked_to_kims_account() {
-    let env = Env::with_users(|users| {
-        users.push(user("kim", "kim@example.com"));
-        users.push(user("mallory", "\u{212A}im@example.com"));
-    })
+    let env = with_users(&[
+        ("kim", "kim@example.com"),
+        ("mallory", "\u{212A}im@example.com"),
+    ])
     .await;
-    let kim = seed(&env, "kim@example.com");
-    let page = sign_in(&env, &env.browser, "kim").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let kim = env.seed_customer("kim@example.com", None);
+    sign_in_ok(&env, "kim").await;
 
     let attacker = new_browser();
     let page = sign_in(&env, &attacker, "mallory").await;
@@ -96,14 +112,11 @@ async fn kelvin_sign_email_is_not_linked_to_kims_account() {
 /// Rule 19 with the opt-in: the address is kept as it is and never meets Kim's.
 #[tokio::test]
 async fn kelvin_sign_email_with_opt_in_gets_its_own_customer_or_none() {
-    let options = DemoOptions {
-        idp: bc_sso_dev::demo::DemoIdp::Dev {
-            users: vec![user("mallory", "\u{212A}im@example.com")],
-        },
-        ..Default::default()
-    };
-    let env = Env::with(options, |c| c.connections[0].allow_non_ascii_email = true).await;
-    let kim = seed(&env, "kim@example.com");
+    let env = with_only("mallory", "\u{212A}im@example.com", |c| {
+        c.connections[0].allow_non_ascii_email = true
+    })
+    .await;
+    let kim = env.seed_customer("kim@example.com", None);
     let page = sign_in(&env, &env.browser, "mallory").await;
     // The emulator, like a store whose database compares with Unicode rules, may refuse the
     // new address as taken; whatever it does, Kim's customer is never the answer.
@@ -117,10 +130,9 @@ async fn kelvin_sign_email_with_opt_in_gets_its_own_customer_or_none() {
 /// is reset, so the registrant loses password access; the audit says so.
 #[tokio::test]
 async fn pre_registered_customer_is_linked_only_with_a_forced_password_reset() {
-    let env = Env::with_users(|users| users.push(user("victim", "victim@example.com"))).await;
-    let squatted = seed(&env, "victim@example.com");
-    let page = sign_in(&env, &env.browser, "victim").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let env = with_users(&[("victim", "victim@example.com")]).await;
+    let squatted = env.seed_customer("victim@example.com", None);
+    sign_in_ok(&env, "victim").await;
     assert_eq!(signed_in_customers(&env), vec![squatted]);
     let c = env
         .demo
@@ -140,8 +152,7 @@ async fn pre_registered_customer_is_linked_only_with_a_forced_password_reset() {
         "{kinds:?}"
     );
     // A returning sign-in goes by the link and resets nothing again.
-    let page = sign_in(&env, &env.browser, "victim").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    sign_in_ok(&env, "victim").await;
     let resets = audit_kinds(&env)
         .await
         .into_iter()
@@ -153,17 +164,9 @@ async fn pre_registered_customer_is_linked_only_with_a_forced_password_reset() {
 /// Rule 20 (a) with `link_existing = "refuse"`: nothing is linked, nothing is changed.
 #[tokio::test]
 async fn pre_registered_customer_is_refused_when_the_connection_says_so() {
-    let options = DemoOptions {
-        idp: bc_sso_dev::demo::DemoIdp::Dev {
-            users: vec![user("victim", "victim@example.com")],
-        },
-        ..Default::default()
-    };
-    let env = Env::with(options, |c| {
-        c.connections[0].link_existing = Some("refuse".into())
-    })
-    .await;
-    let squatted = seed(&env, "victim@example.com");
+    let refuse = |c: &mut RawConfig| c.connections[0].link_existing = Some("refuse".into());
+    let env = with_only("victim", "victim@example.com", refuse).await;
+    let squatted = env.seed_customer("victim@example.com", None);
     let page = sign_in(&env, &env.browser, "victim").await;
     page.assert_error(StatusCode::FORBIDDEN, "existing_customer_not_linked");
     assert!(signed_in_customers(&env).is_empty());
@@ -174,48 +177,25 @@ async fn pre_registered_customer_is_refused_when_the_connection_says_so() {
         Some(true),
         "a refusal changes nothing"
     );
-    let kinds = audit_kinds(&env).await;
-    assert!(
-        kinds.contains(&(
-            AuditKind::LinkRefused,
-            Some("existing_customer_not_linked".into())
-        )),
-        "{kinds:?}"
-    );
+    assert_link_refused(&env, "existing_customer_not_linked").await;
     // A customer the gateway created itself is not "existing": a first sign-in still works.
-    let env2 = Env::with(DemoOptions::default(), |c| {
-        c.connections[0].link_existing = Some("refuse".into())
-    })
-    .await;
-    let (_, page) = env2.sign_in("", "grace").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let env2 = Env::configured(refuse).await;
+    env2.signed_in("", "grace").await;
 }
 
 /// Rule 20 (b): a second `sub` of the same issuer with the same verified email (a recycled
 /// address) was linked to the customer of the first `sub`.
 #[tokio::test]
 async fn recycled_address_is_not_linked_to_the_previous_holders_customer() {
-    let env = Env::with_users(|users| {
-        users.push(user("alice-2019", "sales@example.com"));
-        users.push(user("bob-2026", "sales@example.com"));
-    })
-    .await;
-    let page = sign_in(&env, &env.browser, "alice-2019").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    let env = sharing_an_email(["alice-2019", "bob-2026"], "sales@example.com").await;
+    sign_in_ok(&env, "alice-2019").await;
     let alice = signed_in_customers(&env)[0];
 
     let bob = new_browser();
     let page = sign_in(&env, &bob, "bob-2026").await;
     page.assert_error(StatusCode::FORBIDDEN, "customer_already_linked");
     assert_eq!(signed_in_customers(&env), vec![alice]);
-    let kinds = audit_kinds(&env).await;
-    assert!(
-        kinds.contains(&(
-            AuditKind::LinkRefused,
-            Some("customer_already_linked".into())
-        )),
-        "{kinds:?}"
-    );
+    assert_link_refused(&env, "customer_already_linked").await;
     // The admin removes the old link (the person left): the new holder is linked.
     let issuer = env.demo.idp_url.as_str().trim_end_matches('/').to_owned();
     let links = env.demo.state.db.links_of_customer(alice).await.unwrap();
@@ -246,18 +226,11 @@ async fn two_subjects_racing_for_one_customer_end_with_one_link() {
     .await;
     // Several rounds: the race is in the timing, and one round proves little.
     for round in 0..ROUNDS {
-        let customer = seed(&env, &format!("shared{round}@example.com"));
+        let customer = env.seed_customer(&format!("shared{round}@example.com"), None);
         let (a, b) = (new_browser(), new_browser());
-        let cb_a = env
-            .pick_user_with(&a, &env.begin_with(&a, "").await, &format!("twin-a{round}"))
-            .await;
-        let cb_b = env
-            .pick_user_with(&b, &env.begin_with(&b, "").await, &format!("twin-b{round}"))
-            .await;
-        let (pa, pb) = tokio::join!(
-            async { page_of(a.get(cb_a).send().await.unwrap()).await },
-            async { page_of(b.get(cb_b).send().await.unwrap()).await }
-        );
+        let cb_a = env.callback_with(&a, "", &format!("twin-a{round}")).await;
+        let cb_b = env.callback_with(&b, "", &format!("twin-b{round}")).await;
+        let (pa, pb) = tokio::join!(fetch(&a, cb_a), fetch(&b, cb_b));
         let ok = [&pa, &pb]
             .iter()
             .filter(|p| p.status == StatusCode::FOUND)

@@ -62,17 +62,17 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bc_sso_dev::demo::{self, DemoIdp, DemoOptions};
-use bc_sso_gateway::bigcommerce::wire::CustomerPost;
 use bc_sso_gateway::config::RawConfig;
 use bc_sso_gateway::db::AuditKind;
-use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, DevUser, Misbehaviour, demo_users};
+use bc_sso_sandbox::idp::{DevIdp, DevUser, Misbehaviour, demo_users};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
 use url::Url;
 
-use crate::common::{Env, Page, all_logs, log_lines_with, page_of};
+use crate::common::{
+    Env, ExtraIdp, Page, add_other_connection, all_logs, fetch, log_lines_with, pick_at,
+};
 
 const REJECTED: StatusCode = StatusCode::BAD_REQUEST;
 
@@ -147,30 +147,19 @@ async fn links(env: &Env) -> i64 {
     env.demo.state.db.count_links().await.unwrap()
 }
 
+/// Signs in with `query` as `sub`; checks the refusal with [`Refusal::check_all`].
+async fn refused_sign_in(env: &Env, query: &str, sub: &str, status: StatusCode, code: &str) {
+    let before = Refusal::expect(env).await;
+    let (_, page) = env.sign_in(query, sub).await;
+    before.check_all(env, &page, status, code).await;
+}
+
 /// Signs in as `sub` while the IdP misbehaves in way `m`; checks the refusal.
 async fn refused_with(m: Misbehaviour, sub: &str, status: StatusCode, code: &str) -> Env {
     let env = Env::start().await;
-    let before = Refusal::expect(&env).await;
     env.idp().set_misbehaviour(m);
-    let (_, page) = env.sign_in("", sub).await;
-    before.check_all(&env, &page, status, code).await;
+    refused_sign_in(&env, "", sub, status, code).await;
     env
-}
-
-fn seed(env: &Env, email: &str) -> i64 {
-    env.demo
-        .emulator
-        .seed_customer(CustomerPost {
-            email: email.into(),
-            first_name: "Seeded".into(),
-            last_name: "Victim".into(),
-            company: None,
-            customer_group_id: None,
-            origin_channel_id: None,
-            channel_ids: None,
-            trigger_account_created_notification: None,
-        })
-        .id
 }
 
 /// `url` with its query rebuilt by `edit` over the decoded pairs.
@@ -182,23 +171,12 @@ fn with_query(url: &Url, edit: impl FnOnce(&mut Vec<(String, String)>)) -> Url {
     out
 }
 
-/// `/login?query` → the authorize URL of whichever IdP the connection names.
-async fn begin_at(env: &Env, query: &str) -> Url {
-    let page = env.get(&env.gateway(&format!("/login?{query}"))).await;
+/// `/login?query` in `browser` → the authorize URL of whichever IdP the connection names.
+async fn begin_at(env: &Env, browser: &reqwest::Client, query: &str) -> Url {
+    let login = env.gateway(&format!("/login?{query}"));
+    let page = fetch(browser, login).await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     page.location.unwrap()
-}
-
-/// At the sign-in page of whichever dev IdP `authorize` names, picks user `sub`; returns
-/// the callback URL.
-async fn pick_at(browser: &reqwest::Client, authorize: &Url, sub: &str) -> Url {
-    let page = page_of(browser.get(authorize.clone()).send().await.unwrap()).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let request = crate::common::hidden_value(&page.body, "request").unwrap();
-    let decision = authorize.join("/authorize/decision").unwrap();
-    let form = [("request", request.as_str()), ("user", sub)];
-    let response = browser.post(decision).form(&form).send().await.unwrap();
-    page_of(response).await.location.unwrap()
 }
 
 fn param(url: &Url, name: &str) -> Option<String> {
@@ -230,8 +208,7 @@ async fn id_token_alg_not_in_the_connections_allow_list() {
 async fn replayed_id_token_from_an_earlier_sign_in() {
     let env = Env::start().await;
     let first = env.begin("").await;
-    let callback = env.pick_user(&first, "ada").await;
-    let page = env.get(&callback).await;
+    let page = env.get(&env.pick_user(&first, "ada").await).await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     // What `Refusal::check` looks for is there when a token is minted.
     let id = page.correlation_id.unwrap();
@@ -276,8 +253,7 @@ async fn jwks_endpoint_down_when_a_rotated_key_needs_a_refetch() {
         .check_all(&env, &page, StatusCode::BAD_GATEWAY, "idp_unreachable")
         .await;
     assert_eq!(env.idp().jwks_fetch_count(), fetches + 1, "one refetch");
-    let health = env.get(&env.gateway("/healthz")).await;
-    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(env.open("/healthz").await.status, StatusCode::OK);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -287,8 +263,7 @@ async fn jwks_endpoint_down_when_a_rotated_key_needs_a_refetch() {
 /// must not reach any token endpoint.
 async fn forged_callback(edit: impl FnOnce(&mut Vec<(String, String)>), code: &str) {
     let env = Env::start().await;
-    let authorize = env.begin("").await;
-    let callback = env.pick_user(&authorize, "ada").await;
+    let callback = env.callback("", "ada").await;
     let before = Refusal::expect(&env).await;
     let page = env.get(&with_query(&callback, edit)).await;
     before.check_all(&env, &page, REJECTED, code).await;
@@ -330,25 +305,12 @@ async fn duplicated_code_state_or_iss_in_the_callback() {
     }
 }
 
-/// A dev IdP of the test's own, beside the demo's: bound first, so that the gateway's
-/// config can name its issuer.
-struct ExtraIdp {
-    listener: TcpListener,
-    issuer: Url,
-}
-
-async fn bind_idp() -> ExtraIdp {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    ExtraIdp { listener, issuer }
-}
-
 /// Connection `id` at `idp`'s issuer, owning `domain`, with client `client-at-<id>`.
 fn add_connection(c: &mut RawConfig, id: &str, idp: &ExtraIdp, domain: &str) {
     let mut conn = c.connections[0].clone();
     conn.id = Some(id.into());
     conn.display_name = Some(format!("IdP {id}"));
-    conn.issuer = Some(idp.issuer.as_str().trim_end_matches('/').to_owned());
+    conn.issuer = Some(idp.issuer());
     conn.client_id = Some(format!("client-at-{id}"));
     conn.client_secret = Some(format!("secret-at-{id}"));
     conn.allowed_email_domains = vec![domain.into()];
@@ -360,18 +322,9 @@ type Codes = Arc<Mutex<Vec<String>>>;
 
 /// Serves a dev IdP at `idp` for connection `id`'s client.
 fn serve_idp(env: &Env, idp: ExtraIdp, id: &str, send_iss_parameter: bool) -> (DevIdp, Codes) {
-    let dev = DevIdp::new(DevIdpConfig {
-        issuer: idp.issuer,
-        clients: vec![DevClient {
-            client_id: format!("client-at-{id}"),
-            client_secret: format!("secret-at-{id}"),
-            redirect_uris: vec![env.demo.state.config.redirect_uri(id)],
-            redirect_uri_prefixes: Vec::new(),
-        }],
-        users: demo_users(),
-        email_in_id_token: true,
-        send_iss_parameter,
-    });
+    let client = (&*format!("client-at-{id}"), &*format!("secret-at-{id}"));
+    let redirect_uri = env.demo.state.config.redirect_uri(id);
+    let dev = idp.dev_idp(client, redirect_uri, send_iss_parameter);
     let codes = Codes::default();
     let seen = codes.clone();
     let record = move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -390,19 +343,14 @@ fn serve_idp(env: &Env, idp: ExtraIdp, id: &str, send_iss_parameter: bool) -> (D
             next.run(req).await
         }
     };
-    let app = dev.router().layer(axum::middleware::from_fn(record));
-    let listener = idp.listener;
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    idp.serve(dev.router().layer(axum::middleware::from_fn(record)));
     (dev, codes)
 }
 
 /// A second dev IdP ("B", connection `b`, owning `other.test`) next to the demo's ("A").
 async fn with_idp_b(send_iss_parameter: bool) -> (Env, DevIdp) {
-    let idp = bind_idp().await;
-    let env = Env::with(DemoOptions::default(), |c| {
-        add_connection(c, "b", &idp, "other.test")
-    })
-    .await;
+    let idp = ExtraIdp::bind().await;
+    let env = Env::configured(|c| add_connection(c, "b", &idp, "other.test")).await;
     let (idp_b, _) = serve_idp(&env, idp, "b", send_iss_parameter);
     (env, idp_b)
 }
@@ -421,7 +369,7 @@ async fn mix_up_code_from_idp_a_with_the_state_started_for_idp_b() {
         Some(env.idp().issuer())
     );
     for keep_iss in [true, false] {
-        let at_b = begin_at(&env, "connection=b").await;
+        let at_b = begin_at(&env, &env.browser, "connection=b").await;
         assert!(at_b.as_str().starts_with(idp_b.issuer()), "{at_b}");
         let state_b = param(&at_b, "state").unwrap();
         let forged = with_query(&callback_a, |q| {
@@ -460,8 +408,8 @@ async fn mix_up_code_from_idp_a_with_the_state_started_for_idp_b() {
 /// refuses the victim's pending login for B: the code never reaches B.
 #[tokio::test]
 async fn mix_up_attack_through_a_malicious_idp_without_rfc9207() {
-    let (a, b) = (bind_idp().await, bind_idp().await);
-    let env = Env::with(DemoOptions::default(), |c| {
+    let (a, b) = (ExtraIdp::bind().await, ExtraIdp::bind().await);
+    let env = Env::configured(|c| {
         add_connection(c, "a", &a, "other.test");
         add_connection(c, "b", &b, "b.test");
     })
@@ -470,17 +418,8 @@ async fn mix_up_attack_through_a_malicious_idp_without_rfc9207() {
     // B is the attacker's: it does not advertise RFC 9207 either.
     let (_idp_b, codes_at_b) = serve_idp(&env, b, "b", false);
     let attacker = crate::common::new_browser();
-    let attackers_authorize = page_of(
-        attacker
-            .get(env.gateway("/login?connection=a"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .location
-    .unwrap();
-    let state_at_b = param(&begin_at(&env, "connection=b").await, "state").unwrap();
+    let attackers_authorize = begin_at(&env, &attacker, "connection=a").await;
+    let state_at_b = param(&begin_at(&env, &env.browser, "connection=b").await, "state").unwrap();
     let sent_on_by_b = with_query(&attackers_authorize, |q| {
         for (k, v) in q.iter_mut() {
             if k == "state" {
@@ -507,7 +446,7 @@ async fn mix_up_attack_through_a_malicious_idp_without_rfc9207() {
             .query_pairs_mut()
             .append_pair("code", &stolen)
             .append_pair("state", &attackers_state);
-        let page = page_of(attacker.get(injected).send().await.unwrap()).await;
+        let page = fetch(&attacker, injected).await;
         let signed_in = page
             .location
             .is_some_and(|l| l.path().starts_with("/login/token/"));
@@ -562,7 +501,7 @@ async fn rp_discovery_issuer_not_matching_config() {
     env.idp()
         .set_misbehaviour(Misbehaviour::DiscoveryWrongIssuer);
     let before = Refusal::expect(&env).await;
-    let page = env.get(&env.gateway("/login")).await;
+    let page = env.open("/login").await;
     before
         .check_all(
             &env,
@@ -582,7 +521,7 @@ async fn discovery_metadata_over_plain_http() {
     let env = Env::start().await;
     env.idp().set_misbehaviour(Misbehaviour::DiscoveryPlainHttp);
     let before = Refusal::expect(&env).await;
-    let page = env.get(&env.gateway("/login")).await;
+    let page = env.open("/login").await;
     before
         .check_all(&env, &page, StatusCode::BAD_GATEWAY, "idp_endpoint_refused")
         .await;
@@ -606,8 +545,7 @@ async fn discovery_metadata_over_plain_http() {
 async fn jwks_uri_on_another_host_is_logged_as_a_warning() {
     let env = Env::start().await;
     env.idp().set_misbehaviour(Misbehaviour::JwksUriOtherHost);
-    let response = env.browser.get(env.gateway("/login")).send().await.unwrap();
-    let page = page_of(response).await;
+    let page = env.open("/login").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     let id = page.correlation_id.clone().unwrap();
     let warned = log_lines_with(&id).into_iter().any(|l| {
@@ -635,24 +573,16 @@ async fn email_verified_false_absent_or_the_string_false_is_unverified() {
         Some(Value::String("false".into())),
     ] {
         let env = Env::with_users(|u| u[0].email_verified = verified.clone()).await;
-        seed(&env, "ada@example.com");
-        let before = Refusal::expect(&env).await;
-        let (_, page) = env.sign_in("", "ada").await;
-        before
-            .check_all(&env, &page, StatusCode::FORBIDDEN, "email_unverified")
-            .await;
+        env.seed_customer("ada@example.com", None);
+        refused_sign_in(&env, "", "ada", StatusCode::FORBIDDEN, "email_unverified").await;
     }
 }
 
 #[tokio::test]
 async fn email_with_two_at_signs() {
     let env = Env::with_users(|u| u[0].email = Some("ada@evil.test@example.com".into())).await;
-    seed(&env, "ada@example.com");
-    let before = Refusal::expect(&env).await;
-    let (_, page) = env.sign_in("", "ada").await;
-    before
-        .check_all(&env, &page, StatusCode::FORBIDDEN, "email_invalid")
-        .await;
+    env.seed_customer("ada@example.com", None);
+    refused_sign_in(&env, "", "ada", StatusCode::FORBIDDEN, "email_invalid").await;
 }
 
 /// Rule 4: `other.test` belongs to connection `other`. A verified `boss@other.test` from
@@ -670,20 +600,10 @@ async fn email_domain_owned_by_another_connection() {
         idp: DemoIdp::Dev { users },
         ..DemoOptions::default()
     };
-    let env = Env::with(options, |c| {
-        let mut other = c.connections[0].clone();
-        other.id = Some("other".into());
-        other.display_name = Some("Other Corp".into());
-        other.allowed_email_domains = vec!["other.test".into()];
-        c.connections.push(other);
-    })
-    .await;
-    seed(&env, "boss@other.test");
-    let before = Refusal::expect(&env).await;
-    let (_, page) = env.sign_in("connection=demo", "mallory").await;
-    before
-        .check_all(&env, &page, StatusCode::FORBIDDEN, "domain_not_allowed")
-        .await;
+    let env = Env::with(options, |c| add_other_connection(c, "Other Corp")).await;
+    env.seed_customer("boss@other.test", None);
+    let (status, code) = (StatusCode::FORBIDDEN, "domain_not_allowed");
+    refused_sign_in(&env, "connection=demo", "mallory", status, code).await;
 }
 
 /// A multi-tenant Entra application gets tokens from every tenant, each with its own `iss`
@@ -709,17 +629,9 @@ async fn display_name_with_script_is_inert_in_the_gateways_pages_and_logs() {
     })
     .await;
 
-    let csrf = crate::admin::sign_in(&env).await;
-    let response = env
-        .browser
-        .post(env.gateway("/admin/connections/demo/try"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let trial = page_of(response).await.location.unwrap();
-    let (_, callback) = env.sign_in(trial.query().unwrap(), "ada").await;
-    let report = env.get(&callback.location.unwrap()).await;
+    let csrf = env.admin_sign_in().await;
+    let trial = crate::admin::start_trial(&env, &csrf, "demo").await;
+    let report = env.get(&env.signed_in(&trial, "ada").await).await;
     assert_eq!(report.status, StatusCode::OK);
     assert!(
         report.body.contains(&marker),
@@ -728,8 +640,7 @@ async fn display_name_with_script_is_inert_in_the_gateways_pages_and_logs() {
     assert!(!report.body.contains("<script>alert"), "{}", report.body);
     assert!(!report.body.contains("<img src=x"), "{}", report.body);
 
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    env.signed_in("", "ada").await;
     let customer = &env.demo.emulator.customers()[0];
     assert_eq!((&customer.first_name, &customer.last_name), (&script, &img));
     assert!(!all_logs().contains(&marker), "a log line carries the name");
@@ -803,7 +714,7 @@ async fn redirect_to_attack_table_through_a_real_sign_in() {
         "/login.php?action=logout",
         "/%6Cogin/token/abc",
     ];
-    let env = Env::with(DemoOptions::default(), |c| {
+    let env = Env::configured(|c| {
         c.server.rate_limit_per_minute = Some(0);
         c.server.connection_rate_limit_per_minute = Some(0);
     })

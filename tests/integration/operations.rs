@@ -4,7 +4,7 @@
 use bc_sso_dev::demo::DemoOptions;
 use reqwest::StatusCode;
 
-use crate::common::Env;
+use crate::common::{Env, ExtraIdp, Scratch, fetch, free_port, pick_at, write_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-dev");
 
@@ -79,11 +79,7 @@ async fn a_gateway_without_store_settings_is_live_but_not_ready() {
 
 #[tokio::test]
 async fn healthcheck_fails_when_nothing_listens() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let (ok, out) = healthcheck(&["--listen", &format!("0.0.0.0:{port}")]).await;
     assert!(!ok, "{out}");
     assert!(out.contains("does not answer"), "{out}");
@@ -93,72 +89,27 @@ async fn healthcheck_fails_when_nothing_listens() {
 /// code exchange takes 1.5 s at the IdP), and exits 0.
 #[tokio::test]
 async fn sigterm_finishes_the_sign_in_in_flight_then_exits() {
-    use bc_sso_sandbox::idp::{DevClient, DevIdp, DevIdpConfig, Misbehaviour, demo_users};
+    use bc_sso_sandbox::idp::Misbehaviour;
     use std::time::Duration;
 
     let env = Env::start().await;
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (gateway_port, idp_port) = (free(), free());
+    let gateway_port = free_port();
     let public = format!("http://127.0.0.1:{gateway_port}");
-    let issuer = format!("http://127.0.0.1:{idp_port}");
-    let idp = DevIdp::new(DevIdpConfig {
-        issuer: issuer.parse().unwrap(),
-        clients: vec![DevClient {
-            client_id: "graceful".into(),
-            client_secret: "graceful-secret".into(),
-            redirect_uris: vec![format!("{public}/oidc/callback/dev").parse().unwrap()],
-            redirect_uri_prefixes: Vec::new(),
-        }],
-        users: demo_users(),
-        email_in_id_token: true,
-        send_iss_parameter: true,
-    });
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", idp_port))
-        .await
-        .unwrap();
-    let router = idp.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let extra = ExtraIdp::bind().await;
+    let issuer = extra.issuer();
+    let redirect_uri = format!("{public}/oidc/callback/dev").parse().unwrap();
+    let idp = extra.dev_idp(("graceful", "graceful-secret"), redirect_uri, true);
+    extra.serve(idp.router());
 
-    let dir = std::env::temp_dir().join(format!("bcsso-graceful-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("graceful");
+    let config = write_config(
+        dir.path(),
+        serde_json::json!({ "public_url": public, "listen": format!("127.0.0.1:{gateway_port}") }),
+        &dir.sqlite_url(),
+        &env.store_account(),
+        ("dev", &issuer, "graceful"),
+    );
     let e = env.demo.emulator.config();
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-public_url = "{public}"
-listen = "127.0.0.1:{gateway_port}"
-[database]
-url = "sqlite://{db}"
-[store]
-store_hash = "{hash}"
-api_base_url = "{api}"
-client_id = "{client_id}"
-[[store.channels]]
-id = 1
-storefront_url = "{shop}"
-[[connections]]
-id = "dev"
-issuer = "{issuer}"
-client_id = "graceful"
-allowed_email_domains = ["example.com"]
-"#,
-            db = dir.join("gateway.sqlite").display(),
-            hash = e.store_hash,
-            api = env.demo.api_url,
-            client_id = e.client_id,
-            shop = env.demo.storefront_urls[0],
-        ),
-    )
-    .unwrap();
     let mut child = tokio::process::Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
@@ -188,25 +139,17 @@ allowed_email_domains = ["example.com"]
 
     // A sign-in up to the callback, in a browser of its own.
     let browser = crate::common::new_browser();
-    let login =
-        crate::common::page_of(browser.get(format!("{public}/login")).send().await.unwrap()).await;
-    let authorize = login.location.expect("redirect to the IdP");
-    let page = crate::common::page_of(browser.get(authorize.clone()).send().await.unwrap()).await;
-    let request = crate::common::hidden_value(&page.body, "request").expect("sign-in page");
-    let decision = browser
-        .post(format!("{issuer}/authorize/decision"))
-        .form(&[("request", request.as_str()), ("user", "ada")])
-        .send()
-        .await
-        .unwrap();
-    let callback = crate::common::page_of(decision)
-        .await
-        .location
-        .expect("back to the gateway");
+    let login = fetch(&browser, format!("{public}/login")).await;
+    let callback = pick_at(
+        &browser,
+        &login.location.expect("redirect to the IdP"),
+        "ada",
+    )
+    .await;
     idp.set_misbehaviour(Misbehaviour::TokenEndpointSlow(1500));
     let in_flight = tokio::spawn({
         let browser = browser.clone();
-        async move { crate::common::page_of(browser.get(callback).send().await.unwrap()).await }
+        async move { fetch(&browser, callback).await }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
     let pid = child.id().expect("running").to_string();
@@ -232,7 +175,6 @@ allowed_email_domains = ["example.com"]
         .expect("exits once the sign-in finished")
         .unwrap();
     assert!(status.success(), "{status}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Metrics on their own listener, scraped after a sign-in and a refusal, and checked by
@@ -251,11 +193,10 @@ async fn metrics_count_sign_ins_and_pass_promtool() {
     );
     let scrape = reqwest::get(env.demo.metrics_url.clone()).await.unwrap();
     assert_eq!(scrape.status(), StatusCode::OK);
+    let content_type = scrape.headers()["content-type"].to_str().unwrap();
     assert!(
-        scrape.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
     );
     let text = scrape.text().await.unwrap();
     for needle in [

@@ -3,50 +3,15 @@
 //! email domain, one connection" holds in the database whatever the timing.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::AppState;
-use bc_sso_gateway::clock::Clock;
 use bc_sso_gateway::settings::Source;
 use reqwest::StatusCode;
 use url::Url;
 
-use crate::admin::token;
-use crate::common::Env;
+use crate::common::{Env, connection_json};
 
 const ROUNDS: usize = 20;
-
-/// The demo's gateway on a database two replicas can share: the PostgreSQL of
-/// `BCSSO_TEST_DATABASE_URL`, else a SQLite file (an in-memory one is per process pool).
-async fn shared_database_env(dir: &std::path::Path) -> Env {
-    let db_url = format!("sqlite://{}", dir.join("gw.sqlite").display());
-    Env::with(DemoOptions::default(), move |c| {
-        if std::env::var("BCSSO_TEST_DATABASE_URL").is_err() {
-            c.database.url = Some(db_url);
-        }
-    })
-    .await
-}
-
-/// A second replica: its own state (snapshots, caches) on the same config and database,
-/// served on its own port.
-async fn second_replica(env: &Env) -> (Arc<AppState>, Url) {
-    let state = Arc::new(
-        AppState::connect(env.demo.state.config.clone(), Clock::system())
-            .await
-            .unwrap(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    let app = bc_sso_gateway::app(state.clone());
-    tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service).await.unwrap();
-    });
-    (state, url)
-}
 
 async fn create(
     env: &Env,
@@ -57,11 +22,8 @@ async fn create(
     let r = env
         .browser
         .post(gateway.join("/admin/api/connections").unwrap())
-        .bearer_auth(token(env))
-        .json(&serde_json::json!({
-            "id": id, "issuer": "https://idp.race.example", "client_id": "c",
-            "client_secret": "s", "allowed_email_domains": [domain]
-        }))
+        .bearer_auth(env.admin_token())
+        .json(&connection_json(id, "https://idp.race.example", domain))
         .send()
         .await
         .unwrap();
@@ -70,11 +32,9 @@ async fn create(
 
 #[tokio::test]
 async fn two_replicas_saving_overlapping_connections_end_with_one_winner() {
-    let dir = std::env::temp_dir().join(format!("bcsso-race-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let env = shared_database_env(&dir).await;
+    let env = Env::shareable(|_| {}).await;
     let here = env.demo.gateway_url.clone();
-    let (other, there) = second_replica(&env).await;
+    let (other, there) = env.replica(|_| {}).await;
 
     let (mut conflicts, mut saw_the_winner) = (0, 0);
     for round in 0..ROUNDS {
@@ -150,5 +110,4 @@ async fn two_replicas_saving_overlapping_connections_end_with_one_winner() {
     in_db.sort();
     assert_eq!(ids(&env.demo.state), in_db);
     assert_eq!(ids(&other), in_db);
-    let _ = std::fs::remove_dir_all(&dir);
 }

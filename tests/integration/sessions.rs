@@ -2,37 +2,28 @@
 //! checked again on every request, and ended all at once on demand (SECURITY.md rules 21
 //! and 25). Forged log lines (rule 25) are at the end.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::db::AuditKind;
 use bc_sso_gateway::sessions::SessionBackend;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use time::OffsetDateTime;
 use tower_sessions::session::Id;
 
-use crate::admin::{sign_in, token};
-use crate::common::{Env, hidden_value, new_browser, page_of};
+use crate::common::{Env, admin_sign_in_unset, fetch, hidden_value, new_browser};
 
 /// `(session id, Max-Age)` of the admin cookie a response sets.
 fn admin_cookie(response: &reqwest::Response) -> Option<(Id, i64)> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("bcsso-admin="))
-        .map(|c| {
-            let id = c["bcsso-admin=".len()..].split(';').next().unwrap();
-            let max_age = c
-                .split(';')
-                .find_map(|a| a.trim().strip_prefix("Max-Age="))
-                .expect("a Max-Age")
-                .parse()
-                .unwrap();
-            (id.parse().unwrap(), max_age)
-        })
+    crate::common::set_cookie(response, "bcsso-admin").map(|c| {
+        let id = c["bcsso-admin=".len()..].split(';').next().unwrap();
+        let max_age = c
+            .split(';')
+            .find_map(|a| a.trim().strip_prefix("Max-Age="))
+            .expect("a Max-Age")
+            .parse()
+            .unwrap();
+        (id.parse().unwrap(), max_age)
+    })
 }
 
 /// Seconds from now until the admin store's record `id` expires.
@@ -64,15 +55,11 @@ async fn anonymous_admin_login_page_does_not_mint_a_long_session() {
         assert!(record_life(&env, &id) <= ttl, "the stored record too");
     }
     // Signing in turns the session into an admin one: 8 hours, cookie and record.
-    let login = env.get(&env.gateway("/admin/login")).await;
+    let login = env.open("/admin/login").await;
     let csrf = hidden_value(&login.body, "csrf").unwrap();
-    let response = env
-        .browser
-        .post(env.gateway("/admin/login"))
-        .form(&[("token", token(&env).as_str()), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let form = [("token", env.admin_token()), ("csrf", csrf)];
+    let response = env.request(Method::POST, "/admin/login").form(&form);
+    let response = response.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let (id, max_age) = admin_cookie(&response).unwrap();
     assert!((8 * 3600 - 5..=8 * 3600).contains(&max_age), "{max_age}");
@@ -84,83 +71,59 @@ async fn anonymous_admin_login_page_does_not_mint_a_long_session() {
 #[tokio::test]
 async fn admin_session_expires_after_its_absolute_lifetime() {
     let env = Env::start().await;
-    let csrf = sign_in(&env).await;
+    let csrf = env.admin_sign_in().await;
     for _ in 0..4 {
         env.demo.clock.advance(2 * 3600 - 60);
-        let page = env.get(&env.gateway("/admin")).await;
+        let page = env.open("/admin").await;
         assert_eq!(page.status, StatusCode::OK, "still within 8 hours");
     }
     // 7 h 56 min of constant use; five minutes more is past the 8 hours.
     env.demo.clock.advance(300);
-    let page = env.get(&env.gateway("/admin")).await;
+    let page = env.open("/admin").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location.unwrap().path(), "/admin/login");
     // Gone for good, forms included.
-    let r = env
-        .browser
-        .post(env.gateway("/admin/links/remove"))
-        .form(&[("csrf", csrf.as_str()), ("issuer", "i"), ("subject", "s")])
-        .send()
-        .await
-        .unwrap();
+    let form = [("csrf", csrf.as_str()), ("issuer", "i"), ("subject", "s")];
     assert_eq!(
-        page_of(r).await.location.unwrap().path(),
+        env.post("/admin/links/remove", &form)
+            .await
+            .location
+            .unwrap()
+            .path(),
         "/admin/login",
         "the old session's forms do nothing"
     );
     // A new sign-in works and gets its own 8 hours.
-    sign_in(&env).await;
+    env.admin_sign_in().await;
 }
 
 /// Signs `browser` in to the console through the admin connection as `sub`.
 async fn sso_with(env: &Env, browser: &reqwest::Client, sub: &str) {
-    let start = page_of(browser.get(env.gateway("/admin/sso")).send().await.unwrap()).await;
-    assert_eq!(start.status, StatusCode::FOUND, "{}", start.body);
-    let callback = env
-        .pick_user_with(browser, &start.location.unwrap(), sub)
-        .await;
-    let page = page_of(browser.get(callback).send().await.unwrap()).await;
+    let callback = env.admin_sso_callback(browser, sub).await;
+    let page = fetch(browser, callback).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
 
 async fn overview(env: &Env, browser: &reqwest::Client) -> StatusCode {
-    browser
-        .get(env.gateway("/admin"))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    let response = browser.get(env.gateway("/admin")).send().await;
+    response.unwrap().status()
 }
 
 async fn put_access(env: &Env, body: serde_json::Value) {
-    let r = env
-        .browser
-        .put(env.gateway("/admin/api/access"))
-        .bearer_auth(token(env))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let (status, answer) = env.api_call(Method::PUT, "/admin/api/access", body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
 /// An admin taken off the allow-list (or whose admin connection is switched) kept a
 /// working session for up to 8 hours; now the next request ends it.
 #[tokio::test]
 async fn admin_removed_from_allow_list_loses_access_on_next_request() {
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.admin.sso_connection = None;
-        c.admin.allowed_emails.clear();
-    })
-    .await;
-    put_access(
-        &env,
-        serde_json::json!({
-            "connection": "demo",
-            "allowed_emails": ["ada@example.com", "grace@example.com"]
-        }),
-    )
-    .await;
+    let env = Env::configured(admin_sign_in_unset).await;
+    let both = serde_json::json!({
+        "connection": "demo",
+        "allowed_emails": ["ada@example.com", "grace@example.com"]
+    });
+    put_access(&env, both.clone()).await;
     let (ada, grace) = (new_browser(), new_browser());
     sso_with(&env, &ada, "ada").await;
     sso_with(&env, &grace, "grace").await;
@@ -179,32 +142,12 @@ async fn admin_removed_from_allow_list_loses_access_on_next_request() {
     );
     assert_eq!(overview(&env, &grace).await, StatusCode::OK, "Grace stays");
     // Put back on the list, Ada's old session does not come back: it was ended.
-    put_access(
-        &env,
-        serde_json::json!({
-            "connection": "demo",
-            "allowed_emails": ["ada@example.com", "grace@example.com"]
-        }),
-    )
-    .await;
+    put_access(&env, both).await;
     assert_eq!(overview(&env, &ada).await, StatusCode::SEE_OTHER);
 
     // The admin connection switched to another one (same IdP, same list): sessions that
     // signed in through the old one end.
-    let issuer = env.demo.state.config.connections[0].issuer.as_str();
-    let created = env
-        .browser
-        .post(env.gateway("/admin/api/connections"))
-        .bearer_auth(token(&env))
-        .json(&serde_json::json!({
-            "id": "second", "issuer": issuer, "client_id": "bc-sso-gateway",
-            "client_secret": bc_sso_dev::demo::DEV_CLIENT_SECRET,
-            "allowed_email_domains": ["second.test"]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    env.create_connection("second", "second.test").await;
     put_access(
         &env,
         serde_json::json!({ "connection": "second", "allowed_emails": ["grace@example.com"] }),
@@ -212,54 +155,25 @@ async fn admin_removed_from_allow_list_loses_access_on_next_request() {
     .await;
     assert_eq!(overview(&env, &grace).await, StatusCode::SEE_OTHER);
     // The bootstrap token's sessions are not affected by any of it.
-    sign_in(&env).await;
+    env.admin_sign_in().await;
     assert_eq!(overview(&env, &env.browser).await, StatusCode::OK);
 }
 
-/// A second gateway with the env's config (database, Redis) except for `edit`; returns its
-/// base URL.
-async fn replica(env: &Env, edit: impl FnOnce(&mut bc_sso_gateway::config::Config)) -> url::Url {
-    let mut config = env.demo.state.config.clone();
-    edit(&mut config);
-    let state = Arc::new(
-        bc_sso_gateway::AppState::connect(config, env.demo.clock.clone())
-            .await
-            .unwrap(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-    let app =
-        bc_sso_gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
-
-/// The demo with sessions in Redis and a database another replica can share (the test
-/// PostgreSQL, or an SQLite file rather than the default in-memory one).
-async fn env_for_replicas() -> (Env, std::path::PathBuf) {
+/// The demo with sessions in Redis and a database another replica can share.
+async fn env_for_replicas() -> Env {
     let redis =
         std::env::var("BCSSO_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let dir = std::env::temp_dir().join(format!("bcsso-sessions-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db_url = format!("sqlite://{}", dir.join("gw.sqlite").display());
-    let env = Env::with(DemoOptions::default(), move |c| {
-        c.server.sessions_url = Some(redis);
-        if std::env::var("BCSSO_TEST_DATABASE_URL").is_err() {
-            c.database.url = Some(db_url);
-        }
-    })
-    .await;
-    (env, dir)
+    Env::shareable(move |c| c.server.sessions_url = Some(redis)).await
 }
 
 /// "Sign out all admin sessions" (console form with CSRF, and the API): every admin
 /// session ends, on every replica, token and SSO ones alike, and it is audited.
 #[tokio::test]
 async fn sign_out_all_admin_sessions_ends_every_admin_session() {
-    let (env, dir) = env_for_replicas().await;
+    let env = env_for_replicas().await;
     // Cookies do not depend on the port: the browsers use both replicas with one cookie.
-    let other = replica(&env, |_| {}).await;
-    let csrf = sign_in(&env).await;
+    let (_, other) = env.replica(|_| {}).await;
+    let csrf = env.admin_sign_in().await;
     let ada = new_browser();
     sso_with(&env, &ada, "ada").await;
     let on_other = other.join("/admin").unwrap();
@@ -269,27 +183,14 @@ async fn sign_out_all_admin_sessions_ends_every_admin_session() {
     );
 
     // The form needs its CSRF token.
-    let forged = env
-        .browser
-        .post(env.gateway("/admin/sessions/revoke"))
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
-    page_of(forged)
+    env.post("/admin/sessions/revoke", &[("csrf", "forged")])
         .await
         .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
-    let access = env.get(&env.gateway("/admin/access")).await;
+    let access = env.open("/admin/access").await;
     assert!(access.body.contains("Sign out all admin sessions"));
     assert_eq!(hidden_value(&access.body, "csrf").unwrap(), csrf);
-    let done = env
-        .browser
-        .post(env.gateway("/admin/sessions/revoke"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let done = env.post("/admin/sessions/revoke", &[("csrf", csrf)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(overview(&env, &env.browser).await, StatusCode::SEE_OTHER);
     assert_eq!(
         ada.get(on_other).send().await.unwrap().status(),
@@ -301,19 +202,13 @@ async fn sign_out_all_admin_sessions_ends_every_admin_session() {
     assert_eq!(event.actor.as_deref(), Some("bootstrap-token"));
 
     // Signing in again works; the API does the same with the admin token.
-    sign_in(&env).await;
+    env.admin_sign_in().await;
     sso_with(&env, &ada, "ada").await;
-    let api = env.gateway("/admin/api/sessions/revoke");
-    let refused = env.browser.post(api.clone()).send().await.unwrap();
+    let api = "/admin/api/sessions/revoke";
+    let refused = env.request(Method::POST, api).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(overview(&env, &ada).await, StatusCode::OK);
-    let r = env
-        .browser
-        .post(api)
-        .bearer_auth(token(&env))
-        .send()
-        .await
-        .unwrap();
+    let r = env.api(Method::POST, api).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["data"]["generation"], 2);
@@ -324,7 +219,6 @@ async fn sign_out_all_admin_sessions_ends_every_admin_session() {
         (event.kind, event.actor.as_deref()),
         (AuditKind::AdminSessionsRevoked, Some("api-token"))
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Sessions opened with the bootstrap token end when the token changes (a replica started
@@ -332,15 +226,16 @@ async fn sign_out_all_admin_sessions_ends_every_admin_session() {
 /// token, never the token.
 #[tokio::test]
 async fn token_admins_lose_access_when_the_admin_token_changes() {
-    let (env, dir) = env_for_replicas().await;
-    let same = replica(&env, |_| {}).await;
-    let rotated = replica(&env, |c| {
-        c.admin_token = Some(bc_sso_gateway::domain::Secret::new(
-            "a-new-admin-token-of-at-least-24-characters",
-        ))
-    })
-    .await;
-    sign_in(&env).await;
+    let env = env_for_replicas().await;
+    let (_, same) = env.replica(|_| {}).await;
+    let (_, rotated) = env
+        .replica(|c| {
+            c.admin_token = Some(bc_sso_gateway::domain::Secret::new(
+                "a-new-admin-token-of-at-least-24-characters",
+            ))
+        })
+        .await;
+    env.admin_sign_in().await;
     let status = |base: url::Url| {
         let browser = env.browser.clone();
         async move {
@@ -359,7 +254,6 @@ async fn token_admins_lose_access_when_the_admin_token_changes() {
         StatusCode::SEE_OTHER,
         "and it was ended"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A `/login` with the longest `redirect_to` the validator accepts (2 KB) no longer makes
@@ -380,10 +274,8 @@ async fn an_over_long_redirect_to_lands_on_the_default_page_and_keeps_the_sessio
     assert_eq!(landed.path(), "/account.php");
     // A 500-byte one is kept.
     let kept = format!("/{}", "b".repeat(500));
-    let (_, page) = env
-        .sign_in(&format!("channel_id=1&redirect_to={kept}"), "ada")
-        .await;
-    let (landed, _) = env.follow(page.location.unwrap()).await;
+    let query = format!("channel_id=1&redirect_to={kept}");
+    let (landed, _) = env.follow(env.signed_in(&query, "ada").await).await;
     assert_eq!(landed.path(), kept);
 }
 

@@ -8,9 +8,7 @@ use crate::common::Env;
 
 /// Signs `sub` in and uses the login token at the storefront, as a browser would.
 async fn signed_in(env: &Env, sub: &str) {
-    let (_, page) = env.sign_in("", sub).await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
-    let (_, account) = env.follow(page.location.unwrap()).await;
+    let (_, account) = env.follow(env.signed_in("", sub).await).await;
     assert!(account.body.contains("Signed in as"), "{}", account.body);
 }
 
@@ -20,7 +18,7 @@ async fn signed_in(env: &Env, sub: &str) {
 async fn sign_out_without_idp_logout_ends_the_storefront_session() {
     let env = Env::start().await;
     signed_in(&env, "ada").await;
-    let page = env.get(&env.gateway("/logout?channel_id=1")).await;
+    let page = env.open("/logout?channel_id=1").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     let to = page.location.unwrap();
     assert_eq!(
@@ -31,7 +29,7 @@ async fn sign_out_without_idp_logout_ends_the_storefront_session() {
     assert_eq!(landed.path(), "/");
     assert!(!home.body.contains("Signed in as"), "{}", home.body);
     // A second /logout (nothing remembered) still only ever goes to the storefront.
-    let again = env.get(&env.gateway("/logout")).await;
+    let again = env.open("/logout").await;
     assert_eq!(
         again.location.unwrap().as_str(),
         env.storefront(1, "/login.php?action=logout").as_str()
@@ -49,7 +47,7 @@ async fn sign_out_goes_through_the_idps_end_session_endpoint() {
     let page = env.get(&callback).await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
 
-    let page = env.get(&env.gateway("/logout")).await;
+    let page = env.open("/logout").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     let to = page.location.unwrap();
     assert!(
@@ -87,7 +85,7 @@ async fn logout_return_never_redirects_off_the_storefront() {
         "?post_logout_redirect_uri=https://evil.example/",
         "?redirect_to=//evil.example",
     ] {
-        let page = env.get(&env.gateway(&format!("/logout/done{query}"))).await;
+        let page = env.open(&format!("/logout/done{query}")).await;
         assert_eq!(page.status, StatusCode::FOUND, "{query}: {}", page.body);
         assert_eq!(
             page.location.unwrap().as_str(),
@@ -95,7 +93,7 @@ async fn logout_return_never_redirects_off_the_storefront() {
             "{query}"
         );
     }
-    env.get(&env.gateway("/logout?channel_id=x"))
+    env.open("/logout?channel_id=x")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "bad_parameter");
 }

@@ -12,11 +12,9 @@ use axum::extract::State;
 use axum::http::StatusCode as AxumStatus;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bc_sso_dev::demo::DemoOptions;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::common::Env;
 
@@ -52,9 +50,8 @@ async fn jwks(State(idp): State<FakeIdp>) -> Response {
 /// Starts the fake IdP (a good document whose keys are at its own `/jwks`) and the demo
 /// gateway with its connection pointed at it. Returns the env, the IdP and its port.
 async fn start() -> (Env, FakeIdp, u16) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let issuer = format!("http://127.0.0.1:{port}");
+    let (listener, base) = crate::common::listen().await;
+    let issuer = base.as_str().trim_end_matches('/').to_owned();
     let idp = FakeIdp {
         doc: Arc::new(Mutex::new(json!({
             "issuer": issuer,
@@ -75,29 +72,37 @@ async fn start() -> (Env, FakeIdp, u16) {
         .route("/jwks", get(jwks))
         .with_state(idp.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let env = Env::with(DemoOptions::default(), |c| {
-        c.connections[0].issuer = Some(issuer.clone());
-    })
-    .await;
-    (env, idp, port)
+    let env = Env::configured(|c| c.connections[0].issuer = Some(issuer.clone())).await;
+    (env, idp, base.port().unwrap())
 }
 
-/// `0.0.0.0` reaches this machine on Linux, so before the fix the gateway fetched the
-/// fake IdP's own `/jwks` through it, and only then refused the document.
-#[tokio::test]
-async fn discovery_with_jwks_uri_on_unspecified_address_is_refused_before_any_fetch() {
+/// Starts the fake IdP with its document changed by `edit` (given the IdP's port); a
+/// `/login` is refused as `idp_endpoint_refused` before anything the document names was
+/// fetched.
+async fn refused_before_any_fetch(edit: impl FnOnce(&mut Value, u16)) -> (Env, FakeIdp) {
     let (env, idp, port) = start().await;
-    idp.edit(|d| d["jwks_uri"] = json!(format!("http://0.0.0.0:{port}/jwks")));
-    let page = env.get(&env.gateway("/login")).await;
+    idp.edit(|d| edit(d, port));
+    let page = env.open("/login").await;
     assert_eq!(
         idp.jwks_fetches.load(Ordering::SeqCst),
         0,
         "fetched before the check"
     );
     page.assert_error(StatusCode::BAD_GATEWAY, "idp_endpoint_refused");
+    (env, idp)
+}
+
+/// `0.0.0.0` reaches this machine on Linux, so before the fix the gateway fetched the
+/// fake IdP's own `/jwks` through it, and only then refused the document.
+#[tokio::test]
+async fn discovery_with_jwks_uri_on_unspecified_address_is_refused_before_any_fetch() {
+    let (env, idp) = refused_before_any_fetch(|d, port| {
+        d["jwks_uri"] = json!(format!("http://0.0.0.0:{port}/jwks"))
+    })
+    .await;
     // Refused documents are not fetched again by every sign-in either.
     for _ in 0..5 {
-        let page = env.get(&env.gateway("/login")).await;
+        let page = env.open("/login").await;
         page.assert_error(StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable");
     }
     assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
@@ -106,29 +111,17 @@ async fn discovery_with_jwks_uri_on_unspecified_address_is_refused_before_any_fe
 
 #[tokio::test]
 async fn discovery_with_ipv4_mapped_loopback_is_refused() {
-    let (env, idp, port) = start().await;
-    idp.edit(|d| d["jwks_uri"] = json!(format!("http://[::ffff:127.0.0.1]:{port}/jwks")));
-    let page = env.get(&env.gateway("/login")).await;
-    assert_eq!(
-        idp.jwks_fetches.load(Ordering::SeqCst),
-        0,
-        "fetched before the check"
-    );
-    page.assert_error(StatusCode::BAD_GATEWAY, "idp_endpoint_refused");
+    refused_before_any_fetch(|d, port| {
+        d["jwks_uri"] = json!(format!("http://[::ffff:127.0.0.1]:{port}/jwks"))
+    })
+    .await;
 }
 
 /// Any endpoint of the document, not only the ones the gateway calls at once.
 #[tokio::test]
 async fn discovery_with_plain_http_end_session_endpoint_is_refused_before_any_fetch() {
-    let (env, idp, _) = start().await;
-    idp.edit(|d| d["end_session_endpoint"] = json!("http://idp.example/logout"));
-    let page = env.get(&env.gateway("/login")).await;
-    assert_eq!(
-        idp.jwks_fetches.load(Ordering::SeqCst),
-        0,
-        "fetched before the check"
-    );
-    page.assert_error(StatusCode::BAD_GATEWAY, "idp_endpoint_refused");
+    refused_before_any_fetch(|d, _| d["end_session_endpoint"] = json!("http://idp.example/logout"))
+        .await;
 }
 
 /// The finding: each anonymous `/login` repeated the failed discovery. Now the first
@@ -138,10 +131,10 @@ async fn discovery_with_plain_http_end_session_endpoint_is_refused_before_any_fe
 async fn failed_discovery_is_not_repeated_by_each_login() {
     let (env, idp, _) = start().await;
     idp.failing.store(true, Ordering::SeqCst);
-    let page = env.get(&env.gateway("/login")).await;
+    let page = env.open("/login").await;
     page.assert_error(StatusCode::BAD_GATEWAY, "idp_unreachable");
     for _ in 0..10 {
-        let page = env.get(&env.gateway("/login")).await;
+        let page = env.open("/login").await;
         page.assert_error(StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable");
         assert!(page.body.contains("try again in a minute"), "{}", page.body);
     }
@@ -153,15 +146,14 @@ async fn failed_discovery_is_not_repeated_by_each_login() {
 
     idp.failing.store(false, Ordering::SeqCst);
     env.demo.clock.advance(30);
-    let page = env.get(&env.gateway("/login")).await;
+    let page = env.open("/login").await;
     assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
     assert_eq!(idp.discoveries.load(Ordering::SeqCst), 2);
 }
 
 /// Writes 200 JSON headers and then an endless chunked body; counts the body bytes written.
 async fn endless_body_server() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = crate::common::listen().await;
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
     tokio::spawn(async move {
@@ -188,7 +180,7 @@ async fn endless_body_server() -> (String, Arc<AtomicUsize>) {
             });
         }
     });
-    (base, sent)
+    (base.as_str().trim_end_matches('/').to_owned(), sent)
 }
 
 /// Before the fix the JWKS was read whole: the gateway buffered until its timeout and
@@ -199,7 +191,7 @@ async fn oversized_jwks_is_refused_without_buffering() {
     let (endless, sent) = endless_body_server().await;
     idp.edit(|d| d["jwks_uri"] = json!(format!("{endless}/jwks")));
     let started = Instant::now();
-    let page = env.get(&env.gateway("/login")).await;
+    let page = env.open("/login").await;
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let written = sent.load(Ordering::SeqCst);

@@ -3,36 +3,41 @@
 
 use std::sync::{Arc, Mutex};
 
-use bc_sso_dev::demo::DemoOptions;
 use bc_sso_gateway::AppState;
 use bc_sso_gateway::clock::Clock;
 use bc_sso_gateway::config::RawStore;
 use bc_sso_gateway::db::AuditKind;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use crate::admin::{sign_in as admin_csrf, token};
-use crate::common::{Env, all_logs, post};
+use crate::common::{Env, all_logs, connection_json};
 
-/// The demo with `[store]` cut down to the store hash; returns the API account the demo
-/// would have put there (the emulator's), for the admin to type in.
-async fn unset_store(database: Option<String>) -> (Env, RawStore) {
+/// The demo on a database a restart can open, with `[store]` cut down to the store hash;
+/// returns the API account the demo would have put there (the emulator's), for the admin
+/// to type in.
+async fn unset_store() -> (Env, RawStore) {
     let taken = Arc::new(Mutex::new(RawStore::default()));
     let slot = taken.clone();
-    let env = Env::with(DemoOptions::default(), move |c| {
+    let env = Env::shareable(move |c| {
         *slot.lock().unwrap() = c.store.clone();
         c.store = RawStore {
             store_hash: c.store.store_hash.clone(),
             ..RawStore::default()
         };
-        if let Some(url) = database
-            && std::env::var("BCSSO_TEST_DATABASE_URL").is_err()
-        {
-            c.database.url = Some(url);
-        }
     })
     .await;
     let account = taken.lock().unwrap().clone();
     (env, account)
+}
+
+/// `form` with `edit` applied to the value of each field.
+fn edited(
+    mut form: Vec<(String, String)>,
+    edit: impl Fn(&str, &mut String),
+) -> Vec<(String, String)> {
+    for (k, v) in &mut form {
+        edit(k, v);
+    }
+    form
 }
 
 fn store_form(csrf: &str, account: &RawStore, token: &str) -> Vec<(String, String)> {
@@ -57,17 +62,17 @@ fn store_form(csrf: &str, account: &RawStore, token: &str) -> Vec<(String, Strin
 
 #[tokio::test]
 async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
-    let (env, account) = unset_store(None).await;
+    let (env, account) = unset_store().await;
     let token_value = account.access_token.clone().unwrap();
     let secret_value = account.client_secret.clone().unwrap();
 
     // Not set up: shoppers get a clear page, the console says what to do.
-    let login = env.get(&env.gateway("/login")).await;
+    let login = env.open("/login").await;
     login.assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_not_set_up");
-    let csrf = admin_csrf(&env).await;
-    let overview = env.get(&env.gateway("/admin")).await;
+    let csrf = env.admin_sign_in().await;
+    let overview = env.open("/admin").await;
     assert!(overview.body.contains("not set up"), "{}", overview.body);
-    let check = env.get(&env.gateway("/admin/checks/store")).await;
+    let check = env.open("/admin/checks/store").await;
     assert!(
         check
             .body
@@ -77,67 +82,63 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
     // A form without the CSRF token changes nothing.
     let mut forged = store_form("wrong", &account, &token_value);
     forged.retain(|(k, _)| k != "csrf");
-    post(&env, "/admin/store", &forged)
+    env.post("/admin/store", &forged)
         .await
         .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
     assert!(env.demo.state.store_settings.current().is_none());
 
     // Bad input comes back with the values typed and every reason, and nothing is saved.
-    let mut bad = store_form(&csrf, &account, &token_value);
-    for (k, v) in &mut bad {
-        match k.as_str() {
+    let form = store_form(&csrf, &account, &token_value);
+    let refused = |edit: fn(&str, &mut String), reasons: &'static [&'static str]| {
+        let bad = edited(form.clone(), edit);
+        let env = &env;
+        async move {
+            let refused = env.post("/admin/store", &bad).await;
+            refused.assert_form_refused(reasons);
+        }
+    };
+    refused(
+        |k, v| match k {
             "channels" => *v = format!("{v}\nsecond https://two.example.com"),
             "api_base_url" => *v = "ftp://api.example.com".into(),
             _ => {}
-        }
-    }
-    let refused = post(&env, "/admin/store", &bad).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refused.body.contains("channels, line 2"),
-        "{}",
-        refused.body
-    );
+        },
+        &["channels, line 2"],
+    )
+    .await;
     // Errors found by validation name the form's line too (blank lines count).
-    let mut bad = store_form(&csrf, &account, &token_value);
-    for (k, v) in &mut bad {
-        if k == "channels" {
-            *v = format!("{v}\n\n7 not-a-url");
-        }
-    }
-    let refused = post(&env, "/admin/store", &bad).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refused.body.contains("channels, line 3, storefront_url"),
-        "{}",
-        refused.body
-    );
-    let mut bad = store_form(&csrf, &account, &token_value);
-    for (k, v) in &mut bad {
-        match k.as_str() {
+    refused(
+        |k, v| {
+            if k == "channels" {
+                *v = format!("{v}\n\n7 not-a-url");
+            }
+        },
+        &["channels, line 3, storefront_url"],
+    )
+    .await;
+    // Typed values are kept.
+    refused(
+        |k, v| match k {
             "api_base_url" => *v = "ftp://api.example.com".into(),
             "client_id" => v.clear(),
             _ => {}
-        }
-    }
-    let refused = post(&env, "/admin/store", &bad).await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for reason in ["api_base_url", "client_id: required"] {
-        assert!(refused.body.contains(reason), "{reason}: {}", refused.body);
-    }
-    assert!(
-        refused.body.contains("ftp://api.example.com"),
-        "typed values kept"
-    );
+        },
+        &[
+            "api_base_url",
+            "client_id: required",
+            "ftp://api.example.com",
+        ],
+    )
+    .await;
     assert!(env.demo.state.store_settings.current().is_none());
 
     // A wrong token is saved (it is well-formed) and the check that follows says so.
-    let saved = post(
-        &env,
-        "/admin/store",
-        &store_form(&csrf, &account, "not-the-token"),
-    )
-    .await;
+    let saved = env
+        .post(
+            "/admin/store",
+            &store_form(&csrf, &account, "not-the-token"),
+        )
+        .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     assert_eq!(
         saved.location.as_ref().unwrap().path(),
@@ -154,13 +155,12 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
     );
 
     // The right token; the client secret field left empty keeps the stored one.
-    let mut fixed = store_form(&csrf, &account, &token_value);
-    for (k, v) in &mut fixed {
+    let fixed = edited(form, |k, v| {
         if k == "client_secret" {
             v.clear();
         }
-    }
-    let saved = post(&env, "/admin/store", &fixed).await;
+    });
+    let saved = env.post("/admin/store", &fixed).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let check = env.get(&saved.location.unwrap()).await;
     assert!(
@@ -172,9 +172,7 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
     );
 
     // A shopper signs in end to end: the login token is signed with the kept secret.
-    let (_, page) = env.sign_in("", "ada").await;
-    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
-    let (url, landed) = env.follow(page.location.unwrap()).await;
+    let (url, landed) = env.follow(env.signed_in("", "ada").await).await;
     assert_eq!(url.path(), "/account.php", "{}", landed.body);
     assert_eq!(env.demo.emulator.customers().len(), 1);
 
@@ -199,19 +197,9 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
         "/admin/audit",
         "/admin/checks/store",
     ] {
-        seen.push_str(&env.get(&env.gateway(path)).await.body);
+        seen.push_str(&env.open(path).await.body);
     }
-    seen.push_str(
-        &env.browser
-            .get(env.gateway("/admin/api/store"))
-            .bearer_auth(token(&env))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    seen.push_str(&env.api_get("/admin/api/store").await.to_string());
     seen.push_str(&all_logs());
     let db = &env.demo.state.db;
     let row = db.setting("store_account").await.unwrap().unwrap();
@@ -227,25 +215,11 @@ async fn an_admin_sets_up_the_store_in_the_console_and_shoppers_sign_in() {
 
 #[tokio::test]
 async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
-    let dir = std::env::temp_dir().join(format!("bcsso-store-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = format!("sqlite://{}", dir.join("gw.sqlite").display());
-    let (env, account) = unset_store(Some(db)).await;
+    let (env, account) = unset_store().await;
     let other = AppState::connect(env.demo.state.config.clone(), Clock::system())
         .await
         .unwrap();
-    let api = env.gateway("/admin/api/store");
-    let put = |body: serde_json::Value, bearer: Option<String>| {
-        let mut req = env.browser.put(api.clone()).json(&body);
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status();
-            (status, r.json::<serde_json::Value>().await.unwrap())
-        }
-    };
+    let put = |body: serde_json::Value| env.api_call(Method::PUT, "/admin/api/store", body);
     let mut body = serde_json::to_value(&account).unwrap();
     body.as_object_mut()
         .unwrap()
@@ -253,19 +227,21 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
     body.as_object_mut().unwrap().remove("store_hash");
 
     // No bearer token: refused, nothing changes.
-    let (status, answer) = put(body.clone(), None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let anonymous = env.request(Method::PUT, "/admin/api/store").json(&body);
+    let anonymous = anonymous.send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let answer: serde_json::Value = anonymous.json().await.unwrap();
     assert_eq!(answer["error"], "admin_sign_in_required");
     // The store hash is the file's.
     let mut with_hash = body.clone();
     with_hash["store_hash"] = "other".into();
-    let (status, answer) = put(with_hash, Some(token(&env))).await;
+    let (status, answer) = put(with_hash).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     // Invalid settings: 422 naming each.
     let mut invalid = body.clone();
     invalid["channels"] = serde_json::json!([{ "id": 0, "storefront_url": "nope" }]);
     invalid.as_object_mut().unwrap().remove("access_token");
-    let (status, answer) = put(invalid, Some(token(&env))).await;
+    let (status, answer) = put(invalid).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["error"], "invalid_store_settings");
     let message = answer["message"].as_str().unwrap();
@@ -274,7 +250,7 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
     }
     assert!(env.demo.state.store_settings.current().is_none());
 
-    let (status, answer) = put(body.clone(), Some(token(&env))).await;
+    let (status, answer) = put(body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["managed_by"], "console");
     assert_eq!(answer["data"]["client_id"], body["client_id"]);
@@ -305,7 +281,7 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
     // rotated the token: it starts from the stored row, so the rotation is not undone.
     let mut rotated = body.clone();
     rotated["access_token"] = "rotated-token".into();
-    let (status, answer) = put(rotated, Some(token(&env))).await;
+    let (status, answer) = put(rotated).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let mut channels_only: RawStore = serde_json::from_value(body.clone()).unwrap();
     channels_only.access_token = None;
@@ -329,7 +305,7 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
     let mut moved = body.clone();
     moved["api_base_url"] = "https://api.attacker.example/".into();
     moved.as_object_mut().unwrap().remove("access_token");
-    let (status, answer) = put(moved, Some(token(&env))).await;
+    let (status, answer) = put(moved).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert!(
         answer["message"]
@@ -351,18 +327,11 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
         .unwrap();
     assert!(other.refresh_settings().await.unwrap());
     db.set_setting("store_account", "{not json").await.unwrap();
-    let r = env
-        .browser
-        .post(env.gateway("/admin/api/connections"))
-        .bearer_auth(token(&env))
-        .json(&serde_json::json!({
-            "id": "later", "issuer": "https://later.example", "client_id": "c",
-            "client_secret": "s", "allowed_email_domains": ["later.example"]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let later = connection_json("later", "https://later.example", "later.example");
+    let (status, _) = env
+        .api_call(Method::POST, "/admin/api/connections", later)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let error = other.refresh_settings().await.unwrap_err().to_string();
     assert!(
         error.contains("stored store settings cannot be used"),
@@ -394,14 +363,13 @@ async fn the_api_sets_the_store_and_another_replica_and_a_restart_follow() {
         .expect("a wrong key stops start-up")
         .to_string();
     assert!(error.contains("key"), "{error}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn store_settings_from_the_file_are_read_only() {
     let env = Env::start().await;
-    let csrf = admin_csrf(&env).await;
-    let page = env.get(&env.gateway("/admin/store")).await;
+    let csrf = env.admin_sign_in().await;
+    let page = env.open("/admin/store").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("declared in the configuration file"));
     assert!(page.body.contains("<fieldset disabled>"));
@@ -413,18 +381,14 @@ async fn store_settings_from_the_file_are_read_only() {
         channels: bc_sso_gateway::settings::store::to_raw(&account).channels,
         ..RawStore::default()
     };
-    post(&env, "/admin/store", &store_form(&csrf, &raw, "new-token"))
+    env.post("/admin/store", &store_form(&csrf, &raw, "new-token"))
         .await
         .assert_error(StatusCode::CONFLICT, "managed_by_file");
-    let r = env
-        .browser
-        .put(env.gateway("/admin/api/store"))
-        .bearer_auth(token(&env))
-        .json(&serde_json::json!({ "client_id": "x" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let client_id = serde_json::json!({ "client_id": "x" });
+    let (status, _) = env
+        .api_call(Method::PUT, "/admin/api/store", client_id)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     let api = env.demo.state.store_settings.current().unwrap();
     assert_eq!(api.settings.access_token, account.access_token);
 }

@@ -6,7 +6,6 @@
 //! 127.0.0.2 while the browser is 127.0.0.1, so the audit trail shows whose IP the gateway
 //! took.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,14 +14,9 @@ use bc_sso_gateway::db::{AuditKind, Db};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-dev");
+use crate::common::{Scratch, StoreAccount, free_port, write_config};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-dev");
 
 fn nginx() -> PathBuf {
     let path = ["/usr/sbin/nginx", "/usr/bin/nginx"]
@@ -116,8 +110,8 @@ http {{
 
 #[tokio::test]
 async fn two_replicas_behind_nginx_sign_a_shopper_in_from_chromium() {
-    let dir = std::env::temp_dir().join(format!("bcsso-topology-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("topology");
+    let dir = scratch.path();
     let [api, shop, idp, proxy, g1, g2] = [(); 6].map(|()| free_port());
     let store_hash = format!("topo{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let (access_token, bc_client_id, bc_secret) = (
@@ -167,40 +161,30 @@ async fn two_replicas_behind_nginx_sign_a_shopper_in_from_chromium() {
     );
 
     // One config file for both replicas; secrets and the per-replica address from env.
-    let database = std::env::var("BCSSO_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.join("gateway.sqlite").display()));
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-public_url = "{public}"
-trusted_proxies = ["127.0.0.2"]
-sessions_url = "redis://127.0.0.1:6379"
-
-[database]
-url = "{database}"
-
-[store]
-store_hash = "{store_hash}"
-api_base_url = "http://127.0.0.1:{api}"
-client_id = "{bc_client_id}"
-
-[[store.channels]]
-id = 1
-storefront_url = "http://127.0.0.1:{shop}"
-
-[[connections]]
-id = "example"
-display_name = "Example Corp"
-issuer = "{issuer}"
-client_id = "bc-sso-gateway"
-allowed_email_domains = ["example.com"]
-"#
-        ),
-    )
-    .unwrap();
+    let database =
+        std::env::var("BCSSO_TEST_DATABASE_URL").unwrap_or_else(|_| scratch.sqlite_url());
+    let (api_url, storefront) = (
+        format!("http://127.0.0.1:{api}"),
+        format!("http://127.0.0.1:{shop}"),
+    );
+    let store = StoreAccount {
+        store_hash: &store_hash,
+        api_base_url: &api_url,
+        client_id: bc_client_id,
+        storefront: &storefront,
+    };
+    let server = serde_json::json!({
+        "public_url": public,
+        "trusted_proxies": ["127.0.0.2"],
+        "sessions_url": "redis://127.0.0.1:6379",
+    });
+    let config = write_config(
+        dir,
+        server,
+        &database,
+        &store,
+        ("example", &issuer, "bc-sso-gateway"),
+    );
     let replica = |name: &'static str, port: u16| {
         Proc::spawn(
             name,
@@ -222,12 +206,12 @@ allowed_email_domains = ["example.com"]
     let replica2 = replica("replica 2", g2);
     wait_for(&format!("http://127.0.0.1:{g2}/healthz")).await;
 
-    std::fs::write(dir.join("nginx.conf"), nginx_conf(&dir, proxy, [g1, g2])).unwrap();
+    std::fs::write(dir.join("nginx.conf"), nginx_conf(dir, proxy, [g1, g2])).unwrap();
     let proxy_proc = Proc::spawn(
         "nginx",
         Command::new(nginx())
             .arg("-p")
-            .arg(&dir)
+            .arg(dir)
             .arg("-c")
             .arg(dir.join("nginx.conf")),
     );
@@ -282,5 +266,4 @@ allowed_email_domains = ["example.com"]
         "{:?}",
         signed_in.user_agent
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

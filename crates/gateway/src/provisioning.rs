@@ -356,51 +356,50 @@ mod tests {
         derive_names(&i, &Email::parse(email).unwrap())
     }
 
+    /// The names derived from `i` and `email` are `(given, family)`.
+    #[track_caller]
+    fn assert_names(i: Identity, email: &str, (given, family): (&str, &str)) {
+        assert_eq!(names(i, email), (given.to_owned(), family.to_owned()));
+    }
+
     #[test]
     fn given_and_family_win() {
-        assert_eq!(
-            names(
-                id(Some("Ada"), Some("Lovelace"), Some("Countess")),
-                "x@a.test"
-            ),
-            ("Ada".into(), "Lovelace".into())
+        assert_names(
+            id(Some("Ada"), Some("Lovelace"), Some("Countess")),
+            "x@a.test",
+            ("Ada", "Lovelace"),
         );
     }
 
     #[test]
     fn full_name_is_split_at_the_last_space() {
-        assert_eq!(
-            names(id(None, None, Some("Grace  Brewster Hopper")), "x@a.test"),
-            ("Grace Brewster".into(), "Hopper".into())
+        assert_names(
+            id(None, None, Some("Grace  Brewster Hopper")),
+            "x@a.test",
+            ("Grace Brewster", "Hopper"),
         );
-        assert_eq!(
-            names(id(Some("Grace"), None, Some("Grace Hopper")), "x@a.test"),
-            ("Grace".into(), "Hopper".into())
+        assert_names(
+            id(Some("Grace"), None, Some("Grace Hopper")),
+            "x@a.test",
+            ("Grace", "Hopper"),
         );
-        assert_eq!(
-            names(id(None, None, Some("Cher")), "x@a.test"),
-            ("Cher".into(), "-".into())
-        );
+        assert_names(id(None, None, Some("Cher")), "x@a.test", ("Cher", "-"));
     }
 
     #[test]
     fn email_local_part_is_the_last_resort() {
-        assert_eq!(
-            names(id(None, None, None), "ada.lovelace@a.test"),
-            ("Ada".into(), "Lovelace".into())
+        assert_names(
+            id(None, None, None),
+            "ada.lovelace@a.test",
+            ("Ada", "Lovelace"),
         );
-        assert_eq!(
-            names(id(None, None, None), "jean-luc_picard@a.test"),
-            ("Jean".into(), "Picard".into())
+        assert_names(
+            id(None, None, None),
+            "jean-luc_picard@a.test",
+            ("Jean", "Picard"),
         );
-        assert_eq!(
-            names(id(None, None, None), "ada@a.test"),
-            ("Ada".into(), "-".into())
-        );
-        assert_eq!(
-            names(id(None, None, Some("   ")), "bob@a.test"),
-            ("Bob".into(), "-".into())
-        );
+        assert_names(id(None, None, None), "ada@a.test", ("Ada", "-"));
+        assert_names(id(None, None, Some("   ")), "bob@a.test", ("Bob", "-"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The sandbox services as processes of their own (`bc-sso-dev sandbox bigcommerce`,
 //! `bc-sso-dev sandbox idp`), configured by flags or `BCSSO_SANDBOX_*` variables, so Docker
 //! Compose and the local-topology test run them beside real gateway replicas. Each prints
-//! what it serves and the values a gateway needs, then runs until SIGTERM or Ctrl-C.
+//! what it serves and the values a gateway needs, then runs until the caller's shutdown
+//! signal (the binary passes the gateway's: SIGTERM or Ctrl-C).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -138,10 +139,11 @@ pub struct IdpArgs {
     users: Option<PathBuf>,
 }
 
-pub async fn run(command: Command) -> ExitCode {
+/// Runs `command` until a server stops (an error) or `shutdown` completes (a clean stop).
+pub async fn run(command: Command, shutdown: impl Future<Output = ()>) -> ExitCode {
     let result = match command {
-        Command::Bigcommerce(args) => bigcommerce(args).await,
-        Command::Idp(args) => idp(args).await,
+        Command::Bigcommerce(args) => bigcommerce(args, shutdown).await,
+        Command::Idp(args) => idp(args, shutdown).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,7 +171,10 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
-async fn bigcommerce(args: BigcommerceArgs) -> Result<(), String> {
+async fn bigcommerce(
+    args: BigcommerceArgs,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
     let mut config = EmulatorConfig::new(
         args.store_hash,
         secret(args.access_token, args.access_token_file, "access-token")?,
@@ -203,10 +208,10 @@ async fn bigcommerce(args: BigcommerceArgs) -> Result<(), String> {
         serve(&mut servers, listener, emulator.storefront_router(id));
         println!("bigcommerce sandbox: storefront of channel {id} on http://{addr}/");
     }
-    wait(servers).await
+    wait(servers, shutdown).await
 }
 
-async fn idp(args: IdpArgs) -> Result<(), String> {
+async fn idp(args: IdpArgs, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let users = match &args.users {
         Some(path) => crate::idp::load_users(path).map_err(|e| e.to_string())?,
         None => crate::idp::demo_users(),
@@ -235,7 +240,7 @@ async fn idp(args: IdpArgs) -> Result<(), String> {
     );
     let mut servers = JoinSet::new();
     serve(&mut servers, listener, idp.router());
-    wait(servers).await
+    wait(servers, shutdown).await
 }
 
 fn serve(servers: &mut JoinSet<String>, listener: TcpListener, router: axum::Router) {
@@ -248,32 +253,17 @@ fn serve(servers: &mut JoinSet<String>, listener: TcpListener, router: axum::Rou
     });
 }
 
-/// Runs until a server stops (an error) or SIGTERM/Ctrl-C (a clean stop).
-async fn wait(mut servers: JoinSet<String>) -> Result<(), String> {
+/// Runs until a server stops (an error) or `shutdown` completes (a clean stop).
+async fn wait(
+    mut servers: JoinSet<String>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
     tokio::select! {
         stopped = servers.join_next() => Err(match stopped {
             Some(Ok(message)) => message,
             Some(Err(e)) => format!("server task failed: {e}"),
             None => "nothing to serve".to_owned(),
         }),
-        () = shutdown_signal() => Ok(()),
+        () = shutdown => Ok(()),
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

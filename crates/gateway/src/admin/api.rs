@@ -25,6 +25,11 @@ fn data(value: impl Serialize) -> Response {
     Json(json!({ "data": value })).into_response()
 }
 
+/// [`data`] for a list, each item as the API shows it.
+fn data_list<T: Serialize>(items: impl IntoIterator<Item = impl Into<T>>) -> Response {
+    data(items.into_iter().map(Into::into).collect::<Vec<T>>())
+}
+
 /// A JSON body as `T`; `what` names it in the refusal.
 fn body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Error> {
     serde_json::from_slice(body).map_err(|e| Error::AdminInput(format!("body is not {what}: {e}")))
@@ -69,9 +74,7 @@ pub async fn links(
         .filter(|e| !e.trim().is_empty())
         .ok_or_else(|| Error::AdminInput("query parameter email is required".into()))?;
     let links = app.db.search_links(email, 200).await?;
-    Ok(data(
-        links.into_iter().map(ApiLink::from).collect::<Vec<_>>(),
-    ))
+    Ok(data_list::<ApiLink>(links))
 }
 
 /// `DELETE /admin/api/links?issuer=&subject=`
@@ -129,9 +132,7 @@ pub async fn audit(
 ) -> Result<Response, Error> {
     let filter = input::audit_filter(&input::query(query.as_deref())?)?;
     let events = app.db.search_audit(&filter).await?;
-    Ok(data(
-        events.into_iter().map(ApiEvent::from).collect::<Vec<_>>(),
-    ))
+    Ok(data_list::<ApiEvent>(events))
 }
 
 /// `GET /admin/api/audit.csv?…`: the filtered events as CSV (up to 50,000; `limit` raises
@@ -246,17 +247,19 @@ pub async fn delete_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn store_json(app: &AppState) -> Value {
+/// The store settings in force, secrets left out, and who manages them.
+fn store_answer(app: &AppState) -> Response {
     let current = app.store_settings.current();
-    json!({
+    Json(json!({
         "store_hash": app.config.store.store_hash,
         "managed_by": current.as_ref().map(|api| api.source.as_str()),
         "data": current.map(|api| crate::settings::store::describe(&api.settings)),
-    })
+    }))
+    .into_response()
 }
 
 pub async fn store(_: ApiAdmin, State(app): State<Arc<AppState>>) -> Response {
-    Json(store_json(&app)).into_response()
+    store_answer(&app)
 }
 
 /// `PUT /admin/api/store`: the settings as `[store]` spells them, secrets included
@@ -281,19 +284,21 @@ pub async fn update_store(
     let token = raw.access_token.take();
     let secret = raw.client_secret.take();
     super::save_store_settings(&app, &actor, raw, token, secret).await?;
-    Ok(Json(store_json(&app)).into_response())
+    Ok(store_answer(&app))
 }
 
-fn access_json(app: &AppState) -> Value {
+/// Admin sign-in through an IdP as set, and who manages it.
+fn access_answer(app: &AppState) -> Response {
     let current = app.admin_access.current();
-    json!({
+    Json(json!({
         "managed_by": current.as_ref().map(|_| app.admin_access.source().as_str()),
         "data": current.map(|s| crate::settings::admin_access::describe(&s)),
-    })
+    }))
+    .into_response()
 }
 
 pub async fn access(_: ApiAdmin, State(app): State<Arc<AppState>>) -> Response {
-    Json(access_json(&app)).into_response()
+    access_answer(&app)
 }
 
 /// `PUT /admin/api/access`: `{connection, allowed_emails, allowed_groups}`; a null or empty
@@ -305,7 +310,7 @@ pub async fn update_access(
 ) -> Result<Response, Error> {
     let raw: RawAdminSso = body(&raw, "admin sign-in settings")?;
     super::save_admin_access(&app, &actor, raw).await?;
-    Ok(Json(access_json(&app)).into_response())
+    Ok(access_answer(&app))
 }
 
 fn checks_json(checks: &[Check]) -> Response {

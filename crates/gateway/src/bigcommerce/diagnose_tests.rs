@@ -41,6 +41,13 @@ fn emulator_config() -> EmulatorConfig {
     EmulatorConfig::new(HASH, TOKEN, "client-id", "client-secret")
 }
 
+/// The checks against a store whose API account may not call `path`.
+async fn checks_without(path: &str) -> Vec<Check> {
+    let mut config = emulator_config();
+    config.forbidden_paths = vec![path.into()];
+    start(config, TOKEN).await.diagnose().await
+}
+
 fn store(api_base_url: Url, token: &str) -> StoreConfig {
     let channel = |id, url: &str| Channel {
         id,
@@ -124,10 +131,7 @@ async fn wrong_token_fails_without_printing_it() {
 
 #[tokio::test]
 async fn missing_customers_scope_is_named() {
-    let mut config = emulator_config();
-    config.forbidden_paths = vec!["v3/customers".into()];
-    let env = start(config, TOKEN).await;
-    let checks = env.diagnose().await;
+    let checks = checks_without("v3/customers").await;
     let api = find(&checks, CUSTOMERS_API);
     assert_eq!(api.status, CheckStatus::Failed);
     assert!(
@@ -219,10 +223,7 @@ fn long_group_lists_are_summarised() {
 
 #[tokio::test]
 async fn forbidden_customer_groups_are_a_warning() {
-    let mut config = emulator_config();
-    config.forbidden_paths = vec!["v2/customer_groups".into()];
-    let env = start(config, TOKEN).await;
-    let checks = env.diagnose().await;
+    let checks = checks_without("v2/customer_groups").await;
     let groups = find(&checks, CUSTOMER_GROUPS);
     assert_eq!(groups.status, CheckStatus::Warning);
     assert_eq!(

@@ -26,6 +26,11 @@ fn parse(text: &str) -> RawConfig {
     toml::from_str(text).unwrap()
 }
 
+/// The errors of VALID with `from` replaced by `to`.
+fn errors_with(from: &str, to: &str) -> Vec<String> {
+    errors(parse(&VALID.replace(from, to)))
+}
+
 fn errors(raw: RawConfig) -> Vec<String> {
     validate(raw)
         .unwrap_err()
@@ -143,8 +148,7 @@ fn trusted_email_domains_lie_within_the_allowed_ones() {
 
 #[test]
 fn plain_http_only_for_loopback() {
-    let text = VALID.replace("https://login.acme.test", "http://login.acme.test");
-    let e = errors(parse(&text));
+    let e = errors_with("https://login.acme.test", "http://login.acme.test");
     assert!(
         e.iter()
             .any(|m| m.contains("connections[0].issuer") && m.contains("must be https")),
@@ -245,11 +249,10 @@ fn env_overrides_and_secret_files() {
 
 #[test]
 fn missing_secret_file_and_missing_config_file() {
-    let text = VALID.replace(
+    let e = errors_with(
         "client_secret = \"csecret\"",
         "client_secret_file = \"/nonexistent/secret\"",
     );
-    let e = errors(parse(&text));
     assert!(e.iter().any(|m| m.contains("store.client_secret: cannot read secret file /nonexistent/secret")), "{e:?}");
     let err = load(Some(Path::new("/nonexistent/config.toml")), &HashMap::new()).unwrap_err();
     assert!(
@@ -261,11 +264,10 @@ fn missing_secret_file_and_missing_config_file() {
 
 #[test]
 fn connection_channels_must_be_configured() {
-    let text = VALID.replace(
+    let e = errors_with(
         "allowed_email_domains = [\"acme.test\"]",
         "allowed_email_domains = [\"acme.test\"]\nchannels = [1, 7]",
     );
-    let e = errors(parse(&text));
     assert!(
         e.iter()
             .any(|m| m.contains("connections.acme.channels: channel 7 is not one of")),

@@ -13,11 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 
-use super::Emulator;
+use time::OffsetDateTime;
+
 use super::rate_limit::RateSnapshot;
-use super::state::{ERROR_TYPE_FULL, ERROR_TYPE_SHORT, error};
+use super::state::{ERROR_TYPE_FULL, ERROR_TYPE_SHORT, Store, error};
+use super::{EmulatedChannel, Emulator};
 use bigcommerce_wire::{
-    CollectionMeta, CustomerCollectionResponse, ErrorResponse, Time, rate_limit_headers,
+    CollectionMeta, CustomerCollectionResponse, CustomerFull, ErrorResponse, Time,
+    rate_limit_headers,
 };
 
 pub(super) fn router(emu: Emulator) -> Router {
@@ -148,6 +151,33 @@ fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A POST/PUT batch of customers, written by `write` (the store's create or update) with the
+/// emulator's channels and clock. The answer lists the customers `written` makes of what was
+/// written, or is the refusal BigCommerce gives.
+fn write_batch<T>(
+    emu: &Emulator,
+    headers: &HeaderMap,
+    body: &Bytes,
+    write: fn(&mut Store, &Value, &[EmulatedChannel], OffsetDateTime) -> Result<T, ErrorResponse>,
+    written: impl FnOnce(T) -> Vec<CustomerFull>,
+) -> Response {
+    let body = match json_body(headers, body) {
+        Ok(v) => v,
+        Err((status, title)) => return simple_error(status, title),
+    };
+    let now = emu.now();
+    let result = write(&mut emu.lock().store, &body, &emu.config().channels, now);
+    match result {
+        // 200, not 201, with `meta: {}` (CONTRACT.md §2.3).
+        Ok(done) => Json(CustomerCollectionResponse {
+            data: written(done),
+            meta: CollectionMeta::default(),
+        })
+        .into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
 /// POST/PUT bodies: `415` without a JSON content type, `400` for malformed JSON (SC:18-64
 /// lists both). Non-array but valid JSON is the store's business (422).
 fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, (StatusCode, &'static str)> {
@@ -187,26 +217,12 @@ async fn create_customers(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = match json_body(&headers, &body) {
-        Ok(v) => v,
-        Err((status, title)) => return simple_error(status, title),
-    };
-    let now = emu.now();
-    let result = emu.lock().store.create(&body, &emu.config().channels, now);
-    match result {
-        Ok(created) => {
-            for c in &created {
-                tracing::info!(customer_id = c.full.id, "emulator api: customer created");
-            }
-            // 200, not 201, with `meta: {}` (CONTRACT.md §2.3).
-            Json(CustomerCollectionResponse {
-                data: created.into_iter().map(|c| c.full).collect(),
-                meta: CollectionMeta::default(),
-            })
-            .into_response()
+    write_batch(&emu, &headers, &body, Store::create, |created| {
+        for c in &created {
+            tracing::info!(customer_id = c.full.id, "emulator api: customer created");
         }
-        Err(e) => error_response(e),
-    }
+        created.into_iter().map(|c| c.full).collect()
+    })
 }
 
 async fn update_customers(
@@ -214,20 +230,7 @@ async fn update_customers(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = match json_body(&headers, &body) {
-        Ok(v) => v,
-        Err((status, title)) => return simple_error(status, title),
-    };
-    let now = emu.now();
-    let result = emu.lock().store.update(&body, &emu.config().channels, now);
-    match result {
-        Ok(updated) => Json(CustomerCollectionResponse {
-            data: updated,
-            meta: CollectionMeta::default(),
-        })
-        .into_response(),
-        Err(e) => error_response(e),
-    }
+    write_batch(&emu, &headers, &body, Store::update, |updated| updated)
 }
 
 async fn delete_customers(State(emu): State<Emulator>, RawQuery(raw): RawQuery) -> Response {

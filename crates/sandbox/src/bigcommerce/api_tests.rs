@@ -90,6 +90,15 @@ async fn api(emu: &Emulator, method: &str, path_and_query: &str, body: Option<Va
     .await
 }
 
+async fn get(emu: &Emulator, path_and_query: &str) -> Reply {
+    api(emu, "GET", path_and_query, None).await
+}
+
+/// `GET path` with `token` as `X-Auth-Token`.
+async fn get_as(emu: &Emulator, path: &str, token: Option<&str>) -> Reply {
+    send(emu, "GET", path, token, None).await
+}
+
 fn post(email: &str, first: &str, last: &str) -> CustomerPost {
     CustomerPost {
         email: email.to_owned(),
@@ -117,17 +126,10 @@ fn assert_rate_headers(headers: &HeaderMap) {
 #[tokio::test]
 async fn missing_or_wrong_token_is_401_with_rate_headers() {
     let emu = emulator();
-    let none = send(&emu, "GET", "/stores/abc123/v3/customers", None, None).await;
+    let none = get_as(&emu, "/stores/abc123/v3/customers", None).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert_rate_headers(&none.headers);
-    let wrong = send(
-        &emu,
-        "GET",
-        "/stores/abc123/v3/customers",
-        Some("nope"),
-        None,
-    )
-    .await;
+    let wrong = get_as(&emu, "/stores/abc123/v3/customers", Some("nope")).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(emu.api_request_count(), 2);
 }
@@ -144,7 +146,7 @@ async fn unknown_store_hash_is_404() {
 async fn there_is_no_single_customer_route() {
     let emu = emulator();
     emu.seed_customer(post("a@example.com", "A", "B"));
-    let r = api(&emu, "GET", "/v3/customers/1", None).await;
+    let r = get(&emu, "/v3/customers/1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -152,14 +154,14 @@ async fn there_is_no_single_customer_route() {
 async fn rate_limit_headers_count_down_then_429() {
     let emu = emulator();
     emu.set_rate_limit(2, Duration::from_secs(30));
-    let first = api(&emu, "GET", "/v3/customers", None).await;
+    let first = get(&emu, "/v3/customers").await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(first.headers[rl::REQUESTS_QUOTA], "2");
     assert_eq!(first.headers[rl::REQUESTS_LEFT], "1");
     assert_eq!(first.headers[rl::TIME_WINDOW_MS], "30000");
-    let second = api(&emu, "GET", "/v3/customers", None).await;
+    let second = get(&emu, "/v3/customers").await;
     assert_eq!(second.headers[rl::REQUESTS_LEFT], "0");
-    let third = api(&emu, "GET", "/v3/customers", None).await;
+    let third = get(&emu, "/v3/customers").await;
     assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
     assert_rate_headers(&third.headers);
     let retry: u64 = third.headers[rl::RETRY_AFTER]
@@ -178,19 +180,13 @@ async fn rate_limit_headers_count_down_then_429() {
 async fn quota_refreshes_after_the_window() {
     let emu = emulator();
     emu.set_rate_limit(1, Duration::from_millis(50));
+    assert_eq!(get(&emu, "/v2/time").await.status, StatusCode::OK);
     assert_eq!(
-        api(&emu, "GET", "/v2/time", None).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        api(&emu, "GET", "/v2/time", None).await.status,
+        get(&emu, "/v2/time").await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_eq!(
-        api(&emu, "GET", "/v2/time", None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(get(&emu, "/v2/time").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -198,13 +194,7 @@ async fn get_filters_email_case_insensitively() {
     let emu = emulator();
     emu.seed_customer(post("Ana.Lim@Example.com", "Ana", "Lim"));
     emu.seed_customer(post("bo@example.com", "Bo", "Kent"));
-    let r = api(
-        &emu,
-        "GET",
-        "/v3/customers?email:in=%20ana.lim@example.COM%20",
-        None,
-    )
-    .await;
+    let r = get(&emu, "/v3/customers?email:in=%20ana.lim@example.COM%20").await;
     assert_eq!(r.status, StatusCode::OK);
     let c = r.collection();
     assert_eq!(c.data.len(), 1);
@@ -228,28 +218,16 @@ async fn get_filters_by_id_name_and_group() {
         customer_group_id: Some(2),
         ..post("b@example.com", "Grace", "Hopper")
     });
-    let r = api(
-        &emu,
-        "GET",
-        &format!("/v3/customers?id:in={},{}", a.id, b.id),
-        None,
-    )
-    .await;
+    let r = get(&emu, &format!("/v3/customers?id:in={},{}", a.id, b.id)).await;
     assert_eq!(r.collection().data.len(), 2);
-    let r = api(&emu, "GET", "/v3/customers?name:like=ce%20hop", None).await;
+    let r = get(&emu, "/v3/customers?name:like=ce%20hop").await;
     assert_eq!(r.collection().data[0].id, b.id);
-    let r = api(&emu, "GET", "/v3/customers?customer_group_id:in=2", None).await;
+    let r = get(&emu, "/v3/customers?customer_group_id:in=2").await;
     assert_eq!(r.collection().data.len(), 1);
-    let r = api(
-        &emu,
-        "GET",
-        "/v3/customers?email:in=nobody@example.com",
-        None,
-    )
-    .await;
+    let r = get(&emu, "/v3/customers?email:in=nobody@example.com").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.collection().data.is_empty());
-    let r = api(&emu, "GET", "/v3/customers?sort=last_name:asc", None).await;
+    let r = get(&emu, "/v3/customers?sort=last_name:asc").await;
     assert_eq!(r.collection().data[0].last_name, "Hopper");
 }
 
@@ -264,7 +242,7 @@ async fn get_refuses_bad_filter_values() {
         "page=0",
         "include=bogus",
     ] {
-        let r = api(&emu, "GET", &format!("/v3/customers?{query}"), None).await;
+        let r = get(&emu, &format!("/v3/customers?{query}")).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
         let e = r.error();
         assert_eq!(e.status, 422);
@@ -278,9 +256,7 @@ async fn get_paginates() {
     for i in 0..5 {
         emu.seed_customer(post(&format!("c{i}@example.com"), "C", &format!("N{i}")));
     }
-    let r = api(&emu, "GET", "/v3/customers?limit=2&page=2", None)
-        .await
-        .collection();
+    let r = get(&emu, "/v3/customers?limit=2&page=2").await.collection();
     let p = r.meta.pagination.unwrap();
     assert_eq!(
         (p.total, p.count, p.per_page, p.current_page, p.total_pages),
@@ -294,19 +270,12 @@ async fn get_paginates() {
     );
     assert_eq!(r.data.iter().map(|c| c.id).collect::<Vec<_>>(), [3, 4]);
 
-    let first = api(&emu, "GET", "/v3/customers?limit=2", None)
-        .await
-        .collection();
+    let first = get(&emu, "/v3/customers?limit=2").await.collection();
     let cursor = first.meta.cursor_pagination.unwrap();
     let after = cursor.end_cursor.unwrap();
-    let next = api(
-        &emu,
-        "GET",
-        &format!("/v3/customers?limit=2&after={after}"),
-        None,
-    )
-    .await
-    .collection();
+    let next = get(&emu, &format!("/v3/customers?limit=2&after={after}"))
+        .await
+        .collection();
     assert!(next.meta.pagination.is_none());
     assert_eq!(next.data.iter().map(|c| c.id).collect::<Vec<_>>(), [3, 4]);
 }
@@ -375,24 +344,18 @@ async fn post_body_must_be_an_array_of_at_most_ten() {
 #[tokio::test]
 async fn post_malformed_json_is_400_and_wrong_content_type_415() {
     let emu = emulator();
-    let req = Request::post("/stores/abc123/v3/customers")
-        .header("x-auth-token", TOKEN)
-        .header("content-type", "application/json")
-        .body(Body::from("[{"))
-        .unwrap();
-    assert_eq!(
-        emu.api_router().oneshot(req).await.unwrap().status(),
-        StatusCode::BAD_REQUEST
-    );
-    let req = Request::post("/stores/abc123/v3/customers")
-        .header("x-auth-token", TOKEN)
-        .header("content-type", "text/plain")
-        .body(Body::from("[]"))
-        .unwrap();
-    assert_eq!(
-        emu.api_router().oneshot(req).await.unwrap().status(),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE
-    );
+    let post = |content_type: &str, body: &'static str| {
+        let req = Request::post("/stores/abc123/v3/customers")
+            .header("x-auth-token", TOKEN)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        emu.api_router().oneshot(req)
+    };
+    let malformed = post("application/json", "[{").await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let not_json = post("text/plain", "[]").await.unwrap();
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test]
@@ -526,17 +489,17 @@ async fn delete_without_query_deletes_nothing() {
 async fn time_follows_the_skewed_clock() {
     let emu = emulator();
     let system = time::OffsetDateTime::now_utc().unix_timestamp();
-    let t: Time = serde_json::from_slice(&api(&emu, "GET", "/v2/time", None).await.body).unwrap();
+    let t: Time = serde_json::from_slice(&get(&emu, "/v2/time").await.body).unwrap();
     assert!((t.time - system).abs() <= 2);
     emu.set_clock_skew(-300);
-    let t: Time = serde_json::from_slice(&api(&emu, "GET", "/v2/time", None).await.body).unwrap();
+    let t: Time = serde_json::from_slice(&get(&emu, "/v2/time").await.body).unwrap();
     assert!((t.time - (system - 300)).abs() <= 2);
 }
 
 #[tokio::test]
 async fn customer_groups_are_a_bare_array() {
     let emu = emulator();
-    let r = api(&emu, "GET", "/v2/customer_groups", None).await;
+    let r = get(&emu, "/v2/customer_groups").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.json().is_array());
     let groups: Vec<CustomerGroupFull> = serde_json::from_slice(&r.body).unwrap();
@@ -558,21 +521,11 @@ async fn forbidden_paths_answer_403_like_a_missing_scope() {
     let mut config = EmulatorConfig::new("abc123", TOKEN, "client-id", "client-secret");
     config.forbidden_paths = vec!["v2/customer_groups".to_owned()];
     let emu = Emulator::new(config);
-    let r = api(&emu, "GET", "/v2/customer_groups", None).await;
+    let r = get(&emu, "/v2/customer_groups").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.error().status, 403);
     // Other paths keep working, and a wrong token is still a 401, not a 403.
-    assert_eq!(
-        api(&emu, "GET", "/v2/time", None).await.status,
-        StatusCode::OK
-    );
-    let r = send(
-        &emu,
-        "GET",
-        "/stores/abc123/v2/customer_groups",
-        Some("wrong"),
-        None,
-    )
-    .await;
+    assert_eq!(get(&emu, "/v2/time").await.status, StatusCode::OK);
+    let r = get_as(&emu, "/stores/abc123/v2/customer_groups", Some("wrong")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

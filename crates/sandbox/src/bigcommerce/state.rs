@@ -231,26 +231,11 @@ impl Store {
         let mut accepted: Vec<(CustomerPost, &Value)> = Vec::new();
         let mut batch_emails: HashSet<String> = HashSet::new();
         for (i, item) in items.iter().enumerate() {
-            if !item.is_object() {
-                errors.insert(
-                    i.to_string(),
-                    "Each customer must be a JSON object".to_owned(),
-                );
+            if !is_object(&mut errors, i, item) {
                 continue;
             }
-            let before = errors.len();
-            check_email(&mut errors, i, item.get("email"), 250, true);
-            check_name(&mut errors, i, "first_name", item.get("first_name"), true);
-            check_name(&mut errors, i, "last_name", item.get("last_name"), true);
-            if errors.len() > before {
+            let Some(post) = customer_item::<CustomerPost>(&mut errors, i, item, 250, true) else {
                 continue;
-            }
-            let post: CustomerPost = match serde_json::from_value(item.clone()) {
-                Ok(p) => p,
-                Err(e) => {
-                    errors.insert(i.to_string(), format!("Invalid customer: {e}"));
-                    continue;
-                }
             };
             check_channels(&mut errors, i, post.channel_ids.as_deref(), channels);
             if let Some(origin) = post.origin_channel_id
@@ -340,11 +325,7 @@ impl Store {
         let mut accepted: Vec<AcceptedPut> = Vec::new();
         let mut batch_emails: HashSet<String> = HashSet::new();
         for (i, item) in items.iter().enumerate() {
-            if !item.is_object() {
-                errors.insert(
-                    i.to_string(),
-                    "Each customer must be a JSON object".to_owned(),
-                );
+            if !is_object(&mut errors, i, item) {
                 continue;
             }
             let Some(id) = item.get("id").and_then(Value::as_i64) else {
@@ -358,19 +339,8 @@ impl Store {
                 errors.insert(format!("{i}.id"), format!("Customer {id} does not exist"));
                 continue;
             }
-            let before = errors.len();
-            check_email(&mut errors, i, item.get("email"), 255, false);
-            check_name(&mut errors, i, "first_name", item.get("first_name"), false);
-            check_name(&mut errors, i, "last_name", item.get("last_name"), false);
-            if errors.len() > before {
+            let Some(put) = customer_item::<CustomerPut>(&mut errors, i, item, 255, false) else {
                 continue;
-            }
-            let put: CustomerPut = match serde_json::from_value(item.clone()) {
-                Ok(p) => p,
-                Err(e) => {
-                    errors.insert(i.to_string(), format!("Invalid customer: {e}"));
-                    continue;
-                }
             };
             // `CustomerPut.channel_ids` cannot tell "absent" from `null`; on PUT `null`
             // means "make this a global account", so read the raw JSON.
@@ -499,6 +469,40 @@ fn batch_items<'a>(body: &'a Value, title: &str) -> Result<&'a [Value], ErrorRes
 }
 
 /// Email rules: 3–250 chars on POST, 3–255 on PUT (CONTRACT.md §9), exactly one `@`.
+/// Whether batch item `i` is a JSON object; the error when not.
+fn is_object(errors: &mut BTreeMap<String, String>, i: usize, item: &Value) -> bool {
+    if !item.is_object() {
+        let error = "Each customer must be a JSON object".to_owned();
+        errors.insert(i.to_string(), error);
+    }
+    item.is_object()
+}
+
+/// Batch item `i` as `T` once its `email` (at most `email_max` characters) and names pass
+/// their checks (all `required` on create); `None` with the reasons in `errors` otherwise.
+fn customer_item<T: serde::de::DeserializeOwned>(
+    errors: &mut BTreeMap<String, String>,
+    i: usize,
+    item: &Value,
+    email_max: usize,
+    required: bool,
+) -> Option<T> {
+    let before = errors.len();
+    check_email(errors, i, item.get("email"), email_max, required);
+    check_name(errors, i, "first_name", item.get("first_name"), required);
+    check_name(errors, i, "last_name", item.get("last_name"), required);
+    if errors.len() > before {
+        return None;
+    }
+    match serde_json::from_value(item.clone()) {
+        Ok(customer) => Some(customer),
+        Err(e) => {
+            errors.insert(i.to_string(), format!("Invalid customer: {e}"));
+            None
+        }
+    }
+}
+
 fn check_email(
     errors: &mut BTreeMap<String, String>,
     i: usize,

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::MutexGuard;
 
 use askama::Template;
 use axum::Router;
@@ -383,34 +384,15 @@ async fn login_token(
     let channel_id = shop.channel_id;
     match result {
         Err(reason) => {
-            st.login_attempts.push(LoginAttempt {
-                storefront_channel_id: channel_id,
-                jti,
-                outcome: LoginOutcome::Refused { reason },
-            });
-            drop(st);
-            tracing::info!(
-                channel_id,
-                reason = reason.as_str(),
-                "emulator storefront: customer login refused"
-            );
+            record(st, channel_id, jti, LoginOutcome::Refused { reason });
             redirect(FAILED_LOGIN)
         }
         Ok((customer_id, to)) if to == LOGOUT_REDIRECT => {
-            st.login_attempts.push(LoginAttempt {
-                storefront_channel_id: channel_id,
-                jti,
-                outcome: LoginOutcome::LoggedOut {
-                    customer_id,
-                    channel_id,
-                },
-            });
-            drop(st);
-            tracing::info!(
-                channel_id,
+            let outcome = LoginOutcome::LoggedOut {
                 customer_id,
-                "emulator storefront: customer logged out by token"
-            );
+                channel_id,
+            };
+            record(st, channel_id, jti, outcome);
             sign_out(&shop, &parts.headers, "/login.php")
         }
         Ok((customer_id, to)) => {
@@ -422,26 +404,50 @@ async fn login_token(
             channels.insert(channel_id, customer_id);
             let id = new_session_id();
             st.sessions.insert(id.clone(), channels);
-            st.login_attempts.push(LoginAttempt {
-                storefront_channel_id: channel_id,
-                jti,
-                outcome: LoginOutcome::Ok {
-                    customer_id,
-                    channel_id,
-                },
-            });
-            drop(st);
-            tracing::info!(
-                channel_id,
+            let outcome = LoginOutcome::Ok {
                 customer_id,
-                "emulator storefront: customer signed in"
-            );
+                channel_id,
+            };
+            record(st, channel_id, jti, outcome);
             let mut response = redirect(&to);
             if let Some(v) = session_cookie(&id, false) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }
             response
         }
+    }
+}
+
+/// Records a login token's use for the tests and the demo, then logs it once the store is
+/// released.
+fn record(
+    mut st: MutexGuard<'_, super::State>,
+    channel_id: i64,
+    jti: Option<String>,
+    outcome: LoginOutcome,
+) {
+    st.login_attempts.push(LoginAttempt {
+        storefront_channel_id: channel_id,
+        jti,
+        outcome: outcome.clone(),
+    });
+    drop(st);
+    match outcome {
+        LoginOutcome::Refused { reason } => tracing::info!(
+            channel_id,
+            reason = reason.as_str(),
+            "emulator storefront: customer login refused"
+        ),
+        LoginOutcome::LoggedOut { customer_id, .. } => tracing::info!(
+            channel_id,
+            customer_id,
+            "emulator storefront: customer logged out by token"
+        ),
+        LoginOutcome::Ok { customer_id, .. } => tracing::info!(
+            channel_id,
+            customer_id,
+            "emulator storefront: customer signed in"
+        ),
     }
 }
 

@@ -129,6 +129,23 @@ async fn get_from(
     }
 }
 
+/// Presents `claims` at `channel`: signed in, on the way to the account page.
+async fn assert_signed_in(emu: &Emulator, channel: i64, claims: &Value) {
+    let r = login(emu, channel, claims, None).await;
+    assert_eq!(r.location(), "/account.php");
+}
+
+/// Presents `claims`, signed with the right key, at `channel`'s `/login/token/…`.
+async fn login(emu: &Emulator, channel: i64, claims: &Value, cookie: Option<&str>) -> Reply {
+    get(
+        emu,
+        channel,
+        &format!("/login/token/{}", sign(claims)),
+        cookie,
+    )
+    .await
+}
+
 fn last_outcome(emu: &Emulator) -> LoginOutcome {
     emu.login_attempts().last().unwrap().outcome.clone()
 }
@@ -150,13 +167,7 @@ async fn assert_refused(emu: &Emulator, channel: i64, token: String, reason: Ref
 async fn valid_token_signs_in_and_account_page_shows_the_email() {
     let emu = emulator();
     let c = customer(&emu, "ana@example.com", None);
-    let r = get(
-        &emu,
-        1,
-        &format!("/login/token/{}", sign(&claims(&emu, c.id))),
-        None,
-    )
-    .await;
+    let r = login(&emu, 1, &claims(&emu, c.id), None).await;
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(r.location(), "/account.php");
     let set_cookie = r.headers[header::SET_COOKIE].to_str().unwrap();
@@ -209,14 +220,7 @@ async fn redirect_to_and_default_are_honoured() {
     let mut no_redirect = claims(&emu, c.id);
     no_redirect.as_object_mut().unwrap().remove("redirect_to");
     no_redirect.as_object_mut().unwrap().remove("channel_id"); // defaults to 1
-    let r = get(
-        &emu,
-        1,
-        &format!("/login/token/{}", sign(&no_redirect)),
-        None,
-    )
-    .await;
-    assert_eq!(r.location(), "/account.php");
+    assert_signed_in(&emu, 1, &no_redirect).await;
 }
 
 #[tokio::test]
@@ -257,8 +261,7 @@ async fn stale_or_future_iat_is_refused() {
         assert_refused(&emu, 1, sign(&t), RefusalReason::IatInTheFuture).await;
     }
     let edge = with(claims(&emu, c.id), "iat", json!(now(&emu) - 25));
-    let r = get(&emu, 1, &format!("/login/token/{}", sign(&edge)), None).await;
-    assert_eq!(r.location(), "/account.php");
+    assert_signed_in(&emu, 1, &edge).await;
 }
 
 #[tokio::test]
@@ -270,14 +273,7 @@ async fn iat_is_checked_against_the_skewed_clock() {
     let t = with(claims(&emu, c.id), "iat", json!(system_iat));
     assert_refused(&emu, 1, sign(&t), RefusalReason::StaleIat).await;
     // `claims` uses the emulator's clock, as a signer using /v2/time would.
-    let r = get(
-        &emu,
-        1,
-        &format!("/login/token/{}", sign(&claims(&emu, c.id))),
-        None,
-    )
-    .await;
-    assert_eq!(r.location(), "/account.php");
+    assert_signed_in(&emu, 1, &claims(&emu, c.id)).await;
 }
 
 #[tokio::test]
@@ -345,29 +341,17 @@ async fn customer_must_be_allowed_on_the_channel() {
     let emu = emulator();
     let global = customer(&emu, "global@example.com", None);
     let only2 = customer(&emu, "two@example.com", Some(vec![2]));
+    let only2_token = || sign(&claims(&emu, only2.id));
     // Channel-specific customer on channel 1.
-    assert_refused(
-        &emu,
-        1,
-        sign(&claims(&emu, only2.id)),
-        RefusalReason::ChannelNotAllowed,
-    )
-    .await;
+    assert_refused(&emu, 1, only2_token(), RefusalReason::ChannelNotAllowed).await;
     // Global customer on a channel without allow_global_logins.
     let t = with(claims(&emu, global.id), "channel_id", json!(2));
     assert_refused(&emu, 2, sign(&t), RefusalReason::ChannelNotAllowed).await;
     // A channel-1 token presented to channel 2's storefront.
-    assert_refused(
-        &emu,
-        2,
-        sign(&claims(&emu, only2.id)),
-        RefusalReason::WrongChannel,
-    )
-    .await;
+    assert_refused(&emu, 2, only2_token(), RefusalReason::WrongChannel).await;
     // The right combination works.
     let t = with(claims(&emu, only2.id), "channel_id", json!(2));
-    let r = get(&emu, 2, &format!("/login/token/{}", sign(&t)), None).await;
-    assert_eq!(r.location(), "/account.php");
+    assert_signed_in(&emu, 2, &t).await;
     assert_eq!(
         last_outcome(&emu),
         LoginOutcome::Ok {
@@ -398,8 +382,7 @@ async fn request_ip_must_match_the_client() {
     let emu = emulator();
     let c = customer(&emu, "ana@example.com", None);
     let t = with(claims(&emu, c.id), "request_ip", json!("127.0.0.1"));
-    let r = get(&emu, 1, &format!("/login/token/{}", sign(&t)), None).await;
-    assert_eq!(r.location(), "/account.php");
+    assert_signed_in(&emu, 1, &t).await;
     let t = with(claims(&emu, c.id), "request_ip", json!("10.0.0.1"));
     assert_refused(&emu, 1, sign(&t), RefusalReason::RequestIpMismatch).await;
     // Without ConnectInfo the address is unknown: refuse rather than skip the check.
@@ -416,26 +399,14 @@ async fn request_ip_must_match_the_client() {
 async fn logout_by_token_and_by_link() {
     let emu = emulator();
     let c = customer(&emu, "ana@example.com", None);
-    let r = get(
-        &emu,
-        1,
-        &format!("/login/token/{}", sign(&claims(&emu, c.id))),
-        None,
-    )
-    .await;
+    let r = login(&emu, 1, &claims(&emu, c.id), None).await;
     let cookie = r.cookie().unwrap();
     let t = with(
         claims(&emu, c.id),
         "redirect_to",
         json!("/login.php?action=logout"),
     );
-    let r = get(
-        &emu,
-        1,
-        &format!("/login/token/{}", sign(&t)),
-        Some(&cookie),
-    )
-    .await;
+    let r = login(&emu, 1, &t, Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(
         last_outcome(&emu),
@@ -449,13 +420,7 @@ async fn logout_by_token_and_by_link() {
         "/login.php"
     );
 
-    let r = get(
-        &emu,
-        1,
-        &format!("/login/token/{}", sign(&claims(&emu, c.id))),
-        None,
-    )
-    .await;
+    let r = login(&emu, 1, &claims(&emu, c.id), None).await;
     let cookie = r.cookie().unwrap();
     assert_eq!(
         get(&emu, 1, "/account.php", Some(&cookie)).await.status,

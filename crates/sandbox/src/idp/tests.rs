@@ -7,11 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use url::Url;
@@ -22,6 +22,7 @@ const CLIENT_ID: &str = "gateway";
 // Characters that RFC 6749 §2.3.1 form-encoding changes, to prove Basic auth decodes them.
 const CLIENT_SECRET: &str = "s3cret: &+/%";
 const REDIRECT: &str = "http://127.0.0.1:9/oidc/callback";
+const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 struct Env {
     idp: DevIdp,
@@ -91,6 +92,54 @@ impl Env {
         url
     }
 
+    /// A code request of client CLIENT_ID back to `redirect_uri`, with a fresh S256
+    /// challenge and the `extra` parameters (scope, state, nonce); the PKCE verifier.
+    fn code_request(&self, redirect_uri: &str, extra: &[(&str, &str)]) -> (Url, String) {
+        let (verifier, challenge) = pkce_pair();
+        let mut url = self.authorize_url(&[
+            ("response_type", "code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", redirect_uri),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        url.query_pairs_mut().extend_pairs(extra);
+        (url, verifier)
+    }
+
+    /// `GET url`, as JSON.
+    async fn get_json(&self, url: Url) -> Value {
+        let response = self.http.get(url).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// The discovery document.
+    async fn discovery(&self) -> Value {
+        self.get_json(self.url(DISCOVERY)).await
+    }
+
+    /// The discovery document while the IdP misbehaves in way `m`.
+    async fn discovery_as(&self, m: Misbehaviour) -> Value {
+        self.idp.set_misbehaviour(m);
+        self.discovery().await
+    }
+
+    /// `GET /userinfo` with `access_token` as bearer (none: no Authorization header).
+    async fn userinfo(&self, access_token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.url("/userinfo"));
+        if let Some(token) = access_token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The dev IdP's demo users, changed by `edit`, from now on.
+    fn edit_users(&self, edit: impl FnOnce(&mut Vec<DevUser>)) {
+        let mut users = demo_users();
+        edit(&mut users);
+        self.idp.set_users(users);
+    }
+
     /// GET /authorize and return the pending request id from the sign-in page.
     async fn open_sign_in(&self, url: Url) -> String {
         let page = self.http.get(url).send().await.unwrap();
@@ -112,19 +161,10 @@ impl Env {
 
     /// Authorize + pick `user`; returns the code and what the client kept.
     async fn login(&self, user: &str, scope: &str) -> Login {
-        let (verifier, challenge) = pkce_pair();
         let nonce = format!("n-{}", uuid::Uuid::new_v4().simple());
         let state = format!("s-{}", uuid::Uuid::new_v4().simple());
-        let url = self.authorize_url(&[
-            ("response_type", "code"),
-            ("client_id", CLIENT_ID),
-            ("redirect_uri", REDIRECT),
-            ("scope", scope),
-            ("state", &state),
-            ("nonce", &nonce),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ]);
+        let extra = [("scope", scope), ("state", &state), ("nonce", &nonce)];
+        let (url, verifier) = self.code_request(REDIRECT, &extra);
         let request = self.open_sign_in(url).await;
         let response = self.decide(&[("request", &request), ("user", user)]).await;
         let query = callback_query(&response);
@@ -141,25 +181,28 @@ impl Env {
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> reqwest::Response {
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = STANDARD.encode(format!("{}:{}", enc(CLIENT_ID), enc(CLIENT_SECRET)));
-        self.http
-            .post(self.url("/token"))
-            .header("Authorization", format!("Basic {basic}"))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
+        self.token_request_as(Some(CLIENT_SECRET), form).await
+    }
+
+    /// POST /token with `form`, with client_secret_basic as CLIENT_ID with `secret` (none:
+    /// no Authorization header).
+    async fn token_request_as(
+        &self,
+        secret: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url("/token")).form(form);
+        if let Some(secret) = secret {
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic = STANDARD.encode(format!("{}:{}", enc(CLIENT_ID), enc(secret)));
+            request = request.header("Authorization", format!("Basic {basic}"));
+        }
+        request.send().await.unwrap()
     }
 
     async fn exchange(&self, login: &Login) -> reqwest::Response {
-        self.token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &login.code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &login.verifier),
-        ])
-        .await
+        self.token_request(&code_grant(login)).await
     }
 
     /// A full login as ada; the token response JSON.
@@ -179,12 +222,12 @@ impl Env {
     async fn oidc_client(
         &self,
     ) -> CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
+        EndpointSet,
+        EndpointNotSet,
+        EndpointNotSet,
+        EndpointNotSet,
+        EndpointMaybeSet,
+        EndpointMaybeSet,
     > {
         let issuer = IssuerUrl::new(self.idp.issuer().to_owned()).unwrap();
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
@@ -198,15 +241,50 @@ impl Env {
         .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
     }
 
-    /// Verifies `token` the way a careful relying party would, with a freshly fetched JWKS.
-    async fn verify_independently(&self, token: &str, nonce: &str) -> Result<(), String> {
+    /// Verifies `token` the way a careful relying party would, with a freshly fetched JWKS,
+    /// against the nonce `login` sent.
+    async fn verify_independently(&self, login: &Login, token: &str) -> Result<(), String> {
         let client = self.oidc_client().await;
         let id_token = CoreIdToken::from_str(token).map_err(|e| e.to_string())?;
         id_token
-            .claims(&client.id_token_verifier(), &Nonce::new(nonce.into()))
+            .claims(
+                &client.id_token_verifier(),
+                &Nonce::new(login.nonce.clone()),
+            )
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+
+    /// An ID token of the IdP's as it misbehaves in way `m`, and whether a careful relying
+    /// party accepts it.
+    async fn verified_id_token(&self, m: Misbehaviour) -> (String, Result<(), String>) {
+        self.idp.set_misbehaviour(m);
+        let (login, token) = self.id_token().await;
+        let verified = self.verify_independently(&login, &token).await;
+        (token, verified)
+    }
+}
+
+/// The token request form that redeems `login`'s code, as the client would send it.
+fn code_grant(login: &Login) -> Vec<(&'static str, &str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", &login.code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &login.verifier),
+    ]
+}
+
+/// The `error` of an OAuth error answer.
+async fn oauth_error(response: reqwest::Response) -> Value {
+    let body: Value = response.json().await.unwrap();
+    body["error"].clone()
+}
+
+/// `response` is an OAuth error answer with `status` and `error`.
+async fn assert_oauth_error(response: reqwest::Response, status: StatusCode, error: &str) {
+    assert_eq!(response.status(), status);
+    assert_eq!(oauth_error(response).await, error);
 }
 
 fn callback_query(response: &reqwest::Response) -> HashMap<String, String> {
@@ -232,47 +310,34 @@ fn decode(token: &str) -> (Value, Value, String) {
 #[tokio::test]
 async fn discovery_document_lists_endpoints_and_capabilities() {
     let env = start().await;
-    let doc: Value = env
-        .http
-        .get(env.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = env.discovery().await;
     let issuer = env.idp.issuer();
     assert!(!issuer.ends_with('/'));
-    assert_eq!(doc["issuer"], issuer);
-    assert_eq!(doc["authorization_endpoint"], format!("{issuer}/authorize"));
-    assert_eq!(doc["token_endpoint"], format!("{issuer}/token"));
-    assert_eq!(doc["userinfo_endpoint"], format!("{issuer}/userinfo"));
-    assert_eq!(doc["jwks_uri"], format!("{issuer}/jwks"));
-    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
-    assert_eq!(
-        doc["subject_types_supported"],
-        serde_json::json!(["public"])
-    );
-    assert_eq!(
-        doc["id_token_signing_alg_values_supported"],
-        serde_json::json!(["RS256"])
-    );
-    assert_eq!(
-        doc["code_challenge_methods_supported"],
-        serde_json::json!(["S256"])
-    );
-    assert_eq!(
-        doc["grant_types_supported"],
-        serde_json::json!(["authorization_code"])
-    );
-    assert_eq!(
-        doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
-    );
-    assert_eq!(
-        doc["scopes_supported"],
-        serde_json::json!(["openid", "email", "profile", "groups"])
-    );
+    for (field, expected) in [
+        ("issuer", json!(issuer)),
+        (
+            "authorization_endpoint",
+            json!(format!("{issuer}/authorize")),
+        ),
+        ("token_endpoint", json!(format!("{issuer}/token"))),
+        ("userinfo_endpoint", json!(format!("{issuer}/userinfo"))),
+        ("jwks_uri", json!(format!("{issuer}/jwks"))),
+        ("response_types_supported", json!(["code"])),
+        ("subject_types_supported", json!(["public"])),
+        ("id_token_signing_alg_values_supported", json!(["RS256"])),
+        ("code_challenge_methods_supported", json!(["S256"])),
+        ("grant_types_supported", json!(["authorization_code"])),
+        (
+            "token_endpoint_auth_methods_supported",
+            json!(["client_secret_basic", "client_secret_post"]),
+        ),
+        (
+            "scopes_supported",
+            json!(["openid", "email", "profile", "groups"]),
+        ),
+    ] {
+        assert_eq!(doc[field], expected, "{field}");
+    }
     assert!(
         doc["claims_supported"]
             .as_array()
@@ -282,15 +347,7 @@ async fn discovery_document_lists_endpoints_and_capabilities() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
 
     let quiet = start_with(|c| c.send_iss_parameter = false).await;
-    let doc: Value = quiet
-        .http
-        .get(quiet.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = quiet.discovery().await;
     assert!(
         doc.get("authorization_response_iss_parameter_supported")
             .is_none()
@@ -348,20 +405,9 @@ async fn full_code_flow_verified_by_openidconnect_crate() {
 async fn client_secret_post_is_accepted_and_scope_echoed() {
     let env = start().await;
     let login = env.login("grace", "openid email").await;
-    let response = env
-        .http
-        .post(env.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", login.code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &login.verifier),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let mut form = code_grant(&login);
+    form.extend([("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)]);
+    let response = env.token_request_as(None, &form).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
@@ -381,24 +427,12 @@ async fn client_secret_post_is_accepted_and_scope_echoed() {
 async fn wrong_client_secret_is_invalid_client() {
     let env = start().await;
     let login = env.login("ada", "openid").await;
-    let basic = STANDARD.encode(format!("{CLIENT_ID}:nope"));
     let response = env
-        .http
-        .post(env.url("/token"))
-        .header("Authorization", format!("Basic {basic}"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", login.code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &login.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .token_request_as(Some("nope"), &code_grant(&login))
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().contains_key("www-authenticate"));
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(oauth_error(response).await, "invalid_client");
 }
 
 #[tokio::test]
@@ -419,45 +453,28 @@ async fn code_reuse_is_invalid_grant() {
     let login = env.login("ada", "openid").await;
     assert_eq!(env.exchange(&login).await.status(), StatusCode::OK);
     let again = env.exchange(&login).await;
-    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
-    let body: Value = again.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_grant");
+    assert_oauth_error(again, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
 #[tokio::test]
 async fn token_redirect_uri_mismatch_is_invalid_grant() {
     let env = start().await;
     let login = env.login("ada", "openid").await;
-    let response = env
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &login.code),
-            ("redirect_uri", "http://127.0.0.1:9/other"),
-            ("code_verifier", &login.verifier),
-        ])
-        .await;
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_grant");
+    let mut form = code_grant(&login);
+    form[2] = ("redirect_uri", "http://127.0.0.1:9/other");
+    let response = env.token_request(&form).await;
+    assert_eq!(oauth_error(response).await, "invalid_grant");
 }
 
 #[tokio::test]
 async fn unregistered_redirect_uri_shows_error_page_and_never_redirects() {
     let env = start().await;
-    let (_, challenge) = pkce_pair();
     for redirect in [
         "http://evil.example/cb",
         "http://127.0.0.1:9/oidc/callback/x",
         "",
     ] {
-        let url = env.authorize_url(&[
-            ("response_type", "code"),
-            ("client_id", CLIENT_ID),
-            ("redirect_uri", redirect),
-            ("scope", "openid"),
-            ("state", "st"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ]);
+        let (url, _) = env.code_request(redirect, &[("scope", "openid"), ("state", "st")]);
         let response = env.http.get(url).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert!(response.headers().get("location").is_none());
@@ -498,16 +515,7 @@ async fn plain_or_missing_pkce_redirects_with_invalid_request() {
 #[tokio::test]
 async fn cancel_returns_access_denied_and_request_is_single_use() {
     let env = start().await;
-    let (_, challenge) = pkce_pair();
-    let url = env.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", CLIENT_ID),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("state", "st-2"),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ]);
+    let (url, _) = env.code_request(REDIRECT, &[("scope", "openid"), ("state", "st-2")]);
     let request = env.open_sign_in(url).await;
     let query = callback_query(&env.decide(&[("request", &request), ("cancel", "1")]).await);
     assert_eq!(query["error"], "access_denied");
@@ -520,27 +528,10 @@ async fn cancel_returns_access_denied_and_request_is_single_use() {
 #[tokio::test]
 async fn sign_in_page_lists_users_and_escapes_claims() {
     let env = start().await;
-    let mut users = demo_users();
-    users[0].name = Some("<script>alert(1)</script>".into());
-    env.idp.set_users(users);
-    let (_, challenge) = pkce_pair();
-    let url = env.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", CLIENT_ID),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ]);
-    let html = env
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    env.edit_users(|users| users[0].name = Some("<script>alert(1)</script>".into()));
+    let (url, _) = env.code_request(REDIRECT, &[("scope", "openid")]);
+    let html = env.http.get(url).send().await.unwrap().text().await;
+    let html = html.unwrap();
     assert!(html.contains("<title>Dev identity provider</title>"));
     assert!(html.contains("development identity provider"));
     assert!(html.contains("grace@example.com"));
@@ -676,15 +667,7 @@ async fn id_token_misbehaviours_have_the_intended_shape() {
     env.idp.set_misbehaviour(Misbehaviour::UnknownKid);
     let (_, token) = env.id_token().await;
     let (h, _, _) = decode(&token);
-    let jwks: Value = env
-        .http
-        .get(env.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = env.get_json(env.url("/jwks")).await;
     let kids: Vec<&Value> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -698,17 +681,12 @@ async fn id_token_misbehaviours_have_the_intended_shape() {
 #[tokio::test]
 async fn tampered_tokens_fail_independent_verification_and_honest_ones_pass() {
     let env = start().await;
-    let (login, honest) = env.id_token().await;
-    env.verify_independently(&honest, &login.nonce)
-        .await
-        .unwrap();
+    let (_, honest) = env.verified_id_token(Misbehaviour::None).await;
+    honest.unwrap();
 
     // rp-id_token-kid-absent-single-jwks: still validly signed by the one key.
-    env.idp.set_misbehaviour(Misbehaviour::NoKid);
-    let (login, token) = env.id_token().await;
-    env.verify_independently(&token, &login.nonce)
-        .await
-        .unwrap();
+    let (_, no_kid) = env.verified_id_token(Misbehaviour::NoKid).await;
+    no_kid.unwrap();
 
     for misbehaviour in [
         Misbehaviour::BadSignature,
@@ -724,9 +702,7 @@ async fn tampered_tokens_fail_independent_verification_and_honest_ones_pass() {
         Misbehaviour::MissingNonce,
         Misbehaviour::UnknownKid,
     ] {
-        env.idp.set_misbehaviour(misbehaviour.clone());
-        let (login, token) = env.id_token().await;
-        let result = env.verify_independently(&token, &login.nonce).await;
+        let (_, result) = env.verified_id_token(misbehaviour.clone()).await;
         assert!(result.is_err(), "{misbehaviour:?} was accepted");
     }
 }
@@ -758,15 +734,7 @@ async fn no_id_token_misbehaviour_omits_it() {
 async fn rotate_key_replaces_the_jwks_key_and_extra_key_adds_one() {
     let env = start().await;
     let fetch = || async {
-        let jwks: Value = env
-            .http
-            .get(env.url("/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks = env.get_json(env.url("/jwks")).await;
         jwks["keys"].as_array().unwrap().clone()
     };
     let before = fetch().await;
@@ -795,11 +763,9 @@ async fn rotate_key_replaces_the_jwks_key_and_extra_key_adds_one() {
     assert_eq!(env.idp.jwks_fetch_count(), 3);
 
     // rp-key-rotation-op-sign-key: new tokens carry the new kid and verify against it.
-    let (login, token) = env.id_token().await;
+    let (token, verified) = env.verified_id_token(Misbehaviour::None).await;
     assert_eq!(decode(&token).0["kid"], after[0]["kid"]);
-    env.verify_independently(&token, &login.nonce)
-        .await
-        .unwrap();
+    verified.unwrap();
 }
 
 #[tokio::test]
@@ -822,51 +788,23 @@ async fn userinfo_returns_claims_and_rejects_bad_tokens() {
     assert!(payload.get("name").is_none());
     let access = body["access_token"].as_str().unwrap();
 
-    let info: Value = env
-        .http
-        .get(env.url("/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = env.userinfo(Some(access)).await.json().await.unwrap();
     assert_eq!(info["sub"], "ada");
     assert_eq!(info["email"], "ada@example.com");
     assert_eq!(info["email_verified"], true);
     assert_eq!(info["given_name"], "Ada");
     assert_eq!(info["groups"], serde_json::json!(["engineering", "admins"]));
 
-    let bad = env
-        .http
-        .get(env.url("/userinfo"))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    let bad = env.userinfo(Some("nope")).await;
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        bad.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
-    );
-    let none = env.http.get(env.url("/userinfo")).send().await.unwrap();
+    let challenge = bad.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let none = env.userinfo(None).await;
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
     assert!(none.headers().contains_key("www-authenticate"));
 
     env.idp.set_misbehaviour(Misbehaviour::UserinfoWrongSub);
-    let info: Value = env
-        .http
-        .get(env.url("/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = env.userinfo(Some(access)).await.json().await.unwrap();
     assert_ne!(info["sub"], "ada");
     assert_eq!(info["email"], "ada@example.com");
 }
@@ -874,10 +812,10 @@ async fn userinfo_returns_claims_and_rejects_bad_tokens() {
 #[tokio::test]
 async fn email_verified_is_passed_on_as_given() {
     let env = start().await;
-    let mut users = demo_users();
-    users[0].email_verified = Some("false".into());
-    users[1].email_verified = None;
-    env.idp.set_users(users);
+    env.edit_users(|users| {
+        users[0].email_verified = Some("false".into());
+        users[1].email_verified = None;
+    });
     let (_, token) = env.id_token().await;
     assert_eq!(decode(&token).1["email_verified"], "false");
     let login = env.login("grace", "openid email").await;
@@ -890,9 +828,7 @@ async fn email_verified_is_passed_on_as_given() {
 #[tokio::test]
 async fn set_users_changes_the_next_token() {
     let env = start().await;
-    let mut users = demo_users();
-    users[0].email = Some("ada.new@example.com".into());
-    env.idp.set_users(users);
+    env.edit_users(|users| users[0].email = Some("ada.new@example.com".into()));
     let (_, token) = env.id_token().await;
     let payload = decode(&token).1;
     assert_eq!(payload["sub"], "ada");
@@ -906,9 +842,7 @@ async fn token_endpoint_forced_status_and_hang() {
     env.idp
         .set_misbehaviour(Misbehaviour::TokenEndpointStatus(500));
     let response = env.exchange(&login).await;
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "server_error");
+    assert_oauth_error(response, StatusCode::INTERNAL_SERVER_ERROR, "server_error").await;
     env.idp
         .set_misbehaviour(Misbehaviour::TokenEndpointStatus(400));
     assert_eq!(env.exchange(&login).await.status(), StatusCode::BAD_REQUEST);
@@ -932,16 +866,7 @@ async fn token_endpoint_forced_status_and_hang() {
 #[tokio::test]
 async fn discovery_wrong_issuer_and_jwks_down() {
     let env = start().await;
-    env.idp.set_misbehaviour(Misbehaviour::DiscoveryWrongIssuer);
-    let doc: Value = env
-        .http
-        .get(env.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = env.discovery_as(Misbehaviour::DiscoveryWrongIssuer).await;
     assert_ne!(doc["issuer"], env.idp.issuer());
     assert_eq!(doc["jwks_uri"], format!("{}/jwks", env.idp.issuer()));
     let issuer = IssuerUrl::new(env.idp.issuer().to_owned()).unwrap();
@@ -960,16 +885,7 @@ async fn discovery_wrong_issuer_and_jwks_down() {
 #[tokio::test]
 async fn authorize_error_and_wrong_iss_parameter() {
     let env = start().await;
-    let (_, challenge) = pkce_pair();
-    let url = env.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", CLIENT_ID),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("state", "st-3"),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ]);
+    let (url, _) = env.code_request(REDIRECT, &[("scope", "openid"), ("state", "st-3")]);
     env.idp
         .set_misbehaviour(Misbehaviour::AuthorizeError("access_denied".into()));
     let query = callback_query(&env.http.get(url.clone()).send().await.unwrap());
@@ -986,15 +902,7 @@ async fn authorize_error_and_wrong_iss_parameter() {
 #[tokio::test]
 async fn no_iss_parameter_unless_configured() {
     let env = start_with(|c| c.send_iss_parameter = false).await;
-    let (_, challenge) = pkce_pair();
-    let url = env.authorize_url(&[
-        ("response_type", "code"),
-        ("client_id", CLIENT_ID),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ]);
+    let (url, _) = env.code_request(REDIRECT, &[("scope", "openid")]);
     let request = env.open_sign_in(url).await;
     let query = callback_query(&env.decide(&[("request", &request), ("user", "ada")]).await);
     assert!(query.contains_key("code"));
@@ -1097,48 +1005,33 @@ async fn expired_code_is_invalid_grant() {
             .checked_sub(endpoints::CODE_TTL + std::time::Duration::from_secs(1))
             .unwrap();
     }
-    let body: Value = env.exchange(&login).await.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(
+        oauth_error(env.exchange(&login).await).await,
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
 async fn repeated_token_parameters_are_invalid_request() {
     let env = start().await;
     let login = env.login("ada", "openid").await;
-    let response = env
-        .token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", &login.code),
-            ("code", "other"),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &login.verifier),
-        ])
-        .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_request");
+    let mut form = code_grant(&login);
+    form.insert(2, ("code", "other"));
+    let response = env.token_request(&form).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 
 /// The misbehaviours added for tests/integration/negative.rs, each changing one thing.
 #[tokio::test]
 async fn rs512_and_other_tenant_tokens_have_the_intended_shape_and_fail_verification() {
     let env = start().await;
-    env.idp.set_misbehaviour(Misbehaviour::Rs512Signature);
-    let (login, token) = env.id_token().await;
+    let (token, verified) = env.verified_id_token(Misbehaviour::Rs512Signature).await;
     let (h, p, _) = decode(&token);
     assert_eq!(h["alg"], "RS512");
     assert_eq!(h["kid"], env.idp.current_kid());
     assert_eq!(p["iss"], env.idp.issuer());
     // A real RS512 signature by the current key, so only the alg allow-list refuses it.
-    let jwks: Value = env
-        .http
-        .get(env.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = env.get_json(env.url("/jwks")).await;
     let key = &jwks["keys"][0];
     let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
         key["n"].as_str().unwrap(),
@@ -1148,14 +1041,9 @@ async fn rs512_and_other_tenant_tokens_have_the_intended_shape_and_fail_verifica
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS512);
     validation.set_audience(&[CLIENT_ID]);
     jsonwebtoken::decode::<Value>(&token, &decoding, &validation).unwrap();
-    assert!(
-        env.verify_independently(&token, &login.nonce)
-            .await
-            .is_err()
-    );
+    assert!(verified.is_err());
 
-    env.idp.set_misbehaviour(Misbehaviour::OtherTenant);
-    let (login, token) = env.id_token().await;
+    let (token, verified) = env.verified_id_token(Misbehaviour::OtherTenant).await;
     let (h, p, _) = decode(&token);
     assert_eq!(h["alg"], "RS256");
     assert_eq!(p["tid"], id_token::OTHER_TENANT);
@@ -1167,22 +1055,15 @@ async fn rs512_and_other_tenant_tokens_have_the_intended_shape_and_fail_verifica
         )
     );
     assert_eq!(p["sub"], "ada");
-    assert!(
-        env.verify_independently(&token, &login.nonce)
-            .await
-            .is_err()
-    );
+    assert!(verified.is_err());
 }
 
 #[tokio::test]
 async fn replay_returns_the_last_honest_id_token() {
     let env = start().await;
     // Nothing to replay yet: the token is honest.
-    env.idp.set_misbehaviour(Misbehaviour::ReplayIdToken);
-    let (login, first) = env.id_token().await;
-    env.verify_independently(&first, &login.nonce)
-        .await
-        .unwrap();
+    let (_, first) = env.verified_id_token(Misbehaviour::ReplayIdToken).await;
+    first.unwrap();
 
     env.idp.set_misbehaviour(Misbehaviour::None);
     let (_, honest) = env.id_token().await;
@@ -1203,18 +1084,7 @@ async fn replay_returns_the_last_honest_id_token() {
 #[tokio::test]
 async fn discovery_plain_http_and_jwks_uri_on_another_host() {
     let env = start().await;
-    let discover = || async {
-        env.http
-            .get(env.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
-    env.idp.set_misbehaviour(Misbehaviour::DiscoveryPlainHttp);
-    let doc = discover().await;
+    let doc = env.discovery_as(Misbehaviour::DiscoveryPlainHttp).await;
     assert_eq!(doc["issuer"], env.idp.issuer());
     for field in [
         "authorization_endpoint",
@@ -1230,21 +1100,12 @@ async fn discovery_plain_http_and_jwks_uri_on_another_host() {
         );
     }
 
-    env.idp.set_misbehaviour(Misbehaviour::JwksUriOtherHost);
-    let doc = discover().await;
+    let doc = env.discovery_as(Misbehaviour::JwksUriOtherHost).await;
     let jwks_uri = Url::parse(doc["jwks_uri"].as_str().unwrap()).unwrap();
     assert_eq!(jwks_uri.host_str(), Some("localhost"));
     assert_eq!(jwks_uri.port(), env.issuer.port());
     assert_eq!(doc["token_endpoint"], format!("{}/token", env.idp.issuer()));
     // The same server: the keys are there.
-    let jwks: Value = env
-        .http
-        .get(jwks_uri)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = env.get_json(jwks_uri).await;
     assert_eq!(jwks["keys"][0]["kid"], env.idp.current_kid());
 }

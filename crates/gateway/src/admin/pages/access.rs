@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -31,11 +30,7 @@ pub struct AccessPage {
 }
 
 fn access_page(app: &AppState, csrf: String, raw: RawAdminSso, errors: Vec<String>) -> Response {
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = super::form_status(&errors);
     let page = render(&AccessPage {
         csrf,
         from_file: app.admin_access.from_file(),

@@ -88,12 +88,7 @@ impl ConnectionForm {
             link_existing: c.link_existing.as_str().into(),
             allow_non_ascii_email: c.allow_non_ascii_email,
             sync_profile: c.sync_profile,
-            channels: c
-                .channels
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            channels: super::comma_list(&c.channels),
             customer_group_id: c
                 .customer_group_id
                 .map(|g| g.to_string())

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::connection_form::ConnectionForm;
@@ -55,11 +54,7 @@ async fn connection_page(
             (Vec::new(), Some(e))
         }
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = super::form_status(&errors);
     // The id is known once typed; until then the form shows where it goes.
     let redirect_uri = match form.id.trim() {
         "" => app.config.redirect_uri("CONNECTION-ID"),

@@ -92,18 +92,8 @@ pub async fn dashboard(
             id: c.id.to_string(),
             display_name: c.display_name.clone(),
             issuer: c.issuer.as_str().to_owned(),
-            domains: c
-                .allowed_email_domains
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            trusted_domains: c
-                .trusted_email_domains
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            domains: super::comma_list(&c.allowed_email_domains),
+            trusted_domains: super::comma_list(&c.trusted_email_domains),
             create_customers: c.create_customers,
             link_existing: c.link_existing.as_str(),
             admin_connection: crate::admin::is_admin_connection(&app, c.id.as_str()),

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -123,11 +122,7 @@ pub struct StorePage {
 
 fn store_page(app: &AppState, csrf: String, form: StoreForm, errors: Vec<String>) -> Response {
     let current = app.store_settings.current();
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = super::form_status(&errors);
     let page = render(&StorePage {
         csrf,
         store_hash: app.config.store.store_hash.clone(),
