@@ -132,3 +132,40 @@ async fn console_session_cannot_repoint_the_admin_connection_without_the_token()
     let disabled = env.post("/admin/connections/admins/disable", &form).await;
     assert_eq!(disabled.status, StatusCode::SEE_OTHER);
 }
+
+/// Typing the bootstrap token again is not a way to guess it: wrong tokens count against
+/// the same budget as the sign-in form's, then even the right one waits.
+#[tokio::test]
+async fn retyped_admin_token_guesses_are_limited() {
+    let env = Env::configured(|c| {
+        admin_sign_in_unset(c);
+        c.server.admin_failures_per_minute = Some(3);
+    })
+    .await;
+    let csrf = env.admin_sign_in().await;
+    let save = |token: String| {
+        let fields = vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("connection".to_owned(), "demo".to_owned()),
+            ("allowed_emails".to_owned(), "ada@example.com".to_owned()),
+            ("bootstrap_token".to_owned(), token),
+        ];
+        let env = &env;
+        async move { env.post("/admin/access", &fields).await }
+    };
+    for guess in 0..3 {
+        let page = save(format!("wrong-guess-{guess}")).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.body.contains("admin token"), "{}", page.body);
+    }
+    let limited = save(env.admin_token()).await;
+    assert!(
+        limited.body.contains("too many"),
+        "the fourth try is limited, even with the right token: {}",
+        limited.body
+    );
+    assert!(
+        env.demo.state.admin_access.current().is_none(),
+        "nothing saved"
+    );
+}

@@ -97,3 +97,31 @@ async fn logout_return_never_redirects_off_the_storefront() {
         .await
         .assert_error(StatusCode::BAD_REQUEST, "bad_parameter");
 }
+
+/// Shoppers browse the storefront, not the gateway: what a sign-in remembers for sign-out
+/// must outlive the 10-minute life of anonymous sessions, or a later sign-out would skip
+/// the IdP and leave the company session open on a shared computer.
+#[tokio::test]
+async fn a_completed_sign_in_is_remembered_long_enough_to_sign_out() {
+    let env = Env::start().await;
+    let browser = crate::common::new_browser();
+    let callback = env.callback_with(&browser, "", "ada").await;
+    let r = browser.get(callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.to_ascii_lowercase().contains("max-age"))
+        .unwrap_or_else(|| panic!("no session cookie with a lifetime: {cookies:?}"));
+    let max_age: i64 = session
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("Max-Age="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{session}"));
+    assert!(max_age >= 11 * 3600, "{session}");
+}

@@ -128,9 +128,10 @@ fn is_login_endpoint(s: &str) -> bool {
     }
     path == "/login.php"
         && query.split(['&', ';']).any(|pair| {
+            // `+` is a space in a query, and PHP drops leading spaces from names.
             pair.split('=')
                 .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case("action"))
+                .is_some_and(|k| k.replace('+', " ").trim().eq_ignore_ascii_case("action"))
         })
 }
 

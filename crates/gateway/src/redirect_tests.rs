@@ -278,6 +278,7 @@ fn forced_sign_in_through_redirect_to_login_token_is_refused() {
         "/login.php?action=logout",
         "/login.php?foo=1&action=reset_password",
         "/login.php?ACTION=create_account",
+        "/login.php?+action=logout",
         "/Login.PHP?action=logout#x",
         "/login.php%3Faction%3Dlogout",
         "/logout",

@@ -287,6 +287,15 @@ async fn customer_for(
         }
         Err(e) => return Err(e.into()),
     };
+    // The same subject's other first sign-in (another tab, another storefront) linked
+    // first: its customer decides, and it must be allowed on this channel (rule 15).
+    if link.customer_id != customer.id {
+        provisioning::check_channel(
+            link.customer_id,
+            link.channel_ids.as_deref(),
+            ChannelId(channel_id),
+        )?;
+    }
     // The first-sign-in event goes in before the sign-in's own event.
     let kind = match (customer.created, action) {
         (true, _) => AuditKind::CustomerCreated,

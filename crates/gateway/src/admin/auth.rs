@@ -45,11 +45,19 @@ pub async fn confirm_with_token(
     typed: Option<&str>,
 ) -> Result<(), Error> {
     let token = configured_token(app).map_err(|_| Error::BootstrapTokenRequired)?;
+    // The same budget as the sign-in form: a console session must not become a way to
+    // guess the bootstrap token without limit.
+    let ip = crate::telemetry::RequestCtx::current().client_ip;
+    let typed = typed.filter(|t| !t.trim().is_empty());
+    if typed.is_some() {
+        app.limits.admin_attempt(ip)?;
+    }
     match typed {
         Some(t) if same_secret(t.trim(), token) => Ok(()),
         typed => {
             // A wrong guess by someone who holds a console session is worth a record.
-            if typed.is_some_and(|t| !t.is_empty()) {
+            if typed.is_some() {
+                app.limits.admin_failed(ip);
                 audit(
                     app,
                     AuditKind::AdminSignInRefused,

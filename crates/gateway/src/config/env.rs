@@ -31,12 +31,23 @@ impl Variable {
 }
 
 /// `var!(section.field, how[, "OLD_NAME"])`: `text`, `path`, `number`, `flag` or `list_opt` for an optional
-/// field; `list_field` for a list that is not optional.
+/// field; `list_field` (comma-separated) or `lines_field` (one a line) for a list that is not
+/// optional.
 macro_rules! var {
     ($section:ident . $field:ident, $how:ident, $name:literal) => {
         Variable {
             short_name: Some($name),
             ..var!($section.$field, $how)
+        }
+    };
+    ($section:ident . $field:ident, lines_field) => {
+        Variable {
+            key: concat!(stringify!($section), ".", stringify!($field)),
+            short_name: None,
+            apply: |raw, v| {
+                raw.$section.$field = lines(v);
+                Ok(())
+            },
         }
     };
     ($section:ident . $field:ident, list_field) => {
@@ -92,7 +103,7 @@ pub const VARIABLES: &[Variable] = &[
     var!(admin.token_file, path),
     var!(admin.sso_connection, text),
     var!(admin.allowed_emails, list_field),
-    var!(admin.allowed_groups, list_field),
+    var!(admin.allowed_groups, lines_field),
 ];
 
 /// Read by the binary itself, not settings of the file.
@@ -127,6 +138,16 @@ fn list_opt(v: &str) -> Result<Vec<String>, String> {
 /// Comma- or space-separated, as lists are written in a shell.
 fn list(v: &str) -> Vec<String> {
     v.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One a line: group names contain spaces ("Store Admins") and LDAP DNs commas, and a
+/// group split in two would admit members of either half.
+fn lines(v: &str) -> Vec<String> {
+    v.lines()
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -243,6 +264,10 @@ mod tests {
             ("BCSSO_SERVER_SEND_REQUEST_IP", "1"),
             ("BCSSO_SERVER_RATE_LIMIT_BURST", "lots"),
             ("BCSSO_ADMIN_ALLOWED_EMAILS", "a@x.test,b@x.test"),
+            (
+                "BCSSO_ADMIN_ALLOWED_GROUPS",
+                "Store Admins\nCN=Shop Admins,OU=Groups\n",
+            ),
             ("BCSSO_STORE_ACCESS_TOKEN_FILE", "/run/secrets/t"),
             ("BCSSO_LOG", "debug"),
             ("BCSSO_TYPO", "1"),
@@ -258,6 +283,11 @@ mod tests {
         assert_eq!(raw.server.send_request_ip, Some(true));
         assert_eq!(raw.server.rate_limit_burst, None);
         assert_eq!(raw.admin.allowed_emails, ["a@x.test", "b@x.test"]);
+        assert_eq!(
+            raw.admin.allowed_groups,
+            ["Store Admins", "CN=Shop Admins,OU=Groups"],
+            "a group is never split into admitting halves"
+        );
         assert_eq!(
             raw.store.access_token_file,
             Some(PathBuf::from("/run/secrets/t"))

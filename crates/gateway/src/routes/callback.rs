@@ -48,11 +48,16 @@ pub async fn finish(
     .await?;
     // A new session id once the sign-in is complete (session fixation, SECURITY.md rule 12).
     session.cycle_id().await?;
-    // Which IdP to sign out of later (`/logout`).
+    // Which IdP to sign out of later (`/logout`). Shoppers browse the storefront, not the
+    // gateway, so the session would idle out after the pending-login TTL and sign-out would
+    // then skip the IdP: it lives as long as a storefront session may (a few bytes).
     if !trial {
         session
             .insert(crate::routes::logout::SIGNED_IN_KEY, &signed_in)
             .await?;
+        session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
+            crate::routes::logout::SIGNED_IN_LIFETIME,
+        )));
     }
     Ok(found(url.as_str()))
 }

@@ -13,6 +13,8 @@ use crate::signout::{self, Begin, PendingLogout, SignedIn};
 
 /// Session key of what a completed sign-in remembers for sign-out.
 pub const SIGNED_IN_KEY: &str = "signed_in";
+/// How long a signed-in shopper's gateway session (for sign-out) lasts without use.
+pub const SIGNED_IN_LIFETIME: time::Duration = time::Duration::hours(12);
 const PENDING_LOGOUT_KEY: &str = "pending_logout";
 
 /// The value of `name` in a query, read leniently like `/login`'s (our error page for a bad
