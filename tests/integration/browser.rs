@@ -19,6 +19,10 @@ async fn run_script(script: &str, env: &[(&str, &str)]) {
 
 /// Runs a script of tests/e2e in node with chromium; its output on failure.
 pub async fn try_script(script: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    // One chromium at a time: several at once on a two-core machine starve the servers
+    // they drive (and the oidc-provider other tests start) into timeouts.
+    static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_BROWSER.lock().await;
     let dir = e2e_dir();
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),
