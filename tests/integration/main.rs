@@ -5,6 +5,7 @@ mod admin;
 mod admin_activity;
 mod admin_guard;
 mod admin_hardening;
+mod bigcommerce_faults;
 mod browser;
 mod cli;
 mod client_ip;

@@ -139,18 +139,34 @@ pub struct CursorPagination {
     pub links: PaginationLinks,
 }
 
-/// BigCommerce `ErrorResponse` (POST/PUT 422) and `Error` (GET/DELETE 422): `errors` is a
-/// map of field path to message.
+/// BigCommerce `ErrorResponse` (POST/PUT 422) and `Error` (GET/DELETE 422).
+///
+/// `errors` stays raw JSON: the spec says "map of field path to message", but the only
+/// documented create failure is `{".customer_create": "Error creating customers"}` and the
+/// `Error` schema types it as a bare `object` (CONTRACT.md §2.5), so a real store may send
+/// any shape (arrays, nested objects, `null`). Nothing may depend on its keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorResponse {
+    #[serde(default)]
     pub status: u16,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub title: String,
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "null_as_default")]
     pub error_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     #[serde(default)]
-    pub errors: std::collections::BTreeMap<String, String>,
+    pub errors: serde_json::Value,
+}
+
+/// `null` read as the type's default: BigCommerce sends `null` for empty strings in places
+/// the spec types as `string` (CONTRACT.md §2.1 leaves absent values unconfirmed).
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `GET /v3/customers/settings/channels/{channel_id}` (`CustomerChannelSettingsObject`;

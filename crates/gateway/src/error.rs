@@ -47,6 +47,9 @@ pub enum Error {
     Policy(#[from] PolicyError),
     #[error("BigCommerce call failed: {0}")]
     BigCommerce(#[from] ApiError),
+    /// The create was refused and a second lookup found no customer with the email.
+    #[error("BigCommerce refused to create the customer, and none has the email: {0}")]
+    CustomerNotCreated(#[source] ApiError),
     #[error("session store failed: {0}")]
     Session(#[from] tower_sessions::session::Error),
     #[error("a route that needs a session is outside the session layer")]
@@ -121,7 +124,7 @@ impl Error {
             Error::Oidc(e) => e.status(),
             Error::Policy(_) => StatusCode::FORBIDDEN,
             Error::BigCommerce(ApiError::RateLimited { .. }) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::BigCommerce(_) => StatusCode::BAD_GATEWAY,
+            Error::BigCommerce(_) | Error::CustomerNotCreated(_) => StatusCode::BAD_GATEWAY,
             Error::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Session(_)
             | Error::NoSessionLayer
@@ -151,6 +154,7 @@ impl Error {
                 "bigcommerce_response_too_large"
             }
             Error::BigCommerce(_) => "bigcommerce_unavailable",
+            Error::CustomerNotCreated(_) => "bigcommerce_customer_not_created",
             Error::Session(_) => "session_store_failed",
             Error::NoSessionLayer => "session_layer_missing",
             Error::Db(_) => "database_unavailable",
@@ -251,6 +255,10 @@ impl Error {
             Error::BigCommerce(_) => (
                 "The store is not answering",
                 "We could not reach the store to finish signing you in. Please try again in a minute.".into(),
+            ),
+            Error::CustomerNotCreated(_) => (
+                "The store did not create your account",
+                "The store refused to create a customer account for your email address. Please try again in a minute; if it happens again, contact the store and quote the reference below.".into(),
             ),
             Error::Session(_)
             | Error::NoSessionLayer

@@ -19,6 +19,36 @@ pub struct CustomerRef {
     /// `None` = global account.
     pub channel_ids: Option<Vec<i64>>,
     pub created: bool,
+    /// Set when our create failed and a second lookup found the customer: a reason code
+    /// for the audit trail ([`Recovered::code`]).
+    pub recovered: Option<Recovered>,
+}
+
+/// How a failed create still ended with a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// The create was refused (422/409), most likely because a concurrent first sign-in
+    /// created the customer between our lookup and our create.
+    CreateConflict,
+}
+
+impl Recovered {
+    pub fn code(self) -> &'static str {
+        match self {
+            Recovered::CreateConflict => "create_conflict_customer_found",
+        }
+    }
+}
+
+impl CustomerRef {
+    fn existing(c: &CustomerFull) -> Self {
+        CustomerRef {
+            id: c.id,
+            channel_ids: c.channel_ids.clone(),
+            created: false,
+            recovered: None,
+        }
+    }
 }
 
 /// What a first sign-in will do at BigCommerce, decided by reading only.
@@ -39,13 +69,8 @@ pub async fn plan(
     email: &Email,
     channel_id: i64,
 ) -> Result<Plan, Error> {
-    let found = client.customers_by_email(&[email.normalised()]).await?;
-    if let Some(c) = usable(&found, channel_id)? {
-        return Ok(Plan::Existing(CustomerRef {
-            id: c.id,
-            channel_ids: c.channel_ids.clone(),
-            created: false,
-        }));
+    if let Some(c) = lookup(client, email, channel_id).await? {
+        return Ok(Plan::Existing(c));
     }
     if !conn.create_customers {
         return Err(PolicyError::NoAccount {
@@ -88,16 +113,14 @@ pub async fn resolve(
     let created = match client.create_customers(std::slice::from_ref(&post)).await {
         Ok(created) => created,
         // Two first sign-ins at once: the other one created the customer between our
-        // lookup and our create. Use that customer.
-        Err(e) if e.is_duplicate_email() => {
-            tracing::info!("customer created concurrently; looking it up again");
-            let again = client.customers_by_email(&[email.normalised()]).await?;
-            let c = usable(&again, channel_id)?.ok_or(Error::BigCommerce(e))?;
-            return Ok(CustomerRef {
-                id: c.id,
-                channel_ids: c.channel_ids.clone(),
-                created: false,
-            });
+        // lookup and our create. BigCommerce's answer does not say so (CONTRACT.md §2.3),
+        // so any refusal of the whole create is checked by looking the email up again.
+        Err(e) if e.is_create_conflict() => {
+            tracing::info!(error = %e, "create refused; looking the email up again");
+            return match lookup(client, email, channel_id).await? {
+                Some(c) => Ok(recovered(c, Recovered::CreateConflict)),
+                None => Err(Error::CustomerNotCreated(e)),
+            };
         }
         Err(e) => return Err(e.into()),
     };
@@ -108,10 +131,28 @@ pub async fn resolve(
     Span::current().record("customer_id", c.id);
     tracing::info!(customer_id = c.id, "customer created");
     Ok(CustomerRef {
-        id: c.id,
-        channel_ids: c.channel_ids.clone(),
         created: true,
+        ..CustomerRef::existing(c)
     })
+}
+
+/// The customer with this email that may use `channel_id`, if any.
+async fn lookup(
+    client: &Client,
+    email: &Email,
+    channel_id: i64,
+) -> Result<Option<CustomerRef>, Error> {
+    let found = client.customers_by_email(&[email.normalised()]).await?;
+    Ok(usable(&found, channel_id)?.map(CustomerRef::existing))
+}
+
+fn recovered(c: CustomerRef, how: Recovered) -> CustomerRef {
+    Span::current().record("customer_id", c.id);
+    tracing::info!(customer_id = c.id, how = how.code(), "customer found after a failed create");
+    CustomerRef {
+        recovered: Some(how),
+        ..c
+    }
 }
 
 /// How a first sign-in's customer gets linked (SECURITY.md rule 20).

@@ -307,6 +307,8 @@ async fn customer_for(
     app.audit(AuditEvent {
         kind,
         customer_id: Some(link.customer_id),
+        // A create that failed but found the customer on a second lookup says so.
+        reason: customer.recovered.map(|r| r.code().to_owned()),
         ..audit.clone()
     })
     .await;

@@ -52,11 +52,12 @@ pub enum ApiError {
     #[error("BigCommerce rate limit reached; retry in {retry_after:?}")]
     RateLimited { retry_after: Duration },
     // The field paths say what to fix; the messages can quote emails, so they stay out.
-    #[error("BigCommerce rejected the request ({status}): {title} (fields: {})", errors.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "))]
+    #[error("BigCommerce rejected the request ({status}): {title} (fields: {})", error_keys(errors))]
     Rejected {
         status: u16,
         title: String,
-        errors: Vec<(String, String)>,
+        /// `errors` as sent: any JSON shape (CONTRACT.md §2.5), never relied upon.
+        errors: serde_json::Value,
     },
     #[error("BigCommerce answered {status}")]
     Status { status: u16 },
@@ -67,20 +68,27 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A create refused because the email already belongs to a customer (CONTRACT.md §2.3:
-    /// a 422 whose `errors` mention the email). Two first sign-ins at once end here.
-    pub fn is_duplicate_email(&self) -> bool {
-        match self {
+    /// A create refused as a whole: `422` or `409`. BigCommerce documents no answer for a
+    /// taken email; its only documented create failure is a 422 with
+    /// `{".customer_create": "Error creating customers"}` (CONTRACT.md §2.3), so the body
+    /// cannot tell a duplicate from anything else. The caller looks the email up again.
+    pub fn is_create_conflict(&self) -> bool {
+        matches!(
+            self,
             ApiError::Rejected {
-                status: 422,
-                errors,
+                status: 409 | 422,
                 ..
-            } => errors.iter().any(|(k, v)| {
-                k.contains("email")
-                    && (v.contains("in use") || v.contains("exists") || v.contains("unique"))
-            }),
-            _ => false,
-        }
+            }
+        )
+    }
+}
+
+/// The field paths of an `errors` value for the log, whatever its shape.
+fn error_keys(errors: &serde_json::Value) -> String {
+    match errors {
+        serde_json::Value::Object(map) => map.keys().cloned().collect::<Vec<_>>().join(", "),
+        serde_json::Value::Null => String::new(),
+        _ => "(not a map)".to_owned(),
     }
 }
 
@@ -412,7 +420,7 @@ fn rejected(status: StatusCode, bytes: &[u8]) -> ApiError {
         Ok(e) => ApiError::Rejected {
             status: status.as_u16(),
             title: e.title,
-            errors: e.errors.into_iter().collect(),
+            errors: e.errors,
         },
         // 401/403/413 bodies are not specified; do not require JSON (CONTRACT.md §2.5).
         Err(_) => ApiError::Rejected {
@@ -421,7 +429,7 @@ fn rejected(status: StatusCode, bytes: &[u8]) -> ApiError {
                 .canonical_reason()
                 .unwrap_or("client error")
                 .to_owned(),
-            errors: Vec::new(),
+            errors: serde_json::Value::Null,
         },
     }
 }

@@ -371,15 +371,42 @@ async fn post_missing_first_name_creates_nothing() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let e = r.error();
     assert_eq!(e.title, "Create customers failed.");
-    assert!(e.errors.contains_key("1.first_name"));
-    assert!(e.errors.contains_key("2.first_name"));
-    assert!(e.errors.contains_key("3.email"));
+    assert!(e.errors.get("1.first_name").is_some());
+    assert!(e.errors.get("2.first_name").is_some());
+    assert!(e.errors.get("3.email").is_some());
     assert!(emu.customers().is_empty(), "the batch is atomic");
 }
 
+/// CONTRACT.md §2.3: the only documented create failure, and the default answer.
 #[tokio::test]
-async fn post_duplicate_email_is_422_naming_the_email() {
+async fn post_duplicate_email_is_the_documented_422() {
     let emu = emulator();
+    emu.seed_customer(post("Taken@example.com", "T", "K"));
+    let r = api(
+        &emu,
+        "POST",
+        "/v3/customers",
+        Some(json!([{"email": "taken@EXAMPLE.com", "first_name": "A", "last_name": "B"}])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.json(),
+        json!({
+            "status": 422,
+            "title": "Create customers failed.",
+            "type": "/api-docs/getting-started/api-status-codes",
+            "errors": {".customer_create": "Error creating customers"}
+        })
+    );
+    assert_eq!(emu.customers().len(), 1);
+}
+
+#[tokio::test]
+async fn post_duplicate_email_can_name_the_email() {
+    let mut config = EmulatorConfig::new("abc123", TOKEN, "client-id", "client-secret");
+    config.duplicate_email_answer = crate::bigcommerce::DuplicateEmailAnswer::ItemLevel;
+    let emu = Emulator::new(config);
     emu.seed_customer(post("Taken@example.com", "T", "K"));
     let r = api(
         &emu,
@@ -392,8 +419,8 @@ async fn post_duplicate_email_is_422_naming_the_email() {
     let e = r.error();
     assert_eq!(e.error_type, "/api-docs/getting-started/api-status-codes");
     assert_eq!(
-        e.errors.get("0.email").map(String::as_str),
-        Some("The email address 'taken@EXAMPLE.com' is already in use by another customer")
+        e.errors["0.email"],
+        "The email address 'taken@EXAMPLE.com' is already in use by another customer"
     );
     // Within one batch too.
     let r = api(
@@ -406,7 +433,7 @@ async fn post_duplicate_email_is_422_naming_the_email() {
         ])),
     )
     .await;
-    assert!(r.error().errors.contains_key("1.email"));
+    assert!(r.error().errors.get("1.email").is_some());
     assert_eq!(emu.customers().len(), 1);
 }
 
@@ -416,7 +443,7 @@ async fn post_channel_ids_must_be_non_empty_and_exist() {
     for ids in [json!([]), json!([9])] {
         let r = api(&emu, "POST", "/v3/customers", Some(json!([{"email": "c@example.com", "first_name": "A", "last_name": "B", "channel_ids": ids}]))).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.error().errors.contains_key("0.channel_ids"));
+        assert!(r.error().errors.get("0.channel_ids").is_some());
     }
     assert!(emu.customers().is_empty());
 }
@@ -458,7 +485,7 @@ async fn put_updates_given_fields_and_bumps_date_modified() {
     ] {
         let r = api(&emu, "PUT", "/v3/customers", Some(body)).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.error().errors.contains_key(key), "{key}");
+        assert!(r.error().errors.get(key).is_some(), "{key}");
     }
     assert_eq!(emu.customers()[1], b);
 }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use bigcommerce_wire::{CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse};
 
-pub use state::StoredCustomer;
+pub use state::{DuplicateEmailAnswer, StoredCustomer};
 
 /// How the emulator is set up. Build it with [`EmulatorConfig::new`] and adjust fields.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub struct EmulatorConfig {
     /// with `403`, as BigCommerce does for a token lacking the scope a path needs
     /// (CONTRACT.md §8 item 2). Empty: the token has every scope.
     pub forbidden_paths: Vec<String>,
+    /// The 422 body for a taken email on `POST /v3/customers`.
+    pub duplicate_email_answer: DuplicateEmailAnswer,
 }
 
 /// One storefront channel.
@@ -83,6 +85,7 @@ impl EmulatorConfig {
             gateway_url: None,
             store_name: "Emulated Store".to_owned(),
             forbidden_paths: Vec::new(),
+            duplicate_email_answer: DuplicateEmailAnswer::default(),
         }
     }
 }
@@ -202,10 +205,12 @@ struct State {
 
 impl Emulator {
     pub fn new(config: EmulatorConfig) -> Self {
+        let mut store = state::Store::new(
+            OffsetDateTime::now_utc() + time::Duration::seconds(config.clock_skew_secs),
+        );
+        store.duplicate_email_answer = config.duplicate_email_answer;
         let state = State {
-            store: state::Store::new(
-                OffsetDateTime::now_utc() + time::Duration::seconds(config.clock_skew_secs),
-            ),
+            store,
             rate: rate_limit::RateLimiter::new(config.rate_limit_quota, config.rate_limit_window),
             api_requests: 0,
             clock_skew_secs: config.clock_skew_secs,

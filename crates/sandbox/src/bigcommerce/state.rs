@@ -36,7 +36,12 @@ pub(super) fn error(
         title: title.to_owned(),
         error_type: kind.to_owned(),
         instance: None,
-        errors,
+        errors: Value::Object(
+            errors
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -89,6 +94,19 @@ pub struct Store {
     pub customers: BTreeMap<i64, StoredCustomer>,
     next_id: i64,
     pub groups: Vec<CustomerGroupFull>,
+    pub duplicate_email_answer: DuplicateEmailAnswer,
+}
+
+/// How `POST /v3/customers` answers an email that is already taken (always a 422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicateEmailAnswer {
+    /// `{"errors": {".customer_create": "Error creating customers"}}`: the only create
+    /// failure C3 documents (CONTRACT.md §2.3).
+    #[default]
+    Documented,
+    /// `{"errors": {"0.email": "The email address '…' is already in use by another
+    /// customer"}}`: the storefront's wording, unconfirmed for the API.
+    ItemLevel,
 }
 
 impl Store {
@@ -110,6 +128,7 @@ impl Store {
             customers: BTreeMap::new(),
             next_id: 1,
             groups: vec![group(1, "Retail", true), group(2, "Wholesale", false)],
+            duplicate_email_answer: DuplicateEmailAnswer::default(),
         }
     }
 
@@ -256,13 +275,22 @@ impl Store {
             }
             let folded = post.email.to_lowercase();
             if self.email_taken(&post.email, None) || !batch_emails.insert(folded) {
-                errors.insert(
-                    format!("{i}.email"),
-                    format!(
-                        "The email address '{}' is already in use by another customer",
-                        post.email
+                // C3 documents no duplicate-specific answer, only this one (CONTRACT.md
+                // §2.3); the item-level wording is the storefront's, kept as an option so
+                // the gateway is tested against both.
+                match self.duplicate_email_answer {
+                    DuplicateEmailAnswer::Documented => errors.insert(
+                        ".customer_create".to_owned(),
+                        "Error creating customers".to_owned(),
                     ),
-                );
+                    DuplicateEmailAnswer::ItemLevel => errors.insert(
+                        format!("{i}.email"),
+                        format!(
+                            "The email address '{}' is already in use by another customer",
+                            post.email
+                        ),
+                    ),
+                };
             }
             accepted.push((post, item));
         }
