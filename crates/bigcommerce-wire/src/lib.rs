@@ -8,39 +8,45 @@
 use serde::{Deserialize, Serialize};
 
 /// BigCommerce `customer_Full` (CONTRACT.md §2.2): one customer as the API returns it.
+///
+/// Read leniently: unknown fields are ignored (the API adds fields, and `include=` adds
+/// more), and `null` in a string or number field reads as empty/0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerFull {
     pub id: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub email: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub first_name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub last_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub company: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub phone: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub notes: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub registration_ip_address: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub customer_group_id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub date_created: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub date_modified: String,
     #[serde(default)]
     pub origin_channel_id: Option<i64>,
     /// `None` (JSON `null`) is a global account; otherwise the channels it may sign in to.
     #[serde(default)]
     pub channel_ids: Option<Vec<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub authentication: Option<CustomerAuthentication>,
 }
 
 /// The `authentication` object of `customer_Full`; `new_password` is write-only and never returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CustomerAuthentication {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub force_password_reset: bool,
 }
 
@@ -88,9 +94,22 @@ pub struct CustomerPut {
 /// `GetCustomerCollectionResponse` / `CustomerCollectionResponse`: `{data, meta}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerCollectionResponse {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: Vec<CustomerFull>,
-    #[serde(default)]
+    /// Nothing the gateway does depends on `meta`, so a shape we do not expect (`[]`,
+    /// `null`, a block with other fields) reads as empty rather than failing the call.
+    #[serde(default, deserialize_with = "lenient")]
     pub meta: CollectionMeta,
+}
+
+/// A value that does not read as `T` reads as `T::default()`: for blocks nothing depends on.
+pub fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 /// `meta` of a collection response; both blocks are optional (CONTRACT.md §2.1: which
@@ -223,19 +242,20 @@ pub mod rate_limit_headers {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerGroupFull {
     pub id: i64,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub is_default: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub category_access: Option<CategoryAccess>,
     /// Kept as raw JSON: the gateway only reads `id`/`name`, and the rule objects vary by `type`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub discount_rules: Vec<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub date_created: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub date_modified: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub is_group_for_guests: bool,
 }
 
@@ -246,4 +266,53 @@ pub struct CategoryAccess {
     pub r#type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<i64>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a real store may send beside the spec: `null` for empty strings, fields we do
+    /// not know, and a `meta` of another shape. None of it may fail a sign-in.
+    #[test]
+    fn customers_read_leniently() {
+        let body = serde_json::json!({
+            "data": [{
+                "id": 7, "email": "ana@example.com", "first_name": null, "last_name": "Lim",
+                "company": null, "phone": null, "notes": null, "registration_ip_address": null,
+                "customer_group_id": null, "date_created": null, "date_modified": null,
+                "origin_channel_id": null, "channel_ids": null, "authentication": null,
+                "shopper_profile_id": "abc", "segment_ids": ["x"], "form_fields": [{"name": "n"}],
+                "store_credit_amounts": [{"amount": 1.5}]
+            }],
+            "meta": {"pagination": {"total": "many"}, "novelty": true}
+        });
+        let r: CustomerCollectionResponse = serde_json::from_value(body).unwrap();
+        let c = &r.data[0];
+        assert_eq!((c.id, c.email.as_str(), c.first_name.as_str()), (7, "ana@example.com", ""));
+        assert_eq!(c.customer_group_id, 0);
+        assert_eq!(r.meta, CollectionMeta::default());
+        for meta in [serde_json::json!([]), serde_json::json!(null), serde_json::json!("x")] {
+            let r: CustomerCollectionResponse =
+                serde_json::from_value(serde_json::json!({"data": [], "meta": meta})).unwrap();
+            assert!(r.data.is_empty());
+        }
+    }
+
+    /// CONTRACT.md §2.5: `errors` is typed `object` in one schema and a string map in the
+    /// other; a store may send an array or nothing.
+    #[test]
+    fn errors_of_any_shape_are_read() {
+        for errors in [
+            serde_json::json!({".customer_create": "Error creating customers"}),
+            serde_json::json!({"0": {"email": ["taken"]}}),
+            serde_json::json!(["taken"]),
+            serde_json::json!(null),
+        ] {
+            let body = serde_json::json!({"status": 422, "title": null, "errors": errors.clone()});
+            let e: ErrorResponse = serde_json::from_value(body).unwrap();
+            assert_eq!((e.status, e.title.as_str()), (422, ""));
+            assert_eq!(e.errors, errors);
+        }
+    }
 }

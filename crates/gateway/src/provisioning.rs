@@ -124,9 +124,10 @@ pub async fn resolve(
         }
         Err(e) => return Err(e.into()),
     };
+    // One item sent, so `data[0]` is it: the order of `data` is unconfirmed for batches
+    // (CONTRACT.md §2.3), and the echoed email may differ in case or be `null`.
     let c = created
-        .iter()
-        .find(|c| c.email.eq_ignore_ascii_case(&post.email))
+        .first()
         .ok_or_else(|| ApiError::Decode("create answered without the new customer".into()))?;
     Span::current().record("customer_id", c.id);
     tracing::info!(customer_id = c.id, "customer created");
@@ -142,7 +143,7 @@ async fn lookup(
     email: &Email,
     channel_id: i64,
 ) -> Result<Option<CustomerRef>, Error> {
-    let found = client.customers_by_email(&[email.normalised()]).await?;
+    let found = client.customers_by_email(&[email.to_string()]).await?;
     Ok(usable(&found, channel_id)?.map(CustomerRef::existing))
 }
 
@@ -247,9 +248,9 @@ pub async fn sync(
         put.customer_group_id = (group != current.customer_group_id).then_some(group);
     }
     if conn.company_claim.is_some()
-        && let Some(company) = &identity.company
+        && let Some(company) = company(identity)
     {
-        put.company = (*company != current.company).then(|| company.clone());
+        put.company = (company != current.company).then_some(company);
     }
     let changed = put.first_name.is_some()
         || put.last_name.is_some()
@@ -310,7 +311,7 @@ fn new_customer(
         email: email.normalised(),
         first_name,
         last_name,
-        company: identity.company.clone(),
+        company: company(identity),
         customer_group_id: conn.customer_group_for(&identity.groups),
         origin_channel_id: Some(channel_id),
         channel_ids: match conn.channel_access {
@@ -322,6 +323,17 @@ fn new_customer(
         trigger_account_created_notification: Some(false),
     }
 }
+
+/// The IdP's company, cut to BigCommerce's 255 characters (`company` is 0–255, CONTRACT.md
+/// §2.2): a longer claim must not turn a first sign-in into a refused create.
+fn company(identity: &Identity) -> Option<String> {
+    identity
+        .company
+        .as_deref()
+        .map(|c| c.trim().chars().take(COMPANY_MAX).collect())
+}
+
+const COMPANY_MAX: usize = 255;
 
 /// BigCommerce requires both names, 1–100 characters (CONTRACT.md §2.2). Prefer the IdP's
 /// given/family names, then split `name` at its last space, then the email's local part.
@@ -449,6 +461,15 @@ mod tests {
         let (g, f) = names(id(Some(&long), Some("A\u{0}\nB"), None), "x@a.test");
         assert_eq!(g.len(), 100);
         assert_eq!(f, "AB");
+    }
+
+    #[test]
+    fn company_is_capped_at_255_characters() {
+        let mut i = id(None, None, None);
+        i.company = Some(format!("  {}  ", "é".repeat(300)));
+        assert_eq!(company(&i).unwrap().chars().count(), 255);
+        i.company = Some("Acme".into());
+        assert_eq!(company(&i).as_deref(), Some("Acme"));
     }
 
     #[test]

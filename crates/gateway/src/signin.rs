@@ -204,11 +204,10 @@ async fn finish_sign_in(
     let redirect_to = pending
         .redirect_to()
         .unwrap_or_else(|| channel.default_redirect.clone());
-    let request_ip = client_ip.map(|ip| ip.to_string());
     // Minted last, right before the redirect: BigCommerce accepts it for ~30 s only.
     let url = api
         .tokens
-        .storefront_url(channel, customer_id, &redirect_to, request_ip)?;
+        .storefront_url(channel, customer_id, &redirect_to, client_ip)?;
     audit.kind = AuditKind::SignInSucceeded;
     tracing::info!(
         customer_id,

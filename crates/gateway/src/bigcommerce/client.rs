@@ -98,7 +98,12 @@ pub struct Client {
     store_base: Url,
     access_token: Secret,
     budget: Mutex<Budget>,
+    /// `PUT /v3/customers` allows 3 concurrent requests per store (CONTRACT.md §2.3, §6).
+    put_slots: tokio::sync::Semaphore,
 }
+
+/// BigCommerce's limit on concurrent `PUT /v3/customers` requests (C3:348).
+pub const MAX_CONCURRENT_PUTS: usize = 3;
 
 #[derive(Debug, Default)]
 struct Budget {
@@ -117,21 +122,33 @@ impl Client {
             store_base,
             access_token: store.access_token.clone(),
             budget: Mutex::new(Budget::default()),
+            put_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_PUTS),
         }
     }
 
     /// `GET /v3/customers?email:in=…`: customers whose email equals one of `emails`,
-    /// compared case-insensitively on our side too (the API's case rules are undocumented).
+    /// compared case-insensitively on our side too. Whether the API folds case is
+    /// undocumented (CONTRACT.md §2.1), so each address is asked for in the form given and
+    /// lowercased. No `limit`: the default page (50) holds every match of a few addresses,
+    /// and the maximum is unconfirmed for customers.
     pub async fn customers_by_email(
         &self,
         emails: &[String],
     ) -> Result<Vec<CustomerFull>, ApiError> {
-        let list = emails.join(",");
+        let mut forms: Vec<String> = Vec::with_capacity(emails.len() * 2);
+        for e in emails {
+            for form in [e.clone(), e.to_ascii_lowercase()] {
+                if !forms.contains(&form) {
+                    forms.push(form);
+                }
+            }
+        }
+        let list = forms.join(",");
         let response: CustomerCollectionResponse = self
             .send(
                 Method::GET,
                 "v3/customers",
-                &[("email:in", list.as_str()), ("limit", "250")],
+                &[("email:in", list.as_str())],
                 None::<&()>,
             )
             .await?;
@@ -285,6 +302,16 @@ impl Client {
             .store_base
             .join(path)
             .map_err(|e| ApiError::Transport(e.to_string()))?;
+        // Held for the whole call, retries included. The semaphore is never closed.
+        let _put_slot = match method {
+            Method::PUT => Some(
+                self.put_slots
+                    .acquire()
+                    .await
+                    .map_err(|e| ApiError::Transport(e.to_string()))?,
+            ),
+            _ => None,
+        };
         for attempt in 0..2 {
             self.wait_for_budget().await?;
             let mut request = self

@@ -69,7 +69,7 @@ impl LoginTokenMinter {
         customer_id: i64,
         channel_id: i64,
         redirect_to: &RelativePath,
-        request_ip: Option<String>,
+        request_ip: Option<std::net::IpAddr>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = CustomerLoginClaims {
             iss: self.client_id.clone(),
@@ -81,7 +81,10 @@ impl LoginTokenMinter {
             customer_id,
             channel_id: Some(channel_id),
             redirect_to: Some(redirect_to.as_str().to_owned()),
-            request_ip,
+            // Canonical form: an IPv4 client seen through a dual-stack socket is
+            // `::ffff:203.0.113.9`, which the storefront would compare as text against the
+            // `203.0.113.9` it sees and refuse.
+            request_ip: request_ip.map(|ip| ip.to_canonical().to_string()),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
     }
@@ -92,7 +95,7 @@ impl LoginTokenMinter {
         channel: &Channel,
         customer_id: i64,
         redirect_to: &RelativePath,
-        request_ip: Option<String>,
+        request_ip: Option<std::net::IpAddr>,
     ) -> Result<Url, jsonwebtoken::errors::Error> {
         let token = self.mint(customer_id, channel.id, redirect_to, request_ip)?;
         Ok(join_path(
@@ -200,7 +203,7 @@ mod tests {
         );
         let path = RelativePath::parse("/account.php").unwrap();
         let token = minter
-            .mint(1, 1, &path, Some("203.0.113.9".into()))
+            .mint(1, 1, &path, Some("::ffff:203.0.113.9".parse().unwrap()))
             .unwrap();
         let claims = decode_part(token.split('.').nth(1).unwrap());
         let iat = claims["iat"].as_i64().unwrap();

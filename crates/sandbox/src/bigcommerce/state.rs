@@ -12,8 +12,7 @@ use super::EmulatedChannel;
 use super::query::{Cursor, ListQuery, SortField, cursor_block, parse_int_csv};
 use bigcommerce_wire::{
     CategoryAccess, CollectionMeta, CustomerAuthentication, CustomerCollectionResponse,
-    CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, ErrorResponse, Pagination,
-    PaginationLinks,
+    CustomerFull, CustomerGroupFull, ErrorResponse, Pagination, PaginationLinks,
 };
 
 /// `type` of the POST/PUT `ErrorResponse` (CONTRACT.md §2.3 example).
@@ -74,9 +73,9 @@ fn v2_date(at: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-/// One item of a PUT that passed validation: the item, its `channel_ids` change (`Some(None)`
-/// = make it global), and its `authentication.force_password_reset`.
-type AcceptedPut = (CustomerPut, Option<Option<Vec<i64>>>, Option<bool>);
+/// One item of a PUT that passed validation: its id, the item, its `channel_ids` change
+/// (`Some(None)` = make it global), and its `authentication.force_password_reset`.
+type AcceptedPut = (i64, Item, Option<Option<Vec<i64>>>, Option<bool>);
 
 /// A customer as stored: the API view plus what the API accepts but never returns.
 #[derive(Debug, Clone)]
@@ -247,13 +246,16 @@ impl Store {
         const TITLE: &str = "Create customers failed.";
         let items = batch_items(body, TITLE)?;
         let mut errors = BTreeMap::new();
-        let mut accepted: Vec<(CustomerPost, &Value)> = Vec::new();
+        let mut accepted: Vec<NewCustomer> = Vec::new();
         let mut batch_emails: HashSet<String> = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             if !is_object(&mut errors, i, item) {
                 continue;
             }
-            let Some(post) = customer_item::<CustomerPost>(&mut errors, i, item, 250, true) else {
+            let Some(item) = Item::read(&mut errors, i, item, 250, true) else {
+                continue;
+            };
+            let Some(post) = NewCustomer::of(item) else {
                 continue;
             };
             check_channels(&mut errors, i, post.channel_ids.as_deref(), channels);
@@ -292,16 +294,15 @@ impl Store {
                     ),
                 };
             }
-            accepted.push((post, item));
+            accepted.push(post);
         }
         if !errors.is_empty() {
             return Err(error(422, TITLE, ERROR_TYPE_SHORT, errors));
         }
         let mut created = Vec::with_capacity(accepted.len());
-        for (post, raw) in accepted {
+        for post in accepted {
             let id = self.next_id;
             self.next_id += 1;
-            let auth = raw.get("authentication");
             let stored = StoredCustomer {
                 full: CustomerFull {
                     id,
@@ -309,8 +310,8 @@ impl Store {
                     first_name: post.first_name,
                     last_name: post.last_name,
                     company: post.company.unwrap_or_default(),
-                    phone: str_field(raw, "phone"),
-                    notes: str_field(raw, "notes"),
+                    phone: post.phone.unwrap_or_default(),
+                    notes: post.notes.unwrap_or_default(),
                     // Blank for API-created customers (CONTRACT.md §2.2).
                     registration_ip_address: String::new(),
                     customer_group_id: post.customer_group_id.unwrap_or(0),
@@ -319,18 +320,13 @@ impl Store {
                     origin_channel_id: Some(post.origin_channel_id.unwrap_or(1)),
                     channel_ids: post.channel_ids,
                     authentication: Some(CustomerAuthentication {
-                        force_password_reset: auth
-                            .and_then(|a| a.get("force_password_reset"))
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
+                        force_password_reset: post.force_password_reset.unwrap_or(false),
                     }),
                 },
                 created: now,
                 modified: now,
                 trigger_account_created_notification: post.trigger_account_created_notification,
-                password_set: auth
-                    .and_then(|a| a.get("new_password"))
-                    .is_some_and(Value::is_string),
+                password_set: post.password_set,
             };
             self.customers.insert(id, stored.clone());
             created.push(stored);
@@ -367,16 +363,11 @@ impl Store {
                 errors.insert(format!("{i}.id"), format!("Customer {id} does not exist"));
                 continue;
             }
-            let Some(put) = customer_item::<CustomerPut>(&mut errors, i, item, 255, false) else {
+            let Some(put) = Item::read(&mut errors, i, item, 255, false) else {
                 continue;
             };
-            // `CustomerPut.channel_ids` cannot tell "absent" from `null`; on PUT `null`
-            // means "make this a global account", so read the raw JSON.
-            let channel_change = match item.get("channel_ids") {
-                None => None,
-                Some(Value::Null) => Some(None),
-                Some(_) => Some(put.channel_ids.clone()),
-            };
+            // On PUT `null` means "make this a global account".
+            let channel_change = put.channel_ids.clone();
             if let Some(Some(ids)) = &channel_change {
                 check_channels(&mut errors, i, Some(ids), channels);
             }
@@ -396,18 +387,15 @@ impl Store {
                     format!("The email address '{email}' is already in use by another customer"),
                 );
             }
-            let force_reset = item
-                .get("authentication")
-                .and_then(|a| a.get("force_password_reset"))
-                .and_then(Value::as_bool);
-            accepted.push((put, channel_change, force_reset));
+            let force_reset = put.force_password_reset;
+            accepted.push((id, put, channel_change, force_reset));
         }
         if !errors.is_empty() {
             return Err(error(422, TITLE, ERROR_TYPE_SHORT, errors));
         }
         let mut updated = Vec::with_capacity(accepted.len());
-        for (put, channel_change, force_reset) in accepted {
-            let Some(stored) = self.customers.get_mut(&put.id) else {
+        for (id, put, channel_change, force_reset) in accepted {
+            let Some(stored) = self.customers.get_mut(&id) else {
                 continue; // checked above; unreachable while we hold the lock
             };
             let c = &mut stored.full;
@@ -422,6 +410,12 @@ impl Store {
             }
             if let Some(v) = put.company {
                 c.company = v;
+            }
+            if let Some(v) = put.phone {
+                c.phone = v;
+            }
+            if let Some(v) = put.notes {
+                c.notes = v;
             }
             if let Some(v) = put.customer_group_id {
                 c.customer_group_id = v;
@@ -454,13 +448,6 @@ impl Store {
             .filter(|id| self.customers.remove(id).is_some())
             .count())
     }
-}
-
-fn str_field(raw: &Value, key: &str) -> String {
-    raw.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// The array rules shared by POST and PUT (CONTRACT.md §2.3, §8 item 7).
@@ -506,28 +493,164 @@ fn is_object(errors: &mut BTreeMap<String, String>, i: usize, item: &Value) -> b
     item.is_object()
 }
 
-/// Batch item `i` as `T` once its `email` (at most `email_max` characters) and names pass
-/// their checks (all `required` on create); `None` with the reasons in `errors` otherwise.
-fn customer_item<T: serde::de::DeserializeOwned>(
-    errors: &mut BTreeMap<String, String>,
-    i: usize,
-    item: &Value,
-    email_max: usize,
-    required: bool,
-) -> Option<T> {
-    let before = errors.len();
-    check_email(errors, i, item.get("email"), email_max, required);
-    check_name(errors, i, "first_name", item.get("first_name"), required);
-    check_name(errors, i, "last_name", item.get("last_name"), required);
-    if errors.len() > before {
-        return None;
+/// One item of a POST or PUT body, read from the raw JSON by the names C3 documents
+/// (CONTRACT.md §2.2), not through the gateway's wire types: a misspelt field there is
+/// ignored here, and a test sees the difference.
+pub(super) struct Item {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    phone: Option<String>,
+    notes: Option<String>,
+    customer_group_id: Option<i64>,
+    origin_channel_id: Option<i64>,
+    /// Absent: `None`; `null`: `Some(None)`.
+    channel_ids: Option<Option<Vec<i64>>>,
+    trigger_account_created_notification: Option<bool>,
+    force_password_reset: Option<bool>,
+    password_set: bool,
+}
+
+/// A POST item: the three required fields present.
+struct NewCustomer {
+    email: String,
+    first_name: String,
+    last_name: String,
+    company: Option<String>,
+    phone: Option<String>,
+    notes: Option<String>,
+    customer_group_id: Option<i64>,
+    origin_channel_id: Option<i64>,
+    channel_ids: Option<Vec<i64>>,
+    trigger_account_created_notification: Option<bool>,
+    force_password_reset: Option<bool>,
+    password_set: bool,
+}
+
+impl NewCustomer {
+    fn of(item: Item) -> Option<Self> {
+        Some(NewCustomer {
+            email: item.email?,
+            first_name: item.first_name?,
+            last_name: item.last_name?,
+            company: item.company,
+            phone: item.phone,
+            notes: item.notes,
+            customer_group_id: item.customer_group_id,
+            origin_channel_id: item.origin_channel_id,
+            channel_ids: item.channel_ids.flatten(),
+            trigger_account_created_notification: item.trigger_account_created_notification,
+            force_password_reset: item.force_password_reset,
+            password_set: item.password_set,
+        })
     }
-    match serde_json::from_value(item.clone()) {
-        Ok(customer) => Some(customer),
-        Err(e) => {
-            errors.insert(i.to_string(), format!("Invalid customer: {e}"));
-            None
+}
+
+/// Length limits of `customer_Post`/`customer_Put` (CONTRACT.md §2.2).
+const STRING_LIMITS: [(&str, usize); 4] = [
+    ("company", 255),
+    ("phone", 50),
+    ("notes", usize::MAX),
+    ("tax_exempt_category", 255),
+];
+
+impl Item {
+    /// Batch item `i` once its `email` (at most `email_max` characters), names and other
+    /// fields pass their checks (email and names `required` on create); `None` with the
+    /// reasons in `errors` otherwise.
+    fn read(
+        errors: &mut BTreeMap<String, String>,
+        i: usize,
+        item: &Value,
+        email_max: usize,
+        required: bool,
+    ) -> Option<Item> {
+        let before = errors.len();
+        check_email(errors, i, item.get("email"), email_max, required);
+        check_name(errors, i, "first_name", item.get("first_name"), required);
+        check_name(errors, i, "last_name", item.get("last_name"), required);
+        let mut invalid = |field: &str, message: String| {
+            errors.insert(format!("{i}.{field}"), message);
+        };
+        for (field, max) in STRING_LIMITS {
+            match item.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.chars().count() <= max => {}
+                Some(Value::String(_)) => invalid(
+                    field,
+                    format!("The field '{field}' must be at most {max} characters"),
+                ),
+                Some(_) => invalid(field, format!("The field '{field}' must be a string")),
+            }
         }
+        let int = |invalid: &mut dyn FnMut(&str, String), field: &str| match item.get(field) {
+            None | Some(Value::Null) => None,
+            Some(v) => v.as_i64().or_else(|| {
+                invalid(field, format!("The field '{field}' must be an integer"));
+                None
+            }),
+        };
+        let customer_group_id = int(&mut invalid, "customer_group_id");
+        let origin_channel_id = int(&mut invalid, "origin_channel_id");
+        let channel_ids = match item.get("channel_ids") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::Array(ids)) => {
+                let ints: Option<Vec<i64>> = ids.iter().map(Value::as_i64).collect();
+                if ints.is_none() {
+                    invalid("channel_ids", "channel_ids must be integers".to_owned());
+                }
+                Some(ints)
+            }
+            Some(_) => {
+                invalid("channel_ids", "channel_ids must be an array".to_owned());
+                None
+            }
+        };
+        let trigger = match item.get("trigger_account_created_notification") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                invalid(
+                    "trigger_account_created_notification",
+                    "must be a boolean".to_owned(),
+                );
+                None
+            }
+        };
+        let auth = item.get("authentication");
+        let force_password_reset = match auth.and_then(|a| a.get("force_password_reset")) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                invalid(
+                    "authentication.force_password_reset",
+                    "must be a boolean".to_owned(),
+                );
+                None
+            }
+        };
+        if errors.len() > before {
+            return None;
+        }
+        let string = |field: &str| item.get(field).and_then(Value::as_str).map(str::to_owned);
+        Some(Item {
+            email: string("email"),
+            first_name: string("first_name"),
+            last_name: string("last_name"),
+            company: string("company"),
+            phone: string("phone"),
+            notes: string("notes"),
+            customer_group_id,
+            origin_channel_id,
+            channel_ids,
+            trigger_account_created_notification: trigger,
+            force_password_reset,
+            password_set: auth
+                .and_then(|a| a.get("new_password"))
+                .is_some_and(Value::is_string),
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Emulator, LoginAttempt, LoginOutcome, RefusalReason};
-use bigcommerce_wire::{CustomerFull, CustomerLoginClaims};
+use bigcommerce_wire::CustomerFull;
 
 /// BigCommerce's storefront session cookie name.
 pub(super) const SESSION_COOKIE: &str = "SHOP_SESSION_TOKEN";
@@ -243,7 +243,47 @@ fn sign_out(shop: &Shop, headers: &HeaderMap, to: &str) -> Response {
 /// What a token proved before the stateful checks.
 struct Signed {
     jti: String,
-    claims: Result<CustomerLoginClaims, RefusalReason>,
+    claims: Result<Claims, RefusalReason>,
+}
+
+/// The claims of CONTRACT.md §5.2, read from the raw JSON by their documented names, not
+/// through the gateway's wire type: a misspelt field there must fail here.
+struct Claims {
+    iss: String,
+    iat: i64,
+    operation: String,
+    store_hash: String,
+    customer_id: i64,
+    channel_id: Option<i64>,
+    redirect_to: Option<String>,
+    request_ip: Option<String>,
+}
+
+impl Claims {
+    fn read(claims: &Value) -> Result<Self, RefusalReason> {
+        let bad = RefusalReason::InvalidClaims;
+        let string = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+        // `customer_id` and `iat` are JSON numbers; a string "42" is not accepted.
+        let int = |key: &str| claims.get(key).and_then(Value::as_i64);
+        let optional = |key: &str, ok: fn(&Value) -> bool| match claims.get(key) {
+            None | Some(Value::Null) => Ok(()),
+            Some(v) if ok(v) => Ok(()),
+            Some(_) => Err(bad),
+        };
+        optional("channel_id", |v| v.is_i64())?;
+        optional("redirect_to", Value::is_string)?;
+        optional("request_ip", Value::is_string)?;
+        Ok(Claims {
+            iss: string("iss").ok_or(bad)?,
+            iat: int("iat").ok_or(bad)?,
+            operation: string("operation").ok_or(bad)?,
+            store_hash: string("store_hash").ok_or(bad)?,
+            customer_id: int("customer_id").ok_or(bad)?,
+            channel_id: int("channel_id"),
+            redirect_to: string("redirect_to"),
+            request_ip: string("request_ip"),
+        })
+    }
 }
 
 /// Stateless part of CONTRACT.md §5.2: HS256 only, signed with the client secret.
@@ -282,7 +322,7 @@ fn verify_signature(token: &str, secret: &str) -> Result<Signed, RefusalReason> 
         .filter(|j| !j.is_empty())
         .ok_or(RefusalReason::MissingJti)?
         .to_owned();
-    let claims = serde_json::from_value(data.claims).map_err(|_| RefusalReason::InvalidClaims);
+    let claims = Claims::read(&data.claims);
     Ok(Signed { jti, claims })
 }
 
@@ -295,11 +335,13 @@ fn is_relative_path(p: &str) -> bool {
         && !p.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
+/// Compared as text against the client address in canonical form (`203.0.113.9`, not
+/// `::ffff:203.0.113.9`): how BigCommerce compares is unconfirmed, so the strict reading.
 fn ip_matches(claimed: &str, client: Option<IpAddr>) -> bool {
-    match (claimed.trim().parse::<IpAddr>(), client) {
-        (Ok(claimed), Some(client)) => claimed.to_canonical() == client.to_canonical(),
+    match client {
+        Some(client) => claimed == client.to_canonical().to_string(),
         // No ConnectInfo (router not served with it): refuse rather than skip the check.
-        _ => false,
+        None => false,
     }
 }
 

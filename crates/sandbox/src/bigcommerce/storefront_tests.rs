@@ -385,6 +385,11 @@ async fn request_ip_must_match_the_client() {
     assert_signed_in(&emu, 1, &t).await;
     let t = with(claims(&emu, c.id), "request_ip", json!("10.0.0.1"));
     assert_refused(&emu, 1, sign(&t), RefusalReason::RequestIpMismatch).await;
+    // Only the canonical form: how BigCommerce compares is unconfirmed, so be strict.
+    for other_form in ["::ffff:127.0.0.1", " 127.0.0.1"] {
+        let t = with(claims(&emu, c.id), "request_ip", json!(other_form));
+        assert_refused(&emu, 1, sign(&t), RefusalReason::RequestIpMismatch).await;
+    }
     // Without ConnectInfo the address is unknown: refuse rather than skip the check.
     let t = with(claims(&emu, c.id), "request_ip", json!("127.0.0.1"));
     let r = get_from(&emu, 1, &format!("/login/token/{}", sign(&t)), None, None).await;
