@@ -4,9 +4,45 @@
 //! bodies). Every path ends either signed in or on a clear page with a reason code, with
 //! an audit row saying what happened and nothing half-created.
 
-use reqwest::StatusCode;
+use std::time::Duration;
+
+use bc_sso_sandbox::bigcommerce::{Fault, FaultConfig, FaultRule, When};
+use reqwest::{Method, StatusCode};
 
 use crate::common::{Env, new_browser};
+
+/// The gateway's HTTP timeout in these tests; injected latency and slow bodies exceed it.
+const TIMEOUT: Duration = Duration::from_secs(1);
+const LATE: Duration = Duration::from_millis(1600);
+
+async fn env() -> Env {
+    Env::configured(|c| c.server.http_timeout_secs = Some(TIMEOUT.as_secs())).await
+}
+
+/// Statuses of the calls to `method v3/customers` (`None`: connection dropped).
+fn statuses(env: &Env, method: Method) -> Vec<Option<u16>> {
+    env.demo
+        .emulator
+        .api_calls()
+        .into_iter()
+        .filter(|c| c.method == method && c.path == "v3/customers")
+        .map(|c| c.status)
+        .collect()
+}
+
+fn inject(env: &Env, count: u32, method: Method, fault: Fault) -> FaultRule {
+    let rule = FaultRule::next(count, method, "v3/customers", fault);
+    env.demo.emulator.inject(rule.clone());
+    rule
+}
+
+/// `(kind, reason)` of the sign-in's events, after any the test started with.
+fn kinds(events: &[(String, Option<String>)]) -> Vec<(&str, Option<&str>)> {
+    events
+        .iter()
+        .map(|(k, r)| (k.as_str(), r.as_deref()))
+        .collect()
+}
 
 /// The audit trail as `(kind, reason)`, oldest first.
 async fn audit(env: &Env) -> Vec<(String, Option<String>)> {
@@ -25,6 +61,14 @@ async fn audit(env: &Env) -> Vec<(String, Option<String>)> {
 #[tokio::test]
 async fn racing_creates_with_the_documented_422_end_with_one_customer() {
     let env = Env::start().await;
+    // Both lookups are answered 300 ms after the store read them: both see no customer
+    // before either create is sent, so the race is certain, not a matter of luck.
+    inject(
+        &env,
+        2,
+        Method::GET,
+        Fault::Latency(Duration::from_millis(300)),
+    );
     let mut callbacks = Vec::new();
     for _ in 0..2 {
         let browser = new_browser();
@@ -47,8 +91,20 @@ async fn racing_creates_with_the_documented_422_end_with_one_customer() {
         .filter(|(k, _)| k == "sign_in_succeeded")
         .count();
     assert_eq!(succeeded, 2, "{events:?}");
-    let created = events.iter().filter(|(k, _)| k == "customer_created").count();
+    let created = events
+        .iter()
+        .filter(|(k, _)| k == "customer_created")
+        .count();
     assert_eq!(created, 1, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(_, r)| r.as_deref() == Some("create_conflict_customer_found")),
+        "the loser's link says how it found the customer: {events:?}"
+    );
+    let mut posts = statuses(&env, Method::POST);
+    posts.sort();
+    assert_eq!(posts, [Some(200), Some(422)]);
 }
 
 /// A create refused as a whole (here: a customer group the store does not have) whose
@@ -77,8 +133,205 @@ async fn a_refused_create_with_no_customer_found_is_a_clear_page() {
     assert_no_links(&env).await;
 }
 
-#[track_caller]
 async fn assert_no_links(env: &Env) {
     let links = env.api_get("/admin/api/links?email=example.com").await;
     assert_eq!(links["data"], serde_json::json!([]), "{links}");
+}
+
+/// A `409` (or any refusal) of the create whose email nobody has: the same clear page.
+#[tokio::test]
+async fn a_409_on_create_with_no_customer_found_is_a_clear_page() {
+    let env = env().await;
+    inject(&env, 1, Method::POST, Fault::Status(409));
+    env.refused(
+        "",
+        "ada",
+        StatusCode::BAD_GATEWAY,
+        "bigcommerce_customer_not_created",
+    )
+    .await;
+    assert!(env.demo.emulator.customers().is_empty());
+    assert_eq!(statuses(&env, Method::POST), [Some(409)]);
+    assert_eq!(statuses(&env, Method::GET).len(), 2, "looked up again");
+    assert_no_links(&env).await;
+}
+
+/// `null` for empty strings, fields nobody documented and `meta: []` on every answer: a
+/// first sign-in creates, a second links an existing customer, both succeed.
+#[tokio::test]
+async fn null_unknown_fields_and_odd_meta_are_tolerated() {
+    let env = env().await;
+    env.seed_customer("grace@example.com", None);
+    env.demo.emulator.set_faults(FaultConfig {
+        odd_json: true,
+        ..FaultConfig::default()
+    });
+    let (_, account) = env.follow(env.signed_in("", "ada").await).await;
+    assert!(account.body.contains("ada@example.com"), "{}", account.body);
+    let (_, account) = env.follow(env.signed_in("", "grace").await).await;
+    assert!(
+        account.body.contains("grace@example.com"),
+        "{}",
+        account.body
+    );
+    assert_eq!(env.demo.emulator.customers().len(), 2);
+    let events = audit(&env).await;
+    let kinds = kinds(&events);
+    assert!(kinds.contains(&("customer_created", None)), "{kinds:?}");
+    assert!(
+        kinds.contains(&("customer_linked_password_reset", None)),
+        "{kinds:?}"
+    );
+}
+
+/// One fault, then a clean answer: the sign-in succeeds on the one retry.
+#[tokio::test]
+async fn a_lookup_that_fails_once_is_retried() {
+    for fault in [
+        Fault::Status(502),
+        Fault::Status(503),
+        Fault::Status(504),
+        Fault::Latency(LATE),
+        Fault::SlowBody(LATE),
+        Fault::ConnectionReset,
+        Fault::TooManyRequestsWithoutHeaders,
+    ] {
+        let env = env().await;
+        inject(&env, 1, Method::GET, fault);
+        env.signed_in("", "ada").await;
+        assert_eq!(statuses(&env, Method::GET).len(), 2, "{fault:?}");
+        assert_eq!(env.demo.emulator.customers().len(), 1, "{fault:?}");
+        let events = audit(&env).await;
+        assert_eq!(
+            kinds(&events),
+            [("customer_created", None), ("sign_in_succeeded", None)],
+            "{fault:?}"
+        );
+    }
+}
+
+/// The same fault twice: a clear page whose reason code says what happened, the audit row
+/// says the same, and nothing is created or linked.
+#[tokio::test]
+async fn a_lookup_that_fails_twice_is_a_clear_page() {
+    for (fault, status, code) in [
+        (
+            Fault::Status(503),
+            StatusCode::BAD_GATEWAY,
+            "bigcommerce_unavailable",
+        ),
+        (
+            Fault::ConnectionReset,
+            StatusCode::BAD_GATEWAY,
+            "bigcommerce_unavailable",
+        ),
+        (
+            Fault::Latency(LATE),
+            StatusCode::BAD_GATEWAY,
+            "bigcommerce_timeout",
+        ),
+        (
+            Fault::SlowBody(LATE),
+            StatusCode::BAD_GATEWAY,
+            "bigcommerce_timeout",
+        ),
+        (
+            Fault::TooManyRequestsWithoutHeaders,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bigcommerce_rate_limited",
+        ),
+    ] {
+        let env = env().await;
+        inject(&env, 2, Method::GET, fault);
+        let page = env.refused("", "ada", status, code).await;
+        assert!(page.body.contains("try again"), "{}", page.body);
+        assert!(env.demo.emulator.customers().is_empty(), "{fault:?}");
+        assert!(statuses(&env, Method::POST).is_empty(), "{fault:?}");
+        assert_eq!(
+            kinds(&audit(&env).await),
+            [("sign_in_refused", Some(code))],
+            "{fault:?}"
+        );
+        assert_no_links(&env).await;
+        // The shopper can try again, and then it works.
+        env.signed_in("", "ada").await;
+        assert_eq!(env.demo.emulator.customers().len(), 1, "{fault:?}");
+    }
+}
+
+/// The create was carried out but its answer was lost (reset, timeout, slow body, a
+/// proxy's 502): the gateway never posts again blindly. It looks the email up, finds its
+/// own customer, and links it; one customer, one POST.
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_not_created_twice() {
+    for fault in [
+        Fault::ConnectionReset,
+        Fault::Latency(LATE),
+        Fault::SlowBody(LATE),
+        Fault::Status(502),
+    ] {
+        let env = env().await;
+        let rule = FaultRule::next(1, Method::POST, "v3/customers", fault).when(When::After);
+        env.demo.emulator.inject(rule);
+        env.signed_in("", "ada").await;
+        assert_eq!(env.demo.emulator.customers().len(), 1, "{fault:?}");
+        assert_eq!(statuses(&env, Method::POST).len(), 1, "{fault:?}");
+        let events = audit(&env).await;
+        let linked = kinds(&events);
+        assert!(
+            linked.contains(&(
+                "customer_linked_password_reset",
+                Some("create_outcome_unknown_customer_found")
+            )),
+            "{fault:?}: {linked:?}"
+        );
+        assert_eq!(linked.last(), Some(&("sign_in_succeeded", None)));
+    }
+}
+
+/// A create refused before the store saw it (503, 429 without headers): looked up, then
+/// created once more; one customer.
+#[tokio::test]
+async fn a_create_that_fails_before_the_store_sees_it_is_made_once_more() {
+    for fault in [Fault::Status(503), Fault::TooManyRequestsWithoutHeaders] {
+        let env = env().await;
+        inject(&env, 1, Method::POST, fault);
+        env.signed_in("", "ada").await;
+        assert_eq!(env.demo.emulator.customers().len(), 1, "{fault:?}");
+        assert_eq!(statuses(&env, Method::POST).len(), 2, "{fault:?}");
+        let events = audit(&env).await;
+        assert_eq!(
+            kinds(&events),
+            [("customer_created", None), ("sign_in_succeeded", None)],
+            "{fault:?}"
+        );
+    }
+}
+
+/// Every create fails: a clear page, nothing created, nothing linked.
+#[tokio::test]
+async fn a_create_that_keeps_failing_is_a_clear_page_and_creates_nothing() {
+    for (fault, status, code) in [
+        (
+            Fault::Status(503),
+            StatusCode::BAD_GATEWAY,
+            "bigcommerce_unavailable",
+        ),
+        (
+            Fault::TooManyRequestsWithoutHeaders,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bigcommerce_rate_limited",
+        ),
+    ] {
+        let env = env().await;
+        inject(&env, 4, Method::POST, fault);
+        env.refused("", "ada", status, code).await;
+        assert!(env.demo.emulator.customers().is_empty(), "{fault:?}");
+        assert_eq!(
+            kinds(&audit(&env).await),
+            [("sign_in_refused", Some(code))],
+            "{fault:?}"
+        );
+        assert_no_links(&env).await;
+    }
 }

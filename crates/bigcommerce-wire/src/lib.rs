@@ -289,10 +289,17 @@ mod tests {
         });
         let r: CustomerCollectionResponse = serde_json::from_value(body).unwrap();
         let c = &r.data[0];
-        assert_eq!((c.id, c.email.as_str(), c.first_name.as_str()), (7, "ana@example.com", ""));
+        assert_eq!(
+            (c.id, c.email.as_str(), c.first_name.as_str()),
+            (7, "ana@example.com", "")
+        );
         assert_eq!(c.customer_group_id, 0);
         assert_eq!(r.meta, CollectionMeta::default());
-        for meta in [serde_json::json!([]), serde_json::json!(null), serde_json::json!("x")] {
+        for meta in [
+            serde_json::json!([]),
+            serde_json::json!(null),
+            serde_json::json!("x"),
+        ] {
             let r: CustomerCollectionResponse =
                 serde_json::from_value(serde_json::json!({"data": [], "meta": meta})).unwrap();
             assert!(r.data.is_empty());

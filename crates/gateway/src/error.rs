@@ -153,6 +153,7 @@ impl Error {
             Error::BigCommerce(ApiError::ResponseTooLarge { .. }) => {
                 "bigcommerce_response_too_large"
             }
+            Error::BigCommerce(ApiError::Timeout(_)) => "bigcommerce_timeout",
             Error::BigCommerce(_) => "bigcommerce_unavailable",
             Error::CustomerNotCreated(_) => "bigcommerce_customer_not_created",
             Error::Session(_) => "session_store_failed",

@@ -30,12 +30,16 @@ pub enum Recovered {
     /// The create was refused (422/409), most likely because a concurrent first sign-in
     /// created the customer between our lookup and our create.
     CreateConflict,
+    /// The create broke off (timeout, reset, 5xx) and the lookup after it found the
+    /// customer: most likely our own create went through.
+    CreateOutcomeUnknown,
 }
 
 impl Recovered {
     pub fn code(self) -> &'static str {
         match self {
             Recovered::CreateConflict => "create_conflict_customer_found",
+            Recovered::CreateOutcomeUnknown => "create_outcome_unknown_customer_found",
         }
     }
 }
@@ -110,19 +114,39 @@ pub async fn resolve(
         Plan::Create(post) => post,
     };
     tracing::debug!(customer_group_id = ?post.customer_group_id, channel_ids = ?post.channel_ids, "creating customer");
-    let created = match client.create_customers(std::slice::from_ref(&post)).await {
-        Ok(created) => created,
-        // Two first sign-ins at once: the other one created the customer between our
-        // lookup and our create. BigCommerce's answer does not say so (CONTRACT.md §2.3),
-        // so any refusal of the whole create is checked by looking the email up again.
-        Err(e) if e.is_create_conflict() => {
-            tracing::info!(error = %e, "create refused; looking the email up again");
-            return match lookup(client, email, channel_id).await? {
-                Some(c) => Ok(recovered(c, Recovered::CreateConflict)),
-                None => Err(Error::CustomerNotCreated(e)),
-            };
+    let mut retried = false;
+    let created = loop {
+        match client.create_customers(std::slice::from_ref(&post)).await {
+            Ok(created) => break created,
+            // Two first sign-ins at once: the other one created the customer between our
+            // lookup and our create. BigCommerce's answer does not say so (CONTRACT.md
+            // §2.3), so any refusal of the whole create is checked by a second lookup.
+            Err(e) if e.is_create_conflict() => {
+                tracing::info!(error = %e, "create refused; looking the email up again");
+                return match lookup(client, email, channel_id).await? {
+                    Some(c) => Ok(recovered(c, Recovered::CreateConflict)),
+                    None => Err(Error::CustomerNotCreated(e)),
+                };
+            }
+            // The create may have gone through although its answer was lost. A POST is not
+            // idempotent: look first, and create once more only if nobody has the email.
+            Err(e) if e.outcome_unknown() && !retried => {
+                tracing::warn!(error = %e, "create failed with an unknown outcome; looking the email up");
+                if let Some(c) = lookup(client, email, channel_id).await? {
+                    return Ok(recovered(c, Recovered::CreateOutcomeUnknown));
+                }
+                retried = true;
+            }
+            Err(e) if e.outcome_unknown() => {
+                // The second create failed the same way: one more look, so a customer
+                // that does exist is used, not left unlinked behind an error page.
+                return match lookup(client, email, channel_id).await {
+                    Ok(Some(c)) => Ok(recovered(c, Recovered::CreateOutcomeUnknown)),
+                    _ => Err(e.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     // One item sent, so `data[0]` is it: the order of `data` is unconfirmed for batches
     // (CONTRACT.md §2.3), and the echoed email may differ in case or be `null`.
@@ -149,7 +173,11 @@ async fn lookup(
 
 fn recovered(c: CustomerRef, how: Recovered) -> CustomerRef {
     Span::current().record("customer_id", c.id);
-    tracing::info!(customer_id = c.id, how = how.code(), "customer found after a failed create");
+    tracing::info!(
+        customer_id = c.id,
+        how = how.code(),
+        "customer found after a failed create"
+    );
     CustomerRef {
         recovered: Some(how),
         ..c

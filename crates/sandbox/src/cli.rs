@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig};
+use crate::bigcommerce::{EmulatedChannel, Emulator, EmulatorConfig, FaultConfig};
 use crate::idp::{DevClient, DevIdp, DevIdpConfig};
 
 #[derive(Subcommand)]
@@ -91,6 +91,55 @@ pub struct BigcommerceArgs {
         default_value = "Sandbox Store"
     )]
     store_name: String,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Faults the API injects at random (`bigcommerce::FaultConfig`), to see the gateway cope.
+#[derive(Args)]
+pub struct FaultArgs {
+    /// Share of API requests (0.0-1.0) answered with --fault-error-status, unprocessed.
+    #[arg(long, env = "BCSSO_SANDBOX_FAULT_ERROR_RATE", default_value_t = 0.0, value_parser = rate)]
+    fault_error_rate: f64,
+    /// The status of those answers (500, 502, 503, 504).
+    #[arg(long, env = "BCSSO_SANDBOX_FAULT_ERROR_STATUS", default_value_t = 503, value_parser = clap::value_parser!(u16).range(500..600))]
+    fault_error_status: u16,
+    /// Milliseconds added to every API answer.
+    #[arg(long, env = "BCSSO_SANDBOX_FAULT_LATENCY_MS", default_value_t = 0)]
+    fault_latency_ms: u64,
+    /// Share of API requests answered 429 without rate-limit headers (load shedding).
+    #[arg(long, env = "BCSSO_SANDBOX_FAULT_THROTTLE_RATE", default_value_t = 0.0, value_parser = rate)]
+    fault_throttle_rate: f64,
+    /// Share of API requests whose connection is dropped after they were processed.
+    #[arg(long, env = "BCSSO_SANDBOX_FAULT_RESET_RATE", default_value_t = 0.0, value_parser = rate)]
+    fault_reset_rate: f64,
+    /// Send every answer's body this many milliseconds after its headers.
+    #[arg(long, env = "BCSSO_SANDBOX_FAULT_SLOW_BODY_MS")]
+    fault_slow_body_ms: Option<u64>,
+    /// Answer with `null` for empty strings, unknown fields and `meta: []`.
+    #[arg(long, env = "BCSSO_SANDBOX_FAULT_ODD_JSON")]
+    fault_odd_json: bool,
+}
+
+impl FaultArgs {
+    fn config(&self) -> FaultConfig {
+        FaultConfig {
+            error_rate: self.fault_error_rate,
+            error_status: self.fault_error_status,
+            latency: Duration::from_millis(self.fault_latency_ms),
+            throttle_rate: self.fault_throttle_rate,
+            reset_rate: self.fault_reset_rate,
+            slow_body: self.fault_slow_body_ms.map(Duration::from_millis),
+            odd_json: self.fault_odd_json,
+        }
+    }
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a share between 0.0 and 1.0")),
+    }
 }
 
 #[derive(Args)]
@@ -185,6 +234,7 @@ async fn bigcommerce(
     config.rate_limit_window = Duration::from_secs(args.quota_window_secs.max(1));
     config.gateway_url = args.gateway_url;
     config.store_name = args.store_name;
+    config.faults = args.faults.config();
     for id in 2..=args.storefront_listen.len() as i64 {
         config.channels.push(EmulatedChannel {
             id,
@@ -203,6 +253,12 @@ async fn bigcommerce(
         args.quota,
         args.quota_window_secs
     );
+    if emulator.config().faults != FaultConfig::default() {
+        println!(
+            "bigcommerce sandbox: injecting faults: {:?}",
+            emulator.config().faults
+        );
+    }
     for (addr, id) in args.storefront_listen.into_iter().zip(1..) {
         let listener = bind(addr).await?;
         serve(&mut servers, listener, emulator.storefront_router(id));

@@ -1,30 +1,25 @@
 //! REST client for the calls the gateway makes: customers (V3) and the store clock (V2).
 //!
-//! Rate limits are per store and shared with every other app (CONTRACT.md §6). The client
-//! remembers the last `X-Rate-Limit-*` headers; when the quota is spent it waits for the
-//! reset (if that is short) instead of sending a request that would earn a 429, and on a 429
-//! it waits as told and retries once. A burst of logins then queues briefly instead of
-//! failing.
+//! Every call goes through one helper, [`Client::send`] (in `transport.rs`), which owns
+//! rate limits, retries and the response-size cap, so batch calls get the same handling.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use reqwest::Method;
 use url::Url;
 
 use super::wire::{
     CustomerAuthentication, CustomerChannelSettingsResponse, CustomerCollectionResponse,
-    CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, ErrorResponse, Time,
-    rate_limit_headers as rl,
+    CustomerFull, CustomerGroupFull, CustomerPost, CustomerPut, Time,
 };
-use crate::capped_body::{BodyError, read_capped};
 use crate::config::StoreConfig;
 use crate::domain::Secret;
 
-/// The longest we hold a shopper's request waiting for the rate-limit window to reset.
-pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
+#[path = "transport.rs"]
+mod transport;
+use transport::Budget;
+pub use transport::{MAX_CONCURRENT_PUTS, MAX_RATE_LIMIT_WAIT, RETRY_BACKOFF};
 
 /// Page size for `GET /v2/customer_groups`: the platform-wide maximum (CONTRACT.md §2.1,
 /// unconfirmed for V2), so a normal store answers in one call.
@@ -43,6 +38,8 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub enum ApiError {
     #[error("request to BigCommerce failed: {0}")]
     Transport(String),
+    #[error("BigCommerce did not answer in time: {0}")]
+    Timeout(String),
     #[error("BigCommerce refused the access token (401): check store.access_token")]
     Unauthorized,
     #[error(
@@ -52,7 +49,10 @@ pub enum ApiError {
     #[error("BigCommerce rate limit reached; retry in {retry_after:?}")]
     RateLimited { retry_after: Duration },
     // The field paths say what to fix; the messages can quote emails, so they stay out.
-    #[error("BigCommerce rejected the request ({status}): {title} (fields: {})", error_keys(errors))]
+    #[error(
+        "BigCommerce rejected the request ({status}): {title} (fields: {})",
+        error_keys(errors)
+    )]
     Rejected {
         status: u16,
         title: String,
@@ -81,6 +81,18 @@ impl ApiError {
             }
         )
     }
+
+    /// Whether the request may have been carried out although it failed: the connection
+    /// broke or timed out after it was sent, or a 5xx came back (a proxy's 502 can follow a
+    /// store that did the work). A POST that failed this way must be checked, never sent
+    /// again blindly.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            ApiError::Transport(_) | ApiError::Timeout(_) => true,
+            ApiError::Status { status } => *status >= 500,
+            _ => false,
+        }
+    }
 }
 
 /// The field paths of an `errors` value for the log, whatever its shape.
@@ -100,15 +112,8 @@ pub struct Client {
     budget: Mutex<Budget>,
     /// `PUT /v3/customers` allows 3 concurrent requests per store (CONTRACT.md §2.3, §6).
     put_slots: tokio::sync::Semaphore,
-}
-
-/// BigCommerce's limit on concurrent `PUT /v3/customers` requests (C3:348).
-pub const MAX_CONCURRENT_PUTS: usize = 3;
-
-#[derive(Debug, Default)]
-struct Budget {
-    left: Option<u64>,
-    reset_at: Option<Instant>,
+    /// The wait before a retry, before jitter ([`RETRY_BACKOFF`]; tests shorten it).
+    retry_backoff: Duration,
 }
 
 impl Client {
@@ -123,7 +128,14 @@ impl Client {
             access_token: store.access_token.clone(),
             budget: Mutex::new(Budget::default()),
             put_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_PUTS),
+            retry_backoff: RETRY_BACKOFF,
         }
+    }
+
+    /// The same client with another base wait before retries.
+    pub fn with_retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
     }
 
     /// `GET /v3/customers?email:in=…`: customers whose email equals one of `emails`,
@@ -290,149 +302,6 @@ impl Client {
         let t: Time = self.send(Method::GET, "v2/time", &[], None::<&()>).await?;
         Ok(t.time)
     }
-
-    async fn send<T: DeserializeOwned, B: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&B>,
-    ) -> Result<T, ApiError> {
-        let url = self
-            .store_base
-            .join(path)
-            .map_err(|e| ApiError::Transport(e.to_string()))?;
-        // Held for the whole call, retries included. The semaphore is never closed.
-        let _put_slot = match method {
-            Method::PUT => Some(
-                self.put_slots
-                    .acquire()
-                    .await
-                    .map_err(|e| ApiError::Transport(e.to_string()))?,
-            ),
-            _ => None,
-        };
-        for attempt in 0..2 {
-            self.wait_for_budget().await?;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header("X-Auth-Token", self.access_token.expose())
-                .header("Accept", "application/json")
-                .query(query);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let started = Instant::now();
-            let endpoint = endpoint_label(path);
-            let response = request.send().await.map_err(|e| {
-                crate::metrics::outbound_since(started);
-                crate::metrics::METRICS
-                    .bigcommerce_requests
-                    .with_label_values(&[endpoint, "error"])
-                    .inc();
-                ApiError::Transport(without_url(e))
-            })?;
-            let status = response.status();
-            crate::metrics::METRICS
-                .bigcommerce_requests
-                .with_label_values(&[endpoint, crate::metrics::status_class(status.as_u16())])
-                .inc();
-            let retry_after = self.record_limits(response.headers());
-            tracing::debug!(%method, path, status = status.as_u16(), "BigCommerce call");
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let wait = retry_after.unwrap_or(Duration::from_secs(1));
-                if attempt == 0 && wait <= MAX_RATE_LIMIT_WAIT {
-                    tracing::warn!(
-                        wait_ms = wait.as_millis() as u64,
-                        "BigCommerce rate limit: waiting"
-                    );
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Err(ApiError::RateLimited { retry_after: wait });
-            }
-            let bytes = read_capped(response, MAX_RESPONSE_BYTES).await;
-            crate::metrics::outbound_since(started);
-            let bytes = bytes.map_err(|e| match e {
-                BodyError::TooLarge { limit } => ApiError::ResponseTooLarge { limit },
-                BodyError::Transport(e) => ApiError::Transport(without_url(e)),
-            })?;
-            // A 204 or an empty 200 reads as JSON `null`: callers that accept an empty answer
-            // (V2 lists, CONTRACT.md §2.1) ask for `Option<T>`; for everyone else it stays a
-            // decode error, as before.
-            let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return match status {
-                s if s.is_success() => {
-                    serde_json::from_slice(body).map_err(|e| ApiError::Decode(e.to_string()))
-                }
-                StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized),
-                StatusCode::FORBIDDEN => Err(ApiError::Forbidden),
-                s if s.is_client_error() => Err(rejected(s, &bytes)),
-                s => Err(ApiError::Status { status: s.as_u16() }),
-            };
-        }
-        Err(ApiError::RateLimited {
-            retry_after: MAX_RATE_LIMIT_WAIT,
-        })
-    }
-
-    /// Waits for the window to reset when the last answer said no requests are left.
-    async fn wait_for_budget(&self) -> Result<(), ApiError> {
-        let wait = {
-            let budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-            match (budget.left, budget.reset_at) {
-                (Some(0), Some(reset)) => reset.saturating_duration_since(Instant::now()),
-                _ => Duration::ZERO,
-            }
-        };
-        if wait.is_zero() {
-            return Ok(());
-        }
-        if wait > MAX_RATE_LIMIT_WAIT {
-            return Err(ApiError::RateLimited { retry_after: wait });
-        }
-        tokio::time::sleep(wait).await;
-        Ok(())
-    }
-
-    /// Records the budget; returns how long a 429 asks us to wait (the longer of the reset
-    /// time and `X-Retry-After`, CONTRACT.md §6).
-    fn record_limits(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        let num = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        let left = num(rl::REQUESTS_LEFT);
-        if let Some(left) = left {
-            crate::metrics::METRICS
-                .bigcommerce_quota_left
-                .set(i64::try_from(left).unwrap_or(i64::MAX));
-        }
-        let reset = num(rl::TIME_RESET_MS).map(Duration::from_millis);
-        let retry = num(rl::RETRY_AFTER).map(Duration::from_secs);
-        let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        budget.left = left;
-        budget.reset_at = reset.map(|r| Instant::now() + r);
-        match (reset, retry) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
-    }
-}
-
-/// The metrics label of an API path: what is called, never ids or query values.
-fn endpoint_label(path: &str) -> &'static str {
-    match path {
-        p if p.starts_with("v3/customers/settings/channels") => "customer_channel_settings",
-        p if p.starts_with("v3/customers") => "customers",
-        p if p.starts_with("v3/channels") => "channels",
-        p if p.starts_with("v2/customer_groups") => "customer_groups",
-        p if p.starts_with("v2/time") => "time",
-        _ => "other",
-    }
 }
 
 /// Whether the customer-group loop has seen the last page. A page shorter than `limit` (or
@@ -440,38 +309,6 @@ fn endpoint_label(path: &str) -> &'static str {
 /// ignores `page` and keeps sending page 1; asking again would only repeat it.
 fn groups_paging_done(received: usize, new: usize, limit: u32) -> bool {
     received < limit as usize || new == 0
-}
-
-fn rejected(status: StatusCode, bytes: &[u8]) -> ApiError {
-    match serde_json::from_slice::<ErrorResponse>(bytes) {
-        Ok(e) => ApiError::Rejected {
-            status: status.as_u16(),
-            title: e.title,
-            errors: e.errors,
-        },
-        // 401/403/413 bodies are not specified; do not require JSON (CONTRACT.md §2.5).
-        Err(_) => ApiError::Rejected {
-            status: status.as_u16(),
-            title: status
-                .canonical_reason()
-                .unwrap_or("client error")
-                .to_owned(),
-            errors: serde_json::Value::Null,
-        },
-    }
-}
-
-/// reqwest's Display includes the URL; ours carry no secrets, but keep logs short and
-/// uniform anyway.
-fn without_url(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "transport error"
-    };
-    format!("{kind}: {}", e.without_url())
 }
 
 #[cfg(test)]

@@ -188,3 +188,149 @@ fn groups_paging_stop_condition() {
     );
     assert!(groups_paging_done(250, 0, 250), "full page of repeats");
 }
+
+/// CONTRACT.md §6: wait the longest of what the answer asks, in any of its spellings.
+#[tokio::test]
+async fn retry_waits_honour_every_header() {
+    let client = client_for(Url::parse("http://127.0.0.1:9/").unwrap());
+    let wait = |pairs: &[(&'static str, &'static str)]| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in pairs {
+            headers.insert(*k, reqwest::header::HeaderValue::from_static(v));
+        }
+        client.record_limits(&headers)
+    };
+    assert_eq!(wait(&[]), None, "no header: the caller backs off");
+    assert_eq!(wait(&[("retry-after", "3")]), Some(Duration::from_secs(3)));
+    assert_eq!(
+        wait(&[("x-retry-after", "2")]),
+        Some(Duration::from_secs(2))
+    );
+    assert_eq!(
+        wait(&[
+            ("X-Rate-Limit-Time-Reset-Ms", "1500"),
+            ("x-retry-after", "1"),
+            ("retry-after", "not-a-number"),
+        ]),
+        Some(Duration::from_millis(1500))
+    );
+}
+
+/// The emulator's API on 127.0.0.1:0 and a client for it.
+async fn emulated() -> (bc_sso_sandbox::bigcommerce::Emulator, Client) {
+    use bc_sso_sandbox::bigcommerce::{Emulator, EmulatorConfig};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let emu = Emulator::new(EmulatorConfig::new("h", "t", "c", "s"));
+    let router = emu.api_router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = client_for(base).with_retry_backoff(Duration::from_millis(20));
+    (emu, client)
+}
+
+/// CONTRACT.md §2.3: at most 3 concurrent `PUT /v3/customers`. Eight updates at once
+/// (each answered 300 ms late) all succeed, and the emulator, which refuses a fourth
+/// concurrent PUT, never had to.
+#[tokio::test]
+async fn at_most_three_puts_run_at_once() {
+    use bc_sso_sandbox::bigcommerce::{Fault, FaultRule};
+    let (emu, client) = emulated().await;
+    let c = emu.seed_customer(CustomerPost {
+        email: "a@b.test".into(),
+        first_name: "A".into(),
+        last_name: "B".into(),
+        company: None,
+        customer_group_id: None,
+        origin_channel_id: None,
+        channel_ids: None,
+        trigger_account_created_notification: None,
+    });
+    emu.inject(FaultRule::next(
+        8,
+        Method::PUT,
+        "v3/customers",
+        Fault::Latency(Duration::from_millis(300)),
+    ));
+    let client = Arc::new(client);
+    let puts: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.force_password_reset(c.id).await })
+        })
+        .collect();
+    for p in puts {
+        p.await.unwrap().unwrap();
+    }
+    let statuses: Vec<_> = emu.api_calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [Some(200); 8]);
+}
+
+/// Lookups ask for the address as given and lowercased, and never send `limit`.
+#[tokio::test]
+async fn lookups_ask_for_both_forms_without_a_limit() {
+    let (emu, client) = emulated().await;
+    client
+        .customers_by_email(&["Ada.L@example.com".to_owned()])
+        .await
+        .unwrap();
+    client
+        .customers_by_email(&["ada@example.com".to_owned()])
+        .await
+        .unwrap();
+    let queries: Vec<String> = emu.api_calls().into_iter().map(|c| c.query).collect();
+    assert_eq!(
+        queries,
+        [
+            "email%3Ain=Ada.L%40example.com%2Cada.l%40example.com",
+            "email%3Ain=ada%40example.com"
+        ]
+    );
+}
+
+/// A POST is never sent twice by the transport when its outcome is unknown; a GET is.
+#[tokio::test]
+async fn only_idempotent_calls_are_retried_after_a_5xx() {
+    use bc_sso_sandbox::bigcommerce::{Fault, FaultRule};
+    let (emu, client) = emulated().await;
+    emu.inject(FaultRule::next(
+        1,
+        Method::GET,
+        "v2/time",
+        Fault::Status(503),
+    ));
+    assert!(client.time().await.is_ok());
+    emu.inject(FaultRule::next(
+        1,
+        Method::POST,
+        "v3/customers",
+        Fault::Status(503),
+    ));
+    let post = CustomerPost {
+        email: "a@b.test".into(),
+        first_name: "A".into(),
+        last_name: "B".into(),
+        company: None,
+        customer_group_id: None,
+        origin_channel_id: None,
+        channel_ids: None,
+        trigger_account_created_notification: None,
+    };
+    let err = client
+        .create_customers(std::slice::from_ref(&post))
+        .await
+        .unwrap_err();
+    assert!(err.outcome_unknown(), "{err:?}");
+    let calls: Vec<_> = emu
+        .api_calls()
+        .iter()
+        .map(|c| (c.method.to_string(), c.status))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("GET".to_owned(), Some(503)),
+            ("GET".to_owned(), Some(200)),
+            ("POST".to_owned(), Some(503)),
+        ]
+    );
+}

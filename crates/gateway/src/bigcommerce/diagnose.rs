@@ -113,7 +113,10 @@ async fn check_customers_api(client: &Client, store: &StoreConfig) -> (Check, bo
         Err(e) => {
             let usable = !matches!(
                 e,
-                ApiError::Transport(_) | ApiError::Unauthorized | ApiError::Decode(_)
+                ApiError::Transport(_)
+                    | ApiError::Timeout(_)
+                    | ApiError::Unauthorized
+                    | ApiError::Decode(_)
             ) && !is_not_found(&e);
             (
                 Check::new(CUSTOMERS_API, status_of(&e), describe(&e, store)),
@@ -370,7 +373,7 @@ fn status_of(e: &ApiError) -> CheckStatus {
 fn describe(e: &ApiError, store: &StoreConfig) -> String {
     let base = shown_url(&store.api_base_url);
     match e {
-        ApiError::Transport(detail) => {
+        ApiError::Transport(detail) | ApiError::Timeout(detail) => {
             format!(
                 "could not reach the BigCommerce API at {base} ({detail}); check store.api_base_url and the network"
             )

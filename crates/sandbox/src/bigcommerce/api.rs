@@ -41,6 +41,10 @@ pub(super) fn router(emu: Emulator) -> Router {
         // No `/v3/customers/{id}` exists (CONTRACT.md §2, §8 item 6): it lands here.
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(emu.clone(), gate))
+        .layer(middleware::from_fn_with_state(
+            emu.clone(),
+            super::faults::inject,
+        ))
         .with_state(emu)
 }
 

@@ -7,6 +7,7 @@
 //! cannot hide in the other.
 
 mod api;
+mod faults;
 mod query;
 mod rate_limit;
 mod state;
@@ -20,6 +21,7 @@ use time::OffsetDateTime;
 
 use bigcommerce_wire::{CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse};
 
+pub use faults::{ApiCall, Fault, FaultConfig, FaultRule, When};
 pub use state::{DuplicateEmailAnswer, StoredCustomer};
 
 /// How the emulator is set up. Build it with [`EmulatorConfig::new`] and adjust fields.
@@ -50,6 +52,8 @@ pub struct EmulatorConfig {
     pub forbidden_paths: Vec<String>,
     /// The 422 body for a taken email on `POST /v3/customers`.
     pub duplicate_email_answer: DuplicateEmailAnswer,
+    /// Faults injected at random from the start ([`Emulator::set_faults`] changes them).
+    pub faults: FaultConfig,
 }
 
 /// One storefront channel.
@@ -86,6 +90,7 @@ impl EmulatorConfig {
             store_name: "Emulated Store".to_owned(),
             forbidden_paths: Vec::new(),
             duplicate_email_answer: DuplicateEmailAnswer::default(),
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -201,6 +206,7 @@ struct State {
     /// but a browser shares cookies across ports of one host, so one session may hold
     /// sign-ins for several channels.
     sessions: HashMap<String, HashMap<i64, i64>>,
+    faults: faults::FaultState,
 }
 
 impl Emulator {
@@ -217,6 +223,7 @@ impl Emulator {
             seen_jti: HashSet::new(),
             login_attempts: Vec::new(),
             sessions: HashMap::new(),
+            faults: faults::FaultState::new(config.faults.clone()),
         };
         Self {
             inner: Arc::new(Inner {
@@ -300,6 +307,21 @@ impl Emulator {
     /// REST requests received, including refused ones (401/404/429).
     pub fn api_request_count(&self) -> u64 {
         self.lock().api_requests
+    }
+
+    /// Replaces the random faults (rates, latency, slow bodies, odd JSON).
+    pub fn set_faults(&self, config: FaultConfig) {
+        self.lock().faults.config = config;
+    }
+
+    /// Adds a deterministic fault: the next `rule.count` matching requests meet it.
+    pub fn inject(&self, rule: FaultRule) {
+        self.lock().faults.add(rule);
+    }
+
+    /// Every REST request with its answer's status and any injected fault, oldest first.
+    pub fn api_calls(&self) -> Vec<ApiCall> {
+        self.lock().faults.calls.clone()
     }
 
     pub fn login_attempts(&self) -> Vec<LoginAttempt> {
