@@ -8,6 +8,7 @@
 
 mod api;
 mod faults;
+mod items;
 mod query;
 mod rate_limit;
 mod state;
