@@ -335,3 +335,62 @@ async fn a_create_that_keeps_failing_is_a_clear_page_and_creates_nothing() {
         assert_no_links(&env).await;
     }
 }
+
+/// `bc-sso-dev sandbox bigcommerce --fault-*` as an operator runs it: every API request
+/// answered with the chosen 5xx, unprocessed; a rate outside 0-1 is refused at start.
+#[tokio::test]
+async fn the_sandbox_flags_inject_faults() {
+    use tokio::io::AsyncBufReadExt;
+    const BIN: &str = env!("CARGO_BIN_EXE_bc-sso-dev");
+    let (api, shop) = (crate::common::free_port(), crate::common::free_port());
+    let sandbox = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .args(["sandbox", "bigcommerce", "--store-hash", "faulty"])
+            .args(["--api-listen", &format!("127.0.0.1:{api}")])
+            .args(["--storefront-listen", &format!("127.0.0.1:{shop}")])
+            .args(extra)
+            .env("BCSSO_SANDBOX_ACCESS_TOKEN", "fault-token")
+            .env("BCSSO_SANDBOX_CLIENT_ID", "c")
+            .env("BCSSO_SANDBOX_CLIENT_SECRET", "s")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command
+    };
+    let out = sandbox(&["--fault-error-rate", "1.5"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("between 0.0 and 1.0"), "{stderr}");
+
+    let mut child = sandbox(&["--fault-error-rate", "1", "--fault-error-status", "502"])
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("storefront of channel 1") {
+            break;
+        }
+    }
+    assert!(printed.contains("injecting faults"), "{printed}");
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{api}/stores/faulty/v2/time"))
+        .header("X-Auth-Token", "fault-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        response
+            .headers()
+            .get("x-rate-limit-requests-left")
+            .is_none()
+    );
+}
