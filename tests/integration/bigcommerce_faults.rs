@@ -394,3 +394,24 @@ async fn the_sandbox_flags_inject_faults() {
             .is_none()
     );
 }
+
+/// `company` is 0-255 characters at BigCommerce (CONTRACT.md §2.2), and the emulator checks
+/// it: a longer company claim is cut, not turned into a refused create.
+#[tokio::test]
+async fn a_long_company_claim_is_cut_to_255_characters() {
+    use bc_sso_dev::demo::{DemoIdp, DemoOptions};
+    let mut users = bc_sso_sandbox::idp::demo_users();
+    users[0].name = Some(format!("Analytical Engines {}", "x".repeat(300)));
+    let options = DemoOptions {
+        idp: DemoIdp::Dev { users },
+        ..DemoOptions::default()
+    };
+    let env = Env::with(options, |c| {
+        c.connections[0].company_claim = Some("name".into());
+    })
+    .await;
+    env.signed_in("", "ada").await;
+    let customers = env.demo.emulator.customers();
+    assert_eq!(customers[0].company.chars().count(), 255);
+    assert!(customers[0].company.starts_with("Analytical Engines x"));
+}

@@ -55,11 +55,16 @@ pub fn from_claims(claims: &Map<String, Value>, conn: &Connection) -> ExtraClaim
     });
     ExtraClaims {
         groups,
+        // Cut, not dropped: a company name longer than BigCommerce's 255 characters is
+        // still the company (CONTRACT.md §2.2).
         company: conn
             .company_claim
             .as_ref()
             .and_then(|claim| claims.get(claim))
-            .and_then(text),
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(255).collect()),
         hosted_domain: claims.get("hd").and_then(text),
         xms_edov: claims.get("xms_edov").and_then(|v| match v {
             Value::Bool(b) => Some(*b),

@@ -556,3 +556,63 @@ async fn forbidden_paths_answer_403_like_a_missing_scope() {
     let r = get_as(&emu, "/stores/abc123/v2/customer_groups", Some("wrong")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// CONTRACT.md §2.2: `company` 0-255, `phone` 0-50, and each field of its JSON type; the
+/// batch is refused whole.
+#[tokio::test]
+async fn post_checks_field_lengths_and_types() {
+    let emu = emulator();
+    let item = |field: &str, value: Value| {
+        let mut item = json!({"email": "a@example.com", "first_name": "A", "last_name": "B"});
+        item[field] = value;
+        json!([item])
+    };
+    for (field, value) in [
+        ("company", json!("c".repeat(256))),
+        ("phone", json!("1".repeat(51))),
+        ("company", json!(42)),
+        ("customer_group_id", json!("1")),
+        ("channel_ids", json!("1")),
+        ("channel_ids", json!(["1"])),
+        ("trigger_account_created_notification", json!("no")),
+    ] {
+        let r = api(
+            &emu,
+            "POST",
+            "/v3/customers",
+            Some(item(field, value.clone())),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {value}"
+        );
+        assert!(
+            r.error().errors.get(format!("0.{field}")).is_some(),
+            "{field}"
+        );
+    }
+    assert!(emu.customers().is_empty());
+    let r = api(
+        &emu,
+        "POST",
+        "/v3/customers",
+        Some(item("company", json!("c".repeat(255)))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+/// Request bodies are read by the spec's names, not through the gateway's wire types: a
+/// field spelt otherwise is not understood.
+#[tokio::test]
+async fn post_fields_are_read_by_their_spec_names() {
+    let emu = emulator();
+    let body = json!([{"email": "a@example.com", "first_name": "A", "last_name": "B",
+        "channelIds": [2], "customerGroupId": 2}]);
+    let r = api(&emu, "POST", "/v3/customers", Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let c = &emu.customers()[0];
+    assert_eq!((c.channel_ids.clone(), c.customer_group_id), (None, 0));
+}
