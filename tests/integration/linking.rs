@@ -21,6 +21,7 @@ fn user(sub: &str, email: &str) -> DevUser {
         groups: vec![],
         hd: None,
         xms_edov: None,
+        tid: None,
     }
 }
 

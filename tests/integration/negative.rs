@@ -55,6 +55,7 @@
 //! | domain owned by another connection | `negative::email_domain_owned_by_another_connection` |
 //! | userinfo `sub` ≠ ID-token `sub` | `id_token::rp_userinfo_bad_sub_claim` |
 //! | Entra token from a tenant not on the allow-list | `negative::entra_token_from_a_tenant_not_on_the_allow_list` |
+//! | Entra multi-tenant: `tid` not on `allowed_tenants` / no `tid` / `iss` not the tenant's | `entra::entra_multi_tenant_token_from_a_tenant_not_allowed_is_refused`, `entra::entra_multi_tenant_token_without_tid_is_refused`, `entra::entra_multi_tenant_iss_must_be_the_tenants_issuer` |
 //! | display name containing `<script>` | `negative::display_name_with_script_is_inert_in_the_gateways_pages_and_logs` |
 //! | **Redirect** | |
 //! | the `validator_test.go` table, percent-encoded variants | `negative::redirect_to_attack_table_through_a_real_sign_in`; the full table row by row: `bc_sso_gateway` `redirect::tests::oauth2_proxy_table_and_rule_13`, `redirect::tests::oauth2_proxy_open_redirect_list`, `properties::redirect_to_is_always_a_safe_landing_path` |
@@ -148,7 +149,13 @@ async fn links(env: &Env) -> i64 {
 }
 
 /// Signs in with `query` as `sub`; checks the refusal with [`Refusal::check_all`].
-async fn refused_sign_in(env: &Env, query: &str, sub: &str, status: StatusCode, code: &str) {
+pub(crate) async fn refused_sign_in(
+    env: &Env,
+    query: &str,
+    sub: &str,
+    status: StatusCode,
+    code: &str,
+) {
     let before = Refusal::expect(env).await;
     let (_, page) = env.sign_in(query, sub).await;
     before.check_all(env, &page, status, code).await;
@@ -607,8 +614,8 @@ async fn email_domain_owned_by_another_connection() {
 }
 
 /// A multi-tenant Entra application gets tokens from every tenant, each with its own `iss`
-/// and `tid`. The gateway pins one issuer per connection (`iss` exact), so a token from a
-/// tenant the admin did not configure is refused; there is no templated issuer to fool.
+/// and `tid`. A single-tenant connection pins one issuer (`iss` exact), so a token from a
+/// tenant the admin did not configure is refused. Multi-tenant connections: `entra.rs`.
 #[tokio::test]
 async fn entra_token_from_a_tenant_not_on_the_allow_list() {
     refused_with(Misbehaviour::OtherTenant, "ada", REJECTED, "iss_mismatch").await;

@@ -181,6 +181,7 @@ mod tests {
             channel_access: ChannelAccess::Channel,
             id_token_algs: vec!["RS256".into()],
             clock_leeway: std::time::Duration::from_secs(60),
+            tenants: None,
         }
     }
 

@@ -170,6 +170,9 @@ pub fn validate_connection(
             "unverified emails of these domains can sign in to matching store accounts"
         );
     }
+    let tenants = issuer
+        .as_ref()
+        .and_then(|i| multi_tenant(&key("allowed_tenants"), i, &raw.allowed_tenants, errors));
     let id = id?;
     Some(Connection {
         display_name: raw.display_name.unwrap_or_else(|| id.as_str().to_owned()),
@@ -200,7 +203,74 @@ pub fn validate_connection(
         channel_access: channel_access?,
         id_token_algs: algs,
         clock_leeway: Duration::from_secs(leeway.min(300)),
+        tenants,
     })
+}
+
+/// Entra's multi-tenant endpoints: `https://login.microsoftonline.com/organizations/v2.0`
+/// (work accounts of any tenant) and `/common/v2.0` (also personal accounts).
+const MULTI_TENANT_SEGMENTS: &[&str] = &["organizations", "common"];
+
+/// SECURITY.md rule 9: a multi-tenant issuer accepts tokens from every tenant of the world
+/// unless the tenants are listed, so listing them is required; a list without such an
+/// issuer would be ignored, so it is refused rather than trusted to mean something.
+fn multi_tenant(
+    key: &str,
+    issuer: &IssuerUrl,
+    listed: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> Option<MultiTenant> {
+    let template = tenant_template(issuer.url());
+    let Some(issuer_template) = template else {
+        if !listed.is_empty() {
+            errors.push(invalid(
+                key,
+                "only for a Microsoft Entra multi-tenant issuer (…/organizations/v2.0 or …/common/v2.0); a single-tenant issuer already names its tenant",
+            ));
+        }
+        return None;
+    };
+    if listed.is_empty() {
+        errors.push(invalid(
+            key,
+            "required with a multi-tenant issuer (…/organizations or …/common): list the tenant ids (tid) whose users may sign in, or use the tenant's own issuer https://login.microsoftonline.com/<tenant-id>/v2.0",
+        ));
+        return None;
+    }
+    let mut allowed = Vec::new();
+    for t in listed {
+        match uuid::Uuid::try_parse(t.trim()) {
+            Ok(u) => allowed.push(u.hyphenated().to_string()),
+            Err(_) => errors.push(invalid(
+                key,
+                format!(
+                    "{t:?} is not a tenant id (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47)"
+                ),
+            )),
+        }
+    }
+    Some(MultiTenant {
+        issuer_template,
+        allowed,
+    })
+}
+
+/// `https://host/organizations/v2.0` -> `https://host/{tenantid}/v2.0`; `None` when the
+/// issuer's first path segment is not a multi-tenant one.
+fn tenant_template(issuer: &url::Url) -> Option<String> {
+    let mut segments = issuer.path_segments()?;
+    let first = segments.next()?;
+    if !MULTI_TENANT_SEGMENTS.contains(&first.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    let rest: Vec<&str> = segments.collect();
+    let origin = issuer.origin().ascii_serialization();
+    let mut template = format!("{origin}/{TENANT_PLACEHOLDER}");
+    for segment in rest {
+        template.push('/');
+        template.push_str(segment);
+    }
+    Some(template)
 }
 
 /// SECURITY.md rule 4: one email domain belongs to at most one connection.

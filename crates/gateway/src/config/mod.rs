@@ -179,6 +179,51 @@ pub struct Connection {
     pub channel_access: ChannelAccess,
     pub id_token_algs: Vec<String>,
     pub clock_leeway: Duration,
+    /// Entra multi-tenant: the issuer is a template and only these tenants may sign in.
+    pub tenants: Option<MultiTenant>,
+}
+
+/// The placeholder of Entra's multi-tenant discovery documents: their `issuer` is
+/// `https://login.microsoftonline.com/{tenantid}/v2.0`, and every token names its tenant.
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// An Entra `/organizations` or `/common` connection (SECURITY.md rule 9): any tenant's
+/// users can get a token for the app, so the token's `iss` is checked against the template
+/// filled with its own `tid`, and the `tid` against the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiTenant {
+    /// The issuer the discovery document publishes, with [`TENANT_PLACEHOLDER`].
+    pub issuer_template: String,
+    /// Lowercase tenant GUIDs.
+    pub allowed: Vec<String>,
+}
+
+impl MultiTenant {
+    /// The issuer of tokens from tenant `tid`.
+    pub fn issuer_of(&self, tid: &str) -> String {
+        self.issuer_template.replace(TENANT_PLACEHOLDER, tid)
+    }
+
+    /// Whether `tid` is on the allow-list (tenant ids compare case-insensitively: GUIDs).
+    pub fn allows(&self, tid: &str) -> bool {
+        self.allowed.iter().any(|t| t.eq_ignore_ascii_case(tid))
+    }
+
+    /// Whether `iss` is the issuer of an allowed tenant.
+    pub fn allows_issuer(&self, iss: &str) -> bool {
+        self.allowed.iter().any(|t| self.issuer_of(t) == iss)
+    }
+}
+
+impl Connection {
+    /// The `issuer` the discovery document must publish: the configured issuer, or for an
+    /// Entra multi-tenant connection its template.
+    pub fn published_issuer(&self) -> &str {
+        match &self.tenants {
+            Some(t) => &t.issuer_template,
+            None => self.issuer.as_str(),
+        }
+    }
 }
 
 /// Admin sign-in through an IdP connection.

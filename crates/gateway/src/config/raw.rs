@@ -132,6 +132,10 @@ pub struct RawConnection {
     pub channel_access: Option<String>,
     pub id_token_algs: Option<Vec<String>>,
     pub clock_leeway_secs: Option<u64>,
+    /// Microsoft Entra multi-tenant apps (issuer `…/organizations/v2.0` or `…/common/v2.0`):
+    /// the tenant ids (`tid`) whose users may sign in. Required with such an issuer.
+    #[serde(default)]
+    pub allowed_tenants: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]

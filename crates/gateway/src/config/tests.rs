@@ -290,3 +290,68 @@ fn the_first_matching_group_rule_wins() {
     assert_eq!(g(&["staff"]), Some(1));
     assert_eq!(g(&[]), Some(1));
 }
+
+/// SECURITY.md rule 9: an Entra `/organizations` or `/common` issuer admits every tenant's
+/// users unless the tenants are listed.
+#[test]
+fn entra_multi_tenant_issuer_needs_allowed_tenants() {
+    let issuer = "issuer = \"https://login.acme.test\"";
+    let orgs = "issuer = \"https://login.microsoftonline.com/organizations/v2.0\"";
+    let errs = errors_with(issuer, orgs);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("connections[0].allowed_tenants: required")),
+        "{errs:?}"
+    );
+
+    let tenant = "72F988BF-86F1-41AF-91AB-2D7CD011DB47";
+    let c = validate(parse(&VALID.replace(
+        issuer,
+        &format!("issuer = \"https://login.microsoftonline.com/common/v2.0\"\nallowed_tenants = [\"{tenant}\"]"),
+    )))
+    .unwrap();
+    let tenants = c.connections[0].tenants.clone().unwrap();
+    assert_eq!(
+        tenants.issuer_template,
+        "https://login.microsoftonline.com/{tenantid}/v2.0"
+    );
+    assert_eq!(c.connections[0].published_issuer(), tenants.issuer_template);
+    assert_eq!(tenants.allowed, vec![tenant.to_lowercase()]);
+    assert!(tenants.allows_issuer(&format!(
+        "https://login.microsoftonline.com/{}/v2.0",
+        tenant.to_lowercase()
+    )));
+    assert!(!tenants.allows_issuer(
+        "https://login.microsoftonline.com/7e57e57e-0000-4000-8000-0000000e7e11/v2.0"
+    ));
+    assert!(!tenants.allows_issuer("https://login.microsoftonline.com/{tenantid}/v2.0"));
+}
+
+#[test]
+fn allowed_tenants_are_guids_and_only_for_a_multi_tenant_issuer() {
+    let errs = errors_with(
+        "allowed_email_domains = [\"acme.test\"]",
+        "allowed_email_domains = [\"acme.test\"]\nallowed_tenants = [\"72f988bf-86f1-41af-91ab-2d7cd011db47\"]",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("allowed_tenants: only for a Microsoft Entra multi-tenant issuer")),
+        "{errs:?}"
+    );
+    let errs = errors_with(
+        "issuer = \"https://login.acme.test\"",
+        "issuer = \"https://login.microsoftonline.com/organizations/v2.0\"\nallowed_tenants = [\"contoso.onmicrosoft.com\"]",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("\"contoso.onmicrosoft.com\" is not a tenant id")),
+        "{errs:?}"
+    );
+    // A tenant's own issuer is single-tenant: nothing to list, nothing templated.
+    let c = validate(parse(&VALID.replace(
+        "issuer = \"https://login.acme.test\"",
+        "issuer = \"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0\"",
+    )))
+    .unwrap();
+    assert!(c.connections[0].tenants.is_none());
+}

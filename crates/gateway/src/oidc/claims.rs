@@ -24,6 +24,8 @@ pub struct ExtraClaims {
     /// Entra's `xms_edov`: `true`, `"true"` or `1` (and their opposites); anything else is
     /// treated as absent.
     pub xms_edov: Option<bool>,
+    /// Entra's `tid`: the tenant that issued the token.
+    pub tenant_id: Option<String>,
 }
 
 /// Reads the payload of a compact JWT. Call it only on an ID token already verified.
@@ -73,6 +75,7 @@ pub fn from_claims(claims: &Map<String, Value>, conn: &Connection) -> ExtraClaim
             Value::Number(n) => n.as_u64().filter(|n| *n <= 1).map(|n| n == 1),
             _ => None,
         }),
+        tenant_id: claims.get("tid").and_then(text),
     }
 }
 

@@ -87,10 +87,11 @@ pub async fn discover(http: &IdpHttp, conn: &Connection) -> Result<ProviderMetad
     };
     // The issuer first: a document from another IdP is refused as that, whatever it names.
     let published = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
-    if published != conn.issuer.as_str() {
+    // Entra's multi-tenant documents publish the templated issuer (`…/{tenantid}/v2.0`).
+    if published != conn.published_issuer() {
         return Err(MetadataError::UnexpectedIssuer {
             published: published.chars().take(200).collect(),
-            expected: conn.issuer.as_str().to_owned(),
+            expected: conn.published_issuer().to_owned(),
         }
         .into());
     }

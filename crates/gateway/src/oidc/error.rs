@@ -185,6 +185,12 @@ pub enum IdTokenProblem {
     ForeignAuthorizedParty(String),
     #[error("empty sub")]
     EmptySubject,
+    #[error("multi-tenant connection, but the token has no tid")]
+    NoTenant,
+    #[error("tenant {0:?} is not on the connection's allowed_tenants")]
+    TenantNotAllowed(String),
+    #[error("iss {0:?} is not the issuer of the token's tenant")]
+    TenantIssuerMismatch(String),
 }
 
 /// Why userinfo did not answer usefully (a `sub` about someone else is

@@ -109,8 +109,14 @@ pub async fn finish(
         .additional_metadata()
         .authorization_response_iss_parameter_supported
         .unwrap_or(false);
+    // A multi-tenant IdP answers with the issuer of the user's tenant, which must be an
+    // allowed one (and, below, the ID token's).
+    let expected_iss = |iss: &str| match &conn.tenants {
+        Some(tenants) => tenants.allows_issuer(iss),
+        None => iss == metadata.issuer().as_str(),
+    };
     match &params.iss {
-        Some(iss) if iss != metadata.issuer().as_str() => {
+        Some(iss) if !expected_iss(iss) => {
             return Err(OidcError::IssuerMismatch {
                 got: Some(iss.clone()),
             });
@@ -161,6 +167,20 @@ pub async fn finish(
     };
 
     let extra = super::claims::from_id_token(&id_token.to_string(), conn);
+    if let Some(tenants) = &conn.tenants {
+        check_tenant(
+            tenants,
+            claims.issuer().as_str(),
+            extra.tenant_id.as_deref(),
+        )?;
+        if let Some(iss) = &params.iss
+            && iss != claims.issuer().as_str()
+        {
+            return Err(OidcError::IssuerMismatch {
+                got: Some(iss.clone()),
+            });
+        }
+    }
     let mut identity = Identity {
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
@@ -237,6 +257,8 @@ fn verify(
     let verifier = client
         .id_token_verifier()
         .set_allowed_algs(algs)
+        // A multi-tenant issuer is a template: `check_tenant` checks `iss` instead.
+        .require_issuer_match(conn.tenants.is_none())
         .set_time_fn(move || exp_now)
         .set_issue_time_verifier_fn(move |iat| {
             if iat.timestamp() > iat_limit {
@@ -264,6 +286,35 @@ fn verify(
         });
     }
     Ok(claims)
+}
+
+/// Entra multi-tenant (SECURITY.md rule 9): the token names its tenant (`tid`), the tenant
+/// is on the allow-list, and `iss` is exactly that tenant's issuer, so a token of one
+/// tenant cannot pass as another's.
+fn check_tenant(
+    tenants: &crate::config::MultiTenant,
+    iss: &str,
+    tid: Option<&str>,
+) -> Result<(), OidcError> {
+    let Some(tid) = tid else {
+        return Err(OidcError::IdToken {
+            reason: "tenant_missing",
+            problem: IdTokenProblem::NoTenant,
+        });
+    };
+    if !tenants.allows(tid) {
+        return Err(OidcError::IdToken {
+            reason: "tenant_not_allowed",
+            problem: IdTokenProblem::TenantNotAllowed(tid.chars().take(64).collect()),
+        });
+    }
+    if iss != tenants.issuer_of(tid) {
+        return Err(OidcError::IdToken {
+            reason: "iss_mismatch",
+            problem: IdTokenProblem::TenantIssuerMismatch(iss.chars().take(200).collect()),
+        });
+    }
+    Ok(())
 }
 
 fn serde_plain_alg(alg: &str) -> Option<CoreJwsSigningAlgorithm> {

@@ -449,6 +449,11 @@ pub fn to_raw(c: &Connection) -> RawConnection {
         ),
         id_token_algs: Some(c.id_token_algs.clone()),
         clock_leeway_secs: Some(c.clock_leeway.as_secs()),
+        allowed_tenants: c
+            .tenants
+            .as_ref()
+            .map(|t| t.allowed.clone())
+            .unwrap_or_default(),
     }
 }
 

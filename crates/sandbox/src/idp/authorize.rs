@@ -121,12 +121,13 @@ fn start_authorization(
             redirect_uri,
             &[("error", error), ("error_description", description)],
             state,
+            None,
         )))
     };
 
     if let Misbehaviour::AuthorizeError(error) = idp.misbehaviour() {
         return Err(AuthorizeFailure::Redirect(Box::new(
-            idp.authorization_response(redirect_uri, &[("error", &error)], state),
+            idp.authorization_response(redirect_uri, &[("error", &error)], state, None),
         )));
     }
     if params.get("response_type").map(String::as_str) != Some("code") {
@@ -223,12 +224,13 @@ pub(crate) async fn decision(State(idp): State<DevIdp>, body: Bytes) -> Response
                 ("error_description", "the user cancelled the sign-in"),
             ],
             state,
+            None,
         );
     }
-    let user_known = form
+    let user = form
         .get("user")
-        .is_some_and(|sub| idp.state().users.iter().any(|u| &u.sub == sub));
-    let (Some(sub), true) = (form.get("user"), user_known) else {
+        .and_then(|sub| idp.state().users.iter().find(|u| &u.sub == sub).cloned());
+    let (Some(sub), Some(user)) = (form.get("user"), user) else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "Unknown user",
@@ -250,7 +252,8 @@ pub(crate) async fn decision(State(idp): State<DevIdp>, body: Bytes) -> Response
             issued: Instant::now(),
         },
     );
-    idp.authorization_response(&pending.redirect_uri, &[("code", &code)], state)
+    let tenant = user.tid.as_deref();
+    idp.authorization_response(&pending.redirect_uri, &[("code", &code)], state, tenant)
 }
 
 impl DevIdp {
@@ -258,12 +261,14 @@ impl DevIdp {
         self.inner.clients.iter().find(|c| c.client_id == client_id)
     }
 
-    /// 302 to the client's redirect_uri with `params`, `state` and, per RFC 9207, `iss`.
+    /// 302 to the client's redirect_uri with `params`, `state` and, per RFC 9207, `iss`
+    /// (the issuer of the user's Entra tenant for a user with a `tid`).
     fn authorization_response(
         &self,
         redirect_uri: &Url,
         params: &[(&str, &str)],
         state: Option<&str>,
+        tenant: Option<&str>,
     ) -> Response {
         let mut url = redirect_uri.clone();
         {
@@ -278,7 +283,10 @@ impl DevIdp {
             if m == Misbehaviour::IssParameterWrong {
                 query.append_pair("iss", WRONG_ISSUER);
             } else if self.inner.send_iss_parameter && m != Misbehaviour::IssParameterMissing {
-                query.append_pair("iss", &self.inner.issuer);
+                match tenant {
+                    Some(tid) => query.append_pair("iss", &self.tenant_issuer(tid)),
+                    None => query.append_pair("iss", &self.inner.issuer),
+                };
             }
         }
         let mut response = StatusCode::FOUND.into_response();

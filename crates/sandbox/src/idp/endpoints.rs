@@ -57,6 +57,10 @@ impl Endpoints {
 pub(super) fn router(idp: DevIdp) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(multi_tenant_discovery),
+        )
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize))
         .route("/authorize/decision", post(decision))
@@ -69,6 +73,26 @@ pub(super) fn router(idp: DevIdp) -> Router {
 // Discovery and JWKS
 
 async fn discovery(State(idp): State<DevIdp>) -> Response {
+    axum::Json(discovery_doc(&idp)).into_response()
+}
+
+/// Entra's multi-tenant documents (`/organizations/v2.0`, `/common/v2.0`): the same
+/// endpoints, and the issuer as a template that each token fills with its own `tid`.
+async fn multi_tenant_discovery(
+    State(idp): State<DevIdp>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+) -> Response {
+    if !matches!(tenant.as_str(), "organizations" | "common") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut doc = discovery_doc(&idp);
+    if idp.misbehaviour() != Misbehaviour::DiscoveryWrongIssuer {
+        doc["issuer"] = json!(idp.tenant_issuer("{tenantid}"));
+    }
+    axum::Json(doc).into_response()
+}
+
+fn discovery_doc(idp: &DevIdp) -> serde_json::Value {
     let inner = &idp.inner;
     let issuer = match idp.misbehaviour() {
         Misbehaviour::DiscoveryWrongIssuer => WRONG_ISSUER.to_owned(),
@@ -112,7 +136,7 @@ async fn discovery(State(idp): State<DevIdp>) -> Response {
         }
         _ => {}
     }
-    axum::Json(doc).into_response()
+    doc
 }
 
 /// The host `DiscoveryPlainHttp` names: not loopback, and never resolved by a careful client.

@@ -77,6 +77,10 @@ pub struct DevUser {
     /// with the email when set.
     #[serde(default)]
     pub xms_edov: Option<serde_json::Value>,
+    /// Microsoft Entra's tenant id. A user with one gets Entra-shaped tokens: `tid`, and
+    /// `iss` = `<issuer>/<tid>/v2.0`, as a multi-tenant app (`/organizations/v2.0`) sees them.
+    #[serde(default)]
+    pub tid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +168,7 @@ pub fn demo_users() -> Vec<DevUser> {
             groups: vec![],
             hd: None,
             xms_edov: None,
+            tid: None,
         };
     let mut ada = user("ada", "ada@example.com", true.into(), "Ada", "Lovelace");
     ada.groups = vec!["engineering".into(), "admins".into()];
@@ -340,6 +345,13 @@ impl DevIdp {
     /// The issuer identifier exactly as it appears in `iss` and discovery.
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// The issuer of Entra tenant `tid` at this IdP: `<issuer>/<tid>/v2.0`. Its
+    /// multi-tenant discovery documents are at `<issuer>/organizations/v2.0` and
+    /// `<issuer>/common/v2.0`.
+    pub fn tenant_issuer(&self, tid: &str) -> String {
+        format!("{}/{tid}/v2.0", self.inner.issuer)
     }
 
     /// The axum router; serve it at the issuer URL's root.

@@ -172,8 +172,16 @@ pub(crate) fn exchange_code(
     if !inner.groups_in_id_token.load(Ordering::Relaxed) {
         user_claims.remove("groups");
     }
+    // An Entra user's token names its tenant, and its issuer is that tenant's.
+    let issuer = match &user.tid {
+        Some(tid) => {
+            user_claims.insert("tid".into(), json!(tid));
+            idp.tenant_issuer(tid)
+        }
+        None => idp.inner.issuer.clone(),
+    };
     let input = IdTokenInput {
-        issuer: &idp.inner.issuer,
+        issuer: &issuer,
         client_id: &client.client_id,
         sub: &user.sub,
         nonce: grant.nonce.as_deref(),

@@ -31,6 +31,8 @@ pub struct ConnectionForm {
     pub channel_access: String,
     pub id_token_algs: String,
     pub clock_leeway_secs: String,
+    /// Entra multi-tenant: allowed tenant ids, comma- or space-separated.
+    pub allowed_tenants: String,
 }
 
 impl ConnectionForm {
@@ -71,6 +73,7 @@ impl ConnectionForm {
             channel_access: get("channel_access"),
             id_token_algs: get("id_token_algs"),
             clock_leeway_secs: get("clock_leeway_secs"),
+            allowed_tenants: get("allowed_tenants"),
         }
     }
 
@@ -105,6 +108,7 @@ impl ConnectionForm {
             channel_access: raw.channel_access.unwrap_or_default(),
             id_token_algs: c.id_token_algs.join(" "),
             clock_leeway_secs: c.clock_leeway.as_secs().to_string(),
+            allowed_tenants: raw.allowed_tenants.join(", "),
         }
     }
 
@@ -183,6 +187,7 @@ impl ConnectionForm {
             channel_access: nonempty(&self.channel_access),
             id_token_algs: Some(list(&self.id_token_algs)).filter(|l| !l.is_empty()),
             clock_leeway_secs: leeway.map(|l| l.max(0) as u64),
+            allowed_tenants: list(&self.allowed_tenants),
         };
         let errors = errors.into_inner();
         if errors.is_empty() {

@@ -11,7 +11,7 @@ use crate::oidc::discovery::endpoint_urls;
 // 2. Issuer
 
 pub(super) fn check_issuer(conn: &Connection, doc: &Map<String, Value>) -> Check {
-    let configured = conn.issuer.as_str();
+    let configured = conn.published_issuer();
     let Some(published) = doc.get("issuer").and_then(Value::as_str) else {
         return failed(
             "issuer",
@@ -21,6 +21,21 @@ pub(super) fn check_issuer(conn: &Connection, doc: &Map<String, Value>) -> Check
             ),
         );
     };
+    if published == configured
+        && let Some(tenants) = &conn.tenants
+    {
+        return ok(
+            "issuer",
+            format!(
+                "The identity provider publishes the multi-tenant issuer {}; tokens are accepted only from the {} allowed tenant(s), each with its own issuer (for example {}).",
+                shown(published),
+                tenants.allowed.len(),
+                shown(
+                    &tenants.issuer_of(tenants.allowed.first().map(String::as_str).unwrap_or(""))
+                ),
+            ),
+        );
+    }
     if published == configured {
         return ok(
             "issuer",
