@@ -91,6 +91,10 @@ async fn entra_multi_tenant_token_from_a_tenant_not_allowed_is_refused() {
 #[tokio::test]
 async fn entra_multi_tenant_token_without_tid_is_refused() {
     let env = multi_tenant("organizations", &[CONTOSO], |u| u[1].tid = None).await;
+    // Entra sends no RFC 9207 `iss` (and its multi-tenant discovery does not advertise it);
+    // without this the dev IdP would send its plain issuer, refused before the token.
+    env.idp()
+        .set_misbehaviour(Misbehaviour::IssParameterMissing);
     refused_sign_in(&env, "", "grace", StatusCode::BAD_REQUEST, "tenant_missing").await;
 }
 
@@ -112,6 +116,10 @@ async fn entra_multi_tenant_iss_must_be_the_tenants_issuer() {
         "tenant_not_allowed",
     )
     .await;
+
+    // An authorization response naming an issuer that is no allowed tenant's.
+    env.idp().set_misbehaviour(Misbehaviour::IssParameterWrong);
+    refused_sign_in(&env, "", "ada", StatusCode::BAD_REQUEST, "iss_mismatch").await;
 }
 
 /// The same `sub` in two allowed tenants is two identities, keyed by each tenant's issuer:

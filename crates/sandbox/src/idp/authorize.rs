@@ -262,7 +262,7 @@ impl DevIdp {
     }
 
     /// 302 to the client's redirect_uri with `params`, `state` and, per RFC 9207, `iss`
-    /// (the issuer of the user's Entra tenant for a user with a `tid`).
+    /// (not for a user of an Entra `tenant`, as Entra sends none).
     fn authorization_response(
         &self,
         redirect_uri: &Url,
@@ -283,10 +283,10 @@ impl DevIdp {
             if m == Misbehaviour::IssParameterWrong {
                 query.append_pair("iss", WRONG_ISSUER);
             } else if self.inner.send_iss_parameter && m != Misbehaviour::IssParameterMissing {
-                match tenant {
-                    Some(tid) => query.append_pair("iss", &self.tenant_issuer(tid)),
-                    None => query.append_pair("iss", &self.inner.issuer),
-                };
+                // Entra does not implement RFC 9207: its users get no `iss` parameter.
+                if tenant.is_none() {
+                    query.append_pair("iss", &self.inner.issuer);
+                }
             }
         }
         let mut response = StatusCode::FOUND.into_response();

@@ -77,7 +77,8 @@ async fn discovery(State(idp): State<DevIdp>) -> Response {
 }
 
 /// Entra's multi-tenant documents (`/organizations/v2.0`, `/common/v2.0`): the same
-/// endpoints, and the issuer as a template that each token fills with its own `tid`.
+/// endpoints, the issuer as a template that each token fills with its own `tid`, and no
+/// RFC 9207 `iss` parameter (Entra sends none).
 async fn multi_tenant_discovery(
     State(idp): State<DevIdp>,
     axum::extract::Path(tenant): axum::extract::Path<String>,
@@ -86,6 +87,9 @@ async fn multi_tenant_discovery(
         return StatusCode::NOT_FOUND.into_response();
     }
     let mut doc = discovery_doc(&idp);
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("authorization_response_iss_parameter_supported");
+    }
     if idp.misbehaviour() != Misbehaviour::DiscoveryWrongIssuer {
         doc["issuer"] = json!(idp.tenant_issuer("{tenantid}"));
     }

@@ -155,6 +155,27 @@ async fn all_good_against_the_dev_idp() {
     assert_status(&checks, "endpoints", CheckStatus::Ok, "localhost");
 }
 
+/// An Entra multi-tenant connection (`/organizations/v2.0`): its discovery publishes the
+/// templated issuer, which is what the connection expects.
+#[tokio::test]
+async fn entra_multi_tenant_discovery_matches_the_template() {
+    let issuer = start_idp(Misbehaviour::None).await;
+    let mut conn = connection(&issuer);
+    conn.issuer = openidconnect::IssuerUrl::new(format!("{issuer}/organizations/v2.0")).unwrap();
+    conn.tenants = Some(crate::config::MultiTenant {
+        issuer_template: format!("{issuer}/{{tenantid}}/v2.0"),
+        allowed: vec!["72f988bf-86f1-41af-91ab-2d7cd011db47".into()],
+    });
+    let checks = run(&conn).await;
+    assert_status(&checks, "issuer", CheckStatus::Ok, "multi-tenant issuer");
+    assert_status(&checks, "jwks", CheckStatus::Ok, "usable");
+
+    // The same document for a connection that expects a fixed issuer is a mismatch.
+    conn.tenants = None;
+    let checks = run(&conn).await;
+    assert_eq!(get_check(&checks, "issuer").status, CheckStatus::Failed);
+}
+
 // SECURITY.md rule 10: `rp-discovery-issuer-not-matching-config`, the trailing-slash case.
 #[tokio::test]
 async fn issuer_with_trailing_slash_fails_with_a_hint() {
