@@ -11,6 +11,7 @@ mod client_ip;
 mod common;
 mod compose;
 mod connections;
+mod db_writes;
 mod flow;
 mod id_token;
 mod interop;

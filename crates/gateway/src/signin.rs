@@ -365,7 +365,11 @@ async fn returning(
         channel_ids.as_deref(),
         ChannelId(channel_id),
     )?;
-    app.db.touch_link(link, app.clock.now()).await?;
+    let now = app.clock.now();
+    let interval = app.config.database.link_touch_interval.as_secs() as i64;
+    if now - link.last_sign_in_at >= interval {
+        app.db.touch_link(link, now).await?;
+    }
     tracing::info!(
         customer_id = link.customer_id,
         "returning identity matched by link"
