@@ -370,7 +370,9 @@ async fn returning(
     if now - link.last_sign_in_at >= interval {
         app.db.touch_link(link, now).await?;
     }
-    tracing::info!(
+    // Debug: "sign-in complete" follows with the customer id (one log line less per
+    // returning sign-in).
+    tracing::debug!(
         customer_id = link.customer_id,
         "returning identity matched by link"
     );

@@ -1,7 +1,7 @@
 //! The audit trail's writer: events wait in a bounded queue and one task writes them in
 //! batches, one transaction per batch, off the sign-in's path. A sign-in used to wait for
-//! its own commit (an fsync on SQLite); now it waits for nothing, and under load many
-//! events share one commit.
+//! its own commit (an fsync on SQLite); now it waits for nothing, and the writer gathers
+//! what arrives within [`LINGER`] into one commit.
 //!
 //! Nothing is lost on a graceful shutdown ([`Db::close_audit`] drains the queue), and
 //! readers of the trail ([`Db::flush_audit`], called by every audit query) see every event
@@ -23,6 +23,8 @@ use crate::metrics::METRICS;
 pub const QUEUE_CAPACITY: usize = 10_000;
 /// Events written at most per transaction.
 const BATCH: usize = 256;
+/// How long the writer waits for more events before it commits the ones it has.
+const LINGER: Duration = Duration::from_millis(100);
 
 enum Msg {
     Event(Box<(Arc<str>, AuditEvent)>),
@@ -126,6 +128,24 @@ async fn run(writer: AnyPool, mut rx: mpsc::Receiver<Msg>, dropped: Arc<AtomicU6
     let mut flushed = Vec::new();
     let mut closers = Vec::new();
     while rx.recv_many(&mut msgs, BATCH).await > 0 {
+        // Events trickle in one per sign-in: wait a little for more, so that a busy
+        // gateway commits a few times a second instead of once per sign-in. A reader
+        // (flush) or the shutdown (close) does not wait.
+        let deadline = tokio::time::Instant::now() + LINGER;
+        loop {
+            let wanted = msgs
+                .iter()
+                .any(|m| matches!(m, Msg::Flush(_) | Msg::Close(_)));
+            if wanted || msgs.len() >= BATCH {
+                break;
+            }
+            let room = BATCH - msgs.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut msgs, room)).await {
+                Ok(n) if n > 0 => {}
+                // Timed out, or every sender is gone.
+                _ => break,
+            }
+        }
         for msg in msgs.drain(..) {
             match msg {
                 Msg::Event(e) => events.push(*e),

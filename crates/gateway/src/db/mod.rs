@@ -114,11 +114,14 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
         let base = || AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        // A SQLite connection is a thread of this process: the health check sqlx runs
+        // before handing one out is a round trip to that thread per query, for nothing.
+        let local = || base().test_before_acquire(false);
         let (pool, writer) = match backend {
             // Each connection to `:memory:` is its own empty database: keep exactly one,
             // forever, for reads and writes.
             Backend::Sqlite if memory => {
-                let pool = base()
+                let pool = local()
                     .max_connections(1)
                     .min_connections(1)
                     .idle_timeout(None)
@@ -131,7 +134,7 @@ impl Db {
             Backend::Sqlite => {
                 // The writer first: it switches the file to WAL (persistent, and needs the
                 // file to itself) before any reader opens it.
-                let writer = base()
+                let writer = local()
                     .max_connections(1)
                     .min_connections(1)
                     .after_connect(|conn, _| Box::pin(sqlite_tuning(conn, true)))
@@ -139,7 +142,7 @@ impl Db {
                     .await
                     .map_err(DbError::Connect)?;
                 // In WAL, readers do not wait for the writer nor it for them.
-                let readers = base()
+                let readers = local()
                     .max_connections(4)
                     .after_connect(|conn, _| Box::pin(sqlite_tuning(conn, false)))
                     .connect_with(options)

@@ -60,6 +60,9 @@ async fn a_sqlite_file_runs_in_wal_with_normal_sync_and_one_writer() {
         assert_eq!(pragma(pool, "PRAGMA busy_timeout").await, "5000");
     }
     assert_eq!(db.writer.options().get_max_connections(), 1);
+    // No health-check round trip to the connection's thread before each query.
+    assert!(!db.pool.options().get_test_before_acquire());
+    assert!(!db.writer.options().get_test_before_acquire());
     db.insert_link(&IdentityLink {
         issuer: "https://idp.test".into(),
         subject: "u1".into(),
