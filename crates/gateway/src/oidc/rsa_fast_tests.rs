@@ -107,7 +107,7 @@ fn everything_else_is_left_to_the_crate() {
     ] {
         assert!(
             !verified(
-                &token(Algorithm::RS256, Some("k1"), &[extra.clone()]),
+                &token(Algorithm::RS256, Some("k1"), std::slice::from_ref(&extra)),
                 &keys,
                 &[RS256]
             ),
