@@ -167,6 +167,7 @@ pub fn demo_config(
         database: RawDatabase {
             url: Some("sqlite::memory:".into()),
             audit_retention_days: None,
+            link_touch_interval_secs: None,
             // Connections added in the console are stored encrypted, as in production.
             secret_key: Some(bc_sso_gateway::secrets::SecretKey::generate().to_base64()),
             secret_key_file: None,

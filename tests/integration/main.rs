@@ -12,6 +12,7 @@ mod client_ip;
 mod common;
 mod compose;
 mod connections;
+mod db_writes;
 mod entra;
 mod flow;
 mod id_token;

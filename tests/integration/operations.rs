@@ -208,6 +208,7 @@ async fn metrics_count_sign_ins_and_pass_promtool() {
         "bcsso_bigcommerce_quota_left",
         r#"bcsso_idp_requests_total{status="2xx"}"#,
         r#"bcsso_sessions{store="shoppers"}"#,
+        r#"bcsso_audit_events_dropped_total{reason="queue_full"}"#,
     ] {
         assert!(text.contains(needle), "{needle} missing in:\n{text}");
     }

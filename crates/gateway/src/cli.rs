@@ -155,11 +155,14 @@ pub async fn serve(config: Config) -> ExitCode {
     crate::spawn_audit_pruning(state.clone());
     crate::spawn_settings_refresh(state.clone());
     tracing::info!(%listen, public_url = %state.config.server.public_url, "gateway listening");
-    let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    match axum::serve(listener, app)
+    let app =
+        crate::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
+        .await;
+    // Every request is answered: write the audit events still queued before exiting.
+    state.db.close_audit().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: server failed: {e}");

@@ -140,8 +140,8 @@ impl AppState {
         }
     }
 
-    /// Writes an audit event stamped with the current time. The audit trail must not turn
-    /// a working sign-in into a failure: a write error is logged loudly instead.
+    /// Queues an audit event stamped with the current time for the database's writer. The
+    /// audit trail must not turn a working sign-in into a failure, nor slow it down.
     pub async fn audit(&self, mut event: db::AuditEvent) {
         event.at = self.clock.now();
         let ctx = telemetry::RequestCtx::current();
@@ -169,9 +169,9 @@ impl AppState {
                 ])
                 .inc();
         }
-        if let Err(e) = self.db.record(&event).await {
-            tracing::error!(error = %e, kind = event.kind.as_str(), "could not write the audit event");
-        }
+        // Queued, not awaited: the writer task batches the trail off the sign-in's path. A
+        // full queue drops the event, counted and logged by the queue.
+        self.db.queue_audit(event);
     }
 
     /// The store's API client, login-token minter and channels in force, or

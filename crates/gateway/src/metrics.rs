@@ -1,6 +1,7 @@
 //! Prometheus metrics, served on their own listen address (`server.metrics_listen`), never
 //! on the public one: sign-ins by connection, result and reason; sign-in latency and the
-//! gateway's own share of it; BigCommerce and IdP calls; JWKS refetches; sessions.
+//! gateway's own share of it; BigCommerce and IdP calls; JWKS refetches; sessions; audit
+//! events dropped.
 //!
 //! One registry per process, as the `prometheus` crate intends: a gateway process is one
 //! gateway (the tests run several in one process and only ever compare deltas). Labels hold
@@ -33,6 +34,8 @@ pub struct Metrics {
     pub jwks_refetches: IntCounter,
     /// `store` (`shoppers` | `admins`): sessions in the in-memory stores (Redis keeps its own).
     pub sessions: IntGaugeVec,
+    /// `reason` (`queue_full` | `closed` | `write_failed`): audit events never written.
+    pub audit_dropped: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -95,9 +98,21 @@ impl Metrics {
                 &["store"],
             )
             .unwrap_or_else(unreachable_metric),
+            audit_dropped: IntCounterVec::new(
+                Opts::new(
+                    "audit_events_dropped_total",
+                    "Audit events dropped: queue full, queue closed, or not written after a retry",
+                ),
+                &["reason"],
+            )
+            .unwrap_or_else(unreachable_metric),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        // Present from the start (0), so an alert on its rate has a series to watch.
+        for reason in ["queue_full", "closed", "write_failed"] {
+            m.audit_dropped.with_label_values(&[reason]);
+        }
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
             Box::new(m.sign_ins.clone()),
             Box::new(m.sign_in_seconds.clone()),
             Box::new(m.sign_in_gateway_seconds.clone()),
@@ -106,6 +121,7 @@ impl Metrics {
             Box::new(m.idp_requests.clone()),
             Box::new(m.jwks_refetches.clone()),
             Box::new(m.sessions.clone()),
+            Box::new(m.audit_dropped.clone()),
         ];
         for c in collectors {
             if let Err(e) = m.registry.register(c) {

@@ -366,8 +366,14 @@ async fn returning(
         channel_ids.as_deref(),
         ChannelId(channel_id),
     )?;
-    app.db.touch_link(link, app.clock.now()).await?;
-    tracing::info!(
+    let now = app.clock.now();
+    let interval = app.config.database.link_touch_interval.as_secs() as i64;
+    if now - link.last_sign_in_at >= interval {
+        app.db.touch_link(link, now).await?;
+    }
+    // Debug: "sign-in complete" follows with the customer id (one log line less per
+    // returning sign-in).
+    tracing::debug!(
         customer_id = link.customer_id,
         "returning identity matched by link"
     );

@@ -97,6 +97,7 @@ pub const VARIABLES: &[Variable] = &[
     var!(store.clock_check_interval_secs, number),
     var!(database.url, text),
     var!(database.audit_retention_days, number),
+    var!(database.link_touch_interval_secs, number),
     var!(database.secret_key, text, "SECRET_KEY"),
     var!(database.secret_key_file, path, "SECRET_KEY_FILE"),
     var!(admin.token, text),

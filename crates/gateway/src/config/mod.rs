@@ -103,6 +103,9 @@ pub struct DatabaseConfig {
     /// May carry a password: printed only through `redact_url`.
     pub url: String,
     pub audit_retention: Duration,
+    /// How stale a link's `last_sign_in_at` may get before a sign-in writes it again: one
+    /// write per returning sign-in was half of a sign-in's database work.
+    pub link_touch_interval: Duration,
     /// `None`: the console cannot store secrets (and a database holding some will not open).
     pub secret_key: Option<crate::secrets::SecretKey>,
 }
@@ -112,6 +115,7 @@ impl std::fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &crate::db::redact_url(&self.url))
             .field("audit_retention", &self.audit_retention)
+            .field("link_touch_interval", &self.link_touch_interval)
             .field("secret_key", &self.secret_key)
             .finish()
     }

@@ -47,6 +47,9 @@ pub struct RawDatabase {
     /// `postgres://…`.
     pub url: Option<String>,
     pub audit_retention_days: Option<u64>,
+    /// A link's `last_sign_in_at` is written at most once per this many seconds (default
+    /// 300; 0 = every sign-in).
+    pub link_touch_interval_secs: Option<u64>,
     /// Encrypts the secrets the admin console stores (32 bytes, base64 or hex).
     pub secret_key: Option<String>,
     pub secret_key_file: Option<PathBuf>,

@@ -94,6 +94,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             .url
             .unwrap_or_else(|| "sqlite://bc-sso-gateway.sqlite".into()),
         audit_retention: Duration::from_secs(retention_days * 86_400),
+        link_touch_interval: Duration::from_secs(
+            raw.database.link_touch_interval_secs.unwrap_or(300),
+        ),
         secret_key,
     };
     let admin_token = secret_value(

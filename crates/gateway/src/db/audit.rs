@@ -1,4 +1,5 @@
-//! The audit trail: sign-ins, refusals, links and admin changes, newest first.
+//! The audit trail: sign-ins, refusals, links and admin changes, newest first. Events are
+//! written by [`super::audit_writer`]; every query here first waits for the ones queued.
 
 use sqlx::Row;
 
@@ -121,29 +122,6 @@ impl AuditKind {
 }
 
 impl Db {
-    pub async fn record(&self, e: &AuditEvent) -> Result<(), DbError> {
-        self.query(
-            "INSERT INTO audit_events (store_hash, at, kind, connection, subject, email, customer_id, \
-             reason, correlation_id, actor, detail, client_ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(e.at)
-        .bind(e.kind.as_str())
-        .bind(e.connection.as_deref())
-        .bind(e.subject.as_deref())
-        .bind(e.email.as_deref())
-        .bind(e.customer_id)
-        .bind(e.reason.as_deref())
-        .bind(e.correlation_id.as_deref())
-        .bind(e.actor.as_deref())
-        .bind(e.detail.as_deref())
-        .bind(e.client_ip.as_deref())
-        .bind(e.user_agent.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The newest events first.
     pub async fn audit_events(&self, limit: i64) -> Result<Vec<AuditEvent>, DbError> {
         self.search_audit(&AuditFilter {
@@ -170,6 +148,7 @@ impl Db {
         since: i64,
         bucket_secs: i64,
     ) -> Result<Vec<SignInCount>, DbError> {
+        self.flush_audit().await;
         let rows = self
             .query(
                 "SELECT (at - $2) / $3 AS bucket, kind, COALESCE(reason, '') AS reason,                  COUNT(*) AS n FROM audit_events                  WHERE store_hash = $1 AND at >= $2                  AND kind IN ('sign_in_succeeded', 'sign_in_refused')                  GROUP BY (at - $2) / $3, kind, COALESCE(reason, '')",
@@ -198,6 +177,7 @@ impl Db {
         f: &AuditFilter,
         max: i64,
     ) -> Result<Vec<AuditEvent>, DbError> {
+        self.flush_audit().await;
         let rows = self
             .query(
                 "SELECT at, kind, connection, subject, email, customer_id, reason, \
@@ -222,9 +202,10 @@ impl Db {
     /// Deletes audit events older than `before` (Unix seconds), of every store the
     /// database holds: retention is the database's, not one store's. Returns how many.
     pub async fn prune_audit(&self, before: i64) -> Result<u64, DbError> {
+        self.flush_audit().await;
         let done = sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }

@@ -84,7 +84,7 @@ impl Db {
         .bind(&link.email_at_link)
         .bind(link.created_at)
         .bind(link.last_sign_in_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match &e {
             // The same subject at once is `DO NOTHING` above; a unique violation left is
@@ -105,7 +105,7 @@ impl Db {
         .bind(at)
         .bind(&link.issuer)
         .bind(&link.subject)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -140,7 +140,7 @@ impl Db {
             )
             .bind(issuer)
             .bind(subject)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok((done.rows_affected() > 0).then_some(link))
     }

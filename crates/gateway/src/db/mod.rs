@@ -8,12 +8,15 @@
 //! so callers never pass the store hash (one database can serve several gateways).
 
 pub mod audit;
+mod audit_writer;
 pub mod links;
 pub mod settings;
 pub mod trials;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod writer_tests;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
 
 pub use audit::{AuditEvent, AuditFilter, AuditKind, EXPORT_MAX, SignInCount};
+pub use audit_writer::QUEUE_CAPACITY as AUDIT_QUEUE_CAPACITY;
 pub use links::IdentityLink;
 pub use settings::{SettingsWrite, StoredConnection};
 pub use trials::Trial;
@@ -41,6 +45,9 @@ pub enum DbError {
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
     /// A stored identity link names a connection id the gateway would never have written.
+    /// The audit queue was full or closed (counted in `bcsso_audit_events_dropped_total`).
+    #[error("the audit event was dropped: the audit queue is full or closed")]
+    AuditDropped,
     #[error("identity link row holds {0:?}, which is not a connection id")]
     BadConnectionId(String),
     #[error("identity link row holds channel ids that cannot be read: {0}")]
@@ -57,12 +64,19 @@ pub enum Backend {
     Postgres,
 }
 
-/// The database, seen by one BigCommerce store. Cheap to clone (the pool is shared).
+/// The database, seen by one BigCommerce store. Cheap to clone (the pools are shared).
 #[derive(Clone)]
 pub struct Db {
+    /// Reads (and, except for a SQLite file, writes too).
     pool: AnyPool,
+    /// Writes. For a SQLite file, a pool of one connection: SQLite lets one writer in at a
+    /// time, and a second connection that tries waits in `busy_timeout`'s sleep-and-retry
+    /// loop (milliseconds per attempt) instead of in a queue. PostgreSQL and `:memory:`
+    /// write through `pool`.
+    writer: AnyPool,
     backend: Backend,
     store_hash: Arc<str>,
+    audit: Arc<audit_writer::AuditQueue>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -72,6 +86,15 @@ impl Db {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`, for
     /// the store `store_hash`.
     pub async fn connect(url: &str, store_hash: &str) -> Result<Db, DbError> {
+        Self::connect_with_audit_queue(url, store_hash, AUDIT_QUEUE_CAPACITY).await
+    }
+
+    /// As [`Db::connect`], with an audit queue of `capacity` events.
+    pub async fn connect_with_audit_queue(
+        url: &str,
+        store_hash: &str,
+        capacity: usize,
+    ) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -90,26 +113,61 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
-        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        pool = match backend {
+        let base = || AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        // A SQLite connection is a thread of this process: the health check sqlx runs
+        // before handing one out is a round trip to that thread per query, for nothing.
+        let local = || base().test_before_acquire(false);
+        let (pool, writer) = match backend {
             // Each connection to `:memory:` is its own empty database: keep exactly one,
-            // forever. A file allows a few readers; SQLite serialises writers anyway.
-            Backend::Sqlite if memory => pool
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None),
-            Backend::Sqlite => pool.max_connections(4),
-            Backend::Postgres => pool.max_connections(10),
+            // forever, for reads and writes.
+            Backend::Sqlite if memory => {
+                let pool = local()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await
+                    .map_err(DbError::Connect)?;
+                (pool.clone(), pool)
+            }
+            Backend::Sqlite => {
+                // The writer first: it switches the file to WAL (persistent, and needs the
+                // file to itself) before any reader opens it.
+                let writer = local()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .after_connect(|conn, _| Box::pin(sqlite_tuning(conn, true)))
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(DbError::Connect)?;
+                // In WAL, readers do not wait for the writer nor it for them.
+                let readers = local()
+                    .max_connections(4)
+                    .after_connect(|conn, _| Box::pin(sqlite_tuning(conn, false)))
+                    .connect_with(options)
+                    .await
+                    .map_err(DbError::Connect)?;
+                (readers, writer)
+            }
+            Backend::Postgres => {
+                let pool = base()
+                    .max_connections(10)
+                    .connect_with(options)
+                    .await
+                    .map_err(DbError::Connect)?;
+                (pool.clone(), pool)
+            }
         };
-        let pool = pool.connect_with(options).await.map_err(DbError::Connect)?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.map_err(DbError::Migrate)?;
+        migrator.run(&writer).await.map_err(DbError::Migrate)?;
         Ok(Db {
+            audit: audit_writer::AuditQueue::start(writer.clone(), capacity),
             pool,
+            writer,
             backend,
             store_hash: store_hash.into(),
         })
@@ -142,6 +200,20 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// A SQLite file's settings, per connection: write-ahead logging (readers and the writer do
+/// not block each other; one fsync per checkpoint instead of several per commit), `NORMAL`
+/// sync (safe in WAL: a power cut may lose the last commits, never corrupt the file), and a
+/// busy timeout for the rare wait on a checkpoint or another process.
+async fn sqlite_tuning(conn: &mut sqlx::AnyConnection, writer: bool) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    if writer {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+    }
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute("PRAGMA busy_timeout = 5000").await?;
+    Ok(())
 }
 
 /// `%text%` for a case-insensitive `LIKE … ESCAPE '\'`: the admin's `%`, `_` and `\` are

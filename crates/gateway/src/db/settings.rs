@@ -124,7 +124,7 @@ impl Db {
         next: &str,
         writes: &[SettingsWrite],
     ) -> Result<bool, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let moved = match expected {
             Some(old) => self
                 .query(
@@ -163,7 +163,7 @@ impl Db {
         )
         .bind(name)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -31,7 +31,7 @@ impl Db {
         .bind(connection)
         .bind(actor)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -50,7 +50,7 @@ impl Db {
             )
             .bind(ticket)
             .bind(not_before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
@@ -62,7 +62,7 @@ impl Db {
         self.query("UPDATE trials SET result = $3 WHERE store_hash = $1 AND ticket = $2")
             .bind(ticket)
             .bind(result)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

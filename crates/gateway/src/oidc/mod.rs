@@ -9,6 +9,7 @@ pub mod flow;
 pub mod http;
 pub mod pending;
 pub mod registry;
+mod rsa_fast;
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
