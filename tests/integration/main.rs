@@ -6,6 +6,7 @@ mod admin_activity;
 mod admin_guard;
 mod admin_hardening;
 mod browser;
+mod channels;
 mod cli;
 mod client_ip;
 mod common;

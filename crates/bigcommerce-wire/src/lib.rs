@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod channels;
+pub use channels::{Channel, ChannelCollectionResponse, Site, SiteResponse, SiteUrl};
+
 /// BigCommerce `customer_Full` (CONTRACT.md §2.2): one customer as the API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerFull {

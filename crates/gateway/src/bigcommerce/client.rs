@@ -266,7 +266,9 @@ impl Client {
         Ok(t.time)
     }
 
-    async fn send<T: DeserializeOwned, B: Serialize + ?Sized>(
+    /// The one request helper: budget, auth, size cap, error mapping. `pub(super)` so the
+    /// calls of other areas (channels, hooks) live in files of their own.
+    pub(super) async fn send<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,

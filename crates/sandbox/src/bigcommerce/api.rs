@@ -38,6 +38,7 @@ pub(super) fn router(emu: Emulator) -> Router {
             "/stores/{store_hash}/v3/customers/settings/channels/{channel_id}",
             get(channel_settings),
         )
+        .merge(super::channels::routes())
         // No `/v3/customers/{id}` exists (CONTRACT.md §2, §8 item 6): it lands here.
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(emu.clone(), gate))

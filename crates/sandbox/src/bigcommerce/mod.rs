@@ -7,6 +7,7 @@
 //! cannot hide in the other.
 
 mod api;
+mod channels;
 mod query;
 mod rate_limit;
 mod state;
@@ -198,6 +199,8 @@ struct State {
     /// but a browser shares cookies across ports of one host, so one session may hold
     /// sign-ins for several channels.
     sessions: HashMap<String, HashMap<i64, i64>>,
+    /// Channel id → the URL of its site (`GET /v3/channels/{id}/site`).
+    sites: channels::Sites,
 }
 
 impl Emulator {
@@ -212,6 +215,7 @@ impl Emulator {
             seen_jti: HashSet::new(),
             login_attempts: Vec::new(),
             sessions: HashMap::new(),
+            sites: channels::Sites::new(),
         };
         Self {
             inner: Arc::new(Inner {
