@@ -25,3 +25,4 @@ mod signout;
 mod ssrf;
 mod store_settings;
 mod topology;
+mod webhooks;

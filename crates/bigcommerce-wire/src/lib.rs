@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod channels;
 pub use channels::{Channel, ChannelCollectionResponse, Site, SiteResponse, SiteUrl};
+pub mod hooks;
+pub use hooks::{
+    WebhookCallback, WebhookCollectionResponse, WebhookCustomerData, WebhookFull, WebhookPost,
+    WebhookPut, WebhookResponse,
+};
 
 /// BigCommerce `customer_Full` (CONTRACT.md §2.2): one customer as the API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -206,6 +206,13 @@ pub async fn check(config: Config) -> ExitCode {
         }
     }
     ok &= print_storefront_sites(&api).await;
+    let hooks = crate::webhooks::check(
+        &api.client,
+        &api.settings,
+        &crate::webhooks::destination(&state.config),
+    )
+    .await;
+    println!("webhooks: {}: {}", hooks.status.as_str(), hooks.message);
     match state.sync_bigcommerce_clock().await {
         Ok(Some(offset)) if offset.abs() >= 10 => println!(
             "bigcommerce clock: this machine is off by {offset} s; login tokens are corrected for it, but fix the clock (NTP)"

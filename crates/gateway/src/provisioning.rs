@@ -41,6 +41,18 @@ pub async fn plan(
 ) -> Result<Plan, Error> {
     let found = client.customers_by_email(&[email.normalised()]).await?;
     if let Some(c) = usable(&found, channel_id)? {
+        // A global account signs in only where the channel allows global logins: the
+        // storefront would refuse the login token, so refuse now, before anything is
+        // linked, with a reason the shopper and the audit trail can read.
+        if c.channel_ids.is_none()
+            && client.channel_allows_global_logins(channel_id).await? == Some(false)
+        {
+            return Err(PolicyError::GlobalCustomerNotAllowed {
+                customer_id: c.id,
+                channel_id,
+            }
+            .into());
+        }
         return Ok(Plan::Existing(CustomerRef {
             id: c.id,
             channel_ids: c.channel_ids.clone(),
@@ -225,7 +237,8 @@ pub async fn sync(
 }
 
 /// SECURITY.md rule 15: never mint for a channel the customer cannot use. `None` is a
-/// global account (the storefront itself enforces `allow_global_logins`).
+/// global account: `allow_global_logins` was checked when it was linked ([`plan`]), and the
+/// storefront enforces it.
 pub fn check_channel(
     customer_id: i64,
     channel_ids: Option<&[ChannelId]>,
@@ -248,7 +261,19 @@ fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFul
         None => true,
         Some(ids) => ids.contains(&channel_id),
     };
-    match (found.iter().find(allowed), found.first()) {
+    // An account of this channel before a global one with the same email.
+    let own = |c: &&CustomerFull| {
+        c.channel_ids
+            .as_ref()
+            .is_some_and(|ids| ids.contains(&channel_id))
+    };
+    match (
+        found
+            .iter()
+            .find(own)
+            .or_else(|| found.iter().find(allowed)),
+        found.first(),
+    ) {
         (Some(c), _) => Ok(Some(c)),
         (None, Some(c)) => Err(PolicyError::ChannelNotAllowed {
             customer_id: c.id,

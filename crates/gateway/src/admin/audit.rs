@@ -125,7 +125,23 @@ pub async fn save_store_settings(
     if let Err(e) = app.sync_bigcommerce_clock().await {
         tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)");
     }
+    // The console's store setup subscribes to customer changes (a new client secret is a
+    // new hook secret). Logged either way; the store check that follows shows the hooks.
+    let _ = register_webhooks(app, actor).await;
     Ok(())
+}
+
+/// Registers (or repairs) the `store/customer/updated|deleted` hooks for the store
+/// settings in force, idempotently; what was done per scope.
+pub async fn register_webhooks(
+    app: &AppState,
+    actor: &str,
+) -> Result<Vec<(&'static str, crate::webhooks::Registration)>, Error> {
+    tracing::info!(
+        actor = actor_kind(actor),
+        "registering BigCommerce webhooks"
+    );
+    crate::webhooks::register_in_force(app).await
 }
 
 /// Refuses store settings whose storefront URL BigCommerce contradicts (another site for

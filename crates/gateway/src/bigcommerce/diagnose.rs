@@ -376,7 +376,7 @@ fn status_of(e: &ApiError) -> CheckStatus {
 
 /// What an API failure means for this store's settings. Built from our own words and the
 /// configured URL, never from request headers, so the access token cannot appear.
-pub(super) fn describe(e: &ApiError, store: &StoreConfig) -> String {
+pub(crate) fn describe(e: &ApiError, store: &StoreConfig) -> String {
     let base = shown_url(&store.api_base_url);
     match e {
         ApiError::Transport(detail) => {

@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod client;
 pub mod diagnose;
+pub mod hooks;
 pub mod login_token;
 pub use bigcommerce_wire as wire;
 

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod links;
 pub mod settings;
 pub mod trials;
+pub mod webhooks;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -8,6 +8,7 @@
 
 mod api;
 mod channels;
+mod hooks;
 mod query;
 mod rate_limit;
 mod state;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 
 use bigcommerce_wire::{CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse};
 
+pub use hooks::{BIGCOMMERCE_RETRY_DELAYS, WebhookDelivery};
 pub use state::StoredCustomer;
 
 /// How the emulator is set up. Build it with [`EmulatorConfig::new`] and adjust fields.
@@ -49,6 +51,9 @@ pub struct EmulatorConfig {
     /// with `403`, as BigCommerce does for a token lacking the scope a path needs
     /// (CONTRACT.md §8 item 2). Empty: the token has every scope.
     pub forbidden_paths: Vec<String>,
+    /// Waits before each retry of a failed webhook delivery; when they run out the hook
+    /// is deactivated. BigCommerce's schedule by default (60 s … 24 h); tests shorten it.
+    pub webhook_retry_delays: Vec<Duration>,
 }
 
 /// One storefront channel.
@@ -84,6 +89,7 @@ impl EmulatorConfig {
             gateway_url: None,
             store_name: "Emulated Store".to_owned(),
             forbidden_paths: Vec::new(),
+            webhook_retry_delays: hooks::bigcommerce_retry_delays(),
         }
     }
 }
@@ -185,6 +191,8 @@ pub struct Emulator {
 struct Inner {
     config: EmulatorConfig,
     state: Mutex<State>,
+    /// Delivers webhooks.
+    http: reqwest::Client,
 }
 
 struct State {
@@ -201,6 +209,7 @@ struct State {
     sessions: HashMap<String, HashMap<i64, i64>>,
     /// Channel id → the URL of its site (`GET /v3/channels/{id}/site`).
     sites: channels::Sites,
+    hooks: hooks::Hooks,
 }
 
 impl Emulator {
@@ -216,11 +225,19 @@ impl Emulator {
             login_attempts: Vec::new(),
             sessions: HashMap::new(),
             sites: channels::Sites::new(),
+            hooks: hooks::Hooks::default(),
         };
+        // No redirects: a destination that redirects has not acknowledged the callback.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
         Self {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(state),
+                http,
             }),
         }
     }
