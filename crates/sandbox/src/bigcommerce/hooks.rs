@@ -281,6 +281,13 @@ fn hook_not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(e)).into_response()
 }
 
+/// A 422 to answer: the field, and what is wrong with it.
+type Refusal = (&'static str, String);
+
+fn refusal(field: &'static str, message: impl Into<String>) -> Refusal {
+    (field, message.into())
+}
+
 /// What a POST or PUT body sets, read from raw JSON (so a wrong type is a 422 naming the
 /// field, not a serde message).
 #[derive(Default)]
@@ -292,16 +299,16 @@ struct HookFields {
     headers: Option<Option<BTreeMap<String, String>>>,
 }
 
-fn read_fields(body: &Bytes) -> Result<HookFields, Response> {
+fn read_fields(body: &Bytes) -> Result<HookFields, Refusal> {
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-        return Err(invalid("body", "the body must be a JSON object"));
+        return Err(refusal("body", "the body must be a JSON object"));
     };
     let mut f = HookFields::default();
     if let Some(v) = map.get("scope") {
         match v.as_str() {
             Some(s) if s.starts_with("store/") => f.scope = Some(s.to_owned()),
             _ => {
-                return Err(invalid(
+                return Err(refusal(
                     "scope",
                     "scope must be a webhook scope such as store/customer/updated",
                 ));
@@ -310,14 +317,14 @@ fn read_fields(body: &Bytes) -> Result<HookFields, Response> {
     }
     if let Some(v) = map.get("destination") {
         let Some(s) = v.as_str() else {
-            return Err(invalid("destination", "destination must be a string"));
+            return Err(refusal("destination", "destination must be a string"));
         };
         check_destination(s)?;
         f.destination = Some(s.to_owned());
     }
     if let Some(v) = map.get("is_active") {
         let Some(b) = v.as_bool() else {
-            return Err(invalid("is_active", "is_active must be a boolean"));
+            return Err(refusal("is_active", "is_active must be a boolean"));
         };
         f.is_active = Some(b);
     }
@@ -328,21 +335,21 @@ fn read_fields(body: &Bytes) -> Result<HookFields, Response> {
             let mut headers = BTreeMap::new();
             for (k, v) in h {
                 let Some(v) = v.as_str() else {
-                    return Err(invalid("headers", format!("header {k:?} must be a string")));
+                    return Err(refusal("headers", format!("header {k:?} must be a string")));
                 };
                 headers.insert(k.clone(), v.to_owned());
             }
             f.headers = Some(Some(headers));
         }
-        Some(_) => return Err(invalid("headers", "headers must be an object of strings")),
+        Some(_) => return Err(refusal("headers", "headers must be an object of strings")),
     }
     Ok(f)
 }
 
 /// https on 443 (CONTRACT.md §7), or loopback http for local tests (see the module doc).
-fn check_destination(s: &str) -> Result<(), Response> {
+fn check_destination(s: &str) -> Result<(), Refusal> {
     let Ok(url) = Url::parse(s) else {
-        return Err(invalid("destination", "destination must be a URL"));
+        return Err(refusal("destination", "destination must be a URL"));
     };
     let loopback = match url.host() {
         Some(Host::Domain(d)) => d == "localhost",
@@ -354,7 +361,7 @@ fn check_destination(s: &str) -> Result<(), Response> {
     if https_443 || (loopback && matches!(url.scheme(), "http" | "https")) {
         Ok(())
     } else {
-        Err(invalid(
+        Err(refusal(
             "destination",
             "destination must be https on port 443 (custom ports are not supported)",
         ))
@@ -390,7 +397,7 @@ async fn list_hooks(State(emu): State<Emulator>, RawQuery(raw): RawQuery) -> Res
 async fn create_hook(State(emu): State<Emulator>, body: Bytes) -> Response {
     let f = match read_fields(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err((field, message)) => return invalid(field, message),
     };
     let (Some(scope), Some(destination)) = (f.scope, f.destination) else {
         return invalid("scope", "scope and destination are required");
@@ -432,7 +439,7 @@ async fn update_hook(
 ) -> Response {
     let f = match read_fields(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err((field, message)) => return invalid(field, message),
     };
     let now = emu.now().unix_timestamp();
     let mut st = emu.lock();
