@@ -378,3 +378,36 @@ async fn a_global_customer_on_a_channel_without_global_logins_is_refused_at_link
     env.signed_in("", ISSUER_SUB).await;
     assert_eq!(ada_link(&env).await.unwrap().customer_id, customer);
 }
+
+#[tokio::test]
+async fn a_callback_that_cannot_be_handled_now_is_handled_on_the_retry() {
+    let env = Env::start().await;
+    register(&env).await;
+    env.signed_in("", ISSUER_SUB).await;
+    let link = ada_link(&env).await.unwrap();
+    // BigCommerce's API has no quota left: the customer cannot be read.
+    env.demo.emulator.set_rate_limit(0, Duration::from_secs(1));
+    env.demo
+        .emulator
+        .edit_customer(json!({ "id": link.customer_id, "channel_ids": null }))
+        .unwrap();
+    let first = delivered(&env, 1).await;
+    assert_eq!(
+        first[0].last_status,
+        Some(503),
+        "not acknowledged: {first:#?}"
+    );
+    assert_eq!(ada_link(&env).await, Some(link.clone()));
+
+    // BigCommerce retries with the same hash: handled, not taken for a duplicate.
+    env.demo
+        .emulator
+        .set_rate_limit(150, Duration::from_secs(30));
+    assert_eq!(env.demo.emulator.deliver_again(0).await, Some(200));
+    let now = ada_link(&env).await.unwrap();
+    assert_eq!(
+        now.channel_ids, None,
+        "what BigCommerce says now: a global account"
+    );
+    assert_eq!(events_of(&env, AuditKind::LinkUpdated).await.len(), 1);
+}

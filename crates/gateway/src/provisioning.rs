@@ -462,6 +462,14 @@ mod tests {
             2
         );
         assert!(usable(&[c(1, Some(vec![1]))], 2).is_err());
+        // The channel's own account before a global one with the same email.
+        assert_eq!(
+            usable(&[c(1, None), c(2, Some(vec![2]))], 2)
+                .unwrap()
+                .unwrap()
+                .id,
+            2
+        );
         assert!(usable(&[], 2).unwrap().is_none());
     }
 }
