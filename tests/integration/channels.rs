@@ -60,6 +60,10 @@ async fn check_compares_each_storefront_url_with_the_channels_site() {
     let (ok, stdout) = run_check(&env, &dir).await;
     assert!(ok, "{stdout}");
     assert!(
+        stdout.contains("webhooks: ok: not registered"),
+        "the customer webhooks are reported too: {stdout}"
+    );
+    assert!(
         stdout.contains(&format!(
             "storefront sites: ok: channel 1: {storefront} is BigCommerce's storefront for the channel"
         )),

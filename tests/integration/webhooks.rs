@@ -295,7 +295,7 @@ async fn forged_oversized_and_duplicate_callbacks_change_nothing() {
     };
     let delete_ada = callback(CUSTOMER_DELETED, link.customer_id, "forged-1");
 
-    // No secret, a wrong one, another store's: 401, before the body is looked at.
+    // No secret, a wrong one, one a character short: 401, before the body is looked at.
     for presented in [None, Some("wrong"), Some(&secret[..63])] {
         let (status, body) = post_callback(&env, delete_ada.clone(), presented).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
