@@ -415,6 +415,10 @@ pub async fn start_on(
     };
 
     let emulator = Emulator::new(emulator_config);
+    // BigCommerce knows each channel's storefront by its site (GET /v3/channels/{id}/site).
+    for (url, id) in storefront_urls.iter().zip(1..) {
+        emulator.set_site(id, Some(url.clone()));
+    }
     let clock = Clock::system();
     let state = Arc::new(
         AppState::connect(config, clock.clone())

@@ -7,6 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod channels;
+pub use channels::{Channel, ChannelCollectionResponse, Site, SiteResponse, SiteUrl};
+pub mod hooks;
+pub use hooks::{
+    WebhookCallback, WebhookCollectionResponse, WebhookCustomerData, WebhookFull, WebhookPost,
+    WebhookPut, WebhookResponse,
+};
+
 /// BigCommerce `customer_Full` (CONTRACT.md §2.2): one customer as the API returns it.
 ///
 /// Read leniently: unknown fields are ignored (the API adds fields, and `include=` adds

@@ -208,6 +208,14 @@ pub async fn check(config: Config) -> ExitCode {
             println!("bigcommerce: FAILED: {e}");
         }
     }
+    ok &= print_storefront_sites(&api).await;
+    let hooks = crate::webhooks::check(
+        &api.client,
+        &api.settings,
+        &crate::webhooks::destination(&state.config),
+    )
+    .await;
+    println!("webhooks: {}: {}", hooks.status.as_str(), hooks.message);
     match state.sync_bigcommerce_clock().await {
         Ok(Some(offset)) if offset.abs() >= 10 => println!(
             "bigcommerce clock: this machine is off by {offset} s; login tokens are corrected for it, but fix the clock (NTP)"
@@ -223,6 +231,34 @@ pub async fn check(config: Config) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// One line per configured channel: is its storefront URL the channel's site in
+/// BigCommerce? `false` when one certainly is not.
+async fn print_storefront_sites(api: &crate::settings::store::StoreApi) -> bool {
+    use crate::bigcommerce::channels;
+    use crate::diagnostics::CheckStatus;
+    match channels::compare(&api.client, &api.settings).await {
+        Ok(sites) => {
+            let mut fine = true;
+            for site in &sites {
+                let label = match site.status() {
+                    CheckStatus::Ok => "ok",
+                    CheckStatus::Warning => "WARNING",
+                    CheckStatus::Failed => "FAILED",
+                };
+                println!("storefront sites: {label}: {}", site.message());
+                fine &= !site.refuses_save();
+            }
+            fine
+        }
+        Err(e) => {
+            println!(
+                "storefront sites: WARNING: could not list the store's channels (GET /v3/channels): {e}"
+            );
+            true
+        }
     }
 }
 

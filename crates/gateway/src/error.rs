@@ -82,6 +82,12 @@ pub enum Error {
     Manage(#[from] crate::settings::ManageError),
     #[error("page not found")]
     NotFound,
+    #[error("webhook callback without our secret header")]
+    WebhookUnauthorized,
+    #[error("webhook callback too large")]
+    WebhookTooLarge,
+    #[error("webhook callback refused: {0}")]
+    WebhookInvalid(&'static str),
 }
 
 impl Error {
@@ -97,6 +103,9 @@ impl Error {
             Error::NotAnAdmin | Error::BootstrapTokenRequired => StatusCode::FORBIDDEN,
             Error::CsrfRejected => StatusCode::FORBIDDEN,
             Error::AdminInput(_) => StatusCode::BAD_REQUEST,
+            Error::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
+            Error::WebhookTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::WebhookInvalid(_) => StatusCode::BAD_REQUEST,
             Error::Manage(e) => {
                 use crate::settings::ManageError as M;
                 match e {
@@ -171,6 +180,9 @@ impl Error {
             Error::BootstrapTokenRequired => "bootstrap_token_required",
             Error::CsrfRejected => "csrf_rejected",
             Error::AdminInput(_) => "bad_admin_request",
+            Error::WebhookUnauthorized => "webhook_unauthorized",
+            Error::WebhookTooLarge => "webhook_too_large",
+            Error::WebhookInvalid(_) => "webhook_invalid",
             Error::Manage(e) => {
                 use crate::settings::ManageError as M;
                 match e {
@@ -295,6 +307,15 @@ impl Error {
                 "For your protection this form could not be accepted (its security token is missing or old). Reload the page and try again.".into(),
             ),
             Error::AdminInput(detail) => ("The request is not valid", detail.clone()),
+            Error::WebhookUnauthorized => (
+                "Not a callback of this store",
+                format!("Callbacks must carry the {} header the gateway registered with the hook.", crate::webhooks::SECRET_HEADER),
+            ),
+            Error::WebhookTooLarge => (
+                "Callback too large",
+                format!("A customer callback is at most {} KiB.", crate::webhooks::MAX_BODY_BYTES / 1024),
+            ),
+            Error::WebhookInvalid(why) => ("Callback not accepted", format!("{why}.")),
             Error::Manage(crate::settings::ManageError::Invalid(errors)) => (
                 "The connection settings are not valid",
                 errors.iter().map(|e| form_message(&e.to_string())).collect::<Vec<_>>().join("; "),

@@ -29,13 +29,14 @@ pub mod settings;
 pub mod signin;
 pub mod signout;
 pub mod telemetry;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
@@ -362,6 +363,13 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         .route("/static/sso-button.js", get(routes::assets::sso_button))
         .route("/static/admin.js", get(routes::assets::admin_js))
         .layer(sessions)
+        // Outside the session layer: BigCommerce has no session. Limited like sign-ins.
+        .route(
+            "/webhooks/bigcommerce",
+            post(routes::webhooks::bigcommerce).route_layer(
+                axum::middleware::from_fn_with_state(state.clone(), rate_limit::sign_in_requests),
+            ),
+        )
         .nest("/admin", admin::router(&state))
         .fallback(|| async { error::Error::NotFound })
         .layer(axum::middleware::from_fn_with_state(

@@ -38,6 +38,10 @@ pub enum PolicyError {
         "connection {connection} creates global customers, but channel {channel_id} does not allow global logins"
     )]
     GlobalLoginsOff { connection: String, channel_id: i64 },
+    #[error(
+        "customer {customer_id} is a global account, and channel {channel_id} does not allow global logins"
+    )]
+    GlobalCustomerNotAllowed { customer_id: i64, channel_id: i64 },
 }
 
 impl PolicyError {
@@ -54,6 +58,7 @@ impl PolicyError {
             PolicyError::ChannelNotAllowed { .. } => "channel_not_allowed",
             PolicyError::HostedDomain => "hosted_domain_mismatch",
             PolicyError::GlobalLoginsOff { .. } => "global_logins_not_allowed",
+            PolicyError::GlobalCustomerNotAllowed { .. } => "global_customer_not_allowed",
         }
     }
 
@@ -94,6 +99,10 @@ impl PolicyError {
             PolicyError::GlobalLoginsOff { .. } => (
                 "Company sign-in is not available on this storefront",
                 "This storefront only accepts its own customer accounts, and your company's sign-in is set up to create accounts for all storefronts. No account was created. Please tell the store.".into(),
+            ),
+            PolicyError::GlobalCustomerNotAllowed { .. } => (
+                "Your account cannot sign in on this storefront",
+                "Your store account is shared by all storefronts of this store, and this storefront accepts only its own accounts. Nothing was linked. Sign in on the store's main storefront, or contact the store.".into(),
             ),
             PolicyError::ChannelNotAllowed { .. } => (
                 "Your account cannot sign in on this storefront",

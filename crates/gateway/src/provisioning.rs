@@ -168,7 +168,22 @@ async fn lookup(
     channel_id: i64,
 ) -> Result<Option<CustomerRef>, Error> {
     let found = client.customers_by_email(&[email.to_string()]).await?;
-    Ok(usable(&found, channel_id)?.map(CustomerRef::existing))
+    let Some(c) = usable(&found, channel_id)? else {
+        return Ok(None);
+    };
+    // A global account signs in only where the channel allows global logins: the
+    // storefront would refuse the login token, so refuse now, before anything is linked,
+    // with a reason the shopper and the audit trail can read.
+    if c.channel_ids.is_none()
+        && client.channel_allows_global_logins(channel_id).await? == Some(false)
+    {
+        return Err(PolicyError::GlobalCustomerNotAllowed {
+            customer_id: c.id,
+            channel_id,
+        }
+        .into());
+    }
+    Ok(Some(CustomerRef::existing(c)))
 }
 
 fn recovered(c: CustomerRef, how: Recovered) -> CustomerRef {
@@ -295,7 +310,8 @@ pub async fn sync(
 }
 
 /// SECURITY.md rule 15: never mint for a channel the customer cannot use. `None` is a
-/// global account (the storefront itself enforces `allow_global_logins`).
+/// global account: `allow_global_logins` was checked when it was linked ([`plan`]), and the
+/// storefront enforces it.
 pub fn check_channel(
     customer_id: i64,
     channel_ids: Option<&[ChannelId]>,
@@ -318,7 +334,19 @@ fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFul
         None => true,
         Some(ids) => ids.contains(&channel_id),
     };
-    match (found.iter().find(allowed), found.first()) {
+    // An account of this channel before a global one with the same email.
+    let own = |c: &&CustomerFull| {
+        c.channel_ids
+            .as_ref()
+            .is_some_and(|ids| ids.contains(&channel_id))
+    };
+    match (
+        found
+            .iter()
+            .find(own)
+            .or_else(|| found.iter().find(allowed)),
+        found.first(),
+    ) {
         (Some(c), _) => Ok(Some(c)),
         (None, Some(c)) => Err(PolicyError::ChannelNotAllowed {
             customer_id: c.id,
@@ -527,6 +555,14 @@ mod tests {
             2
         );
         assert!(usable(&[c(1, Some(vec![1]))], 2).is_err());
+        // The channel's own account before a global one with the same email.
+        assert_eq!(
+            usable(&[c(1, None), c(2, Some(vec![2]))], 2)
+                .unwrap()
+                .unwrap()
+                .id,
+            2
+        );
         assert!(usable(&[], 2).unwrap().is_none());
     }
 }

@@ -67,6 +67,7 @@ pub async fn request_span(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".to_owned());
     let wants_json = req.uri().path().starts_with("/admin/api/")
+        || req.uri().path().starts_with("/webhooks/")
         || req
             .headers()
             .get(header::ACCEPT)

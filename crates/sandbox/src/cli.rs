@@ -42,6 +42,15 @@ pub struct BigcommerceArgs {
         default_value = "127.0.0.1:4000"
     )]
     storefront_listen: Vec<SocketAddr>,
+    /// Each storefront's URL as shoppers (and the gateway's store settings) name it: the
+    /// channel's site (`GET /v3/channels/{id}/site`). Default: `http://<listen address>/`,
+    /// with 0.0.0.0 and [::] read as localhost.
+    #[arg(
+        long = "storefront-url",
+        env = "BCSSO_SANDBOX_STOREFRONT_URLS",
+        value_delimiter = ','
+    )]
+    storefront_url: Vec<Url>,
     #[arg(long, env = "BCSSO_SANDBOX_STORE_HASH", default_value = "sandbox")]
     store_hash: String,
     /// The API account's access token (`X-Auth-Token`).
@@ -259,12 +268,31 @@ async fn bigcommerce(
             emulator.config().faults
         );
     }
-    for (addr, id) in args.storefront_listen.into_iter().zip(1..) {
+    for (n, (addr, id)) in args.storefront_listen.into_iter().zip(1..).enumerate() {
+        let site = match args.storefront_url.get(n) {
+            Some(url) => url.clone(),
+            None => site_of(addr)?,
+        };
+        emulator.set_site(id, Some(site));
         let listener = bind(addr).await?;
         serve(&mut servers, listener, emulator.storefront_router(id));
         println!("bigcommerce sandbox: storefront of channel {id} on http://{addr}/");
     }
     wait(servers, shutdown).await
+}
+
+/// `http://<addr>/`, the unspecified address read as localhost (the way a browser on this
+/// machine reaches it).
+fn site_of(addr: SocketAddr) -> Result<Url, String> {
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        }
+    };
+    Url::parse(&format!("http://{host}:{}/", addr.port())).map_err(|e| e.to_string())
 }
 
 async fn idp(args: IdpArgs, shutdown: impl Future<Output = ()>) -> Result<(), String> {

@@ -334,6 +334,20 @@ pub async fn check_connection(
     Ok(checks_json(&checks))
 }
 
+/// `POST /admin/api/store/webhooks`: registers (or repairs) the two customer hooks;
+/// `{"data": [{"scope", "result": "created"|"updated"|"unchanged"}]}`.
+pub async fn register_webhooks(
+    ApiAdmin { actor }: ApiAdmin,
+    State(app): State<Arc<AppState>>,
+) -> Result<Response, Error> {
+    let done = super::register_webhooks(&app, &actor).await?;
+    let done: Vec<Value> = done
+        .iter()
+        .map(|(scope, r)| json!({ "scope": scope, "result": r.as_str() }))
+        .collect();
+    Ok(data(done))
+}
+
 /// `POST /admin/api/sessions/revoke`: signs out every admin session;
 /// `{"data": {"generation": n}}`.
 pub async fn sign_out_all(

@@ -114,6 +114,7 @@ pub async fn save_store_settings(
     access_token: Option<String>,
     client_secret: Option<String>,
 ) -> Result<(), Error> {
+    check_storefront_sites(app, &form, &access_token, &client_secret).await?;
     let change = app
         .store_settings
         .save(app.settings_rows(), form, access_token, client_secret)
@@ -124,7 +125,52 @@ pub async fn save_store_settings(
     if let Err(e) = app.sync_bigcommerce_clock().await {
         tracing::warn!(error = %e, "could not read BigCommerce's clock (GET /v2/time)");
     }
+    // The console's store setup subscribes to customer changes (a new client secret is a
+    // new hook secret). Logged either way; the store check that follows shows the hooks.
+    let _ = register_webhooks(app, actor).await;
     Ok(())
+}
+
+/// Registers (or repairs) the `store/customer/updated|deleted` hooks for the store
+/// settings in force, idempotently; what was done per scope.
+pub async fn register_webhooks(
+    app: &AppState,
+    actor: &str,
+) -> Result<Vec<(&'static str, crate::webhooks::Registration)>, Error> {
+    tracing::info!(
+        actor = actor_kind(actor),
+        "registering BigCommerce webhooks"
+    );
+    crate::webhooks::register_in_force(app).await
+}
+
+/// Refuses store settings whose storefront URL BigCommerce contradicts (another site for
+/// the channel, or no such channel), before anything is saved. Settings that cannot be
+/// built are left to the save, which names their problems.
+async fn check_storefront_sites(
+    app: &AppState,
+    form: &crate::config::RawStore,
+    access_token: &Option<String>,
+    client_secret: &Option<String>,
+) -> Result<(), Error> {
+    let candidate = app.store_settings.candidate(
+        app.settings_rows(),
+        form.clone(),
+        access_token.clone(),
+        client_secret.clone(),
+    );
+    let Ok(Some(candidate)) = candidate else {
+        return Ok(());
+    };
+    let order: Vec<i64> = form.channels.iter().map(|c| c.id).collect();
+    let refusals =
+        crate::bigcommerce::channels::refusals(&candidate.client, &candidate.settings, &order)
+            .await;
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(ManageError::InvalidStore(refusals).into())
+    }
 }
 
 /// Saves the console's admin sign-in settings and audits the change.

@@ -6,13 +6,20 @@ use crate::config::Connection;
 use crate::diagnostics::{Check, CheckStatus};
 use crate::error::Error;
 
-/// The API token, its scopes, BigCommerce's clock, customer groups, storefronts; one
+/// The API token, its scopes, BigCommerce's clock, customer groups, storefronts, the
+/// customer webhooks; one
 /// failed check while no store settings are set.
 pub async fn store_checks(app: &AppState) -> Vec<Check> {
     match app.store_settings.current() {
         Some(api) => {
             let connections = app.connections.enabled();
-            crate::bigcommerce::diagnose::diagnose(&api.client, &api.settings, &connections).await
+            let destination = crate::webhooks::destination(&app.config);
+            let (mut checks, hooks) = tokio::join!(
+                crate::bigcommerce::diagnose::diagnose(&api.client, &api.settings, &connections),
+                crate::webhooks::check(&api.client, &api.settings, &destination)
+            );
+            checks.push(hooks);
+            checks
         }
         None => vec![Check::new(
             "Store settings",

@@ -25,7 +25,8 @@ pub mod trial;
 use rand::RngCore;
 
 pub use audit::{
-    Action, connection_action, remove_link, save_admin_access, save_connection, save_store_settings,
+    Action, connection_action, register_webhooks, remove_link, save_admin_access, save_connection,
+    save_store_settings,
 };
 pub use auth::{confirm_with_token, is_admin_connection};
 pub use extract::{AdminUser, ApiAdmin, CsrfForm, NoFields};

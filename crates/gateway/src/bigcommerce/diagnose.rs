@@ -15,11 +15,14 @@
 //!   token, unknown store), the clock and group checks are not run: they would repeat the
 //!   same failure, and against a black-holed host each would wait for its own timeout. They
 //!   are listed as `Warning` "not checked" so the console always shows the same lines.
+//! - Whether each storefront URL is the channel's site in BigCommerce is
+//!   [`super::channels`]'s business; it is one line here.
 
 use std::time::Duration;
 
 use url::Url;
 
+pub use super::channels::STOREFRONT_SITES;
 use super::client::{ApiError, Client};
 use super::wire::CustomerGroupFull;
 use crate::config::{ChannelAccess, Connection, StoreConfig, is_loopback};
@@ -49,10 +52,11 @@ pub async fn diagnose(
     connections: &[Connection],
 ) -> Vec<Check> {
     let (api, usable) = check_customers_api(client, store).await;
-    let (clock, groups) = if usable {
+    let (clock, groups, sites) = if usable {
         tokio::join!(
             check_clock(client, store),
-            check_customer_groups(client, store)
+            check_customer_groups(client, store),
+            super::channels::check(client, store)
         )
     } else {
         let skipped = |name| {
@@ -62,13 +66,18 @@ pub async fn diagnose(
                 format!("not checked: the {CUSTOMERS_API} check failed, fix that first"),
             )
         };
-        (skipped(CLOCK), skipped(CUSTOMER_GROUPS))
+        (
+            skipped(CLOCK),
+            skipped(CUSTOMER_GROUPS),
+            skipped(STOREFRONT_SITES),
+        )
     };
     let mut checks = vec![
         api,
         clock,
         groups,
         check_storefront_urls(store),
+        sites,
         login_scope_note(),
     ];
     if usable && let Some(global) = check_global_logins(client, store, connections).await {
@@ -370,7 +379,7 @@ fn status_of(e: &ApiError) -> CheckStatus {
 
 /// What an API failure means for this store's settings. Built from our own words and the
 /// configured URL, never from request headers, so the access token cannot appear.
-fn describe(e: &ApiError, store: &StoreConfig) -> String {
+pub(crate) fn describe(e: &ApiError, store: &StoreConfig) -> String {
     let base = shown_url(&store.api_base_url);
     match e {
         ApiError::Transport(detail) | ApiError::Timeout(detail) => {

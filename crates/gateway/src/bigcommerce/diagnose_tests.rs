@@ -89,9 +89,27 @@ fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
         .unwrap_or_else(|| panic!("no {name} check in {checks:#?}"))
 }
 
+/// The emulator with channel 2 as well, each channel's site where [`store`] says it is.
+async fn start_with_sites() -> Env {
+    let mut config = emulator_config();
+    config
+        .channels
+        .push(bc_sso_sandbox::bigcommerce::EmulatedChannel {
+            id: 2,
+            name: "Wholesale".into(),
+            allow_global_logins: false,
+        });
+    let env = start(config, TOKEN).await;
+    for channel in env.store.channels.values() {
+        let site = Some(channel.storefront_url.clone());
+        env.emulator.set_site(channel.id, site);
+    }
+    env
+}
+
 #[tokio::test]
 async fn a_working_store_is_all_ok() {
-    let env = start(emulator_config(), TOKEN).await;
+    let env = start_with_sites().await;
     let checks = env.diagnose().await;
     let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
     assert_eq!(
@@ -101,6 +119,7 @@ async fn a_working_store_is_all_ok() {
             CLOCK,
             CUSTOMER_GROUPS,
             STOREFRONT_URLS,
+            STOREFRONT_SITES,
             LOGIN_SCOPE
         ]
     );
@@ -317,4 +336,68 @@ async fn global_connections_need_channels_that_allow_global_logins() {
     assert!(!check.message.contains("channel 1"), "{check:?}");
     let checks = run(vec![connection("acme", "global", &[1])]).await;
     assert_eq!(find(&checks, GLOBAL_LOGINS).status, CheckStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_storefront_url_that_is_not_the_channels_site_fails() {
+    let env = start_with_sites().await;
+    let elsewhere = Url::parse("https://wholesale.example.com/").unwrap();
+    env.emulator.set_site(2, Some(elsewhere));
+    let checks = env.diagnose().await;
+    let sites = find(&checks, STOREFRONT_SITES);
+    assert_eq!(sites.status, CheckStatus::Failed, "{sites:?}");
+    assert!(
+        sites.message.contains(
+            "channel 2: the storefront URL is http://127.0.0.1:8081/, but BigCommerce serves \
+             channel 2 at https://wholesale.example.com/"
+        ),
+        "{sites:?}"
+    );
+    assert!(
+        sites
+            .message
+            .contains("channel 1: https://shop.example.com/ is BigCommerce's"),
+        "the matching channel is listed as fine: {sites:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_channel_without_a_site_is_a_warning_that_says_so() {
+    let env = start_with_sites().await;
+    env.emulator.set_site(2, None);
+    let checks = env.diagnose().await;
+    let sites = find(&checks, STOREFRONT_SITES);
+    assert_eq!(sites.status, CheckStatus::Warning, "{sites:?}");
+    assert!(
+        sites
+            .message
+            .contains("channel 2: BigCommerce has no site for the channel"),
+        "{sites:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_channel_the_store_does_not_have_fails() {
+    // This emulator has channel 1 only.
+    let env = start(emulator_config(), TOKEN).await;
+    env.emulator
+        .set_site(1, Some(Url::parse("https://shop.example.com/").unwrap()));
+    let sites = find(&env.diagnose().await, STOREFRONT_SITES).clone();
+    assert_eq!(sites.status, CheckStatus::Failed, "{sites:?}");
+    assert!(
+        sites
+            .message
+            .contains("channel 2: the store has no channel 2 (GET /v3/channels lists 1)"),
+        "{sites:?}"
+    );
+}
+
+#[tokio::test]
+async fn sites_without_their_scope_are_not_checked_but_said_why() {
+    let mut config = emulator_config();
+    config.forbidden_paths = vec!["v3/channels".into()];
+    let env = start(config, TOKEN).await;
+    let sites = find(&env.diagnose().await, STOREFRONT_SITES).clone();
+    assert_eq!(sites.status, CheckStatus::Warning, "{sites:?}");
+    assert!(sites.message.contains("Sites & Routes"), "{sites:?}");
 }

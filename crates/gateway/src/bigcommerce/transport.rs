@@ -264,6 +264,7 @@ fn endpoint_label(path: &str) -> &'static str {
         p if p.starts_with("v3/customers/settings/channels") => "customer_channel_settings",
         p if p.starts_with("v3/customers") => "customers",
         p if p.starts_with("v3/channels") => "channels",
+        p if p.starts_with("v3/hooks") => "hooks",
         p if p.starts_with("v2/customer_groups") => "customer_groups",
         p if p.starts_with("v2/time") => "time",
         _ => "other",

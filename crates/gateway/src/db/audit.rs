@@ -66,6 +66,8 @@ pub enum AuditKind {
     AdminSignedIn,
     AdminSignInRefused,
     LinkRemoved,
+    /// What a link knows of its customer changed (BigCommerce said so in a webhook).
+    LinkUpdated,
     ConnectionCreated,
     ConnectionUpdated,
     ConnectionDeleted,
@@ -88,6 +90,7 @@ impl AuditKind {
             AuditKind::AdminSignedIn => "admin_signed_in",
             AuditKind::AdminSignInRefused => "admin_sign_in_refused",
             AuditKind::LinkRemoved => "link_removed",
+            AuditKind::LinkUpdated => "link_updated",
             AuditKind::ConnectionCreated => "connection_created",
             AuditKind::ConnectionUpdated => "connection_updated",
             AuditKind::ConnectionDeleted => "connection_deleted",
@@ -97,7 +100,7 @@ impl AuditKind {
         }
     }
 
-    pub const ALL: [AuditKind; 16] = [
+    pub const ALL: [AuditKind; 17] = [
         AuditKind::SignInSucceeded,
         AuditKind::SignInRefused,
         AuditKind::CustomerCreated,
@@ -108,6 +111,7 @@ impl AuditKind {
         AuditKind::AdminSignedIn,
         AuditKind::AdminSignInRefused,
         AuditKind::LinkRemoved,
+        AuditKind::LinkUpdated,
         AuditKind::ConnectionCreated,
         AuditKind::ConnectionUpdated,
         AuditKind::ConnectionDeleted,

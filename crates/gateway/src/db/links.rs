@@ -145,6 +145,27 @@ impl Db {
         Ok((done.rows_affected() > 0).then_some(link))
     }
 
+    /// Sets what `link` knows of its customer's channels (BigCommerce changed them); whether
+    /// a row changed. Only while the link still points at the same customer.
+    pub async fn set_link_channels(
+        &self,
+        link: &IdentityLink,
+        channel_ids: &Option<Vec<ChannelId>>,
+    ) -> Result<bool, DbError> {
+        let done = self
+            .query(
+                "UPDATE identity_links SET channel_ids = $2 \
+                 WHERE store_hash = $1 AND issuer = $3 AND subject = $4 AND customer_id = $5",
+            )
+            .bind(channel_ids_text(channel_ids))
+            .bind(&link.issuer)
+            .bind(&link.subject)
+            .bind(link.customer_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn count_links(&self) -> Result<i64, DbError> {
         let row = self
             .query("SELECT COUNT(*) AS n FROM identity_links WHERE store_hash = $1")

@@ -12,6 +12,7 @@ mod audit_writer;
 pub mod links;
 pub mod settings;
 pub mod trials;
+pub mod webhooks;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -6,6 +6,7 @@ pub mod callback;
 pub mod health;
 pub mod login;
 pub mod logout;
+pub mod webhooks;
 
 use askama::Template;
 use axum::http::{StatusCode, header};

@@ -288,6 +288,26 @@ impl StoreSettings {
         self.snapshot().as_ref().clone()
     }
 
+    /// What saving the form would put in force, built and validated but not stored, so it
+    /// can be checked against BigCommerce first (the storefront URLs).
+    pub fn candidate(
+        &self,
+        rows: Rows<'_>,
+        form: RawStore,
+        access_token: Option<String>,
+        client_secret: Option<String>,
+    ) -> Result<Option<Arc<StoreApi>>, ManageError> {
+        if let Some(refusal) = self.kind().read_only() {
+            return Err(refusal);
+        }
+        let key = rows.key.ok_or(ManageError::NoSecretKey)?;
+        let current = self.current();
+        let edit = self
+            .kind()
+            .saved(key, current.as_deref(), form, access_token, client_secret)?;
+        Ok(edit.value)
+    }
+
     /// Saves the console's store form. An empty `access_token` or `client_secret` keeps
     /// the one in force.
     pub async fn save(

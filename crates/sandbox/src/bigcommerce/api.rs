@@ -38,6 +38,8 @@ pub(super) fn router(emu: Emulator) -> Router {
             "/stores/{store_hash}/v3/customers/settings/channels/{channel_id}",
             get(channel_settings),
         )
+        .merge(super::channels::routes())
+        .merge(super::hooks::routes())
         // No `/v3/customers/{id}` exists (CONTRACT.md §2, §8 item 6): it lands here.
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(emu.clone(), gate))
@@ -225,7 +227,9 @@ async fn create_customers(
         for c in &created {
             tracing::info!(customer_id = c.full.id, "emulator api: customer created");
         }
-        created.into_iter().map(|c| c.full).collect()
+        let created: Vec<CustomerFull> = created.into_iter().map(|c| c.full).collect();
+        emu.customers_changed(super::hooks::CUSTOMER_CREATED, &created);
+        created
     })
 }
 
@@ -234,15 +238,19 @@ async fn update_customers(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    write_batch(&emu, &headers, &body, Store::update, |updated| updated)
+    write_batch(&emu, &headers, &body, Store::update, |updated| {
+        emu.customers_changed(super::hooks::CUSTOMER_UPDATED, &updated);
+        updated
+    })
 }
 
 async fn delete_customers(State(emu): State<Emulator>, RawQuery(raw): RawQuery) -> Response {
     let query = query_pairs(raw);
     let result = emu.lock().store.delete(&query);
     match result {
-        Ok(n) => {
-            tracing::info!(deleted = n, "emulator api: customers deleted");
+        Ok(ids) => {
+            tracing::info!(deleted = ids.len(), "emulator api: customers deleted");
+            emu.customers_deleted(&ids);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => error_response(e),

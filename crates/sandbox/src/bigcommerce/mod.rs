@@ -9,6 +9,8 @@
 mod api;
 mod faults;
 mod items;
+mod channels;
+mod hooks;
 mod query;
 mod rate_limit;
 mod state;
@@ -24,6 +26,7 @@ use bigcommerce_wire::{CustomerFull, CustomerGroupFull, CustomerPost, ErrorRespo
 
 pub use faults::{ApiCall, Fault, FaultConfig, FaultRule, When};
 pub use state::{DuplicateEmailAnswer, StoredCustomer};
+pub use hooks::{BIGCOMMERCE_RETRY_DELAYS, WebhookDelivery};
 
 /// How the emulator is set up. Build it with [`EmulatorConfig::new`] and adjust fields.
 #[derive(Debug, Clone)]
@@ -55,6 +58,9 @@ pub struct EmulatorConfig {
     pub duplicate_email_answer: DuplicateEmailAnswer,
     /// Faults injected at random from the start ([`Emulator::set_faults`] changes them).
     pub faults: FaultConfig,
+    /// Waits before each retry of a failed webhook delivery; when they run out the hook
+    /// is deactivated. BigCommerce's schedule by default (60 s … 24 h); tests shorten it.
+    pub webhook_retry_delays: Vec<Duration>,
 }
 
 /// One storefront channel.
@@ -92,6 +98,7 @@ impl EmulatorConfig {
             forbidden_paths: Vec::new(),
             duplicate_email_answer: DuplicateEmailAnswer::default(),
             faults: FaultConfig::default(),
+            webhook_retry_delays: hooks::bigcommerce_retry_delays(),
         }
     }
 }
@@ -193,6 +200,8 @@ pub struct Emulator {
 struct Inner {
     config: EmulatorConfig,
     state: Mutex<State>,
+    /// Delivers webhooks.
+    http: reqwest::Client,
 }
 
 struct State {
@@ -208,6 +217,9 @@ struct State {
     /// sign-ins for several channels.
     sessions: HashMap<String, HashMap<i64, i64>>,
     faults: faults::FaultState,
+    /// Channel id → the URL of its site (`GET /v3/channels/{id}/site`).
+    sites: channels::Sites,
+    hooks: hooks::Hooks,
 }
 
 impl Emulator {
@@ -225,11 +237,20 @@ impl Emulator {
             login_attempts: Vec::new(),
             sessions: HashMap::new(),
             faults: faults::FaultState::new(config.faults.clone()),
+            sites: channels::Sites::new(),
+            hooks: hooks::Hooks::default(),
         };
+        // No redirects: a destination that redirects has not acknowledged the callback.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
         Self {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(state),
+                http,
             }),
         }
     }

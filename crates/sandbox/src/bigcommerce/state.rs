@@ -436,14 +436,15 @@ impl Store {
     // ---------------------------------------------------------------- DELETE /v3/customers
 
     /// `DELETE /v3/customers?id:in=…` (CONTRACT.md §2.4): without `id:in` nothing is deleted.
-    pub fn delete(&mut self, query: &[(String, String)]) -> Result<usize, ErrorResponse> {
+    /// The ids that were deleted.
+    pub fn delete(&mut self, query: &[(String, String)]) -> Result<Vec<i64>, ErrorResponse> {
         let Some((_, raw)) = query.iter().find(|(k, _)| k == "id:in") else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
         let ids = parse_int_csv("id:in", raw)?;
         Ok(ids
-            .iter()
+            .into_iter()
             .filter(|id| self.customers.remove(id).is_some())
-            .count())
+            .collect())
     }
 }

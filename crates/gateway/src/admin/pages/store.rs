@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::admin::input::Fields;
-use crate::admin::{AdminUser, CsrfForm};
+use crate::admin::{AdminUser, CsrfForm, NoFields};
 use crate::config::{RawChannel, RawStore};
 use crate::error::Error;
 use crate::routes::{render, see_other};
@@ -116,6 +116,8 @@ pub struct StorePage {
     is_set: bool,
     from_file: bool,
     has_secret_key: bool,
+    /// Where BigCommerce delivers the customer webhooks.
+    webhook_destination: String,
     form: StoreForm,
     errors: Vec<String>,
 }
@@ -129,6 +131,7 @@ fn store_page(app: &AppState, csrf: String, form: StoreForm, errors: Vec<String>
         is_set: current.is_some(),
         from_file: app.config.store.declared.is_some(),
         has_secret_key: app.config.database.secret_key.is_some(),
+        webhook_destination: crate::webhooks::destination(&app.config).to_string(),
         form,
         errors,
     });
@@ -137,6 +140,20 @@ fn store_page(app: &AppState, csrf: String, form: StoreForm, errors: Vec<String>
 
 pub async fn store_settings_page(State(app): State<Arc<AppState>>, admin: AdminUser) -> Response {
     store_page(&app, admin.0.csrf, StoreForm::of(&app), Vec::new())
+}
+
+/// "Register webhooks": registers or repairs the two customer hooks, then shows the store
+/// check, whose Webhooks line says how they stand (also when registering failed).
+pub async fn register_webhooks(
+    State(app): State<Arc<AppState>>,
+    admin: AdminUser,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, Error> {
+    // Only "not set up" stops here; a BigCommerce failure is logged and the check shows it.
+    match crate::admin::register_webhooks(&app, &admin.actor).await {
+        Err(Error::StoreNotSetUp) => Err(Error::StoreNotSetUp),
+        _ => Ok(see_other("/admin/checks/store")),
+    }
 }
 
 /// Saves the form, then shows the store check: a wrong token or scope shows at once.
