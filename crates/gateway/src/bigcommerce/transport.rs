@@ -39,6 +39,8 @@ pub const MAX_CONCURRENT_PUTS: usize = 3;
 pub(super) struct Budget {
     left: Option<u64>,
     reset_at: Option<Instant>,
+    /// The store's quota and window as last reported (CONTRACT.md §6).
+    pub(super) quota: Option<(u64, Duration)>,
 }
 
 /// How one attempt ended when it did not produce an answer to decode.
@@ -230,7 +232,11 @@ impl Client {
                 .set(i64::try_from(left).unwrap_or(i64::MAX));
         }
         let reset = num(rl::TIME_RESET_MS).map(Duration::from_millis);
+        let window = num(rl::TIME_WINDOW_MS).map(Duration::from_millis);
         let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(q), Some(w)) = (num(rl::REQUESTS_QUOTA), window) {
+            budget.quota = Some((q, w));
+        }
         budget.left = left;
         budget.reset_at = reset.map(|r| Instant::now() + r);
         [
