@@ -59,7 +59,7 @@ mod tests {
                     .unwrap()
             );
             // Another store's gateway on the same database has its own hashes.
-            let other = db.for_store("another-store");
+            let other = db.for_store(&format!("{}-other", db.store_hash()));
             assert!(
                 other
                     .claim_webhook("h1", "store/customer/updated", 1001)
