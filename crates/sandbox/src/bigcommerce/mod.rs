@@ -7,10 +7,10 @@
 //! cannot hide in the other.
 
 mod api;
-mod faults;
-mod items;
 mod channels;
+mod faults;
 mod hooks;
+mod items;
 mod query;
 mod rate_limit;
 mod state;
@@ -25,8 +25,8 @@ use time::OffsetDateTime;
 use bigcommerce_wire::{CustomerFull, CustomerGroupFull, CustomerPost, ErrorResponse};
 
 pub use faults::{ApiCall, Fault, FaultConfig, FaultRule, When};
-pub use state::{DuplicateEmailAnswer, StoredCustomer};
 pub use hooks::{BIGCOMMERCE_RETRY_DELAYS, WebhookDelivery};
+pub use state::{DuplicateEmailAnswer, StoredCustomer};
 
 /// How the emulator is set up. Build it with [`EmulatorConfig::new`] and adjust fields.
 #[derive(Debug, Clone)]
