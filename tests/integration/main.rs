@@ -23,4 +23,5 @@ mod sessions;
 mod signout;
 mod ssrf;
 mod store_settings;
+mod storm;
 mod topology;

@@ -1,10 +1,8 @@
 //! Identity -> BigCommerce customer: look up by email, create on the first sign-in, and
 //! never hand out a customer for a channel it cannot use (SECURITY.md rule 15).
 
-use tracing::Span;
-
 use crate::bigcommerce::wire::{CustomerFull, CustomerPost, CustomerPut};
-use crate::bigcommerce::{ApiError, Client};
+use crate::bigcommerce::Client;
 use crate::config::{ChannelAccess, Connection, LinkExisting};
 use crate::db::IdentityLink;
 use crate::domain::{ChannelId, Email};
@@ -30,8 +28,8 @@ pub enum Plan {
     Create(CustomerPost),
 }
 
-/// Looks the email up and decides; creates nothing. "Try sign-in" shows this plan, and
-/// [`resolve`] carries it out.
+/// Looks the email up and decides; creates nothing. "Try sign-in" shows this plan; a real
+/// first sign-in is decided the same way, a round at a time ([`crate::coalesce`]).
 pub async fn plan(
     client: &Client,
     conn: &Connection,
@@ -66,52 +64,6 @@ pub async fn plan(
         .into());
     }
     Ok(Plan::Create(post))
-}
-
-#[tracing::instrument(skip_all, fields(connection = %conn.id, channel_id, customer_id = tracing::field::Empty))]
-pub async fn resolve(
-    client: &Client,
-    conn: &Connection,
-    identity: &Identity,
-    email: &Email,
-    channel_id: i64,
-) -> Result<CustomerRef, Error> {
-    let post = match plan(client, conn, identity, email, channel_id).await? {
-        Plan::Existing(c) => {
-            Span::current().record("customer_id", c.id);
-            tracing::info!(customer_id = c.id, "existing customer matched by email");
-            return Ok(c);
-        }
-        Plan::Create(post) => post,
-    };
-    tracing::debug!(customer_group_id = ?post.customer_group_id, channel_ids = ?post.channel_ids, "creating customer");
-    let created = match client.create_customers(std::slice::from_ref(&post)).await {
-        Ok(created) => created,
-        // Two first sign-ins at once: the other one created the customer between our
-        // lookup and our create. Use that customer.
-        Err(e) if e.is_duplicate_email() => {
-            tracing::info!("customer created concurrently; looking it up again");
-            let again = client.customers_by_email(&[email.normalised()]).await?;
-            let c = usable(&again, channel_id)?.ok_or(Error::BigCommerce(e))?;
-            return Ok(CustomerRef {
-                id: c.id,
-                channel_ids: c.channel_ids.clone(),
-                created: false,
-            });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let c = created
-        .iter()
-        .find(|c| c.email.eq_ignore_ascii_case(&post.email))
-        .ok_or_else(|| ApiError::Decode("create answered without the new customer".into()))?;
-    Span::current().record("customer_id", c.id);
-    tracing::info!(customer_id = c.id, "customer created");
-    Ok(CustomerRef {
-        id: c.id,
-        channel_ids: c.channel_ids.clone(),
-        created: true,
-    })
 }
 
 /// How a first sign-in's customer gets linked (SECURITY.md rule 20).
@@ -243,7 +195,7 @@ pub fn check_channel(
 /// Picks the customer that may sign in on `channel_id`. With channel-specific accounts the
 /// same email can exist once per channel set, so the one for this channel wins; a customer
 /// that exists only for other channels is refused rather than recreated.
-fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFull>, PolicyError> {
+pub(crate) fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFull>, PolicyError> {
     let allowed = |c: &&CustomerFull| match &c.channel_ids {
         None => true,
         Some(ids) => ids.contains(&channel_id),
@@ -258,7 +210,7 @@ fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFul
     }
 }
 
-fn new_customer(
+pub(crate) fn new_customer(
     conn: &Connection,
     identity: &Identity,
     email: &Email,

@@ -96,6 +96,8 @@ pub struct Client {
 struct Budget {
     left: Option<u64>,
     reset_at: Option<Instant>,
+    /// The store's quota and window as last reported (CONTRACT.md §6).
+    quota: Option<(u64, Duration)>,
 }
 
 impl Client {
@@ -110,6 +112,12 @@ impl Client {
             access_token: store.access_token.clone(),
             budget: Mutex::new(Budget::default()),
         }
+    }
+
+    /// The store's quota per window as its last answer reported it (`X-Rate-Limit-Requests-
+    /// Quota`, `-Time-Window-Ms`); `None` before the first answer.
+    pub fn quota(&self) -> Option<(u64, Duration)> {
+        self.budget.lock().unwrap_or_else(|p| p.into_inner()).quota
     }
 
     /// `GET /v3/customers?email:in=…`: customers whose email equals one of `emails`,
@@ -378,7 +386,11 @@ impl Client {
         }
         let reset = num(rl::TIME_RESET_MS).map(Duration::from_millis);
         let retry = num(rl::RETRY_AFTER).map(Duration::from_secs);
+        let window = num(rl::TIME_WINDOW_MS).map(Duration::from_millis);
         let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(q), Some(w)) = (num(rl::REQUESTS_QUOTA), window) {
+            budget.quota = Some((q, w));
+        }
         budget.left = left;
         budget.reset_at = reset.map(|r| Instant::now() + r);
         match (reset, retry) {
