@@ -73,7 +73,8 @@ async fn main() {
             (ended, t.elapsed())
         });
     }
-    let (mut times, mut errors, mut waited_pages, mut waited_users) = (Vec::new(), Vec::new(), 0, 0);
+    let (mut times, mut errors, mut waited_pages, mut waited_users) =
+        (Vec::new(), Vec::new(), 0, 0);
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((Ended::SignedIn { waited }, took)) => {
@@ -105,14 +106,23 @@ async fn main() {
     println!();
     println!("| metric | value |");
     println!("|---|---|");
-    println!("| signed in (storefront accepted the token) | {} of {} |", accepted, args.users);
+    println!(
+        "| signed in (storefront accepted the token) | {} of {} |",
+        accepted, args.users
+    );
     println!("| error pages | {} |", errors.len());
     println!("| sign-in time p50 | {} |", pct(0.50));
     println!("| sign-in time p99 | {} |", pct(0.99));
     println!("| sign-in time max | {} |", pct(1.0));
     println!("| shoppers who saw the waiting page | {waited_users} ({waited_pages} refreshes) |");
-    println!("| BigCommerce API calls | {calls} ({:.3} per sign-in) |", calls as f64 / args.users.max(1) as f64);
-    println!("| API calls refused with 429 | {} |", emulator.rate_limited_count());
+    println!(
+        "| BigCommerce API calls | {calls} ({:.3} per sign-in) |",
+        calls as f64 / args.users.max(1) as f64
+    );
+    println!(
+        "| API calls refused with 429 | {} |",
+        emulator.rate_limited_count()
+    );
     println!("| wall time | {:.1} s |", wall.as_secs_f64());
     let mut codes: Vec<&String> = errors.iter().collect();
     codes.sort();
@@ -174,12 +184,18 @@ async fn hops(browser: &reqwest::Client, gateway: &Url, sub: &str) -> Result<End
     }
     let landing = next.ok_or("no storefront URL")?;
     if !landing.path().starts_with("/login/token/") {
-        return Ok(Ended::ErrorPage(format!("redirected to {}", landing.path())));
+        return Ok(Ended::ErrorPage(format!(
+            "redirected to {}",
+            landing.path()
+        )));
     }
     let (body, account) = get(browser, landing).await?;
     match account {
         Some(_) => Ok(Ended::SignedIn { waited }),
-        None => Ok(Ended::ErrorPage(format!("storefront: {}", error_code(&body)))),
+        None => Ok(Ended::ErrorPage(format!(
+            "storefront: {}",
+            error_code(&body)
+        ))),
     }
 }
 

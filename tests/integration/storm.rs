@@ -80,7 +80,11 @@ async fn storm_sign_in(gateway: Url, sub: String) -> Outcome {
         tokio::time::sleep(Duration::from_millis(100)).await;
         page = fetch(&browser, gateway.join(&next).unwrap()).await;
     }
-    if let Some(landing) = page.location.clone().filter(|_| page.status.is_redirection()) {
+    if let Some(landing) = page
+        .location
+        .clone()
+        .filter(|_| page.status.is_redirection())
+    {
         // The token is accepted by the storefront: it was minted when the wait ended.
         let landed = fetch(&browser, landing).await;
         assert!(landed.status.is_redirection(), "{}", landed.body);
@@ -128,14 +132,23 @@ async fn a_burst_of_first_sign_ins_shares_calls_and_every_one_signs_in() {
     env.demo.emulator.set_rate_limit(10, Duration::from_secs(5));
     let before = env.demo.emulator.api_request_count();
     let gateway = env.demo.gateway_url.clone();
-    let outcomes = storm((0..n).map(|i| (gateway.clone(), format!("storm{i}"))).collect()).await;
+    let outcomes = storm(
+        (0..n)
+            .map(|i| (gateway.clone(), format!("storm{i}")))
+            .collect(),
+    )
+    .await;
 
     for o in &outcomes {
         assert!(o.signed_in(), "{} not signed in: {}", o.sub, o.page.body);
     }
     let calls = env.demo.emulator.api_request_count() - before;
     assert!(calls <= 20, "{calls} API calls for {n} first sign-ins");
-    assert_eq!(env.demo.emulator.rate_limited_count(), 0, "a call earned a 429");
+    assert_eq!(
+        env.demo.emulator.rate_limited_count(),
+        0,
+        "a call earned a 429"
+    );
     let customers = customers_by_email(&env);
     for i in 0..n {
         assert_eq!(customers.get(&format!("storm{i}@example.com")), Some(&1));
@@ -156,7 +169,12 @@ async fn the_waiting_page_refreshes_until_the_account_is_ready() {
         budget.acquire().await;
     }
     let gateway = env.demo.gateway_url.clone();
-    let outcomes = storm((0..3).map(|i| (gateway.clone(), format!("storm{i}"))).collect()).await;
+    let outcomes = storm(
+        (0..3)
+            .map(|i| (gateway.clone(), format!("storm{i}")))
+            .collect(),
+    )
+    .await;
     for o in &outcomes {
         assert!(o.signed_in(), "{} not signed in: {}", o.sub, o.page.body);
         assert!(o.waited >= 1, "{} never saw the waiting page", o.sub);
@@ -178,6 +196,8 @@ async fn one_refused_customer_gets_its_page_and_the_others_sign_in() {
     // customer, and with it (atomically, in the emulator) the whole batch.
     users[4].groups = vec!["ghosts".into()];
     let env = storm_env(users, |c| {
+        let scopes = ["openid", "email", "profile", "groups"];
+        c.connections[0].scopes = Some(scopes.map(String::from).to_vec());
         c.connections[0].group_rules = vec![RawGroupRule {
             group: "ghosts".into(),
             customer_group_id: 999,
@@ -192,7 +212,12 @@ async fn one_refused_customer_gets_its_page_and_the_others_sign_in() {
         budget.acquire().await;
     }
     let gateway = env.demo.gateway_url.clone();
-    let outcomes = storm((0..10).map(|i| (gateway.clone(), format!("storm{i}"))).collect()).await;
+    let outcomes = storm(
+        (0..10)
+            .map(|i| (gateway.clone(), format!("storm{i}")))
+            .collect(),
+    )
+    .await;
     for o in &outcomes {
         if o.sub == "storm4" {
             o.page
@@ -229,8 +254,8 @@ async fn two_replicas_share_one_budget_through_redis() {
     // The key is the store's (its hash is fresh per test run): both replicas spend from it.
     assert!(env.demo.state.coalescer.budget().is_shared());
     assert!(replica.coalescer.budget().is_shared());
-    // 6 calls per 4 s; each replica alone would allow itself 5, together 10: 429s.
-    env.demo.emulator.set_rate_limit(6, Duration::from_secs(4));
+    // 8 calls per 4 s; each replica alone would allow itself 7, together 14: 429s.
+    env.demo.emulator.set_rate_limit(8, Duration::from_secs(4));
     let gateways = [env.demo.gateway_url.clone(), replica_url];
     let outcomes = storm(
         (0..n)
@@ -241,7 +266,11 @@ async fn two_replicas_share_one_budget_through_redis() {
     for o in &outcomes {
         assert!(o.signed_in(), "{} not signed in: {}", o.sub, o.page.body);
     }
-    assert_eq!(env.demo.emulator.rate_limited_count(), 0, "a call earned a 429");
+    assert_eq!(
+        env.demo.emulator.rate_limited_count(),
+        0,
+        "a call earned a 429"
+    );
     let customers = customers_by_email(&env);
     assert_eq!(customers.len(), n);
     assert!(customers.values().all(|n| *n == 1), "{customers:?}");

@@ -142,7 +142,10 @@ impl ApiBudget {
         let (limit, window) = (self.limit() as usize, self.window());
         let now = Instant::now();
         let mut log = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        while log.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while log
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             log.pop_front();
         }
         if log.len() < limit {
@@ -171,7 +174,11 @@ mod tests {
         }
         assert!(start.elapsed() < Duration::from_millis(10));
         budget.acquire().await;
-        assert!(start.elapsed() >= Duration::from_secs(30), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -92,9 +92,9 @@ impl Coalescer {
         self.lock().push_back(job);
         self.ensure_worker();
         self.arrived.notify_one();
-        let customer = answer
-            .await
-            .map_err(|_| Error::BigCommerce(ApiError::Transport("sign-in queue stopped".into())))??;
+        let customer = answer.await.map_err(|_| {
+            Error::BigCommerce(ApiError::Transport("sign-in queue stopped".into()))
+        })??;
         tracing::info!(
             customer_id = customer.id,
             created = customer.created,
@@ -236,7 +236,9 @@ async fn round_of(c: &Coalescer, round: Vec<Job>) {
             Created::Found(customers) => {
                 let result = match provisioning::usable(&customers, job.channel_id) {
                     Ok(Some(customer)) => Ok(existing(customer)),
-                    Ok(None) => Err(ApiError::Decode("customer not found after create".into()).into()),
+                    Ok(None) => {
+                        Err(ApiError::Decode("customer not found after create".into()).into())
+                    }
                     Err(e) => Err(e.into()),
                 };
                 answer(job, result);
@@ -266,7 +268,10 @@ async fn global_logins_allowed(
         }
         if !allowed.contains_key(&job.channel_id) {
             c.budget.acquire().await;
-            let answer = api.client.channel_allows_global_logins(job.channel_id).await;
+            let answer = api
+                .client
+                .channel_allows_global_logins(job.channel_id)
+                .await;
             allowed.insert(job.channel_id, answer);
         }
         match &allowed[&job.channel_id] {

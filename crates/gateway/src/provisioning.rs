@@ -1,8 +1,8 @@
 //! Identity -> BigCommerce customer: look up by email, create on the first sign-in, and
 //! never hand out a customer for a channel it cannot use (SECURITY.md rule 15).
 
-use crate::bigcommerce::wire::{CustomerFull, CustomerPost, CustomerPut};
 use crate::bigcommerce::Client;
+use crate::bigcommerce::wire::{CustomerFull, CustomerPost, CustomerPut};
 use crate::config::{ChannelAccess, Connection, LinkExisting};
 use crate::db::IdentityLink;
 use crate::domain::{ChannelId, Email};
@@ -195,7 +195,10 @@ pub fn check_channel(
 /// Picks the customer that may sign in on `channel_id`. With channel-specific accounts the
 /// same email can exist once per channel set, so the one for this channel wins; a customer
 /// that exists only for other channels is refused rather than recreated.
-pub(crate) fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFull>, PolicyError> {
+pub(crate) fn usable(
+    found: &[CustomerFull],
+    channel_id: i64,
+) -> Result<Option<&CustomerFull>, PolicyError> {
     let allowed = |c: &&CustomerFull| match &c.channel_ids {
         None => true,
         Some(ids) => ids.contains(&channel_id),

@@ -245,6 +245,7 @@ pub async fn complete(
     app.first_sign_ins.start(
         &ticket.issuer,
         &ticket.subject,
+        channel_id,
         crate::telemetry::within(
             ctx,
             async move {
@@ -258,7 +259,7 @@ pub async fn complete(
     );
     let collected = app
         .first_sign_ins
-        .collect(&ticket.issuer, &ticket.subject, CALLBACK_WAIT)
+        .collect(&ticket.issuer, &ticket.subject, channel_id, CALLBACK_WAIT)
         .await;
     match collected {
         Some(done) => finish(app, done, channel_id, &redirect_to, client_ip)
@@ -284,12 +285,16 @@ pub async fn resume(
     let channel = channel(&api, ticket.channel_id)?;
     let redirect_to =
         crate::redirect::or_default(Some(ticket.redirect_to.as_str()), &channel.default_redirect);
-    if let Some(done) = app.first_sign_ins.collect(issuer, subject, RESUME_WAIT).await {
+    if let Some(done) = app
+        .first_sign_ins
+        .collect(issuer, subject, channel.id, RESUME_WAIT)
+        .await
+    {
         return finish(app, done, channel.id, &redirect_to, client_ip)
             .await
             .map(Completed::SignedIn);
     }
-    if app.first_sign_ins.has(issuer, subject) {
+    if app.first_sign_ins.has(issuer, subject, channel.id) {
         return Ok(Completed::Waiting(ticket));
     }
     let mut audit = AuditEvent {

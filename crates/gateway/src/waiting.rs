@@ -3,8 +3,9 @@
 //! the callback waits a little for it, and if it is not done the shopper gets a page that
 //! refreshes itself and picks the outcome up here when it is.
 //!
-//! Keyed by `(issuer, subject)`: a second callback of the same person (another tab) joins
-//! the sign-in under way rather than starting another. The outcome is handed out once;
+//! Keyed by `(issuer, subject, channel)`: a second callback of the same person for the same
+//! storefront (another tab) joins the sign-in under way rather than starting another; one
+//! for another storefront runs on its own, with that channel's checks. The outcome is handed out once;
 //! unclaimed outcomes are forgotten after [`KEEP_OUTCOME`].
 
 use std::collections::HashMap;
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-type Key = (String, String);
+/// `(issuer, subject, channel)`: a run decides the customer for one channel only.
+type Key = (String, String, i64);
 
 /// How long an outcome nobody collected is kept (the shopper closed the tab).
 const KEEP_OUTCOME: Duration = Duration::from_secs(600);
@@ -37,18 +39,15 @@ impl<T: Send + 'static> Default for Waiting<T> {
 }
 
 impl<T: Send + 'static> Waiting<T> {
-    /// Runs `work` detached for `(issuer, subject)`, unless a run of theirs is under way
+    /// Runs `work` detached for `(issuer, subject, channel)`, unless a run of theirs is under way
     /// already (then `work` is dropped unrun). An outcome nobody collected is replaced.
-    pub fn start<F>(&self, issuer: &str, subject: &str, work: F)
+    pub fn start<F>(&self, issuer: &str, subject: &str, channel_id: i64, work: F)
     where
         F: Future<Output = T> + Send + 'static,
     {
-        let key = (issuer.to_owned(), subject.to_owned());
+        let key = (issuer.to_owned(), subject.to_owned(), channel_id);
         let mut slots = self.lock();
-        slots.retain(|_, s| {
-            s.finished_at()
-                .is_none_or(|at| at.elapsed() < KEEP_OUTCOME)
-        });
+        slots.retain(|_, s| s.finished_at().is_none_or(|at| at.elapsed() < KEEP_OUTCOME));
         if slots.get(&key).is_some_and(|s| s.finished_at().is_none()) {
             return;
         }
@@ -67,16 +66,22 @@ impl<T: Send + 'static> Waiting<T> {
         });
     }
 
-    /// Whether `(issuer, subject)` has a run here, under way or with an outcome to collect.
-    pub fn has(&self, issuer: &str, subject: &str) -> bool {
+    /// Whether `(issuer, subject, channel)` has a run here, under way or with an outcome to collect.
+    pub fn has(&self, issuer: &str, subject: &str, channel_id: i64) -> bool {
         self.lock()
-            .contains_key(&(issuer.to_owned(), subject.to_owned()))
+            .contains_key(&(issuer.to_owned(), subject.to_owned(), channel_id))
     }
 
-    /// Waits up to `wait` for the run of `(issuer, subject)` and takes its outcome.
+    /// Waits up to `wait` for the run of `(issuer, subject, channel)` and takes its outcome.
     /// `None`: no run here, not finished in time, or its outcome already collected.
-    pub async fn collect(&self, issuer: &str, subject: &str, wait: Duration) -> Option<T> {
-        let key = (issuer.to_owned(), subject.to_owned());
+    pub async fn collect(
+        &self,
+        issuer: &str,
+        subject: &str,
+        channel_id: i64,
+        wait: Duration,
+    ) -> Option<T> {
+        let key = (issuer.to_owned(), subject.to_owned(), channel_id);
         let slot = self.lock().get(&key).cloned()?;
         let mut done = slot.done.clone();
         // A dropped sender without `true` means the task panicked: nothing to collect.
@@ -84,7 +89,11 @@ impl<T: Send + 'static> Waiting<T> {
         if !matches!(finished, Ok(Ok(_))) {
             return None;
         }
-        let outcome = slot.outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let outcome = slot
+            .outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let mut slots = self.lock();
         if slots.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
             slots.remove(&key);
@@ -111,16 +120,33 @@ mod tests {
     async fn an_outcome_is_collected_once_and_a_second_start_joins_the_first() {
         let waiting: Waiting<u32> = Waiting::default();
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
-        waiting.start("i", "s", async move {
+        waiting.start("i", "s", 1, async move {
             let _ = wait.await;
             1
         });
-        waiting.start("i", "s", async { 2 });
-        assert_eq!(waiting.collect("i", "s", Duration::from_millis(20)).await, None);
-        assert!(waiting.has("i", "s"));
+        waiting.start("i", "s", 1, async { 2 });
+        // Another storefront: a run of its own.
+        waiting.start("i", "s", 2, async { 3 });
+        assert_eq!(
+            waiting
+                .collect("i", "s", 1, Duration::from_millis(20))
+                .await,
+            None
+        );
+        assert!(waiting.has("i", "s", 1));
         go.send(()).unwrap();
-        assert_eq!(waiting.collect("i", "s", Duration::from_secs(5)).await, Some(1));
-        assert!(!waiting.has("i", "s"));
-        assert_eq!(waiting.collect("i", "s", Duration::from_millis(1)).await, None);
+        assert_eq!(
+            waiting.collect("i", "s", 1, Duration::from_secs(5)).await,
+            Some(1)
+        );
+        assert!(!waiting.has("i", "s", 1));
+        assert_eq!(
+            waiting.collect("i", "s", 1, Duration::from_millis(1)).await,
+            None
+        );
+        assert_eq!(
+            waiting.collect("i", "s", 2, Duration::from_secs(5)).await,
+            Some(3)
+        );
     }
 }

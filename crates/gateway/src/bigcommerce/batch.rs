@@ -283,7 +283,9 @@ mod tests {
             chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
             [50, 50, 20]
         );
-        let long: Vec<String> = (0..4).map(|i| format!("{}{i}@a.test", "x".repeat(700))).collect();
+        let long: Vec<String> = (0..4)
+            .map(|i| format!("{}{i}@a.test", "x".repeat(700)))
+            .collect();
         let chunks = lookup_chunks(&long);
         assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [2, 2]);
         assert!(lookup_chunks(&[]).is_empty());
