@@ -11,6 +11,7 @@
 //! same customer is created, and a customer the round did not create itself (found after
 //! a refused create) never counts as created, so the link policy stays as strict.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -266,13 +267,13 @@ async fn global_logins_allowed(
             out.push(job);
             continue;
         }
-        if !allowed.contains_key(&job.channel_id) {
+        if let Entry::Vacant(slot) = allowed.entry(job.channel_id) {
             c.budget.acquire().await;
-            let answer = api
-                .client
-                .channel_allows_global_logins(job.channel_id)
-                .await;
-            allowed.insert(job.channel_id, answer);
+            slot.insert(
+                api.client
+                    .channel_allows_global_logins(job.channel_id)
+                    .await,
+            );
         }
         match &allowed[&job.channel_id] {
             Ok(Some(false)) => {

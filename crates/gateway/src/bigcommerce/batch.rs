@@ -22,7 +22,7 @@ const MAX_LOOKUP_CHARS: usize = 1800;
 #[derive(Debug)]
 pub enum Created {
     /// Created by this call.
-    New(CustomerFull),
+    New(Box<CustomerFull>),
     /// The create was refused or answered without it, and a lookup then found these
     /// customers with its email: another sign-in's, the merchant's, or (if BigCommerce
     /// keeps part of a refused batch, unconfirmed) this batch's. Never counted as ours.
@@ -107,7 +107,7 @@ async fn create_chunk(client: &Client, budget: &ApiBudget, chunk: &[CustomerPost
                 .map(|p| {
                     data.iter()
                         .find(|c| c.email.trim().eq_ignore_ascii_case(&p.email))
-                        .map(|c| Created::New(c.clone()))
+                        .map(|c| Created::New(Box::new(c.clone())))
                 })
                 .collect();
             if out.iter().all(Option::is_some) {
@@ -183,7 +183,7 @@ async fn create_one(client: &Client, budget: &ApiBudget, post: &CustomerPost) ->
             .into_iter()
             .find(|c| c.email.trim().eq_ignore_ascii_case(&post.email))
         {
-            Some(c) => Created::New(c),
+            Some(c) => Created::New(Box::new(c)),
             None => Created::Refused(ApiError::Decode(
                 "create answered without the new customer".into(),
             )),
