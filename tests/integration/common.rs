@@ -346,7 +346,16 @@ impl Env {
         sub: &str,
     ) -> (Url, Page) {
         let callback = self.callback_with(browser, query, sub).await;
-        let page = fetch(browser, callback.clone()).await;
+        let mut page = fetch(browser, callback.clone()).await;
+        // A first sign-in that outlasts the callback shows the waiting page, which a
+        // browser refreshes until the outcome is there (`waiting.rs`).
+        for _ in 0..300 {
+            let Some(next) = meta_refresh(&page) else {
+                break;
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            page = fetch(browser, callback.join(&next).unwrap()).await;
+        }
         (callback, page)
     }
 
@@ -598,6 +607,16 @@ pub fn write_config(
 }
 
 /// `GET url` in `browser`, as a page.
+/// The URL of a waiting page's `<meta http-equiv="refresh" content="N;url=…">`.
+pub fn meta_refresh(page: &Page) -> Option<String> {
+    if page.status != StatusCode::OK || !page.body.contains("id=\"waiting\"") {
+        return None;
+    }
+    let start = page.body.find(";url=")? + 5;
+    let end = page.body[start..].find('"')?;
+    Some(page.body[start..start + end].replace("&amp;", "&"))
+}
+
 pub async fn fetch(browser: &reqwest::Client, url: impl reqwest::IntoUrl) -> Page {
     page_of(browser.get(url).send().await.unwrap()).await
 }

@@ -27,5 +27,6 @@ mod sessions;
 mod signout;
 mod ssrf;
 mod store_settings;
+mod storm;
 mod topology;
 mod webhooks;

@@ -88,13 +88,17 @@ pub enum Error {
     WebhookTooLarge,
     #[error("webhook callback refused: {0}")]
     WebhookInvalid(&'static str),
+    #[error("the first sign-in's account was not set up in time")]
+    SignInIncomplete,
 }
 
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
-            Error::NoConnections | Error::StoreNotSetUp => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NoConnections | Error::StoreNotSetUp | Error::SignInIncomplete => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::TooManyRequests { .. } | Error::ConnectionRateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -171,6 +175,7 @@ impl Error {
             Error::LoginToken(_) => "login_token_failed",
             Error::Template(_) => "page_render_failed",
             Error::NotFound => "not_found",
+            Error::SignInIncomplete => "sign_in_incomplete",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::ConnectionRateLimited { .. } => "connection_rate_limited",
             Error::AdminDisabled => "admin_disabled",
@@ -282,6 +287,10 @@ impl Error {
                 format!("The sign-in could not be completed. {try_again}"),
             ),
             Error::NotFound => ("Page not found", "There is nothing at this address.".into()),
+            Error::SignInIncomplete => (
+                "Your account is taking too long to set up",
+                format!("Many people are signing in for the first time right now, and your store account was not ready in time. {try_again}"),
+            ),
             Error::AdminDisabled => (
                 "The admin console is not enabled",
                 "Set an admin token (BCSSO_ADMIN_TOKEN or [admin] token_file) and restart the gateway.".into(),

@@ -4,11 +4,13 @@
 //! tests and the demo run exactly the code production runs.
 
 pub mod admin;
+pub mod api_budget;
 pub mod bigcommerce;
 pub mod capped_body;
 pub mod cli;
 pub mod client_ip;
 pub mod clock;
+pub mod coalesce;
 pub mod config;
 pub mod db;
 pub mod diagnostics;
@@ -29,6 +31,7 @@ pub mod settings;
 pub mod signin;
 pub mod signout;
 pub mod telemetry;
+pub mod waiting;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -61,6 +64,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Rate limits by client IP and by connection, and the admin failure budget.
     pub limits: rate_limit::Limits,
+    /// First sign-ins' BigCommerce calls, coalesced under the store's API budget.
+    pub coalescer: Arc<coalesce::Coalescer>,
+    /// Sign-ins whose account is still being set up (the waiting page).
+    pub first_sign_ins: waiting::Waiting<signin::Provisioned>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +117,18 @@ impl AppState {
             ),
             None => sessions::SessionBackend::Memory(sessions::MemorySessionStore::default()),
         };
+        let budget = match &config.server.sessions_url {
+            Some(url) => api_budget::ApiBudget::shared(
+                redis_connection(url.expose())
+                    .await
+                    .map_err(|e| StartError::Sessions(e.to_string()))?,
+                format!("bcsso:api-budget:{}", config.store.store_hash),
+            ),
+            None => api_budget::ApiBudget::local(),
+        };
         Ok(Self {
+            coalescer: coalesce::Coalescer::new(budget),
+            first_sign_ins: waiting::Waiting::default(),
             limits: rate_limit::Limits::new(&config.server),
             admin_sessions: sessions.for_admins(),
             sessions,
@@ -194,6 +212,11 @@ impl AppState {
         let after = clock::system_now_ms();
         Ok(Some(api.tokens.record_bigcommerce_time(bc, before, after)))
     }
+}
+
+/// The store's API budget is shared through the sessions' Redis, on a connection of its own.
+async fn redis_connection(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+    redis::aio::ConnectionManager::new(redis::Client::open(url)?).await
 }
 
 /// The metrics listener's app: `GET /metrics` in Prometheus's text format. Served on its
@@ -356,6 +379,9 @@ pub fn app_with_store<S: SessionStore + Clone>(state: Arc<AppState>, store: S) -
         ));
     Router::new()
         .route("/", get(routes::login::index))
+        // Outside the sign-in rate limit: it refreshes every few seconds during a storm,
+        // costs no IdP or API call, and answers only the session that holds its ticket.
+        .route("/login/wait", get(routes::callback::wait))
         .merge(sign_in)
         .route("/healthz", get(routes::health::live))
         .route("/readyz", get(routes::health::ready))

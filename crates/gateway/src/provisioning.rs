@@ -1,10 +1,8 @@
 //! Identity -> BigCommerce customer: look up by email, create on the first sign-in, and
 //! never hand out a customer for a channel it cannot use (SECURITY.md rule 15).
 
-use tracing::Span;
-
+use crate::bigcommerce::Client;
 use crate::bigcommerce::wire::{CustomerFull, CustomerPost, CustomerPut};
-use crate::bigcommerce::{ApiError, Client};
 use crate::config::{ChannelAccess, Connection, LinkExisting};
 use crate::db::IdentityLink;
 use crate::domain::{ChannelId, Email};
@@ -64,8 +62,8 @@ pub enum Plan {
     Create(CustomerPost),
 }
 
-/// Looks the email up and decides; creates nothing. "Try sign-in" shows this plan, and
-/// [`resolve`] carries it out.
+/// Looks the email up and decides; creates nothing. "Try sign-in" shows this plan; a real
+/// first sign-in is decided the same way, a round at a time ([`crate::coalesce`]).
 pub async fn plan(
     client: &Client,
     conn: &Connection,
@@ -97,70 +95,6 @@ pub async fn plan(
     Ok(Plan::Create(post))
 }
 
-#[tracing::instrument(skip_all, fields(connection = %conn.id, channel_id, customer_id = tracing::field::Empty))]
-pub async fn resolve(
-    client: &Client,
-    conn: &Connection,
-    identity: &Identity,
-    email: &Email,
-    channel_id: i64,
-) -> Result<CustomerRef, Error> {
-    let post = match plan(client, conn, identity, email, channel_id).await? {
-        Plan::Existing(c) => {
-            Span::current().record("customer_id", c.id);
-            tracing::info!(customer_id = c.id, "existing customer matched by email");
-            return Ok(c);
-        }
-        Plan::Create(post) => post,
-    };
-    tracing::debug!(customer_group_id = ?post.customer_group_id, channel_ids = ?post.channel_ids, "creating customer");
-    let mut retried = false;
-    let created = loop {
-        match client.create_customers(std::slice::from_ref(&post)).await {
-            Ok(created) => break created,
-            // Two first sign-ins at once: the other one created the customer between our
-            // lookup and our create. BigCommerce's answer does not say so (CONTRACT.md
-            // §2.3), so any refusal of the whole create is checked by a second lookup.
-            Err(e) if e.is_create_conflict() => {
-                tracing::info!(error = %e, "create refused; looking the email up again");
-                return match lookup(client, email, channel_id).await? {
-                    Some(c) => Ok(recovered(c, Recovered::CreateConflict)),
-                    None => Err(Error::CustomerNotCreated(e)),
-                };
-            }
-            // The create may have gone through although its answer was lost. A POST is not
-            // idempotent: look first, and create once more only if nobody has the email.
-            Err(e) if e.outcome_unknown() && !retried => {
-                tracing::warn!(error = %e, "create failed with an unknown outcome; looking the email up");
-                if let Some(c) = lookup(client, email, channel_id).await? {
-                    return Ok(recovered(c, Recovered::CreateOutcomeUnknown));
-                }
-                retried = true;
-            }
-            Err(e) if e.outcome_unknown() => {
-                // The second create failed the same way: one more look, so a customer
-                // that does exist is used, not left unlinked behind an error page.
-                return match lookup(client, email, channel_id).await {
-                    Ok(Some(c)) => Ok(recovered(c, Recovered::CreateOutcomeUnknown)),
-                    _ => Err(e.into()),
-                };
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    // One item sent, so `data[0]` is it: the order of `data` is unconfirmed for batches
-    // (CONTRACT.md §2.3), and the echoed email may differ in case or be `null`.
-    let c = created
-        .first()
-        .ok_or_else(|| ApiError::Decode("create answered without the new customer".into()))?;
-    Span::current().record("customer_id", c.id);
-    tracing::info!(customer_id = c.id, "customer created");
-    Ok(CustomerRef {
-        created: true,
-        ..CustomerRef::existing(c)
-    })
-}
-
 /// The customer with this email that may use `channel_id`, if any.
 async fn lookup(
     client: &Client,
@@ -184,19 +118,6 @@ async fn lookup(
         .into());
     }
     Ok(Some(CustomerRef::existing(c)))
-}
-
-fn recovered(c: CustomerRef, how: Recovered) -> CustomerRef {
-    Span::current().record("customer_id", c.id);
-    tracing::info!(
-        customer_id = c.id,
-        how = how.code(),
-        "customer found after a failed create"
-    );
-    CustomerRef {
-        recovered: Some(how),
-        ..c
-    }
 }
 
 /// How a first sign-in's customer gets linked (SECURITY.md rule 20).
@@ -329,7 +250,10 @@ pub fn check_channel(
 /// Picks the customer that may sign in on `channel_id`. With channel-specific accounts the
 /// same email can exist once per channel set, so the one for this channel wins; a customer
 /// that exists only for other channels is refused rather than recreated.
-fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFull>, PolicyError> {
+pub(crate) fn usable(
+    found: &[CustomerFull],
+    channel_id: i64,
+) -> Result<Option<&CustomerFull>, PolicyError> {
     let allowed = |c: &&CustomerFull| match &c.channel_ids {
         None => true,
         Some(ids) => ids.contains(&channel_id),
@@ -356,7 +280,7 @@ fn usable(found: &[CustomerFull], channel_id: i64) -> Result<Option<&CustomerFul
     }
 }
 
-fn new_customer(
+pub(crate) fn new_customer(
     conn: &Connection,
     identity: &Identity,
     email: &Email,

@@ -3,7 +3,10 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use url::Url;
 
 use crate::AppState;
@@ -16,6 +19,7 @@ use crate::policy;
 use crate::provisioning;
 use crate::redirect::RelativePath;
 use crate::settings::store::StoreApi;
+use crate::telemetry::RequestCtx;
 
 /// `/login`'s query: which storefront, where to land, and how to pick the IdP.
 #[derive(Debug, Default)]
@@ -142,46 +146,219 @@ fn channel(api: &StoreApi, id: i64) -> Result<&Channel, Error> {
         .ok_or(Error::UnknownChannel(id))
 }
 
+/// How long the callback waits for a first sign-in's account before showing the waiting
+/// page instead.
+pub const CALLBACK_WAIT: Duration = Duration::from_secs(3);
+/// How long each visit of the waiting page waits (it then renders itself again).
+pub const RESUME_WAIT: Duration = Duration::from_secs(5);
+/// A sign-in not done after this long is given up: start again.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// What a finished callback leads to.
+pub enum Completed {
+    /// The storefront URL carrying a freshly minted login token.
+    SignedIn(Url),
+    /// The account is still being set up: show the waiting page, which resumes with this.
+    Waiting(WaitTicket),
+}
+
+/// A sign-in on the waiting page, as the shopper's session keeps it: the identity verified
+/// at the callback and where it was going. The ticket in the page's URL must match, so the
+/// page resumes only in the browser that signed in.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct WaitTicket {
+    #[serde(rename = "t")]
+    pub ticket: String,
+    #[serde(rename = "i")]
+    issuer: String,
+    #[serde(rename = "s")]
+    subject: String,
+    #[serde(rename = "c")]
+    connection: String,
+    #[serde(rename = "h")]
+    channel_id: i64,
+    #[serde(rename = "r")]
+    redirect_to: String,
+    #[serde(rename = "a")]
+    started_at_ms: i64,
+}
+
+impl WaitTicket {
+    pub fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    pub fn channel_id(&self) -> i64 {
+        self.channel_id
+    }
+}
+
+/// A provisioning run's outcome, with the audit event it filled in.
+pub struct Provisioned {
+    result: Result<i64, Error>,
+    audit: AuditEvent,
+}
+
 /// Finishes a sign-in whose pending login the caller took from the session by `state`, on
-/// the callback it came back to. Returns the storefront URL carrying a freshly minted login
-/// token. Every outcome is written to the audit trail.
+/// the callback it came back to: the storefront URL carrying a freshly minted login token,
+/// or, when the account takes longer to set up (a storm of first sign-ins), a ticket for
+/// the waiting page. Every outcome is written to the audit trail.
 pub async fn complete(
     app: &Arc<AppState>,
     pending: PendingLogin,
     callback: Callback<'_>,
     params: CallbackParams,
     client_ip: Option<IpAddr>,
-) -> Result<Url, Error> {
+) -> Result<Completed, Error> {
     if pending.trial.is_some() {
-        return crate::admin::trial::run(app, pending, callback, params).await;
+        return crate::admin::trial::run(app, pending, callback, params)
+            .await
+            .map(Completed::SignedIn);
     }
     let mut audit = AuditEvent {
         connection: Some(pending.connection.to_string()),
         ..AuditEvent::default()
     };
-    let result = finish_sign_in(app, pending, callback, params, client_ip, &mut audit).await;
-    if let Err(e) = &result {
-        audit.kind = AuditKind::SignInRefused;
-        audit.reason = Some(e.code().to_owned());
+    let verified = match verify(app, pending, callback, params, &mut audit).await {
+        Ok(v) => v,
+        Err(e) => return Err(refused(app, audit, e).await),
+    };
+    let Verified {
+        conn,
+        identity,
+        api,
+        channel_id,
+        redirect_to,
+    } = verified;
+    let ticket = WaitTicket {
+        ticket: uuid::Uuid::new_v4().simple().to_string(),
+        issuer: identity.issuer.clone(),
+        subject: identity.subject.clone(),
+        connection: conn.id.to_string(),
+        channel_id,
+        redirect_to: redirect_to.as_str().to_owned(),
+        started_at_ms: crate::clock::system_now_ms(),
+    };
+    // Detached, so a sign-in queued behind a storm finishes even when the shopper is on
+    // the waiting page, or gone.
+    let (run_app, ctx, span) = (app.clone(), RequestCtx::current(), tracing::Span::current());
+    app.first_sign_ins.start(
+        &ticket.issuer,
+        &ticket.subject,
+        channel_id,
+        crate::telemetry::within(
+            ctx,
+            async move {
+                let mut audit = audit;
+                let result =
+                    customer_for(&run_app, &api, &conn, &identity, channel_id, &mut audit).await;
+                Provisioned { result, audit }
+            }
+            .instrument(span),
+        ),
+    );
+    let collected = app
+        .first_sign_ins
+        .collect(&ticket.issuer, &ticket.subject, channel_id, CALLBACK_WAIT)
+        .await;
+    match collected {
+        Some(done) => finish(app, done, channel_id, &redirect_to, client_ip)
+            .await
+            .map(Completed::SignedIn),
+        // Another tab of the same person joined the same run and took its outcome first:
+        // the link that run made decides this tab's sign-in too, without a wait.
+        None if !app
+            .first_sign_ins
+            .has(&ticket.issuer, &ticket.subject, channel_id) =>
+        {
+            resume(app, ticket, client_ip).await
+        }
+        None => {
+            tracing::info!(sub = %ticket.subject, "account still being set up; showing the waiting page");
+            Ok(Completed::Waiting(ticket))
+        }
     }
-    app.audit(audit).await;
-    result
 }
 
-async fn finish_sign_in(
+/// The waiting page's visit: the sign-in's outcome if it came in the meantime, else the
+/// page again. A sign-in run by another replica (no sticky sessions) is found by the link
+/// it created; an error it met is shown when the page reaches that replica again.
+pub async fn resume(
+    app: &Arc<AppState>,
+    ticket: WaitTicket,
+    client_ip: Option<IpAddr>,
+) -> Result<Completed, Error> {
+    let (issuer, subject) = (ticket.issuer.as_str(), ticket.subject.as_str());
+    let api = app.bigcommerce()?;
+    let channel = channel(&api, ticket.channel_id)?;
+    let redirect_to =
+        crate::redirect::or_default(Some(ticket.redirect_to.as_str()), &channel.default_redirect);
+    if let Some(done) = app
+        .first_sign_ins
+        .collect(issuer, subject, channel.id, RESUME_WAIT)
+        .await
+    {
+        return finish(app, done, channel.id, &redirect_to, client_ip)
+            .await
+            .map(Completed::SignedIn);
+    }
+    if app.first_sign_ins.has(issuer, subject, channel.id) {
+        return Ok(Completed::Waiting(ticket));
+    }
+    let mut audit = AuditEvent {
+        connection: Some(ticket.connection.clone()),
+        subject: Some(ticket.subject.clone()),
+        ..AuditEvent::default()
+    };
+    let link = match app.db.find_link(issuer, subject).await {
+        Ok(link) => link,
+        Err(e) => return Err(refused(app, audit, e.into()).await),
+    };
+    let Some(link) = link else {
+        let waited = crate::clock::system_now_ms().saturating_sub(ticket.started_at_ms);
+        if waited > MAX_WAIT.as_millis() as i64 {
+            return Err(refused(app, audit, Error::SignInIncomplete).await);
+        }
+        return Ok(Completed::Waiting(ticket));
+    };
+    let checked = provisioning::check_channel(
+        link.customer_id,
+        link.channel_ids.as_deref(),
+        ChannelId(channel.id),
+    );
+    audit.customer_id = Some(link.customer_id);
+    let done = Provisioned {
+        result: checked.map(|()| link.customer_id).map_err(Error::from),
+        audit,
+    };
+    finish(app, done, channel.id, &redirect_to, client_ip)
+        .await
+        .map(Completed::SignedIn)
+}
+
+/// A verified identity and where its sign-in goes.
+struct Verified {
+    conn: Connection,
+    identity: oidc::Identity,
+    api: Arc<StoreApi>,
+    channel_id: i64,
+    redirect_to: RelativePath,
+}
+
+/// The callback checked, the code exchanged and the identity verified.
+async fn verify(
     app: &Arc<AppState>,
     pending: PendingLogin,
     callback: Callback<'_>,
     params: CallbackParams,
-    client_ip: Option<IpAddr>,
     audit: &mut AuditEvent,
-) -> Result<Url, Error> {
+) -> Result<Verified, Error> {
     let (now, ttl) = (app.clock.now(), app.config.server.pending_login_ttl);
-    let conn = &pending.resume(callback, &app.connections.all(), now, ttl)?;
+    let conn = pending.resume(callback, &app.connections.all(), now, ttl)?;
     tracing::Span::current().record("connection", conn.id.as_str());
     let identity = oidc::flow::finish(
         &app.oidc,
-        conn,
+        &conn,
         &pending,
         params,
         &app.config.redirect_uri(conn.id.as_str()),
@@ -194,27 +371,68 @@ async fn finish_sign_in(
     tracing::info!(sub = %identity.subject, "identity verified");
     audit.subject = Some(identity.subject.clone());
     audit.email = identity.email.clone();
-    policy::check_hosted_domain(conn, &identity)?;
+    policy::check_hosted_domain(&conn, &identity)?;
     // One snapshot of the store settings for the rest of the sign-in.
     let api = app.bigcommerce()?;
     let channel = channel(&api, pending.channel_id.0)?;
-    let customer_id = customer_for(app, &api, conn, &identity, channel.id, audit).await?;
-    tracing::Span::current().record("customer_id", customer_id);
-    audit.customer_id = Some(customer_id);
-    let redirect_to = pending
-        .redirect_to()
-        .unwrap_or_else(|| channel.default_redirect.clone());
-    // Minted last, right before the redirect: BigCommerce accepts it for ~30 s only.
-    let url = api
-        .tokens
-        .storefront_url(channel, customer_id, &redirect_to, client_ip)?;
-    audit.kind = AuditKind::SignInSucceeded;
-    tracing::info!(
-        customer_id,
-        channel_id = channel.id,
-        "sign-in complete; redirecting to storefront"
+    let (channel_id, redirect_to) = (
+        channel.id,
+        pending
+            .redirect_to()
+            .unwrap_or_else(|| channel.default_redirect.clone()),
     );
-    Ok(url)
+    Ok(Verified {
+        conn,
+        identity,
+        api,
+        channel_id,
+        redirect_to,
+    })
+}
+
+/// Mints the login token for a provisioned sign-in (or passes its error on), and audits
+/// the sign-in's outcome.
+async fn finish(
+    app: &AppState,
+    done: Provisioned,
+    channel_id: i64,
+    redirect_to: &RelativePath,
+    client_ip: Option<IpAddr>,
+) -> Result<Url, Error> {
+    let Provisioned { result, mut audit } = done;
+    let minted = result.and_then(|customer_id| {
+        tracing::Span::current().record("customer_id", customer_id);
+        audit.customer_id = Some(customer_id);
+        // Minted last, right before the redirect: BigCommerce accepts it for ~30 s only,
+        // so a sign-in that waited gets its token now, not when its account was ready.
+        let api = app.bigcommerce()?;
+        let channel = channel(&api, channel_id)?;
+        let url = api
+            .tokens
+            .storefront_url(channel, customer_id, redirect_to, client_ip)?;
+        tracing::info!(
+            customer_id,
+            channel_id,
+            "sign-in complete; redirecting to storefront"
+        );
+        Ok(url)
+    });
+    match minted {
+        Ok(url) => {
+            audit.kind = AuditKind::SignInSucceeded;
+            app.audit(audit).await;
+            Ok(url)
+        }
+        Err(e) => Err(refused(app, audit, e).await),
+    }
+}
+
+/// Audits a refused sign-in and returns its error.
+async fn refused(app: &AppState, mut audit: AuditEvent, e: Error) -> Error {
+    audit.kind = AuditKind::SignInRefused;
+    audit.reason = Some(e.code().to_owned());
+    app.audit(audit).await;
+    e
 }
 
 /// The customer for a verified identity. A returning identity is found by its link on
@@ -223,7 +441,7 @@ async fn finish_sign_in(
 /// Only the first sign-in goes by email, under the email policy, and creates the link.
 async fn customer_for(
     app: &AppState,
-    api: &StoreApi,
+    api: &Arc<StoreApi>,
     conn: &Connection,
     identity: &oidc::Identity,
     channel_id: i64,
@@ -246,7 +464,10 @@ async fn customer_for(
         );
     }
     let email = policy::check_email(conn, identity)?;
-    let customer = provisioning::resolve(&api.client, conn, identity, &email, channel_id).await?;
+    let customer = app
+        .coalescer
+        .resolve(api.clone(), conn, identity, &email, channel_id)
+        .await?;
     let links = app.db.links_of_customer(customer.id).await?;
     let action = match provisioning::link_action(conn, identity, &customer, &links) {
         Ok(action) => action,

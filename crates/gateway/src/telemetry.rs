@@ -49,6 +49,12 @@ impl RequestCtx {
     }
 }
 
+/// Runs `work` (a task spawned by a request) in that request's context: its audit events
+/// carry the request's correlation id and client.
+pub async fn within<F: Future>(ctx: RequestCtx, work: F) -> F::Output {
+    REQUEST_CTX.scope(ctx, work).await
+}
+
 pub const CORRELATION_HEADER: &str = "x-request-id";
 
 /// Middleware: correlation id, request span, one access-log line per request.

@@ -138,6 +138,12 @@ impl Client {
         self
     }
 
+    /// The store's quota per window as its last answer reported it (`X-Rate-Limit-Requests-
+    /// Quota`, `-Time-Window-Ms`); `None` before the first answer.
+    pub fn quota(&self) -> Option<(u64, Duration)> {
+        self.budget.lock().unwrap_or_else(|p| p.into_inner()).quota
+    }
+
     /// `GET /v3/customers?email:in=…`: customers whose email equals one of `emails`,
     /// compared case-insensitively on our side too. Whether the API folds case is
     /// undocumented (CONTRACT.md §2.1), so each address is asked for in the form given and

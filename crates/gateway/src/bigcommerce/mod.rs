@@ -1,6 +1,7 @@
 //! BigCommerce: wire types from the published spec, the REST client, and the
 //! `customer_login` token.
 
+pub mod batch;
 pub mod channels;
 pub mod client;
 pub mod diagnose;

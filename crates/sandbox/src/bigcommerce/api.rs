@@ -86,7 +86,9 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
         st.api_requests += 1;
         // Only authenticated requests to this store spend its quota; refusals still
         // report the window so clients can read the headers on every response.
-        st.rate.check(Instant::now(), store_ok && token_ok)
+        let snapshot = st.rate.check(Instant::now(), store_ok && token_ok);
+        st.rate_limited += u64::from(!snapshot.allowed);
+        snapshot
     };
     let method = req.method().clone();
     let mut response = if !store_ok {

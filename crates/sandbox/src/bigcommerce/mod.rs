@@ -208,6 +208,8 @@ struct State {
     store: state::Store,
     rate: rate_limit::RateLimiter,
     api_requests: u64,
+    /// Of those, refused for the quota (429).
+    rate_limited: u64,
     clock_skew_secs: i64,
     /// Every `jti` a storefront has seen: the token is consumed by the GET (CONTRACT.md §5.2).
     seen_jti: HashSet<String>,
@@ -232,6 +234,7 @@ impl Emulator {
             store,
             rate: rate_limit::RateLimiter::new(config.rate_limit_quota, config.rate_limit_window),
             api_requests: 0,
+            rate_limited: 0,
             clock_skew_secs: config.clock_skew_secs,
             seen_jti: HashSet::new(),
             login_attempts: Vec::new(),
@@ -344,6 +347,11 @@ impl Emulator {
     /// Every REST request with its answer's status and any injected fault, oldest first.
     pub fn api_calls(&self) -> Vec<ApiCall> {
         self.lock().faults.calls.clone()
+    }
+
+    /// REST requests refused with 429 because the quota was spent.
+    pub fn rate_limited_count(&self) -> u64 {
+        self.lock().rate_limited
     }
 
     pub fn login_attempts(&self) -> Vec<LoginAttempt> {

@@ -192,7 +192,21 @@ fn start_authorization(
             created: now,
         },
     );
-    Ok((request_id, client.client_id.clone(), st.users.clone()))
+    // `login_hint` naming a user (sub or email) narrows the page to that user, so a load
+    // driver with thousands of users gets a page of one; anything else shows them all.
+    let hint = params.get("login_hint");
+    let hinted: Vec<DevUser> = st
+        .users
+        .iter()
+        .filter(|u| hint.is_some_and(|h| *h == u.sub || u.email.as_ref() == Some(h)))
+        .cloned()
+        .collect();
+    let users = if hinted.is_empty() {
+        st.users.clone()
+    } else {
+        hinted
+    };
+    Ok((request_id, client.client_id.clone(), users))
 }
 
 pub(crate) async fn decision(State(idp): State<DevIdp>, body: Bytes) -> Response {

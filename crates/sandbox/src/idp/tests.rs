@@ -544,6 +544,27 @@ async fn sign_in_page_lists_users_and_escapes_claims() {
     );
 }
 
+#[tokio::test]
+async fn login_hint_naming_a_user_narrows_the_page_to_them() {
+    let env = start().await;
+    let page = |hint: &'static str| {
+        let (url, _) = env.code_request(REDIRECT, &[("scope", "openid"), ("login_hint", hint)]);
+        let http = env.http.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    for hint in ["grace", "grace@example.com"] {
+        let html = page(hint).await;
+        assert!(html.contains("grace@example.com"), "{html}");
+        assert!(!html.contains("ada@example.com"), "{html}");
+    }
+    // A hint naming nobody shows everyone, as without one.
+    let html = page("nobody@example.com").await;
+    assert_eq!(
+        html.matches("action=\"/authorize/decision\"").count(),
+        demo_users().len() + 1
+    );
+}
+
 /// Checks (header, payload, signature) of one tampered token.
 type ShapeCheck = Box<dyn Fn(&Value, &Value, &str)>;
 

@@ -1,0 +1,152 @@
+//! Sign-ins that outlast their request. A first sign-in in a storm may wait for API quota
+//! longer than a browser should hang on one request, so its provisioning runs detached;
+//! the callback waits a little for it, and if it is not done the shopper gets a page that
+//! refreshes itself and picks the outcome up here when it is.
+//!
+//! Keyed by `(issuer, subject, channel)`: a second callback of the same person for the same
+//! storefront (another tab) joins the sign-in under way rather than starting another; one
+//! for another storefront runs on its own, with that channel's checks. The outcome is handed out once;
+//! unclaimed outcomes are forgotten after [`KEEP_OUTCOME`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// `(issuer, subject, channel)`: a run decides the customer for one channel only.
+type Key = (String, String, i64);
+
+/// How long an outcome nobody collected is kept (the shopper closed the tab).
+const KEEP_OUTCOME: Duration = Duration::from_secs(600);
+
+pub struct Waiting<T> {
+    slots: Mutex<HashMap<Key, Arc<Slot<T>>>>,
+}
+
+struct Slot<T> {
+    done: watch::Receiver<bool>,
+    outcome: Mutex<Option<T>>,
+    finished_at: Mutex<Option<Instant>>,
+}
+
+impl<T: Send + 'static> Default for Waiting<T> {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Send + 'static> Waiting<T> {
+    /// Runs `work` detached for `(issuer, subject, channel)`, unless a run of theirs is under way
+    /// already (then `work` is dropped unrun). An outcome nobody collected is replaced.
+    pub fn start<F>(&self, issuer: &str, subject: &str, channel_id: i64, work: F)
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let key = (issuer.to_owned(), subject.to_owned(), channel_id);
+        let mut slots = self.lock();
+        slots.retain(|_, s| s.finished_at().is_none_or(|at| at.elapsed() < KEEP_OUTCOME));
+        if slots.get(&key).is_some_and(|s| s.finished_at().is_none()) {
+            return;
+        }
+        let (tx, rx) = watch::channel(false);
+        let slot = Arc::new(Slot {
+            done: rx,
+            outcome: Mutex::new(None),
+            finished_at: Mutex::new(None),
+        });
+        slots.insert(key, slot.clone());
+        tokio::spawn(async move {
+            let outcome = work.await;
+            *slot.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+            *slot.finished_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            let _ = tx.send(true);
+        });
+    }
+
+    /// Whether `(issuer, subject, channel)` has a run here, under way or with an outcome to collect.
+    pub fn has(&self, issuer: &str, subject: &str, channel_id: i64) -> bool {
+        self.lock()
+            .contains_key(&(issuer.to_owned(), subject.to_owned(), channel_id))
+    }
+
+    /// Waits up to `wait` for the run of `(issuer, subject, channel)` and takes its outcome.
+    /// `None`: no run here, not finished in time, or its outcome already collected.
+    pub async fn collect(
+        &self,
+        issuer: &str,
+        subject: &str,
+        channel_id: i64,
+        wait: Duration,
+    ) -> Option<T> {
+        let key = (issuer.to_owned(), subject.to_owned(), channel_id);
+        let slot = self.lock().get(&key).cloned()?;
+        let mut done = slot.done.clone();
+        // A dropped sender without `true` means the task panicked: nothing to collect.
+        let finished = tokio::time::timeout(wait, done.wait_for(|d| *d)).await;
+        if !matches!(finished, Ok(Ok(_))) {
+            return None;
+        }
+        let outcome = slot
+            .outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut slots = self.lock();
+        if slots.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+            slots.remove(&key);
+        }
+        outcome
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Slot<T>>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<T> Slot<T> {
+    fn finished_at(&self) -> Option<Instant> {
+        *self.finished_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_outcome_is_collected_once_and_a_second_start_joins_the_first() {
+        let waiting: Waiting<u32> = Waiting::default();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        waiting.start("i", "s", 1, async move {
+            let _ = wait.await;
+            1
+        });
+        waiting.start("i", "s", 1, async { 2 });
+        // Another storefront: a run of its own.
+        waiting.start("i", "s", 2, async { 3 });
+        assert_eq!(
+            waiting
+                .collect("i", "s", 1, Duration::from_millis(20))
+                .await,
+            None
+        );
+        assert!(waiting.has("i", "s", 1));
+        go.send(()).unwrap();
+        assert_eq!(
+            waiting.collect("i", "s", 1, Duration::from_secs(5)).await,
+            Some(1)
+        );
+        assert!(!waiting.has("i", "s", 1));
+        assert_eq!(
+            waiting.collect("i", "s", 1, Duration::from_millis(1)).await,
+            None
+        );
+        assert_eq!(
+            waiting.collect("i", "s", 2, Duration::from_secs(5)).await,
+            Some(3)
+        );
+    }
+}
