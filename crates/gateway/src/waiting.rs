@@ -134,10 +134,15 @@ mod tests {
             waiting.collect("i", "s", 1, Duration::from_secs(5)).await,
             Some(1)
         );
-        assert!(!waiting.has("i", "s", 1));
+        // Every waiter gets it, until a new sign-in starts a new run.
         assert_eq!(
             waiting.collect("i", "s", 1, Duration::from_millis(1)).await,
-            None
+            Some(1)
+        );
+        waiting.start("i", "s", 1, async { 4 });
+        assert_eq!(
+            waiting.collect("i", "s", 1, Duration::from_secs(5)).await,
+            Some(4)
         );
         assert_eq!(
             waiting.collect("i", "s", 2, Duration::from_secs(5)).await,
