@@ -90,11 +90,15 @@ pub enum Error {
     WebhookInvalid(&'static str),
     #[error("the first sign-in's account was not set up in time")]
     SignInIncomplete,
+    /// One sign-in's error, shown to each browser that waited for it (two tabs).
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
 }
 
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
+            Error::Shared(e) => e.status(),
             Error::UnknownConnection(_) | Error::NotFound => StatusCode::NOT_FOUND,
             Error::NoConnections | Error::StoreNotSetUp | Error::SignInIncomplete => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -149,6 +153,7 @@ impl Error {
     /// Stable reason code: in JSON bodies, on the page, and in the log line.
     pub fn code(&self) -> &'static str {
         match self {
+            Error::Shared(e) => e.code(),
             Error::UnknownConnection(_) => "unknown_connection",
             Error::NoConnections => "no_connections",
             Error::StoreNotSetUp => "store_not_set_up",
@@ -214,6 +219,7 @@ impl Error {
         let try_again =
             "Go back to the store and choose \u{201c}Sign in with company account\u{201d} again.";
         match self {
+            Error::Shared(e) => e.public_message(),
             Error::UnknownConnection(_) => (
                 "Unknown sign-in option",
                 "This sign-in link names a company login that is not configured. Use the button on the store's sign-in page.".into(),

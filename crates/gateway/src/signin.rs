@@ -193,9 +193,11 @@ impl WaitTicket {
     }
 }
 
-/// A provisioning run's outcome, with the audit event it filled in.
+/// A provisioning run's outcome, with the audit event it filled in. Shared by every
+/// browser that waited for the run (two tabs), so its error is too.
+#[derive(Clone)]
 pub struct Provisioned {
-    result: Result<i64, Error>,
+    result: Result<i64, Arc<Error>>,
     audit: AuditEvent,
 }
 
@@ -252,7 +254,10 @@ pub async fn complete(
                 let mut audit = audit;
                 let result =
                     customer_for(&run_app, &api, &conn, &identity, channel_id, &mut audit).await;
-                Provisioned { result, audit }
+                Provisioned {
+                    result: result.map_err(Arc::new),
+                    audit,
+                }
             }
             .instrument(span),
         ),
@@ -328,7 +333,9 @@ pub async fn resume(
     );
     audit.customer_id = Some(link.customer_id);
     let done = Provisioned {
-        result: checked.map(|()| link.customer_id).map_err(Error::from),
+        result: checked
+            .map(|()| link.customer_id)
+            .map_err(|e| Arc::new(e.into())),
         audit,
     };
     finish(app, done, channel.id, &redirect_to, client_ip)
@@ -400,6 +407,7 @@ async fn finish(
     client_ip: Option<IpAddr>,
 ) -> Result<Url, Error> {
     let Provisioned { result, mut audit } = done;
+    let result = result.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(Error::Shared));
     let minted = result.and_then(|customer_id| {
         tracing::Span::current().record("customer_id", customer_id);
         audit.customer_id = Some(customer_id);

@@ -5,8 +5,9 @@
 //!
 //! Keyed by `(issuer, subject, channel)`: a second callback of the same person for the same
 //! storefront (another tab) joins the sign-in under way rather than starting another; one
-//! for another storefront runs on its own, with that channel's checks. The outcome is handed out once;
-//! unclaimed outcomes are forgotten after [`KEEP_OUTCOME`].
+//! for another storefront runs on its own, with that channel's checks. Every browser that
+//! waited gets the outcome; it is kept for [`KEEP_OUTCOME`] (a waiting page still
+//! refreshing), and a new sign-in of the same person starts a new run.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 /// `(issuer, subject, channel)`: a run decides the customer for one channel only.
 type Key = (String, String, i64);
 
-/// How long an outcome nobody collected is kept (the shopper closed the tab).
+/// How long an outcome is kept for waiting pages that have not picked it up yet.
 const KEEP_OUTCOME: Duration = Duration::from_secs(600);
 
 pub struct Waiting<T> {
@@ -30,7 +31,7 @@ struct Slot<T> {
     finished_at: Mutex<Option<Instant>>,
 }
 
-impl<T: Send + 'static> Default for Waiting<T> {
+impl<T: Clone + Send + 'static> Default for Waiting<T> {
     fn default() -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
@@ -38,9 +39,9 @@ impl<T: Send + 'static> Default for Waiting<T> {
     }
 }
 
-impl<T: Send + 'static> Waiting<T> {
-    /// Runs `work` detached for `(issuer, subject, channel)`, unless a run of theirs is under way
-    /// already (then `work` is dropped unrun). An outcome nobody collected is replaced.
+impl<T: Clone + Send + 'static> Waiting<T> {
+    /// Runs `work` detached for `(issuer, subject, channel)`, unless a run of theirs is under
+    /// way already (then `work` is dropped unrun). A finished run's outcome is replaced.
     pub fn start<F>(&self, issuer: &str, subject: &str, channel_id: i64, work: F)
     where
         F: Future<Output = T> + Send + 'static,
@@ -72,8 +73,8 @@ impl<T: Send + 'static> Waiting<T> {
             .contains_key(&(issuer.to_owned(), subject.to_owned(), channel_id))
     }
 
-    /// Waits up to `wait` for the run of `(issuer, subject, channel)` and takes its outcome.
-    /// `None`: no run here, not finished in time, or its outcome already collected.
+    /// Waits up to `wait` for the run of `(issuer, subject, channel)` and returns its outcome.
+    /// `None`: no run here, or not finished in time.
     pub async fn collect(
         &self,
         issuer: &str,
@@ -89,16 +90,10 @@ impl<T: Send + 'static> Waiting<T> {
         if !matches!(finished, Ok(Ok(_))) {
             return None;
         }
-        let outcome = slot
-            .outcome
+        slot.outcome
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let mut slots = self.lock();
-        if slots.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-            slots.remove(&key);
-        }
-        outcome
+            .clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Slot<T>>>> {
@@ -117,7 +112,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_outcome_is_collected_once_and_a_second_start_joins_the_first() {
+    async fn a_second_start_joins_the_first_and_every_waiter_gets_the_outcome() {
         let waiting: Waiting<u32> = Waiting::default();
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         waiting.start("i", "s", 1, async move {
@@ -139,10 +134,15 @@ mod tests {
             waiting.collect("i", "s", 1, Duration::from_secs(5)).await,
             Some(1)
         );
-        assert!(!waiting.has("i", "s", 1));
+        // Every waiter gets it, until a new sign-in starts a new run.
         assert_eq!(
             waiting.collect("i", "s", 1, Duration::from_millis(1)).await,
-            None
+            Some(1)
+        );
+        waiting.start("i", "s", 1, async { 4 });
+        assert_eq!(
+            waiting.collect("i", "s", 1, Duration::from_secs(5)).await,
+            Some(4)
         );
         assert_eq!(
             waiting.collect("i", "s", 2, Duration::from_secs(5)).await,
