@@ -270,14 +270,6 @@ pub async fn complete(
         Some(done) => finish(app, done, channel_id, &redirect_to, client_ip)
             .await
             .map(Completed::SignedIn),
-        // Another tab of the same person joined the same run and took its outcome first:
-        // the link that run made decides this tab's sign-in too, without a wait.
-        None if !app
-            .first_sign_ins
-            .has(&ticket.issuer, &ticket.subject, channel_id) =>
-        {
-            resume(app, ticket, client_ip).await
-        }
         None => {
             tracing::info!(sub = %ticket.subject, "account still being set up; showing the waiting page");
             Ok(Completed::Waiting(ticket))
