@@ -212,7 +212,7 @@ async fn round_of(c: &Coalescer, round: Vec<Job>) {
     let mut creating: HashSet<String> = HashSet::new();
     let mut global_ok = HashMap::new();
     for job in round {
-        match provisioning::usable(&with_email(&found, &job.post.email), job.channel_id) {
+        match provisioning::usable(&batch::with_email(&found, &job.post.email), job.channel_id) {
             Err(e) => answer(job, Err(e.into())),
             // An existing global account signs in only where the channel allows global
             // logins, whoever created it (as `provisioning::plan`).
@@ -388,12 +388,4 @@ async fn global_allowed(
     let allowed = api.client.channel_allows_global_logins(channel_id).await?;
     cache.insert(channel_id, allowed);
     Ok(allowed)
-}
-
-fn with_email(found: &[CustomerFull], email: &str) -> Vec<CustomerFull> {
-    found
-        .iter()
-        .filter(|c| c.email.trim().eq_ignore_ascii_case(email))
-        .cloned()
-        .collect()
 }

@@ -212,7 +212,9 @@ async fn refused_one(
     }
 }
 
-fn with_email(found: &[CustomerFull], email: &str) -> Vec<CustomerFull> {
+/// The customers of `found` with `email` (ASCII case folded: the API's folding is
+/// unconfirmed, CONTRACT.md §2.1).
+pub fn with_email(found: &[CustomerFull], email: &str) -> Vec<CustomerFull> {
     found
         .iter()
         .filter(|c| c.email.trim().eq_ignore_ascii_case(email))
