@@ -146,11 +146,14 @@ pub async fn finish(
     let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
     let nonce = Nonce::new(pending.nonce.clone());
 
+    // The token as received, serialized once: the signature fast path and the extra
+    // claims both read it.
+    let compact = id_token.to_string();
     let claims = match verify(
         conn,
         &client,
         metadata.jwks().keys(),
-        id_token,
+        (id_token, &compact),
         &nonce,
         clock,
     ) {
@@ -172,7 +175,7 @@ pub async fn finish(
                 conn,
                 &client,
                 refreshed.jwks().keys(),
-                id_token,
+                (id_token, &compact),
                 &nonce,
                 clock,
             )?
@@ -180,7 +183,7 @@ pub async fn finish(
         other => other?,
     };
 
-    let extra = super::claims::from_id_token(&id_token.to_string(), conn);
+    let extra = super::claims::from_id_token(&compact, conn);
     if let Some(tenants) = &conn.tenants {
         check_tenant(
             tenants,
@@ -256,7 +259,7 @@ fn verify(
     conn: &Connection,
     client: &RpClient,
     keys: &[openidconnect::core::CoreJsonWebKey],
-    id_token: &openidconnect::core::CoreIdToken,
+    (id_token, compact): (&openidconnect::core::CoreIdToken, &str),
     nonce: &Nonce,
     clock: &Clock,
 ) -> Result<IdTokenClaims, OidcError> {
@@ -271,7 +274,7 @@ fn verify(
     let iat_limit = now + leeway;
     // A signature `ring` has verified is not verified again by the crate (the costly part
     // of a sign-in); anything else goes through the crate's check as before.
-    let fast = super::rsa_fast::verified(&id_token.to_string(), keys, &algs);
+    let fast = super::rsa_fast::verified(compact, keys, &algs);
     let mut verifier = client.id_token_verifier();
     if fast {
         verifier = verifier.insecure_disable_signature_check();
