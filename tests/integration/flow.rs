@@ -1,7 +1,9 @@
 //! The sign-in flow end to end, and the ways it must refuse.
 
+use bc_sso_gateway::sessions::SessionBackend;
 use bc_sso_sandbox::bigcommerce::LoginOutcome;
 use reqwest::{Method, StatusCode};
+use url::Url;
 
 use crate::common::{Env, Page, add_other_connection, fetch, log_lines_with, new_browser, page_of};
 
@@ -515,11 +517,17 @@ async fn display_name_with_script_is_escaped_and_stored_as_text() {
     );
 }
 
+/// Session fixation (SECURITY.md rule 12): the session that started a sign-in does not go
+/// on after it. Alone, it ends (record deleted, cookie removed); holding another tab's
+/// pending sign-in, it goes on under a new id, and that tab still signs in.
 #[tokio::test]
 async fn session_id_is_rotated_when_sign_in_completes() {
     let env = Env::start().await;
+    let SessionBackend::Memory(store) = &env.demo.state.sessions else {
+        panic!("the in-memory store");
+    };
     let response = env.request(Method::GET, "/login").send().await.unwrap();
-    let before = session_cookie(&response).expect("session cookie set at /login");
+    session_cookie(&response).expect("session cookie set at /login");
     let authorize = response.headers()["location"]
         .to_str()
         .unwrap()
@@ -528,8 +536,34 @@ async fn session_id_is_rotated_when_sign_in_completes() {
     let callback = env.pick_user(&authorize, "ada").await;
     let response = env.browser.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
+    let removed = crate::common::set_cookie(&response, "bcsso").expect("cookie removed");
+    assert!(
+        removed.starts_with("bcsso=;") && removed.contains("Max-Age=0"),
+        "{removed}"
+    );
+    assert_eq!(store.len().await, 0, "the record is gone");
+
+    // Two tabs of one browser: the first to finish rotates the id, the second still works.
+    let first = env.request(Method::GET, "/login").send().await.unwrap();
+    let before = session_cookie(&first).expect("session cookie set at /login");
+    let first: Url = first.headers()["location"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let second = env.begin("").await;
+    let callback = env.pick_user(&first, "ada").await;
+    let response = env.browser.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
     let after = session_cookie(&response).expect("new session cookie after sign-in");
     assert_ne!(before, after);
+    let callback = env.pick_user(&second, "ada").await;
+    let page = env.get(&callback).await;
+    assert_eq!(page.status, StatusCode::FOUND, "{}", page.body);
+    assert!(
+        page.location.unwrap().path().starts_with("/login/token/"),
+        "the other tab signed in"
+    );
 }
 
 fn session_cookie(response: &reqwest::Response) -> Option<String> {

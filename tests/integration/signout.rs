@@ -2,6 +2,7 @@
 //! `end_session_endpoint` (RP-Initiated Logout), then the storefront session; the browser
 //! test in browser.rs walks the same through chromium and oidc-provider.
 
+use bc_sso_gateway::sessions::SessionBackend;
 use reqwest::StatusCode;
 
 use crate::common::Env;
@@ -100,28 +101,84 @@ async fn logout_return_never_redirects_off_the_storefront() {
 
 /// Shoppers browse the storefront, not the gateway: what a sign-in remembers for sign-out
 /// must outlive the 10-minute life of anonymous sessions, or a later sign-out would skip
-/// the IdP and leave the company session open on a shared computer.
+/// the IdP and leave the company session open on a shared computer. It is a signed cookie,
+/// not 12 hours of server-side session per sign-in (issue 12: memory flat across 100,000
+/// sign-ins): the completed sign-in leaves nothing in the session store.
 #[tokio::test]
 async fn a_completed_sign_in_is_remembered_long_enough_to_sign_out() {
     let env = Env::start().await;
+    let SessionBackend::Memory(store) = &env.demo.state.sessions else {
+        panic!("the in-memory store");
+    };
     let browser = crate::common::new_browser();
     let callback = env.callback_with(&browser, "", "ada").await;
+    assert_eq!(store.len().await, 1, "the pending login's session");
     let r = browser.get(callback).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    let session = cookies
-        .iter()
-        .find(|c| c.to_ascii_lowercase().contains("max-age"))
-        .unwrap_or_else(|| panic!("no session cookie with a lifetime: {cookies:?}"));
-    let max_age: i64 = session
+    let marker = crate::common::set_cookie(&r, "bcsso_out")
+        .unwrap_or_else(|| panic!("no sign-out marker: {:?}", r.headers()))
+        .to_owned();
+    let max_age: i64 = marker
         .split(';')
         .find_map(|p| p.trim().strip_prefix("Max-Age="))
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{session}"));
-    assert!(max_age >= 11 * 3600, "{session}");
+        .unwrap_or_else(|| panic!("{marker}"));
+    assert!(max_age >= 11 * 3600, "{marker}");
+    assert!(
+        marker.contains("HttpOnly") && marker.contains("SameSite=Lax"),
+        "{marker}"
+    );
+    assert_eq!(store.len().await, 0, "nothing kept server-side");
+}
+
+/// The marker is what `/logout` trusts to pick the IdP to sign out of: one that was not
+/// signed with this store's key (forged, or edited to name another connection) counts for
+/// nothing, and a valid one is spent by the sign-out it starts.
+#[tokio::test]
+async fn a_forged_sign_out_marker_is_ignored_and_a_valid_one_is_spent() {
+    use base64::Engine as _;
+    let (env, op) = crate::interop::env_with_oidc_provider(false).await;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(br#"{"c":"demo","h":1,"e":99999999999}"#);
+    for value in [format!("{forged}.AAAA"), "garbage".to_owned()] {
+        let r = env
+            .request(reqwest::Method::GET, "/logout")
+            .header("cookie", format!("bcsso_out={value}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(
+            r.headers()["location"].to_str().unwrap(),
+            env.storefront(1, "/login.php?action=logout").as_str(),
+            "{value}: no IdP sign-out on a marker we did not sign"
+        );
+        let cleared = crate::common::set_cookie(&r, "bcsso_out").expect("cleared");
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    }
+    // A real one, from a sign-in through oidc-provider: the IdP's sign-out, once.
+    let authorize = env.begin("").await;
+    let callback = crate::interop::through_oidc_provider(&env, authorize, "ada@example.com").await;
+    let r = env.browser.get(callback).send().await.unwrap();
+    let marker = crate::common::set_cookie(&r, "bcsso_out")
+        .expect("marker")
+        .to_owned();
+    let value = marker["bcsso_out=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let to_idp = env
+        .request(reqwest::Method::GET, "/logout")
+        .header("cookie", format!("bcsso_out={value}"))
+        .send()
+        .await
+        .unwrap();
+    let location = to_idp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(op.issuer.as_str().trim_end_matches('/')),
+        "{location}"
+    );
+    let cleared = crate::common::set_cookie(&to_idp, "bcsso_out").expect("spent");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
 }

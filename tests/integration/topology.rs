@@ -240,7 +240,7 @@ async fn two_replicas_behind_nginx_sign_a_shopper_in_from_chromium() {
     let r1 = &r1[..r1.find("--- replica 2").unwrap_or(r1.len())];
     let r2 = &r2[..r2.find("--- idp sandbox").unwrap_or(r2.len())];
     assert!(
-        r1.contains("sign-in started"),
+        r1.contains("route=/login ") || r1.contains("route=/login}"),
         "replica 1 started it:\n{logs}"
     );
     assert!(!r1.contains("sign-in complete"), "{logs}");

@@ -142,7 +142,12 @@ pub async fn take(
             continue;
         };
         let pending = list.remove(pos);
-        session.insert(key, list).await?;
+        if list.is_empty() {
+            // Nothing left: the session may go (the callback deletes an empty one).
+            session.remove_value(key).await?;
+        } else {
+            session.insert(key, list).await?;
+        }
         return Ok(Some(pending.into()));
     }
     Ok(None)

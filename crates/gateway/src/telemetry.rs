@@ -86,6 +86,7 @@ pub async fn request_span(
         route = %route,
         client_ip = client_ip.map(tracing::field::display),
         connection = tracing::field::Empty,
+        sub = tracing::field::Empty,
         customer_id = tracing::field::Empty,
     );
     let ctx = RequestCtx {
@@ -123,7 +124,9 @@ pub fn init() {
     let json = std::env::var("BCSSO_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if json {
-        builder.json().try_init()
+        // The current span carries every field of the request; the list of spans would
+        // repeat it on every line (twice the bytes, for nothing).
+        builder.json().with_span_list(false).try_init()
     } else {
         builder.fmt_fields(EscapedFields::default()).try_init()
     };

@@ -6,10 +6,13 @@
 //! Keyed by `(issuer, subject, channel)`: a second callback of the same person for the same
 //! storefront (another tab) joins the sign-in under way rather than starting another; one
 //! for another storefront runs on its own, with that channel's checks. Every browser that
-//! waited gets the outcome; it is kept for [`KEEP_OUTCOME`] (a waiting page still
-//! refreshing), and a new sign-in of the same person starts a new run.
+//! waited gets the outcome. It is kept for [`KEEP_OUTCOME`] only when some browser was
+//! sent to the waiting page and may come back for it; an outcome the callback collected in
+//! time leaves with it, so the map holds runs under way and outcomes still owed, not every
+//! sign-in of the last minutes. A new sign-in of the same person starts a new run.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,21 +23,35 @@ type Key = (String, String, i64);
 
 /// How long an outcome is kept for waiting pages that have not picked it up yet.
 const KEEP_OUTCOME: Duration = Duration::from_secs(600);
+/// Kept outcomes are looked over for expiry at most this often (a storm starts thousands
+/// of runs; each need not scan the map).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Waiting<T> {
-    slots: Mutex<HashMap<Key, Arc<Slot<T>>>>,
+    slots: Mutex<Slots<T>>,
+}
+
+struct Slots<T> {
+    by_key: HashMap<Key, Arc<Slot<T>>>,
+    swept_at: Instant,
 }
 
 struct Slot<T> {
     done: watch::Receiver<bool>,
     outcome: Mutex<Option<T>>,
     finished_at: Mutex<Option<Instant>>,
+    /// A browser gave up waiting for it (it got the waiting page): keep the outcome for
+    /// when that page comes back.
+    owed: AtomicBool,
 }
 
 impl<T: Clone + Send + 'static> Default for Waiting<T> {
     fn default() -> Self {
         Self {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots {
+                by_key: HashMap::new(),
+                swept_at: Instant::now(),
+            }),
         }
     }
 }
@@ -48,8 +65,17 @@ impl<T: Clone + Send + 'static> Waiting<T> {
     {
         let key = (issuer.to_owned(), subject.to_owned(), channel_id);
         let mut slots = self.lock();
-        slots.retain(|_, s| s.finished_at().is_none_or(|at| at.elapsed() < KEEP_OUTCOME));
-        if slots.get(&key).is_some_and(|s| s.finished_at().is_none()) {
+        if slots.swept_at.elapsed() >= SWEEP_EVERY {
+            slots
+                .by_key
+                .retain(|_, s| s.finished_at().is_none_or(|at| at.elapsed() < KEEP_OUTCOME));
+            slots.swept_at = Instant::now();
+        }
+        if slots
+            .by_key
+            .get(&key)
+            .is_some_and(|s| s.finished_at().is_none())
+        {
             return;
         }
         let (tx, rx) = watch::channel(false);
@@ -57,8 +83,9 @@ impl<T: Clone + Send + 'static> Waiting<T> {
             done: rx,
             outcome: Mutex::new(None),
             finished_at: Mutex::new(None),
+            owed: AtomicBool::new(false),
         });
-        slots.insert(key, slot.clone());
+        slots.by_key.insert(key, slot.clone());
         tokio::spawn(async move {
             let outcome = work.await;
             *slot.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
@@ -70,6 +97,7 @@ impl<T: Clone + Send + 'static> Waiting<T> {
     /// Whether `(issuer, subject, channel)` has a run here, under way or with an outcome to collect.
     pub fn has(&self, issuer: &str, subject: &str, channel_id: i64) -> bool {
         self.lock()
+            .by_key
             .contains_key(&(issuer.to_owned(), subject.to_owned(), channel_id))
     }
 
@@ -83,20 +111,41 @@ impl<T: Clone + Send + 'static> Waiting<T> {
         wait: Duration,
     ) -> Option<T> {
         let key = (issuer.to_owned(), subject.to_owned(), channel_id);
-        let slot = self.lock().get(&key).cloned()?;
+        let slot = self.lock().by_key.get(&key).cloned()?;
         let mut done = slot.done.clone();
         // A dropped sender without `true` means the task panicked: nothing to collect.
         let finished = tokio::time::timeout(wait, done.wait_for(|d| *d)).await;
         if !matches!(finished, Ok(Ok(_))) {
+            slot.owed.store(true, Ordering::Relaxed);
             return None;
         }
-        slot.outcome
+        let outcome = slot
+            .outcome
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        if !slot.owed.load(Ordering::Relaxed) {
+            // Collected in time and owed to no waiting page. Another tab still waiting holds
+            // the slot itself; one that comes later finds the link instead.
+            let mut slots = self.lock();
+            if slots
+                .by_key
+                .get(&key)
+                .is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                slots.by_key.remove(&key);
+            }
+        }
+        outcome
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Slot<T>>>> {
+    /// Runs and kept outcomes (for the tests: it must not grow with every sign-in).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().by_key.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots<T>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -148,5 +197,44 @@ mod tests {
             waiting.collect("i", "s", 2, Duration::from_secs(5)).await,
             Some(3)
         );
+    }
+
+    #[tokio::test]
+    async fn an_outcome_collected_in_time_is_not_kept() {
+        let waiting: Waiting<u32> = Waiting::default();
+        for i in 0..1000 {
+            let subject = format!("s{i}");
+            waiting.start("i", &subject, 1, async move { i });
+            assert_eq!(
+                waiting
+                    .collect("i", &subject, 1, Duration::from_secs(5))
+                    .await,
+                Some(i)
+            );
+        }
+        assert_eq!(waiting.len(), 0, "returning sign-ins must not pile up");
+        // One that the callback gave up on is kept for its waiting page, and every visit
+        // of that page gets it.
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        waiting.start("i", "slow", 1, async move {
+            let _ = wait.await;
+            7
+        });
+        assert_eq!(
+            waiting
+                .collect("i", "slow", 1, Duration::from_millis(10))
+                .await,
+            None
+        );
+        go.send(()).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                waiting
+                    .collect("i", "slow", 1, Duration::from_secs(5))
+                    .await,
+                Some(7)
+            );
+        }
+        assert_eq!(waiting.len(), 1);
     }
 }

@@ -32,8 +32,12 @@ pub async fn finish(
         .ok_or(Error::PendingLoginMissing)?;
     // Persist the removal now: tower-sessions skips saving when the response is a 5xx, and
     // a failed code exchange or BigCommerce outage must not leave the state reusable
-    // (SECURITY.md rule 7).
-    session.save().await?;
+    // (SECURITY.md rule 7). A session left with nothing (no other tab's sign-in) goes.
+    if session.is_empty().await {
+        session.flush().await?;
+    } else {
+        session.save().await?;
+    }
     // Before the code exchange: that is the call to the connection's IdP a flood would
     // multiply. The pending login is spent either way; the shopper starts again.
     app.limits.connection_request(pending.connection.as_str())?;
@@ -51,7 +55,7 @@ pub async fn finish(
         &app, pending, callback, params, request_ip,
     ))
     .await?;
-    respond(&session, completed, signed_in).await
+    respond(&app, &session, completed, signed_in).await
 }
 
 /// `GET /login/wait?t=<ticket>`: the waiting page of a first sign-in still being set up.
@@ -78,7 +82,7 @@ pub async fn wait(
     });
     let request_ip = client_ip.filter(|_| app.config.server.send_request_ip);
     match signin::resume(&app, ticket, request_ip).await {
-        Ok(completed) => respond(&session, completed, signed_in).await,
+        Ok(completed) => respond(&app, &session, completed, signed_in).await,
         Err(e) => {
             session.remove::<WaitTicket>(WAITING_KEY).await?;
             session.save().await?;
@@ -96,6 +100,7 @@ struct WaitingPage<'a> {
 
 /// The redirect to the storefront, or the waiting page.
 async fn respond(
+    app: &AppState,
     session: &Session,
     completed: Completed,
     signed_in: Option<SignedIn>,
@@ -114,18 +119,18 @@ async fn respond(
         }
     };
     session.remove::<WaitTicket>(WAITING_KEY).await?;
-    // A new session id once the sign-in is complete (session fixation, SECURITY.md rule 12).
-    session.cycle_id().await?;
-    // Which IdP to sign out of later (`/logout`). Shoppers browse the storefront, not the
-    // gateway, so the session would idle out after the pending-login TTL and sign-out would
-    // then skip the IdP: it lives as long as a storefront session may (a few bytes).
-    if let Some(signed_in) = signed_in {
-        session
-            .insert(crate::routes::logout::SIGNED_IN_KEY, &signed_in)
-            .await?;
-        session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
-            crate::routes::logout::SIGNED_IN_LIFETIME,
-        )));
+    // Session fixation (SECURITY.md rule 12): the completed sign-in's session ends; one
+    // still holding another tab's pending sign-in goes on under a new id.
+    if session.is_empty().await {
+        session.flush().await?;
+    } else {
+        session.cycle_id().await?;
     }
-    Ok(found(url.as_str()))
+    let mut response = found(url.as_str());
+    // Which IdP to sign out of later (`/logout`), for as long as a storefront session may
+    // last: a signed cookie, not 12 hours of server-side session per sign-in.
+    if let Some(signed_in) = signed_in {
+        super::logout::remember_sign_in(app, &mut response, &signed_in);
+    }
+    Ok(response)
 }

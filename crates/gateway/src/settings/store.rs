@@ -26,6 +26,8 @@ pub struct StoreApi {
     pub source: Source,
     pub client: Client,
     pub tokens: LoginTokenMinter,
+    /// Signs the sign-out marker cookie (from the client secret, like the login tokens).
+    pub signout_key: crate::signout::MarkerKey,
 }
 
 /// The row as stored: the form's settings without secrets, and the secrets sealed. Unknown
@@ -152,6 +154,7 @@ impl StoreKind {
         Arc::new(StoreApi {
             client: Client::new(self.http.clone(), &settings),
             tokens: LoginTokenMinter::new(&settings, self.clock.clone(), self.offset.clone()),
+            signout_key: crate::signout::MarkerKey::derive(settings.client_secret.expose()),
             settings,
             source,
         })

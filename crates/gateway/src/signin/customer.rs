@@ -113,6 +113,30 @@ pub(super) async fn customer_for(
     Ok(link.customer_id)
 }
 
+/// The customer of a returning identity when no BigCommerce call is needed to decide it
+/// (no profile sync): its link's, checked for the channel. `None`: no link yet, or the
+/// connection syncs profiles; [`customer_for`] decides those, in the first sign-in queue.
+pub(super) async fn linked(
+    app: &AppState,
+    api: &StoreApi,
+    conn: &Connection,
+    identity: &oidc::Identity,
+    channel_id: i64,
+    audit: &AuditEvent,
+) -> Result<Option<i64>, Error> {
+    if conn.sync_profile {
+        return Ok(None);
+    }
+    let Some(link) = app
+        .db
+        .find_link(&identity.issuer, &identity.subject)
+        .await?
+    else {
+        return Ok(None);
+    };
+    returning(app, api, conn, identity, &link, channel_id, audit).await
+}
+
 /// Audits a refused link as its own event (before the sign-in's refusal) and returns the error.
 async fn link_refused(
     app: &AppState,

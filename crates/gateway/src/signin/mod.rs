@@ -127,7 +127,8 @@ pub async fn begin(app: &AppState, req: LoginRequest) -> Result<Begin, Error> {
         &app.clock,
     );
     pending.trial = req.trial;
-    tracing::info!(connection = %conn.id, channel_id = channel.id, trial = pending.trial.is_some(), "sign-in started");
+    // Debug: the request's access-log line names the route and the connection already.
+    tracing::debug!(connection = %conn.id, channel_id = channel.id, trial = pending.trial.is_some(), "sign-in started");
     Ok(Begin::Redirect {
         url,
         pending: Box::new(pending),
@@ -235,6 +236,22 @@ pub async fn complete(
         channel_id,
         redirect_to,
     } = verified;
+    // A returning identity that needs no BigCommerce call is decided here and now: the
+    // first sign-in queue and its detached run are for sign-ins that may wait for quota.
+    let linked = customer::linked(app, &api, &conn, &identity, channel_id, &audit).await;
+    match linked {
+        Ok(Some(customer_id)) => {
+            let done = Provisioned {
+                result: Ok(customer_id),
+                audit,
+            };
+            return finish(app, done, channel_id, &redirect_to, client_ip)
+                .await
+                .map(Completed::SignedIn);
+        }
+        Ok(None) => {}
+        Err(e) => return Err(refused(app, audit, e).await),
+    }
     let ticket = WaitTicket {
         ticket: uuid::Uuid::new_v4().simple().to_string(),
         issuer: identity.issuer.clone(),
@@ -369,8 +386,10 @@ async fn verify(
     )
     .await?;
     // `sub` only: emails and names are personal data and stay out of the log (the audit
-    // trail, which admins search, keeps the email).
-    tracing::info!(sub = %identity.subject, "identity verified");
+    // trail, which admins search, keeps the email). On the span, so the sign-in's outcome
+    // and the access-log line carry it; this line is for debugging.
+    tracing::Span::current().record("sub", identity.subject.as_str());
+    tracing::debug!(sub = %identity.subject, "identity verified");
     audit.subject = Some(identity.subject.clone());
     audit.email = identity.email.clone();
     policy::check_hosted_domain(&conn, &identity)?;
