@@ -44,12 +44,15 @@ impl Db {
         issuer: &str,
         subject: &str,
     ) -> Result<Option<IdentityLink>, DbError> {
-        let row = self
-            .query(select_links!("issuer = $2 AND subject = $3"))
-            .bind(issuer)
-            .bind(subject)
-            .fetch_optional(&self.pool)
-            .await?;
+        let query = || {
+            self.query(select_links!("issuer = $2 AND subject = $3"))
+                .bind(issuer)
+                .bind(subject)
+        };
+        let row = match &self.hot {
+            Some(hot) => hot.fetch_optional(&self.pool, query).await?,
+            None => query().fetch_optional(&self.pool).await?,
+        };
         row.map(|r| link_from_row(&r)).transpose()
     }
 

@@ -9,6 +9,7 @@
 
 pub mod audit;
 mod audit_writer;
+mod hot;
 pub mod links;
 pub mod settings;
 pub mod trials;
@@ -78,6 +79,9 @@ pub struct Db {
     backend: Backend,
     store_hash: Arc<str>,
     audit: Arc<audit_writer::AuditQueue>,
+    /// The link look-up's own connection (not for `:memory:`, where each connection is
+    /// another database).
+    hot: Option<Arc<hot::HotReader>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -114,6 +118,7 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
+        let options_for_hot = options.clone();
         let base = || AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         // A SQLite connection is a thread of this process: the health check sqlx runs
         // before handing one out is a round trip to that thread per query, for nothing.
@@ -165,7 +170,14 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&writer).await.map_err(DbError::Migrate)?;
+        let hot = (!memory).then(|| {
+            Arc::new(hot::HotReader::new(
+                options_for_hot,
+                backend == Backend::Sqlite,
+            ))
+        });
         Ok(Db {
+            hot,
             audit: audit_writer::AuditQueue::start(writer.clone(), capacity),
             pool,
             writer,

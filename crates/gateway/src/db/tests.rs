@@ -339,6 +339,49 @@ async fn a_file_database_is_created_and_migrated_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The link look-up's kept connection (issue 12) is a shortcut, never a point of failure.
+/// A SQLite file's look-ups use it; on PostgreSQL, when the server drops it (a restart, a
+/// proxy's idle timeout), the look-up that finds it broken is answered by the pool and the
+/// next one opens it again.
+#[tokio::test]
+async fn the_kept_reader_is_a_shortcut_never_a_point_of_failure() {
+    let dir = std::env::temp_dir().join(format!("bcsso-db-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = format!("sqlite://{}", dir.join("gw.sqlite").display());
+    let hash = format!("t{}", uuid::Uuid::new_v4().simple());
+    let mut urls = vec![file];
+    urls.extend(std::env::var("BCSSO_TEST_DATABASE_URL").ok());
+    for url in urls {
+        let db = Db::connect(&url, &hash).await.unwrap();
+        db.insert_link(&link("u1", 3)).await.unwrap();
+        let hot = db.hot.clone().expect("a kept reader");
+        assert!(
+            db.find_link("https://idp.test", "u1")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(hot.is_open().await, "{url}");
+        if db.backend() == Backend::Postgres {
+            let pid = hot.backend_pid().await.expect("its backend");
+            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert!(killed);
+            // Broken under the look-up: the pool answers, nothing fails.
+            let found = db.find_link("https://idp.test", "u1").await.unwrap();
+            assert_eq!(found.map(|l| l.customer_id), Some(3));
+            assert!(!hot.is_open().await, "dropped");
+            db.find_link("https://idp.test", "u1").await.unwrap();
+            assert!(hot.is_open().await, "opened again");
+            assert_ne!(hot.backend_pid().await, Some(pid));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn bad_urls_are_explained_without_passwords() {
     let e = Db::connect("mysql://u:hunter2@db/x", "h")
