@@ -1,15 +1,20 @@
 //! One connection kept out of the pool for the read every returning sign-in makes (its
 //! link). sqlx's pool tests each connection it takes back (`ping`: a round trip to SQLite's
 //! worker thread, or to PostgreSQL) from a task it spawns for that: per returning sign-in,
-//! more work than the look-up itself (issue 12's profile). This connection is used
-//! directly, one query at a time, and never pinged; when another sign-in is using it, or it
-//! broke, the pool answers instead, so it never makes a sign-in wait or fail.
+//! more work than the look-up itself (issue 12's profile). These connections (a few, for
+//! sign-ins that arrive together) are used directly, one query at a time, and never pinged;
+//! when all are in use, or the one taken broke, the pool answers instead, so they never
+//! make a sign-in wait or fail.
 
 use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyRow};
 use sqlx::{Any, AnyConnection, Connection};
 use tokio::sync::Mutex;
+
+/// Kept connections: sign-ins that look up at the same moment (c64 in the bench) each find
+/// one free; more would only hold database connections idle.
+const KEPT: usize = 4;
 
 /// After a failed connect, the pool alone serves for this long before the next attempt
 /// (a database that is down is not asked twice per sign-in).
@@ -19,7 +24,7 @@ pub(super) struct HotReader {
     options: AnyConnectOptions,
     /// SQLite: the reader pragmas every pooled reader gets.
     sqlite: bool,
-    slot: Mutex<Slot>,
+    slots: [Mutex<Slot>; KEPT],
 }
 
 #[derive(Default)]
@@ -35,7 +40,7 @@ impl HotReader {
         Self {
             options,
             sqlite,
-            slot: Mutex::new(Slot::default()),
+            slots: std::array::from_fn(|_| Mutex::new(Slot::default())),
         }
     }
 
@@ -46,7 +51,8 @@ impl HotReader {
         pool: &sqlx::AnyPool,
         query: impl Fn() -> Query<'q>,
     ) -> Result<Option<AnyRow>, sqlx::Error> {
-        if let Ok(mut slot) = self.slot.try_lock()
+        let free = self.slots.iter().find_map(|s| s.try_lock().ok());
+        if let Some(mut slot) = free
             && let Some(conn) = self.connected(&mut slot).await
         {
             match query().fetch_optional(&mut *conn).await {
@@ -88,9 +94,10 @@ impl HotReader {
 
 #[cfg(test)]
 impl HotReader {
-    /// The kept connection's PostgreSQL backend, if it is open (`None` on SQLite).
+    /// The first kept connection's PostgreSQL backend, if it is open (`None` on SQLite).
+    /// Sequential look-ups all use the first.
     pub(super) async fn backend_pid(&self) -> Option<i32> {
-        let mut slot = self.slot.lock().await;
+        let mut slot = self.slots[0].lock().await;
         let conn = slot.conn.as_mut()?;
         sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
             .fetch_one(conn)
@@ -99,6 +106,6 @@ impl HotReader {
     }
 
     pub(super) async fn is_open(&self) -> bool {
-        self.slot.lock().await.conn.is_some()
+        self.slots[0].lock().await.conn.is_some()
     }
 }
